@@ -1,0 +1,3 @@
+//! Processes that run closures.
+pub use self::signal::{send_signal, Signal, SignalFlag};
+mod signal;

@@ -1,0 +1,198 @@
+//! File-descriptor calls: [`socketpair(2)`], [`poll(2)`], reads and vectored writes.
+//!
+//! [`socketpair(2)`]: https://man7.org/linux/man-pages/man2/socketpair.2.html
+//! [`poll(2)`]: https://man7.org/linux/man-pages/man2/poll.2.html
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use super::{cvt, cvt_r};
+
+/// A connected pair of `AF_UNIX` stream sockets, both close-on-exec.
+pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` is valid for writes of two ints, which socketpair fills on success.
+    cvt(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    })?;
+    // SAFETY: socketpair returned two fresh fds that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Which directions of a socket to shut down.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Shutdown {
+    Read,
+    Write,
+}
+
+/// Wrapper around [`shutdown(2)`](https://man7.org/linux/man-pages/man2/shutdown.2.html).
+pub(crate) fn shutdown(fd: BorrowedFd<'_>, how: Shutdown) -> io::Result<()> {
+    let how = match how {
+        Shutdown::Read => libc::SHUT_RD,
+        Shutdown::Write => libc::SHUT_WR,
+    };
+    // SAFETY: shutdown on a valid fd has no memory-safety preconditions.
+    cvt(unsafe { libc::shutdown(fd.as_raw_fd(), how) })?;
+    Ok(())
+}
+
+/// Sets the socket's send and receive buffer sizes (the kernel may clamp them).
+pub(crate) fn set_buffer_sizes(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
+    let v = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    for opt in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
+        // SAFETY: `v` is a live c_int and its exact size is passed.
+        cvt(unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Duplicates `fd` as a new close-on-exec descriptor.
+pub(crate) fn dup(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    fd.try_clone_to_owned()
+}
+
+/// Switches `O_NONBLOCK` on or off.
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    // SAFETY: F_GETFL on a valid fd reads no memory of ours.
+    let flags = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
+    let new = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    if new != flags {
+        // SAFETY: F_SETFL with an int argument reads no memory of ours.
+        cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, new) })?;
+    }
+    Ok(())
+}
+
+/// Reads into `buf`, retrying on `EINTR`. `Ok(0)` means end of file.
+pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `&mut [u8]` is valid for writes of its length, and any byte pattern is valid
+    // for the `MaybeUninit<u8>` view we pass on.
+    let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
+    read_uninit(fd, uninit)
+}
+
+/// Reads into possibly uninitialised memory, retrying on `EINTR`. Returns how many bytes
+/// at the start of `buf` are now initialised; `Ok(0)` means end of file.
+pub(crate) fn read_uninit(fd: BorrowedFd<'_>, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes; read(2) writes at most that.
+    let n = cvt_r(|| unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })?;
+    Ok(n as usize)
+}
+
+/// Writes every byte of every slice, in order, with as few system calls as the kernel allows
+/// (one `sendmsg` when the socket buffer has room). Uses `MSG_NOSIGNAL` on sockets so a
+/// closed reader gives `BrokenPipe` instead of `SIGPIPE`; falls back to `writev` on
+/// descriptors that are not sockets.
+pub(crate) fn write_all_vectored(fd: BorrowedFd<'_>, bufs: &[&[u8]]) -> io::Result<()> {
+    let mut iov: Vec<libc::iovec> = bufs
+        .iter()
+        .filter(|b| !b.is_empty())
+        .map(|b| libc::iovec {
+            iov_base: b.as_ptr() as *mut libc::c_void,
+            iov_len: b.len(),
+        })
+        .collect();
+    let mut start = 0;
+    while start < iov.len() {
+        let n = write_iov(fd, &iov[start..])?;
+        let mut left = n;
+        while left > 0 {
+            let first = &mut iov[start];
+            if left >= first.iov_len {
+                left -= first.iov_len;
+                start += 1;
+            } else {
+                // SAFETY: `left < iov_len`, so the advanced pointer stays inside the slice
+                // this iovec was built from.
+                first.iov_base = unsafe { first.iov_base.cast::<u8>().add(left).cast() };
+                first.iov_len -= left;
+                left = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_iov(fd: BorrowedFd<'_>, iov: &[libc::iovec]) -> io::Result<usize> {
+    let count = iov.len().min(libc::UIO_MAXIOV as usize);
+    // SAFETY: a zeroed msghdr is a valid "no address, no control data" header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = count as _;
+    // SAFETY: `msg` points at `count` iovecs that each describe a live, readable slice.
+    let sent = cvt_r(|| unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) });
+    match sent {
+        Ok(n) => Ok(n as usize),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => {
+            // SAFETY: as above, `count` readable iovecs.
+            let n = cvt_r(|| unsafe { libc::writev(fd.as_raw_fd(), iov.as_ptr(), count as i32) })?;
+            Ok(n as usize)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Waits until some of `fds` are readable (or hung up), at most `timeout` (`None`: forever).
+/// Returns one flag per fd; all `false` means the timeout expired. Retries on `EINTR` with
+/// the time that is left.
+pub(crate) fn poll_readable(fds: &[RawFd], timeout: Option<Duration>) -> io::Result<Vec<bool>> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let ms = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                // Round up so a 0.5 ms wait does not become a busy 0 ms poll.
+                left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int
+            }
+        };
+        // SAFETY: `pfds` is a live array of `pfds.len()` pollfd structs.
+        let ret = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+        if ret == -1 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if ret == 0 && deadline.is_some_and(|d| Instant::now() < d) {
+            continue;
+        }
+        let bad = pfds.iter().find(|p| p.revents & libc::POLLNVAL != 0);
+        if let Some(p) = bad {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("fd {} is not an open file descriptor", p.fd),
+            ));
+        }
+        return Ok(pfds.iter().map(|p| p.revents != 0).collect());
+    }
+}

@@ -1,0 +1,159 @@
+//! Shared mappings: [`memfd_create(2)`], [`mmap(2)`], [`shm_open(3)`].
+//!
+//! [`memfd_create(2)`]: https://man7.org/linux/man-pages/man2/memfd_create.2.html
+//! [`mmap(2)`]: https://man7.org/linux/man-pages/man2/mmap.2.html
+//! [`shm_open(3)`]: https://man7.org/linux/man-pages/man3/shm_open.3.html
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
+
+use super::{cvt, cvt_r};
+
+/// Creates an anonymous memory file of `len` bytes (zero-filled), close-on-exec.
+pub(crate) fn memfd(name: &CStr, len: usize) -> io::Result<OwnedFd> {
+    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
+    let fd = cvt(unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) })?;
+    // SAFETY: memfd_create just returned this fd and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    set_len(fd.as_fd_borrow(), len)?;
+    Ok(fd)
+}
+
+/// Sets the size of a memory file.
+pub(crate) fn set_len(fd: BorrowedFd<'_>, len: usize) -> io::Result<()> {
+    let len =
+        libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: ftruncate on a valid fd has no memory-safety preconditions.
+    cvt_r(|| unsafe { libc::ftruncate(fd.as_raw_fd(), len) })?;
+    Ok(())
+}
+
+/// The size of the file behind `fd`.
+pub(crate) fn file_len(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `st` is valid for writes of one `stat`; fstat fills it on success.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) })?;
+    // SAFETY: fstat returned 0, so it initialised `st`.
+    let st = unsafe { st.assume_init() };
+    Ok(st.st_size as usize)
+}
+
+/// Opens (or creates, with `O_CREAT | O_EXCL` in `flags`) a named POSIX shared memory object.
+pub(crate) fn shm_open(name: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: `name` is NUL-terminated; the mode is a plain integer.
+    let fd = cvt_r(|| unsafe { libc::shm_open(name.as_ptr(), flags | libc::O_CLOEXEC, 0o600) })?;
+    // SAFETY: shm_open just returned this fd and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Removes a named POSIX shared memory object.
+pub(crate) fn shm_unlink(name: &CStr) -> io::Result<()> {
+    // SAFETY: `name` is NUL-terminated.
+    cvt(unsafe { libc::shm_unlink(name.as_ptr()) })?;
+    Ok(())
+}
+
+/// A `MAP_SHARED` read-write mapping, unmapped on drop.
+#[derive(Debug)]
+pub(crate) struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain memory; what is stored in it decides thread safety, and the
+// types built on it (in shm/, sync/, queue/) only hand out atomics or lock-guarded access.
+unsafe impl Send for Mapping {}
+// SAFETY: as above: `Mapping` itself gives out only a raw pointer.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Maps `len` bytes of `fd` from offset 0, shared and read-write.
+    pub(crate) fn new(fd: BorrowedFd<'_>, len: usize) -> io::Result<Mapping> {
+        if len == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot map 0 bytes",
+            ));
+        }
+        // SAFETY: a fresh mapping chosen by the kernel (addr null) aliases no Rust object;
+        // the fd is valid for the call.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr =
+            NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave null"))?;
+        Ok(Mapping { ptr, len })
+    }
+
+    /// The first byte of the mapping (page aligned).
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// The mapping's length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` came from a successful mmap and are unmapped once, here; every
+        // reference into the mapping borrows `self`, so none outlives this call.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
+/// `OwnedFd::as_fd` without importing the trait at every call site.
+trait AsFdBorrow {
+    fn as_fd_borrow(&self) -> BorrowedFd<'_>;
+}
+
+impl AsFdBorrow for OwnedFd {
+    fn as_fd_borrow(&self) -> BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn memfd_maps_zeroed_and_shares_writes_between_mappings() {
+        let fd = memfd(c"test", 4096).unwrap();
+        assert_eq!(file_len(fd.as_fd()).unwrap(), 4096);
+        let a = Mapping::new(fd.as_fd(), 4096).unwrap();
+        let b = Mapping::new(fd.as_fd(), 4096).unwrap();
+        // SAFETY: both mappings are 4096 bytes long and live for the whole test.
+        unsafe {
+            assert_eq!(*a.as_ptr().add(100), 0);
+            *a.as_ptr().add(100) = 7;
+            assert_eq!(*b.as_ptr().add(100), 7);
+        }
+    }
+
+    #[test]
+    fn zero_length_mapping_is_refused() {
+        let fd = memfd(c"test", 0).unwrap();
+        assert_eq!(
+            Mapping::new(fd.as_fd(), 0).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+    }
+}

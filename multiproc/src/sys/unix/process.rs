@@ -1,0 +1,128 @@
+//! Process calls: [`fork(2)`], [`_exit(2)`], [`pidfd_open(2)`], [`waitid(2)`], [`prctl(2)`].
+//!
+//! [`fork(2)`]: https://man7.org/linux/man-pages/man2/fork.2.html
+//! [`_exit(2)`]: https://man7.org/linux/man-pages/man2/_exit.2.html
+//! [`pidfd_open(2)`]: https://man7.org/linux/man-pages/man2/pidfd_open.2.html
+//! [`waitid(2)`]: https://man7.org/linux/man-pages/man2/waitid.2.html
+//! [`prctl(2)`]: https://man7.org/linux/man-pages/man2/prctl.2.html
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use super::{cvt, cvt_r};
+
+/// What [`fork`] returns in each of the two processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Forked {
+    /// In the parent, with the child's pid.
+    Parent(i32),
+    /// In the child.
+    Child,
+}
+
+/// Wrapper around `fork(2)`.
+///
+/// # Safety
+/// - The calling process must have exactly one thread, or the caller must vouch that no
+///   other thread holds a lock (the allocator's, stdout's, a `Mutex` of its own) that the
+///   child will take: only the calling thread exists in the child, so such a lock would
+///   never be released there.
+/// - In the child, only async-signal-safe work is sound until that condition is known to
+///   hold; the child must leave through [`exit_now`], never by unwinding out of the caller.
+pub(crate) unsafe fn fork() -> io::Result<Forked> {
+    // SAFETY: the caller upholds the single-thread contract above.
+    let pid = cvt(unsafe { libc::fork() })?;
+    Ok(if pid == 0 {
+        Forked::Child
+    } else {
+        Forked::Parent(pid)
+    })
+}
+
+/// Ends the process at once with `code`, running no exit handlers and flushing nothing.
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit(2) is always sound; it does not return.
+    unsafe { libc::_exit(code) }
+}
+
+/// A pidfd for `pid`: readable once the process has exited; signals sent through it cannot
+/// reach a recycled pid.
+pub(crate) fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and touches no memory of ours.
+    let fd = cvt(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    // SAFETY: the kernel returned a fresh fd (close-on-exec by definition) we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Sends `sig` to the process behind `pidfd`.
+pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
+    // SAFETY: a null siginfo asks the kernel to fill in the usual kill(2) fields.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    })?;
+    Ok(())
+}
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// It exited with this code.
+    Code(i32),
+    /// A signal with this number killed it.
+    Signal(i32),
+}
+
+/// Reaps the child `pid`. With `block == false`, returns `Ok(None)` if it is still running.
+pub(crate) fn wait_exit(pid: i32, block: bool) -> io::Result<Option<Exit>> {
+    let mut status: libc::c_int = 0;
+    let flags = if block { 0 } else { libc::WNOHANG };
+    // SAFETY: `status` is a live c_int that waitpid may write.
+    let ret = cvt_r(|| unsafe { libc::waitpid(pid, &mut status, flags) })?;
+    if ret == 0 {
+        return Ok(None);
+    }
+    if libc::WIFEXITED(status) {
+        Ok(Some(Exit::Code(libc::WEXITSTATUS(status))))
+    } else if libc::WIFSIGNALED(status) {
+        Ok(Some(Exit::Signal(libc::WTERMSIG(status))))
+    } else {
+        Err(io::Error::other(format!(
+            "unexpected wait status {status:#x}"
+        )))
+    }
+}
+
+/// Asks the kernel to send `sig` to this process when the thread that forked it exits.
+pub(crate) fn set_parent_death_signal(sig: i32) -> io::Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG takes an integer and touches no memory of ours.
+    cvt(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) })?;
+    Ok(())
+}
+
+/// How many threads this process has now.
+pub(crate) fn thread_count() -> io::Result<usize> {
+    Ok(std::fs::read_dir("/proc/self/task")?.count())
+}
+
+/// This process's id.
+pub(crate) fn getpid() -> i32 {
+    // SAFETY: getpid(2) always succeeds and touches no memory.
+    unsafe { libc::getpid() }
+}
+
+/// The parent's id (the reaper's, if the parent died).
+pub(crate) fn getppid() -> i32 {
+    // SAFETY: getppid(2) always succeeds and touches no memory.
+    unsafe { libc::getppid() }
+}
+
+/// The number of online CPUs (at least 1).
+pub(crate) fn cpu_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
