@@ -62,6 +62,10 @@ mod direction {
     impl Writable for SendOnly {}
 }
 
+/// Messages up to this size are copied behind their header and sent with one `send`;
+/// larger ones go out as two iovecs, without the copy.
+const SMALL_FRAME: usize = 1024;
+
 /// Size of the read buffer: small messages arrive with one `read` call.
 const READ_BUF: usize = 64 * 1024;
 
@@ -387,7 +391,7 @@ impl<D: Writable> Connection<D> {
                 .expect("header room");
             let header_len = frame::encode_header(len, head);
             let frame = &scratch[frame::MAX_HEADER - header_len..];
-            Ok(sys::fd::write_all_vectored(self.fd.as_fd(), &[frame])?)
+            Ok(sys::fd::send_all(self.fd.as_fd(), frame)?)
         });
         // Keep small scratch buffers for the next send; give large ones back.
         if scratch.capacity() <= READ_BUF {
@@ -404,7 +408,16 @@ impl<D: Writable> Connection<D> {
     pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<()> {
         let mut scratch = [0; frame::MAX_HEADER];
         let header = frame::header(bytes.len() as u64, &mut scratch);
-        sys::fd::write_all_vectored(self.fd.as_fd(), &[header, bytes])?;
+        if bytes.len() <= SMALL_FRAME {
+            // One contiguous `send` is the cheapest call for a small message.
+            let mut frame = [0u8; frame::MAX_HEADER + SMALL_FRAME];
+            let total = header.len() + bytes.len();
+            frame[..header.len()].copy_from_slice(header);
+            frame[header.len()..total].copy_from_slice(bytes);
+            sys::fd::send_all(self.fd.as_fd(), &frame[..total])?;
+        } else {
+            sys::fd::write_all_vectored(self.fd.as_fd(), &[header, bytes])?;
+        }
         Ok(())
     }
 }
