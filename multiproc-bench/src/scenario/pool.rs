@@ -1,0 +1,102 @@
+//! Pools of 2 workers: `map` and `apply_async` of a trivial function.
+
+use serde_json::json;
+
+use super::{check, not_yet, python, python_named, PROCSPAWN, THREADS};
+use crate::harness::{Counts, Outcome, Result, Sample, Scenario, System, Unit, MULTIPROC};
+
+/// Workers in every pool: one per core of the 2-core machines this runs on.
+const WORKERS: usize = 2;
+
+pub(super) fn scenarios() -> Vec<Scenario> {
+    let rate = Unit::Rate {
+        label: "k tasks/s",
+        scale: 1e3,
+    };
+    vec![
+        Scenario {
+            id: "pool_map".into(),
+            title: "pool map, trivial function".into(),
+            unit: rate,
+            counts: Counts::new(20, 20_000, 200_000),
+            pinned: false,
+            systems: vec![
+                System::new(MULTIPROC, |_, n| multiproc_map(n)),
+                python(|n| json!({"scenario": "pool_map", "n": n})),
+                python_named("python multiprocessing (chunksize 1)", |n| {
+                    json!({"scenario": "pool_map", "n": n, "chunksize": 1})
+                }),
+                System::new(THREADS, |_, n| threads_pool(n)),
+            ],
+        },
+        Scenario {
+            id: "pool_apply_async".into(),
+            title: "pool apply_async, trivial function".into(),
+            unit: rate,
+            counts: Counts::new(10, 2_000, 20_000),
+            pinned: false,
+            systems: vec![
+                System::new(MULTIPROC, |_, n| multiproc_apply_async(n)),
+                python(|n| json!({"scenario": "pool_apply_async", "n": n})),
+                System::new(PROCSPAWN, |_, n| procspawn_pool(n)),
+                System::new(THREADS, |_, n| threads_pool(n)),
+            ],
+        },
+    ]
+}
+
+fn multiproc_map(_n: u64) -> Result<Outcome> {
+    not_yet()
+}
+
+fn multiproc_apply_async(_n: u64) -> Result<Outcome> {
+    not_yet()
+}
+
+/// The trivial task every pool runs.
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn sum_of_squares(n: u64) -> u64 {
+    (0..n).map(square).sum()
+}
+
+fn procspawn_pool(n: u64) -> Result<Outcome> {
+    let pool = procspawn::Pool::new(WORKERS)?;
+    pool.spawn(0, square).join()?; // the workers are up before the clock starts
+    let sample = Sample::time(n, || {
+        let handles: Vec<_> = (0..n).map(|i| pool.spawn(i, square)).collect();
+        let mut sum = 0;
+        for handle in handles {
+            sum += handle.join()?;
+        }
+        check("sum of results", sum, sum_of_squares(n))
+    });
+    pool.shutdown();
+    Ok(Outcome::Sample(sample?))
+}
+
+/// In-process ceiling: tasks to 2 worker threads over one channel, results back over another.
+fn threads_pool(n: u64) -> Result<Outcome> {
+    let (task_tx, task_rx) = crossbeam_channel::unbounded::<u64>();
+    let (result_tx, result_rx) = crossbeam_channel::unbounded::<u64>();
+    std::thread::scope(move |scope| {
+        for _ in 0..WORKERS {
+            let (tasks, results) = (task_rx.clone(), result_tx.clone());
+            scope.spawn(move || {
+                for x in tasks {
+                    if results.send(square(x)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let sample = Sample::time(n, || {
+            (0..n).try_for_each(|i| task_tx.send(i))?;
+            let sum: u64 = result_rx.iter().take(n as usize).sum();
+            check("sum of results", sum, sum_of_squares(n))
+        })?;
+        Ok(Outcome::Sample(sample))
+    })
+}
