@@ -21,7 +21,7 @@ pub(super) fn scenarios() -> Vec<Scenario> {
             id: "lock_uncontended".into(),
             title: "lock acquire+release, uncontended".into(),
             unit: ns,
-            counts: Counts::new(1_000, 1_000_000, 10_000_000),
+            counts: Counts::new(1_000, 2_000_000, 10_000_000),
             pinned: false,
             systems: vec![
                 System::new(MULTIPROC, |_, n| multiproc_lock_uncontended(n)),
@@ -33,7 +33,7 @@ pub(super) fn scenarios() -> Vec<Scenario> {
             id: "lock_contended".into(),
             title: "lock hand-off, 2 processes x n".into(),
             unit: ns,
-            counts: Counts::new(100, 20_000, 200_000),
+            counts: Counts::new(100, 50_000, 200_000),
             pinned: false,
             systems: vec![
                 System::new(MULTIPROC, |_, n| multiproc_lock_contended(n)),
@@ -45,7 +45,7 @@ pub(super) fn scenarios() -> Vec<Scenario> {
             id: "value_increment".into(),
             title: "Value += 1 under its lock, 2 processes x n".into(),
             unit: ns,
-            counts: Counts::new(100, 20_000, 200_000),
+            counts: Counts::new(100, 50_000, 200_000),
             pinned: false,
             systems: vec![
                 System::new(MULTIPROC, |_, n| multiproc_value_increment(n)),

@@ -13,7 +13,7 @@ pub(super) fn scenarios() -> Vec<Scenario> {
             label: "k ops/s",
             scale: 1e3,
         },
-        counts: Counts::new(20, 2_000, 20_000),
+        counts: Counts::new(20, 5_000, 20_000),
         pinned: false,
         systems: vec![
             System::new(MULTIPROC, |_, n| multiproc_dict_set(n)),

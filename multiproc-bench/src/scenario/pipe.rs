@@ -51,7 +51,7 @@ fn round_trip(size: usize, pinned: bool) -> Scenario {
             label: "us/RT",
             per_second: 1e6,
         },
-        counts: Counts::new(20, 2_000, 20_000),
+        counts: Counts::new(20, 5_000, 50_000),
         pinned,
         systems,
     }
@@ -75,7 +75,7 @@ fn throughput(pinned: bool) -> Scenario {
             label: "GB/s",
             scale: 1e9,
         },
-        counts: Counts::new(4, 100, 1_000),
+        counts: Counts::new(4, 200, 1_000),
         pinned,
         systems,
     }

@@ -18,7 +18,7 @@ pub(super) fn scenarios() -> Vec<Scenario> {
             id: "pool_map".into(),
             title: "pool map, trivial function".into(),
             unit: rate,
-            counts: Counts::new(20, 20_000, 200_000),
+            counts: Counts::new(20, 50_000, 200_000),
             pinned: false,
             systems: vec![
                 System::new(MULTIPROC, |_, n| multiproc_map(n)),
@@ -33,7 +33,7 @@ pub(super) fn scenarios() -> Vec<Scenario> {
             id: "pool_apply_async".into(),
             title: "pool apply_async, trivial function".into(),
             unit: rate,
-            counts: Counts::new(10, 2_000, 20_000),
+            counts: Counts::new(10, 5_000, 20_000),
             pinned: false,
             systems: vec![
                 System::new(MULTIPROC, |_, n| multiproc_apply_async(n)),

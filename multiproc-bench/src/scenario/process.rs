@@ -12,7 +12,7 @@ pub(super) fn scenarios() -> Vec<Scenario> {
     vec![
         start_join(
             "fork",
-            Counts::new(2, 20, 200),
+            Counts::new(2, 50, 200),
             vec![
                 System::new(MULTIPROC, |_, n| multiproc_fork(n)),
                 System::new("floor: fork+waitpid", |_, n| bare_fork(n)),
@@ -21,12 +21,12 @@ pub(super) fn scenarios() -> Vec<Scenario> {
         ),
         start_join(
             "forkserver",
-            Counts::new(2, 10, 100),
+            Counts::new(2, 20, 100),
             vec![System::new(MULTIPROC, |_, n| multiproc_forkserver(n))],
         ),
         start_join(
             "spawn",
-            Counts::new(1, 5, 30),
+            Counts::new(1, 8, 30),
             vec![
                 System::new(MULTIPROC, |_, n| multiproc_spawn(n)),
                 System::new(PROCSPAWN, |_, n| procspawn_spawn(n)),

@@ -22,7 +22,7 @@ fn small(producers: u64) -> Scenario {
             label: "M msg/s",
             scale: 1e6,
         },
-        counts: Counts::new(100, 20_000, 200_000),
+        counts: Counts::new(100, 50_000, 200_000),
         pinned: false,
         systems: vec![
             System::new(MULTIPROC, move |_, n| multiproc_small(producers, n)),
@@ -41,7 +41,7 @@ fn big() -> Scenario {
             label: "GB/s",
             scale: 1e9,
         },
-        counts: Counts::new(4, 50, 500),
+        counts: Counts::new(4, 100, 500),
         pinned: false,
         systems: vec![
             System::new(MULTIPROC, |_, n| multiproc_big(n)),
