@@ -1,0 +1,3 @@
+//! Connections between real processes (contract section CN).
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! Every example runs and prints what its seed prints.
+
+fn main() {}
