@@ -44,7 +44,8 @@ impl Drop for Pinned {
 fn get(pid: libc::pid_t) -> io::Result<libc::cpu_set_t> {
     let mut mask = MaybeUninit::<libc::cpu_set_t>::zeroed();
     // SAFETY: `mask` is a writable `cpu_set_t` of the size passed.
-    let rc = unsafe { libc::sched_getaffinity(pid, size_of::<libc::cpu_set_t>(), mask.as_mut_ptr()) };
+    let rc =
+        unsafe { libc::sched_getaffinity(pid, size_of::<libc::cpu_set_t>(), mask.as_mut_ptr()) };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }

@@ -7,7 +7,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::harness::{Result, RowResult, MULTIPROC};
-use crate::report::Meta;
+use crate::report::{self, Meta};
 
 const BAR_HEIGHT: u32 = 22;
 const PALETTE: [RGBColor; 8] = [
@@ -32,9 +32,13 @@ pub(crate) fn write_svg(path: &Path, meta: &Meta, rows: &[RowResult]) -> Result<
     let mut systems: Vec<&str> = bars.iter().map(|(r, _)| r.system).collect();
     systems.sort_unstable();
     systems.dedup();
-    let color = |system: &str| PALETTE[systems.iter().position(|&s| s == system).unwrap_or(0) % PALETTE.len()];
+    let color = |system: &str| {
+        PALETTE[systems.iter().position(|&s| s == system).unwrap_or(0) % PALETTE.len()]
+    };
 
-    let (lo, hi) = bars.iter().fold((0.5f64, 2.0f64), |(lo, hi), &(_, r)| (lo.min(r), hi.max(r)));
+    let (lo, hi) = bars
+        .iter()
+        .fold((0.5f64, 2.0f64), |(lo, hi), &(_, r)| (lo.min(r), hi.max(r)));
     let (lo, hi) = (lo / 1.5, hi * 3.0);
     let height = 140 + BAR_HEIGHT * bars.len().max(1) as u32;
     let root = SVGBackend::new(path, (1100, height)).into_drawing_area();
@@ -44,7 +48,8 @@ pub(crate) fn write_svg(path: &Path, meta: &Meta, rows: &[RowResult]) -> Result<
         .filter(|r| r.system == MULTIPROC && r.ratio.is_none())
         .count();
     let caption = format!(
-        "time per operation relative to multiproc (log scale; {waiting} scenarios without a multiproc figure yet)"
+        "time per operation relative to multiproc: right of 1x the peer is slower (log scale; \
+         {waiting} scenarios without a multiproc figure yet)"
     );
     let mut chart = ChartBuilder::on(&root)
         .caption(&caption, ("sans-serif", 16))
@@ -52,7 +57,10 @@ pub(crate) fn write_svg(path: &Path, meta: &Meta, rows: &[RowResult]) -> Result<
         .x_label_area_size(50)
         .y_label_area_size(430)
         .build_cartesian_2d((lo..hi).log_scale(), 0.0..bars.len().max(1) as f64)?;
-    let labels: Vec<String> = bars.iter().map(|(r, _)| format!("{} / {}", r.scenario, r.system)).collect();
+    let labels: Vec<String> = bars
+        .iter()
+        .map(|(r, _)| format!("{} / {}", r.scenario, r.system))
+        .collect();
     chart
         .configure_mesh()
         .disable_y_mesh()
@@ -64,12 +72,12 @@ pub(crate) fn write_svg(path: &Path, meta: &Meta, rows: &[RowResult]) -> Result<
         let top = (bars.len() - i) as f64 - 0.1;
         let bottom = top - 0.8;
         chart.draw_series(std::iter::once(Rectangle::new(
-            [(lo, bottom), (*ratio, top)],
+            [(1.0, bottom), (*ratio, top)],
             color(row.system).filled(),
         )))?;
         chart.draw_series(std::iter::once(Text::new(
-            format!("{ratio:.2}x"),
-            (*ratio * 1.05, top - 0.15),
+            format!("{}x", report::number(*ratio)),
+            (ratio.max(1.0) * 1.05, top - 0.15),
             ("sans-serif", 12),
         )))?;
         let (x, y) = chart.backend_coord(&(lo, top - 0.15));

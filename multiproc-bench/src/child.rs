@@ -31,7 +31,10 @@ pub(crate) fn fork(body: impl FnOnce() -> Result<()>) -> Result<Forked> {
 }
 
 /// [`fork`] on an earlier proof that the process has one thread.
-pub(crate) fn fork_with(_proof: &SingleThreaded, body: impl FnOnce() -> Result<()>) -> Result<Forked> {
+pub(crate) fn fork_with(
+    _proof: &SingleThreaded,
+    body: impl FnOnce() -> Result<()>,
+) -> Result<Forked> {
     // SAFETY: the process has exactly one thread (`_proof`, and the bench starts threads
     // only inside scenarios that join them before returning), so no lock can be held by
     // a thread that does not exist in the child, and the child may run ordinary code.
@@ -96,7 +99,10 @@ impl Drop for Forked {
 
 /// Waits all children; the first error wins, and every child is reaped either way.
 pub(crate) fn wait_all(children: Vec<Forked>) -> Result<()> {
-    children.into_iter().map(Forked::wait).fold(Ok(()), Result::and)
+    children
+        .into_iter()
+        .map(Forked::wait)
+        .fold(Ok(()), Result::and)
 }
 
 /// Checks that the process has one thread. Threads that are exiting (procspawn's pool

@@ -1,7 +1,9 @@
-//! The one raw primitive the OS floors need beyond std: a word in shared memory that
-//! processes can wait on with a futex. (Sockets and pipes come from std.)
+//! The raw primitives the OS floors need beyond std: a word in shared memory that
+//! processes can wait on with a futex, and larger pipe and socket buffers. (The sockets
+//! and pipes themselves come from std.)
 
 use std::io;
+use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -28,7 +30,8 @@ impl SharedWord {
         if ptr == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        let word = NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))?;
+        let word =
+            NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))?;
         Ok(SharedWord { word })
     }
 
@@ -76,4 +79,45 @@ fn page_size() -> usize {
     // SAFETY: sysconf has no memory-safety preconditions.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     usize::try_from(size).unwrap_or(4096)
+}
+
+/// Grows a pipe's buffer (`F_SETPIPE_SZ`) to `bytes`, capped at what an unprivileged
+/// process may ask for (`/proc/sys/fs/pipe-max-size`), so that a large message moves with
+/// as few wake-ups as the kernel allows.
+pub(crate) fn grow_pipe(pipe: &impl AsRawFd, bytes: usize) -> io::Result<()> {
+    let max = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(bytes);
+    let size = libc::c_int::try_from(bytes.min(max)).map_err(io::Error::other)?;
+    // SAFETY: F_SETPIPE_SZ takes an int and only resizes the buffer of a descriptor that
+    // `pipe` keeps open for the duration of the call.
+    let rc = unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, size) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Asks for `bytes` of send and receive buffer on a socket (`SO_SNDBUF`/`SO_RCVBUF`; the
+/// kernel caps it at `net.core.wmem_max`/`rmem_max`), as multiproc's own pipes do.
+pub(crate) fn grow_socket(socket: &impl AsRawFd, bytes: usize) -> io::Result<()> {
+    let size = libc::c_int::try_from(bytes).map_err(io::Error::other)?;
+    for option in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
+        // SAFETY: the option value is a live c_int of the length passed, and `socket`
+        // keeps the descriptor open for the duration of the call.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                (&raw const size).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }

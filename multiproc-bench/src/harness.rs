@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::affinity;
+use crate::child;
 use crate::python::Python;
 
 /// Errors of a run: a failed sanity check, a failed setup, an I/O error.
@@ -117,7 +118,10 @@ pub(crate) struct System {
 }
 
 impl System {
-    pub(crate) fn new(name: &'static str, run: impl Fn(&mut Ctx, u64) -> Result<Outcome> + 'static) -> Self {
+    pub(crate) fn new(
+        name: &'static str,
+        run: impl Fn(&mut Ctx, u64) -> Result<Outcome> + 'static,
+    ) -> Self {
         System {
             name,
             run: Box::new(run),
@@ -288,7 +292,13 @@ pub(crate) fn run_all(scenarios: &[Scenario], ctx: &mut Ctx, runs: usize) -> Vec
     results
 }
 
-fn run_once(scenario: &Scenario, system: &System, ctx: &mut Ctx, n: u64, costs: &mut Vec<f64>) -> Status {
+fn run_once(
+    scenario: &Scenario,
+    system: &System,
+    ctx: &mut Ctx,
+    n: u64,
+    costs: &mut Vec<f64>,
+) -> Status {
     let pin = if scenario.pinned {
         let pids = std::iter::once(std::process::id()).chain(ctx.python_pid());
         match affinity::pin_to_first_cpu(pids) {
@@ -298,7 +308,9 @@ fn run_once(scenario: &Scenario, system: &System, ctx: &mut Ctx, n: u64, costs: 
     } else {
         None
     };
-    let outcome = (system.run)(ctx, n);
+    // Every system starts in a single-threaded process, so that it may fork: threads of
+    // the previous system (joined, or procspawn's exiting monitors) must be gone.
+    let outcome = child::single_threaded().and_then(|_| (system.run)(ctx, n));
     drop(pin);
     match outcome {
         Ok(Outcome::Sample(s)) if s.ops > 0 && !s.elapsed.is_zero() => {
@@ -319,7 +331,9 @@ fn fill_ratios(rows: &mut [RowResult]) {
         .and_then(RowResult::stats)
         .map(|(median, _, _)| median);
     for row in rows.iter_mut().filter(|r| r.status == Status::Ok) {
-        row.ratio = reference.zip(row.stats()).map(|(m, (median, _, _))| median / m);
+        row.ratio = reference
+            .zip(row.stats())
+            .map(|(m, (median, _, _))| median / m);
     }
 }
 
@@ -346,7 +360,10 @@ mod tests {
     #[test]
     fn stats_are_median_min_max_of_unsorted_costs() {
         assert_eq!(row("a", &[3.0, 1.0, 2.0]).stats(), Some((2.0, 1.0, 3.0)));
-        assert_eq!(row("a", &[4.0, 1.0, 2.0, 3.0]).stats(), Some((2.5, 1.0, 4.0)));
+        assert_eq!(
+            row("a", &[4.0, 1.0, 2.0, 3.0]).stats(),
+            Some((2.5, 1.0, 4.0))
+        );
         assert_eq!(row("a", &[]).stats(), None);
     }
 

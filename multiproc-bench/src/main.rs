@@ -58,7 +58,12 @@ fn main() -> ExitCode {
 fn run(options: &cli::Options) -> harness::Result<bool> {
     let scenarios: Vec<_> = scenario::all()
         .into_iter()
-        .filter(|s| options.filter.as_ref().is_none_or(|f| s.id.contains(f.as_str())))
+        .filter(|s| {
+            options
+                .filter
+                .as_ref()
+                .is_none_or(|f| s.id.contains(f.as_str()))
+        })
         .collect();
     if scenarios.is_empty() {
         return Err("no scenario matches the filter".into());

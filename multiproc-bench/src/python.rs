@@ -22,8 +22,14 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("bench_queue.py", include_str!("../python/bench_queue.py")),
     ("bench_sync.py", include_str!("../python/bench_sync.py")),
     ("bench_pool.py", include_str!("../python/bench_pool.py")),
-    ("bench_process.py", include_str!("../python/bench_process.py")),
-    ("bench_manager.py", include_str!("../python/bench_manager.py")),
+    (
+        "bench_process.py",
+        include_str!("../python/bench_process.py"),
+    ),
+    (
+        "bench_manager.py",
+        include_str!("../python/bench_manager.py"),
+    ),
 ];
 
 /// The running driver.
@@ -96,7 +102,9 @@ impl Python {
         writeln!(self.stdin, "{request}")?;
         let mut line = String::new();
         if self.stdout.read_line(&mut line)? == 0 {
-            return Err(format!("the python driver died; its stderr: {}", self.stderr_tail()).into());
+            return Err(
+                format!("the python driver died; its stderr: {}", self.stderr_tail()).into(),
+            );
         }
         let reply: Reply = serde_json::from_str(&line)?;
         match reply {

@@ -52,9 +52,9 @@ fn machine() -> String {
         .find_map(|line| line.strip_prefix("model name"))
         .and_then(|rest| rest.split_once(':'))
         .map_or("unknown CPU", |(_, model)| model.trim());
-    let vm = cpuinfo
-        .lines()
-        .any(|line| line.starts_with("flags") && line.split_whitespace().any(|f| f == "hypervisor"));
+    let vm = cpuinfo.lines().any(|line| {
+        line.starts_with("flags") && line.split_whitespace().any(|f| f == "hypervisor")
+    });
     let cpus = std::thread::available_parallelism().map_or(0, usize::from);
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!(
@@ -65,7 +65,7 @@ fn machine() -> String {
 }
 
 /// Three significant digits, without exponent notation.
-fn number(x: f64) -> String {
+pub(crate) fn number(x: f64) -> String {
     if !x.is_finite() || x == 0.0 {
         return format!("{x}");
     }
@@ -119,7 +119,13 @@ pub(crate) fn table(meta: &Meta, rows: &[RowResult]) -> String {
         ]);
     }
     let widths: Vec<usize> = (0..6)
-        .map(|c| lines.iter().map(|l| l[c].chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            lines
+                .iter()
+                .map(|l| l[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     let _ = writeln!(
@@ -147,7 +153,13 @@ pub(crate) fn table(meta: &Meta, rows: &[RowResult]) -> String {
             let rules: Vec<String> = widths
                 .iter()
                 .enumerate()
-                .map(|(c, &w)| if c < 2 { "-".repeat(w) } else { format!("{}:", "-".repeat(w - 1)) })
+                .map(|(c, &w)| {
+                    if c < 2 {
+                        "-".repeat(w)
+                    } else {
+                        format!("{}:", "-".repeat(w - 1))
+                    }
+                })
                 .collect();
             let _ = writeln!(out, "| {} |", rules.join(" | "));
         }

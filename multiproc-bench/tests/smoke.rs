@@ -20,7 +20,8 @@ const ALWAYS_MEASURED: &[&str] = &[
     "std::thread spawn+join",
     "floor: socketpair",
     "floor: futex wake (no data)",
-    "floor: pipe",
+    "floor: pipe (1 MiB buffer)",
+    "floor: socketpair (4 MiB buffers)",
     "floor: fork+waitpid",
     "floor: exec of this binary",
 ];
@@ -44,7 +45,9 @@ fn python3_present() -> bool {
 
 #[test]
 fn every_scenario_runs_once_with_tiny_counts() {
-    let json = TempFile(std::env::temp_dir().join(format!("multiproc-bench-smoke-{}.json", std::process::id())));
+    let json = TempFile(
+        std::env::temp_dir().join(format!("multiproc-bench-smoke-{}.json", std::process::id())),
+    );
     let mut bench = Command::new(env!("CARGO_BIN_EXE_multiproc-bench"))
         .arg("--tiny")
         .arg("--json")
@@ -70,16 +73,23 @@ fn every_scenario_runs_once_with_tiny_counts() {
     }
     let pid = bench.id();
     let status = bench.wait().expect("reap the bench");
-    let table = reader.join().expect("reader thread").expect("read the table");
+    let table = reader
+        .join()
+        .expect("reader thread")
+        .expect("read the table");
     let scripts = std::env::temp_dir().join(format!("multiproc-bench-{pid}"));
     assert!(!scripts.exists(), "{} left behind", scripts.display());
     assert!(status.success(), "the bench failed:\n{table}");
     assert!(table.contains("| scenario "), "no table printed:\n{table}");
 
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json.0).expect("read the JSON"))
-        .expect("the JSON parses");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json.0).expect("read the JSON"))
+            .expect("the JSON parses");
     let rows = report["rows"].as_array().expect("rows");
-    let scenarios: BTreeSet<&str> = rows.iter().map(|r| r["scenario_id"].as_str().expect("id")).collect();
+    let scenarios: BTreeSet<&str> = rows
+        .iter()
+        .map(|r| r["scenario_id"].as_str().expect("id"))
+        .collect();
     let expected = [
         "pipe_rt_8",
         "pipe_rt_64",
@@ -99,11 +109,18 @@ fn every_scenario_runs_once_with_tiny_counts() {
         "process_spawn",
         "manager_dict",
     ];
-    assert_eq!(scenarios, expected.into_iter().collect(), "scenario list changed");
+    assert_eq!(
+        scenarios,
+        expected.into_iter().collect(),
+        "scenario list changed"
+    );
 
     let python = python3_present();
     for row in rows {
-        let (scenario, system) = (row["scenario_id"].as_str().unwrap(), row["system"].as_str().unwrap());
+        let (scenario, system) = (
+            row["scenario_id"].as_str().unwrap(),
+            row["system"].as_str().unwrap(),
+        );
         let status = row["status"].as_str().unwrap();
         let what = format!("{scenario} / {system}: {row}");
         match system {
@@ -128,6 +145,9 @@ fn every_scenario_runs_once_with_tiny_counts() {
     }
     // Every peer listed above appears somewhere, so a renamed system cannot slip by.
     for system in ALWAYS_MEASURED {
-        assert!(rows.iter().any(|r| r["system"] == *system), "{system} missing");
+        assert!(
+            rows.iter().any(|r| r["system"] == *system),
+            "{system} missing"
+        );
     }
 }

@@ -37,7 +37,10 @@ fn python(request: impl Fn(u64) -> serde_json::Value + 'static) -> System {
     python_named(PYTHON, request)
 }
 
-fn python_named(name: &'static str, request: impl Fn(u64) -> serde_json::Value + 'static) -> System {
+fn python_named(
+    name: &'static str,
+    request: impl Fn(u64) -> serde_json::Value + 'static,
+) -> System {
     System::new(name, move |ctx: &mut Ctx, n| ctx.python(request(n)))
 }
 

@@ -6,9 +6,11 @@ use std::os::unix::net::UnixStream;
 use ipc_channel::ipc;
 use serde_json::json;
 
-use super::{check, not_yet, python, warmup, IPC_CHANNEL, THREADS};
+use multiproc::Process;
+
+use super::{check, python, warmup, IPC_CHANNEL, THREADS};
 use crate::child;
-use crate::floor::SharedWord;
+use crate::floor::{self, SharedWord};
 use crate::harness::{Counts, Outcome, Result, Sample, Scenario, System, Unit, MULTIPROC};
 
 /// Size of a message in the throughput scenarios.
@@ -38,11 +40,15 @@ fn round_trip(size: usize, pinned: bool) -> Scenario {
         System::new(MULTIPROC, move |_, n| multiproc_round_trip(size, n)),
         python(move |n| json!({"scenario": "pipe_rt", "n": n, "size": size, "warmup": warmup(n)})),
         System::new(IPC_CHANNEL, move |_, n| ipc_channel_round_trip(size, n)),
-        System::new("floor: socketpair", move |_, n| socketpair_round_trip(size, n)),
+        System::new("floor: socketpair", move |_, n| {
+            socketpair_round_trip(size, n)
+        }),
         System::new("floor: futex wake (no data)", |_, n| futex_round_trip(n)),
     ];
     if !pinned {
-        systems.push(System::new(THREADS, move |_, n| threads_round_trip(size, n)));
+        systems.push(System::new(THREADS, move |_, n| {
+            threads_round_trip(size, n)
+        }));
     }
     Scenario {
         id: format!("pipe_rt_{size}{id}"),
@@ -62,7 +68,10 @@ fn throughput(pinned: bool) -> Scenario {
     let mut systems = vec![
         System::new(MULTIPROC, |_, n| multiproc_throughput(n)),
         python(|n| json!({"scenario": "pipe_throughput", "n": n, "size": BIG})),
-        System::new("floor: pipe", |_, n| pipe_throughput(n)),
+        System::new("floor: pipe (1 MiB buffer)", |_, n| pipe_throughput(n)),
+        System::new("floor: socketpair (4 MiB buffers)", |_, n| {
+            socketpair_throughput(n)
+        }),
     ];
     if !pinned {
         systems.push(System::new(IPC_CHANNEL, |_, n| ipc_channel_throughput(n)));
@@ -81,12 +90,55 @@ fn throughput(pinned: bool) -> Scenario {
     }
 }
 
-fn multiproc_round_trip(_size: usize, _n: u64) -> Result<Outcome> {
-    not_yet()
+fn multiproc_round_trip(size: usize, n: u64) -> Result<Outcome> {
+    let (mut parent, mut child_end) = multiproc::pipe()?;
+    // The child owns `child_end`, so it sees EOF once the parent drops `parent`.
+    let mut echo = Process::new(move || {
+        let mut echoed = 0u64;
+        while let Ok(message) = child_end.recv_bytes() {
+            if child_end.send_bytes(&message).is_err() {
+                break;
+            }
+            echoed += 1;
+        }
+        echoed
+    })
+    .start()?;
+    let message = vec![7u8; size];
+    let mut round_trip = || -> Result<()> {
+        parent.send_bytes(&message)?;
+        check(
+            "echoed message",
+            parent.recv_bytes()?.as_slice(),
+            message.as_slice(),
+        )
+    };
+    let warm = warmup(n);
+    (0..warm).try_for_each(|_| round_trip())?;
+    let sample = Sample::time(n, || (0..n).try_for_each(|_| round_trip()))?;
+    drop(parent);
+    check("round trips echoed", echo.join()?, warm + n)?;
+    Ok(Outcome::Sample(sample))
 }
 
-fn multiproc_throughput(_n: u64) -> Result<Outcome> {
-    not_yet()
+fn multiproc_throughput(n: u64) -> Result<Outcome> {
+    let (mut parent, mut child_end) = multiproc::pipe()?;
+    let mut sink = Process::new(move || -> Result<(), String> {
+        let mut bytes = 0u64;
+        for _ in 0..n {
+            bytes += child_end.recv_bytes().map_err(|e| e.to_string())?.len() as u64;
+        }
+        child_end.send(&bytes).map_err(|e| e.to_string())
+    })
+    .start()?;
+    let message = vec![7u8; BIG];
+    let bytes = n * BIG as u64;
+    let sample = Sample::time(bytes, || {
+        (0..n).try_for_each(|_| parent.send_bytes(&message))?;
+        check("bytes received", parent.recv::<u64>()?, bytes)
+    })?;
+    sink.join()??;
+    Ok(Outcome::Sample(sample))
 }
 
 /// Forks `echo` (which must answer `warmup(n) + n` round trips), does the warm-up, then
@@ -120,7 +172,11 @@ fn ipc_channel_round_trip(size: usize, n: u64) -> Result<Outcome> {
         },
         || {
             to_child.send(&message)?;
-            check("echoed message", from_child.recv()?, message.clone())
+            check(
+                "echoed message",
+                from_child.recv()?.as_slice(),
+                message.as_slice(),
+            )
         },
     )
 }
@@ -166,7 +222,11 @@ fn futex_round_trip(n: u64) -> Result<Outcome> {
             word.set_and_wake(turn + 1);
             word.wait_while(turn + 1);
             turn += 2;
-            check("turn", word.get().load(std::sync::atomic::Ordering::Acquire), turn)
+            check(
+                "turn",
+                word.get().load(std::sync::atomic::Ordering::Acquire),
+                turn,
+            )
         },
     )
 }
@@ -216,8 +276,29 @@ fn one_way(
 }
 
 fn pipe_throughput(n: u64) -> Result<Outcome> {
-    let (mut data_in, mut data_out) = std::io::pipe()?;
-    let (mut ack_in, mut ack_out) = std::io::pipe()?;
+    let (data_in, data_out) = std::io::pipe()?;
+    floor::grow_pipe(&data_out, BIG)?;
+    let (ack_in, ack_out) = std::io::pipe()?;
+    stream_throughput(n, data_in, data_out, ack_in, ack_out)
+}
+
+fn socketpair_throughput(n: u64) -> Result<Outcome> {
+    let (parent, child_end) = UnixStream::pair()?;
+    floor::grow_socket(&parent, 4 * BIG)?;
+    floor::grow_socket(&child_end, 4 * BIG)?;
+    let (ack_in, ack_out) = (parent.try_clone()?, child_end.try_clone()?);
+    stream_throughput(n, child_end, parent, ack_in, ack_out)
+}
+
+/// `n` messages of [`BIG`] bytes from `data_out` to a child reading `data_in`, which then
+/// answers the byte count on `ack_out`.
+fn stream_throughput(
+    n: u64,
+    mut data_in: impl Read,
+    mut data_out: impl Write,
+    mut ack_in: impl Read,
+    mut ack_out: impl Write,
+) -> Result<Outcome> {
     let message = vec![7u8; BIG];
     one_way(
         n,

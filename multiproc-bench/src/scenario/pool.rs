@@ -23,9 +23,10 @@ pub(super) fn scenarios() -> Vec<Scenario> {
             systems: vec![
                 System::new(MULTIPROC, |_, n| multiproc_map(n)),
                 python(|n| json!({"scenario": "pool_map", "n": n})),
-                python_named("python multiprocessing (chunksize 1)", |n| {
-                    json!({"scenario": "pool_map", "n": n, "chunksize": 1})
-                }),
+                python_named(
+                    "python multiprocessing (chunksize 1)",
+                    |n| json!({"scenario": "pool_map", "n": n, "chunksize": 1}),
+                ),
                 System::new(THREADS, |_, n| threads_pool(n)),
             ],
         },

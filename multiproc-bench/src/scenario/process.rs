@@ -2,6 +2,7 @@
 
 use std::process::Command;
 
+use multiproc::Process;
 use serde_json::json;
 
 use super::{check, not_yet, python, PROCSPAWN};
@@ -55,8 +56,11 @@ fn start_join(method: &'static str, counts: Counts, mut systems: Vec<System>) ->
     }
 }
 
-fn multiproc_fork(_n: u64) -> Result<Outcome> {
-    not_yet()
+fn multiproc_fork(n: u64) -> Result<Outcome> {
+    let sample = Sample::time(n, || {
+        (0..n).try_for_each(|_| Ok(Process::new(|| ()).start()?.join()?))
+    })?;
+    Ok(Outcome::Sample(sample))
 }
 
 fn multiproc_forkserver(_n: u64) -> Result<Outcome> {

@@ -84,7 +84,11 @@ fn ipc_channel_small(producers: u64, n: u64) -> Result<Outcome> {
         for _ in 0..share * producers {
             sum += rx.recv()?;
         }
-        check("sum of received messages", sum, expected_sum(producers, share))
+        check(
+            "sum of received messages",
+            sum,
+            expected_sum(producers, share),
+        )
     })?;
     child::wait_all(children)?;
     Ok(Outcome::Sample(sample))
@@ -101,7 +105,11 @@ fn threads_small(producers: u64, n: u64) -> Result<Outcome> {
             }
             drop(tx);
             let sum: u64 = rx.iter().sum();
-            check("sum of received messages", sum, expected_sum(producers, share))
+            check(
+                "sum of received messages",
+                sum,
+                expected_sum(producers, share),
+            )
         })?;
         Ok(Outcome::Sample(sample))
     })
