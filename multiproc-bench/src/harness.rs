@@ -174,11 +174,11 @@ impl Ctx {
         }
     }
 
-    /// Lines to print under the table.
-    pub(crate) fn notes(&self) -> Vec<String> {
+    /// The Python version the peer ran on, for the line under the table.
+    pub(crate) fn python_version(&self) -> Option<&str> {
         match &self.python {
-            PythonState::Running(p) => vec![format!("python peer: {}", p.version())],
-            PythonState::Unavailable(why) => vec![format!("python peer skipped: {why}")],
+            PythonState::Running(p) => Some(p.version()),
+            PythonState::Unavailable(_) => None,
         }
     }
 

@@ -72,8 +72,8 @@ fn run(options: &cli::Options) -> harness::Result<bool> {
     let results = harness::run_all(&scenarios, &mut ctx, options.runs());
     let meta = report::Meta::collect(options);
     print!("{}", report::table(&meta, &results));
-    for note in ctx.notes() {
-        println!("note: {note}");
+    if let Some(version) = ctx.python_version() {
+        println!("\npython peer: {version}");
     }
     if let Some(path) = &options.json {
         report::write_json(path, &meta, &results)?;

@@ -97,7 +97,11 @@ pub(crate) fn table(meta: &Meta, rows: &[RowResult]) -> String {
             ),
             (Status::NotYet, _) => ("not yet".into(), "-".into(), "-".into()),
             (Status::Skipped(why), _) => {
-                notes.push(format!("{} / {}: skipped: {why}", row.scenario, row.system));
+                // A peer that cannot run here is skipped for the same reason everywhere.
+                let note = format!("{}: skipped: {why}", row.system);
+                if !notes.contains(&note) {
+                    notes.push(note);
+                }
                 ("skipped".into(), "-".into(), "-".into())
             }
             (status, _) => {
