@@ -60,6 +60,17 @@ pub(crate) enum Unit {
 }
 
 impl Unit {
+    /// Gigabytes per second, for the 1 MiB scenarios.
+    pub(crate) const GB_PER_S: Unit = Unit::rate("GB/s", 1e9);
+
+    pub(crate) const fn time(label: &'static str, per_second: f64) -> Unit {
+        Unit::Time { label, per_second }
+    }
+
+    pub(crate) const fn rate(label: &'static str, scale: f64) -> Unit {
+        Unit::Rate { label, scale }
+    }
+
     pub(crate) fn label(self) -> &'static str {
         match self {
             Unit::Time { label, .. } | Unit::Rate { label, .. } => label,
@@ -142,6 +153,31 @@ pub(crate) struct Scenario {
     /// Run with this process and its children on CPU 0 (`sched_setaffinity`).
     pub(crate) pinned: bool,
     pub(crate) systems: Vec<System>,
+}
+
+impl Scenario {
+    pub(crate) fn new(
+        id: impl Into<String>,
+        title: impl Into<String>,
+        unit: Unit,
+        counts: Counts,
+        systems: Vec<System>,
+    ) -> Self {
+        Scenario {
+            id: id.into(),
+            title: title.into(),
+            unit,
+            counts,
+            pinned: false,
+            systems,
+        }
+    }
+
+    /// Runs this scenario with both processes on one CPU.
+    pub(crate) fn pinned(mut self, pinned: bool) -> Self {
+        self.pinned = pinned;
+        self
+    }
 }
 
 /// State shared by all runs: the scale and the Python driver.

@@ -12,47 +12,41 @@ use crate::harness::{Counts, Outcome, Result, Sample, Scenario, System, Unit, MU
 const STD_MUTEX: &str = "std Mutex (threads)";
 
 pub(super) fn scenarios() -> Vec<Scenario> {
-    let ns = Unit::Time {
-        label: "ns/op",
-        per_second: 1e9,
-    };
+    let ns = Unit::time("ns/op", 1e9);
     vec![
-        Scenario {
-            id: "lock_uncontended".into(),
-            title: "lock acquire+release, uncontended".into(),
-            unit: ns,
-            counts: Counts::new(1_000, 2_000_000, 10_000_000),
-            pinned: false,
-            systems: vec![
+        Scenario::new(
+            "lock_uncontended",
+            "lock acquire+release, uncontended",
+            ns,
+            Counts::new(1_000, 2_000_000, 10_000_000),
+            vec![
                 System::new(MULTIPROC, |_, n| multiproc_lock_uncontended(n)),
                 python(|n| json!({"scenario": "lock_uncontended", "n": n})),
                 System::new(STD_MUTEX, |_, n| std_mutex_uncontended(n)),
             ],
-        },
-        Scenario {
-            id: "lock_contended".into(),
-            title: "lock hand-off, 2 processes x n".into(),
-            unit: ns,
-            counts: Counts::new(100, 50_000, 200_000),
-            pinned: false,
-            systems: vec![
+        ),
+        Scenario::new(
+            "lock_contended",
+            "lock hand-off, 2 processes x n",
+            ns,
+            Counts::new(100, 50_000, 200_000),
+            vec![
                 System::new(MULTIPROC, |_, n| multiproc_lock_contended(n)),
                 python(|n| json!({"scenario": "lock_contended", "n": n})),
                 System::new(STD_MUTEX, |_, n| std_mutex_two_threads(n)),
             ],
-        },
-        Scenario {
-            id: "value_increment".into(),
-            title: "Value += 1 under its lock, 2 processes x n".into(),
-            unit: ns,
-            counts: Counts::new(100, 50_000, 200_000),
-            pinned: false,
-            systems: vec![
+        ),
+        Scenario::new(
+            "value_increment",
+            "Value += 1 under its lock, 2 processes x n",
+            ns,
+            Counts::new(100, 50_000, 200_000),
+            vec![
                 System::new(MULTIPROC, |_, n| multiproc_value_increment(n)),
                 python(|n| json!({"scenario": "value_increment", "n": n})),
                 System::new(STD_MUTEX, |_, n| std_mutex_two_threads(n)),
             ],
-        },
+        ),
     ]
 }
 

@@ -50,17 +50,14 @@ fn round_trip(size: usize, pinned: bool) -> Scenario {
             threads_round_trip(size, n)
         }));
     }
-    Scenario {
-        id: format!("pipe_rt_{size}{id}"),
-        title: format!("pipe round trip {size} B{title}"),
-        unit: Unit::Time {
-            label: "us/RT",
-            per_second: 1e6,
-        },
-        counts: Counts::new(20, 5_000, 50_000),
-        pinned,
+    Scenario::new(
+        format!("pipe_rt_{size}{id}"),
+        format!("pipe round trip {size} B{title}"),
+        Unit::time("us/RT", 1e6),
+        Counts::new(20, 5_000, 50_000),
         systems,
-    }
+    )
+    .pinned(pinned)
 }
 
 fn throughput(pinned: bool) -> Scenario {
@@ -77,17 +74,14 @@ fn throughput(pinned: bool) -> Scenario {
         systems.push(System::new(IPC_CHANNEL, |_, n| ipc_channel_throughput(n)));
         systems.push(System::new(THREADS, |_, n| threads_throughput(n)));
     }
-    Scenario {
-        id: format!("pipe_1mib{id}"),
-        title: format!("pipe 1 MiB messages{title}"),
-        unit: Unit::Rate {
-            label: "GB/s",
-            scale: 1e9,
-        },
-        counts: Counts::new(4, 200, 1_000),
-        pinned,
+    Scenario::new(
+        format!("pipe_1mib{id}"),
+        format!("pipe 1 MiB messages{title}"),
+        Unit::GB_PER_S,
+        Counts::new(4, 200, 1_000),
         systems,
-    }
+    )
+    .pinned(pinned)
 }
 
 fn multiproc_round_trip(size: usize, n: u64) -> Result<Outcome> {

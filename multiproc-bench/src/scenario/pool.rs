@@ -9,18 +9,14 @@ use crate::harness::{Counts, Outcome, Result, Sample, Scenario, System, Unit, MU
 const WORKERS: usize = 2;
 
 pub(super) fn scenarios() -> Vec<Scenario> {
-    let rate = Unit::Rate {
-        label: "k tasks/s",
-        scale: 1e3,
-    };
+    let rate = Unit::rate("k tasks/s", 1e3);
     vec![
-        Scenario {
-            id: "pool_map".into(),
-            title: "pool map, trivial function".into(),
-            unit: rate,
-            counts: Counts::new(20, 50_000, 200_000),
-            pinned: false,
-            systems: vec![
+        Scenario::new(
+            "pool_map",
+            "pool map, trivial function",
+            rate,
+            Counts::new(20, 50_000, 200_000),
+            vec![
                 System::new(MULTIPROC, |_, n| multiproc_map(n)),
                 python(|n| json!({"scenario": "pool_map", "n": n})),
                 python_named(
@@ -29,20 +25,19 @@ pub(super) fn scenarios() -> Vec<Scenario> {
                 ),
                 System::new(THREADS, |_, n| threads_pool(n)),
             ],
-        },
-        Scenario {
-            id: "pool_apply_async".into(),
-            title: "pool apply_async, trivial function".into(),
-            unit: rate,
-            counts: Counts::new(10, 5_000, 20_000),
-            pinned: false,
-            systems: vec![
+        ),
+        Scenario::new(
+            "pool_apply_async",
+            "pool apply_async, trivial function",
+            rate,
+            Counts::new(10, 5_000, 20_000),
+            vec![
                 System::new(MULTIPROC, |_, n| multiproc_apply_async(n)),
                 python(|n| json!({"scenario": "pool_apply_async", "n": n})),
                 System::new(PROCSPAWN, |_, n| procspawn_pool(n)),
                 System::new(THREADS, |_, n| threads_pool(n)),
             ],
-        },
+        ),
     ]
 }
 

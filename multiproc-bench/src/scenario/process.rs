@@ -46,10 +46,7 @@ fn start_join(method: &'static str, counts: Counts, mut systems: Vec<System>) ->
     Scenario {
         id: format!("process_{method}"),
         title: format!("process start+join ({method})"),
-        unit: Unit::Time {
-            label: "ms",
-            per_second: 1e3,
-        },
+        unit: Unit::time("ms", 1e3),
         counts,
         pinned: false,
         systems,

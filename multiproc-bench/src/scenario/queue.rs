@@ -15,41 +15,33 @@ pub(super) fn scenarios() -> Vec<Scenario> {
 }
 
 fn small(producers: u64) -> Scenario {
-    Scenario {
-        id: format!("queue_{producers}to1"),
-        title: format!("queue {producers}:1 small messages"),
-        unit: Unit::Rate {
-            label: "M msg/s",
-            scale: 1e6,
-        },
-        counts: Counts::new(100, 50_000, 200_000),
-        pinned: false,
-        systems: vec![
+    Scenario::new(
+        format!("queue_{producers}to1"),
+        format!("queue {producers}:1 small messages"),
+        Unit::rate("M msg/s", 1e6),
+        Counts::new(100, 50_000, 200_000),
+        vec![
             System::new(MULTIPROC, move |_, n| multiproc_small(producers, n)),
             python(move |n| json!({"scenario": "queue_small", "n": n, "producers": producers})),
             System::new(IPC_CHANNEL, move |_, n| ipc_channel_small(producers, n)),
             System::new(THREADS, move |_, n| threads_small(producers, n)),
         ],
-    }
+    )
 }
 
 fn big() -> Scenario {
-    Scenario {
-        id: "queue_1mib".into(),
-        title: "queue 1 MiB messages".into(),
-        unit: Unit::Rate {
-            label: "GB/s",
-            scale: 1e9,
-        },
-        counts: Counts::new(4, 100, 500),
-        pinned: false,
-        systems: vec![
+    Scenario::new(
+        "queue_1mib",
+        "queue 1 MiB messages",
+        Unit::GB_PER_S,
+        Counts::new(4, 100, 500),
+        vec![
             System::new(MULTIPROC, |_, n| multiproc_big(n)),
             python(|n| json!({"scenario": "queue_big", "n": n, "size": BIG})),
             System::new(IPC_CHANNEL, |_, n| ipc_channel_big(n)),
             System::new(THREADS, |_, n| threads_big(n)),
         ],
-    }
+    )
 }
 
 fn multiproc_small(_producers: u64, _n: u64) -> Result<Outcome> {
