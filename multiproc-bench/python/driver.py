@@ -32,6 +32,19 @@ SCENARIOS = {
 }
 
 
+def stop_helpers():
+    """Stops and reaps the forkserver and the resource tracker. Left to exit on their own
+    once this process is gone, they would be orphans of an init that may never reap them
+    (in containers, pid 1 is often not an init). `_stop` is private, hence the care."""
+    from multiprocessing import forkserver, resource_tracker
+
+    for helper in (forkserver._forkserver, resource_tracker._resource_tracker):
+        try:
+            helper._stop()
+        except Exception:
+            pass
+
+
 def main():
     for line in sys.stdin:
         request = json.loads(line)
@@ -48,4 +61,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        stop_helpers()
