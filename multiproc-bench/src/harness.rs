@@ -147,12 +147,12 @@ pub(crate) const MULTIPROC: &str = "multiproc";
 pub(crate) struct Scenario {
     /// Stable identifier, used by `--filter` and in the JSON.
     pub(crate) id: String,
-    pub(crate) title: String,
-    pub(crate) unit: Unit,
-    pub(crate) counts: Counts,
-    /// Run with this process and its children on CPU 0 (`sched_setaffinity`).
-    pub(crate) pinned: bool,
-    pub(crate) systems: Vec<System>,
+    title: String,
+    unit: Unit,
+    counts: Counts,
+    /// Run with this process, the Python driver and their children on one CPU.
+    pinned: bool,
+    systems: Vec<System>,
 }
 
 impl Scenario {
@@ -263,9 +263,7 @@ impl RowResult {
         let (first, last) = (sorted.first()?, sorted.last()?);
         Some((median(&sorted), *first, *last))
     }
-}
 
-impl RowResult {
     /// Median, smallest and largest figure in the scenario's unit. (For a rate the
     /// smallest time per operation is the largest figure, hence the reordering.)
     pub(crate) fn shown(&self) -> Option<(f64, f64, f64)> {

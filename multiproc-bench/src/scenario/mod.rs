@@ -26,6 +26,9 @@ pub(crate) fn all() -> Vec<Scenario> {
     .collect()
 }
 
+/// Size of a message in the 1 MiB scenarios.
+const BIG: usize = 1 << 20;
+
 /// System names shared by several families.
 const PYTHON: &str = "python multiprocessing";
 const IPC_CHANNEL: &str = "ipc-channel";

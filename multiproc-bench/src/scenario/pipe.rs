@@ -8,13 +8,10 @@ use serde_json::json;
 
 use multiproc::Process;
 
-use super::{check, python, warmup, IPC_CHANNEL, THREADS};
+use super::{check, python, warmup, BIG, IPC_CHANNEL, THREADS};
 use crate::child;
 use crate::floor::{self, SharedWord};
 use crate::harness::{Counts, Outcome, Result, Sample, Scenario, System, Unit, MULTIPROC};
-
-/// Size of a message in the throughput scenarios.
-const BIG: usize = 1 << 20;
 
 pub(super) fn scenarios() -> Vec<Scenario> {
     vec![

@@ -43,14 +43,13 @@ fn start_join(method: &'static str, counts: Counts, mut systems: Vec<System>) ->
         1,
         python(move |n| json!({"scenario": "process_start_join", "n": n, "method": method})),
     );
-    Scenario {
-        id: format!("process_{method}"),
-        title: format!("process start+join ({method})"),
-        unit: Unit::time("ms", 1e3),
+    Scenario::new(
+        format!("process_{method}"),
+        format!("process start+join ({method})"),
+        Unit::time("ms", 1e3),
         counts,
-        pinned: false,
         systems,
-    }
+    )
 }
 
 fn multiproc_fork(n: u64) -> Result<Outcome> {

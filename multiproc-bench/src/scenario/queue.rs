@@ -3,12 +3,9 @@
 use ipc_channel::ipc;
 use serde_json::json;
 
-use super::{check, not_yet, python, IPC_CHANNEL, THREADS};
+use super::{check, not_yet, python, BIG, IPC_CHANNEL, THREADS};
 use crate::child::{self, Gate};
 use crate::harness::{Counts, Outcome, Result, Sample, Scenario, System, Unit, MULTIPROC};
-
-/// Size of a message in the 1 MiB scenario.
-const BIG: usize = 1 << 20;
 
 pub(super) fn scenarios() -> Vec<Scenario> {
     vec![small(1), small(4), big()]
