@@ -105,6 +105,16 @@ pub(crate) fn wait_all(children: Vec<Forked>) -> Result<()> {
         .fold(Ok(()), Result::and)
 }
 
+/// Returns freed heap memory to the system (glibc keeps it by default), so that a fork
+/// copies the page tables of what is in use, not of everything ever allocated.
+pub(crate) fn release_free_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free memory of the allocator; no pointer is involved.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Checks that the process has one thread. Threads that are exiting (procspawn's pool
 /// monitors after a kill) take a moment to disappear, so it waits a little for the count
 /// to reach one before refusing.

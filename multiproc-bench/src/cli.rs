@@ -14,7 +14,7 @@ OPTIONS:
   --quick            fewer runs and smaller counts (under a minute on 2 cores)
   --tiny             one run with tiny counts: a smoke test of every scenario
   --runs N           runs per system (default: 3 quick, 5 full, 1 tiny)
-  --filter TEXT      only scenarios whose id contains TEXT
+  --filter A,B       only scenarios whose id contains A or B
   --json PATH        also write the results as JSON
   --svg PATH         also draw a bar chart of the ratios to multiproc
   -h, --help         this text

@@ -62,7 +62,7 @@ fn run(options: &cli::Options) -> harness::Result<bool> {
             options
                 .filter
                 .as_ref()
-                .is_none_or(|f| s.id.contains(f.as_str()))
+                .is_none_or(|f| f.split(',').any(|part| s.id.contains(part)))
         })
         .collect();
     if scenarios.is_empty() {
