@@ -358,7 +358,11 @@ fn run_once(
     };
     // Every system starts in a single-threaded process, so that it may fork: threads of
     // the previous system (joined, or procspawn's exiting monitors) must be gone.
-    let outcome = child::single_threaded().and_then(|_| (system.run)(ctx, n));
+    let outcome = child::single_threaded().and_then(|_| {
+        // A peer library that panics (procspawn unwraps its errors) fails its row, not the bench.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (system.run)(ctx, n)))
+            .unwrap_or_else(|panic| Err(panic_message(&*panic).into()))
+    });
     drop(pin);
     match outcome {
         Ok(Outcome::Sample(s)) if s.ops > 0 && !s.elapsed.is_zero() => {
@@ -370,6 +374,15 @@ fn run_once(
         Ok(Outcome::Skipped(why)) => Status::Skipped(why),
         Err(e) => Status::Failed(e.to_string()),
     }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    format!("panicked: {text}")
 }
 
 fn fill_ratios(rows: &mut [RowResult]) {

@@ -49,6 +49,9 @@ fn multiproc_apply_async(_n: u64) -> Result<Outcome> {
     not_yet()
 }
 
+/// Tasks submitted to procspawn's pool before waiting for their results.
+const PROCSPAWN_IN_FLIGHT: usize = 256;
+
 /// The trivial task every pool runs.
 fn square(x: u64) -> u64 {
     x * x
@@ -62,10 +65,15 @@ fn procspawn_pool(n: u64) -> Result<Outcome> {
     let pool = procspawn::Pool::new(WORKERS)?;
     pool.spawn(0, square).join()?; // the workers are up before the clock starts
     let sample = Sample::time(n, || {
-        let handles: Vec<_> = (0..n).map(|i| pool.spawn(i, square)).collect();
         let mut sum = 0;
-        for handle in handles {
-            sum += handle.join()?;
+        // Each pending task holds 4 descriptors (two ipc channels) and procspawn panics
+        // when it runs out, so at most `PROCSPAWN_IN_FLIGHT` tasks are pending at once.
+        for start in (0..n).step_by(PROCSPAWN_IN_FLIGHT) {
+            let end = n.min(start + PROCSPAWN_IN_FLIGHT as u64);
+            let handles: Vec<_> = (start..end).map(|i| pool.spawn(i, square)).collect();
+            for handle in handles {
+                sum += handle.join()?;
+            }
         }
         check("sum of results", sum, sum_of_squares(n))
     });
