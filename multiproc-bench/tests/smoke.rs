@@ -45,13 +45,17 @@ fn python3_present() -> bool {
 
 #[test]
 fn every_scenario_runs_once_with_tiny_counts() {
-    let json = TempFile(
-        std::env::temp_dir().join(format!("multiproc-bench-smoke-{}.json", std::process::id())),
-    );
+    let out = |ext: &str| {
+        let name = format!("multiproc-bench-smoke-{}.{ext}", std::process::id());
+        TempFile(std::env::temp_dir().join(name))
+    };
+    let (json, svg) = (out("json"), out("svg"));
     let mut bench = Command::new(env!("CARGO_BIN_EXE_multiproc-bench"))
         .arg("--tiny")
         .arg("--json")
         .arg(&json.0)
+        .arg("--svg")
+        .arg(&svg.0)
         .stdout(Stdio::piped())
         .spawn()
         .expect("start the bench binary");
@@ -85,6 +89,14 @@ fn every_scenario_runs_once_with_tiny_counts() {
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(&json.0).expect("read the JSON"))
             .expect("the JSON parses");
+    for key in ["date", "machine", "command"] {
+        assert!(
+            report[key].as_str().is_some_and(|v| !v.is_empty()),
+            "{key} missing"
+        );
+    }
+    let chart = std::fs::read_to_string(&svg.0).expect("read the chart");
+    assert!(chart.starts_with("<svg") && chart.contains("relative to multiproc"));
     let rows = report["rows"].as_array().expect("rows");
     let scenarios: BTreeSet<&str> = rows
         .iter()
