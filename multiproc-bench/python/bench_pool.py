@@ -1,0 +1,45 @@
+"""Pool of 2 workers: map and apply_async of a trivial function."""
+
+import time
+from multiprocessing import get_context
+
+CTX = get_context("fork")
+
+
+def _square(x):
+    return x * x
+
+
+def _with_pool(body):
+    pool = CTX.Pool(2)
+    try:
+        pool.map(_square, range(4))  # workers are up before the clock starts
+        return body(pool)
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def map_trivial(n, chunksize=None):
+    def body(pool):
+        start = time.perf_counter()
+        out = pool.map(_square, range(n), chunksize)
+        seconds = time.perf_counter() - start
+        if sum(out) != sum(x * x for x in range(n)):
+            raise RuntimeError("wrong map results")
+        return n, seconds
+
+    return _with_pool(body)
+
+
+def apply_async_trivial(n):
+    def body(pool):
+        start = time.perf_counter()
+        pending = [pool.apply_async(_square, (i,)) for i in range(n)]
+        out = [r.get() for r in pending]
+        seconds = time.perf_counter() - start
+        if out != [x * x for x in range(n)]:
+            raise RuntimeError("wrong apply_async results")
+        return n, seconds
+
+    return _with_pool(body)

@@ -1,0 +1,66 @@
+"""Lock acquire+release uncontended and contended by 2 processes; Value += 1 under get_lock()."""
+
+import time
+from multiprocessing import get_context
+
+CTX = get_context("fork")
+
+
+def lock_uncontended(n):
+    lock = CTX.Lock()
+    start = time.perf_counter()
+    for _ in range(n):
+        lock.acquire()
+        lock.release()
+    return n, time.perf_counter() - start
+
+
+def _two_processes(target, args, n):
+    """Starts 2 children running target(*args, go, n) at once; returns the seconds until both end."""
+    go = CTX.Event()
+    children = [CTX.Process(target=target, args=(*args, go, n)) for _ in range(2)]
+    for child in children:
+        child.start()
+    try:
+        start = time.perf_counter()
+        go.set()
+        for child in children:
+            child.join()
+            if child.exitcode != 0:
+                raise RuntimeError(f"child exit code {child.exitcode}")
+        return time.perf_counter() - start
+    finally:
+        for child in children:
+            child.kill()
+            child.join()
+
+
+def _lock_loop(lock, counter, go, n):
+    go.wait()
+    for _ in range(n):
+        with lock:
+            counter.value += 1
+
+
+def lock_contended(n):
+    lock = CTX.Lock()
+    counter = CTX.Value("q", 0, lock=False)
+    seconds = _two_processes(_lock_loop, (lock, counter), n)
+    if counter.value != 2 * n:
+        raise RuntimeError(f"lock let updates through: {counter.value} != {2 * n}")
+    return 2 * n, seconds
+
+
+def _increment(value, go, n):
+    go.wait()
+    for _ in range(n):
+        with value.get_lock():
+            value.value += 1
+
+
+def value_increment(n):
+    value = CTX.Value("q", 0)
+    seconds = _two_processes(_increment, (value,), n)
+    if value.value != 2 * n:
+        raise RuntimeError(f"lost increments: {value.value} != {2 * n}")
+    return 2 * n, seconds

@@ -1,0 +1,144 @@
+//! Queues: small messages from 1 or 4 producers to one consumer, and 1 MiB messages.
+
+use ipc_channel::ipc;
+use serde_json::json;
+
+use super::{check, not_yet, python, BIG, IPC_CHANNEL, THREADS};
+use crate::child::{self, Gate};
+use crate::harness::{Counts, Outcome, Result, Sample, Scenario, System, Unit, MULTIPROC};
+
+pub(super) fn scenarios() -> Vec<Scenario> {
+    vec![small(1), small(4), big()]
+}
+
+fn small(producers: u64) -> Scenario {
+    Scenario::new(
+        format!("queue_{producers}to1"),
+        format!("queue {producers}:1 small messages"),
+        Unit::rate("M msg/s", 1e6),
+        Counts::new(100, 50_000, 200_000),
+        vec![
+            System::new(MULTIPROC, move |_, n| multiproc_small(producers, n)),
+            python(move |n| json!({"scenario": "queue_small", "n": n, "producers": producers})),
+            System::new(IPC_CHANNEL, move |_, n| ipc_channel_small(producers, n)),
+            System::new(THREADS, move |_, n| threads_small(producers, n)),
+        ],
+    )
+}
+
+fn big() -> Scenario {
+    Scenario::new(
+        "queue_1mib",
+        "queue 1 MiB messages",
+        Unit::GB_PER_S,
+        Counts::new(4, 100, 500),
+        vec![
+            System::new(MULTIPROC, |_, n| multiproc_big(n)),
+            python(|n| json!({"scenario": "queue_big", "n": n, "size": BIG})),
+            System::new(IPC_CHANNEL, |_, n| ipc_channel_big(n)),
+            System::new(THREADS, |_, n| threads_big(n)),
+        ],
+    )
+}
+
+fn multiproc_small(_producers: u64, _n: u64) -> Result<Outcome> {
+    not_yet()
+}
+
+fn multiproc_big(_n: u64) -> Result<Outcome> {
+    not_yet()
+}
+
+/// The sum a consumer must see from `producers` producers that each send `0..share`.
+fn expected_sum(producers: u64, share: u64) -> u64 {
+    producers * share * share.saturating_sub(1) / 2
+}
+
+fn ipc_channel_small(producers: u64, n: u64) -> Result<Outcome> {
+    let share = n / producers;
+    let (tx, rx) = ipc::channel::<u64>()?;
+    let mut gate = Gate::new()?;
+    let children = (0..producers)
+        .map(|_| {
+            child::fork(|| {
+                gate.wait()?;
+                (0..share).try_for_each(|i| tx.send(i))?;
+                Ok(())
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let sample = Sample::time(share * producers, || {
+        gate.open(children.len())?;
+        let mut sum = 0;
+        for _ in 0..share * producers {
+            sum += rx.recv()?;
+        }
+        check(
+            "sum of received messages",
+            sum,
+            expected_sum(producers, share),
+        )
+    })?;
+    child::wait_all(children)?;
+    Ok(Outcome::Sample(sample))
+}
+
+fn threads_small(producers: u64, n: u64) -> Result<Outcome> {
+    let share = n / producers;
+    let (tx, rx) = crossbeam_channel::unbounded::<u64>();
+    std::thread::scope(move |scope| {
+        let sample = Sample::time(share * producers, || {
+            for _ in 0..producers {
+                let tx = tx.clone();
+                scope.spawn(move || (0..share).try_for_each(|i| tx.send(i)));
+            }
+            drop(tx);
+            let sum: u64 = rx.iter().sum();
+            check(
+                "sum of received messages",
+                sum,
+                expected_sum(producers, share),
+            )
+        })?;
+        Ok(Outcome::Sample(sample))
+    })
+}
+
+fn ipc_channel_big(n: u64) -> Result<Outcome> {
+    let (tx, rx) = ipc::bytes_channel()?;
+    let mut gate = Gate::new()?;
+    let producer = child::fork(|| {
+        gate.wait()?;
+        let message = vec![7u8; BIG];
+        (0..n).try_for_each(|_| tx.send(&message))?;
+        Ok(())
+    })?;
+    let bytes = n * BIG as u64;
+    let sample = Sample::time(bytes, || {
+        gate.open(1)?;
+        let mut received = 0;
+        for _ in 0..n {
+            received += rx.recv()?.len() as u64;
+        }
+        check("bytes received", received, bytes)
+    })?;
+    producer.wait()?;
+    Ok(Outcome::Sample(sample))
+}
+
+/// In-process ceiling: each message is one copy of the buffer.
+fn threads_big(n: u64) -> Result<Outcome> {
+    let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(16);
+    let bytes = n * BIG as u64;
+    std::thread::scope(move |scope| {
+        let sample = Sample::time(bytes, || {
+            scope.spawn(move || {
+                let message = vec![7u8; BIG];
+                (0..n).try_for_each(|_| tx.send(message.clone()))
+            });
+            let received: u64 = rx.iter().map(|m| m.len() as u64).sum();
+            check("bytes received", received, bytes)
+        })?;
+        Ok(Outcome::Sample(sample))
+    })
+}
