@@ -1,6 +1,118 @@
-//! Python's `multiprocessing`, natively in Rust.
+//! Python's `multiprocessing`, natively in Rust: processes that run closures, pipes
+//! between them, and signals, with the speed of the raw system calls underneath.
 //!
-//! (The tour is written as the components land; see the README.)
+//! # Hello, world
+//!
+//! ```
+//! use multiproc::{pipe, Process};
+//! # fn main() -> multiproc::Result<()> {
+//! # if std::fs::read_dir("/proc/self/task")?.count() > 1 { return Ok(()) } // doctests run threaded
+//! let (mut parent_end, mut child_end) = pipe()?;
+//! let mut child = Process::new(move || {
+//!     let (a, b): (i32, i32) = child_end.recv().unwrap();
+//!     child_end.send(&(a + b)).unwrap();
+//!     "done"
+//! })
+//! .name("adder")
+//! .start()?;
+//! parent_end.send(&(10, 20))?;
+//! assert_eq!(parent_end.recv::<i32>()?, 30);
+//! assert_eq!(child.join()?, "done");   // the closure's return value comes back
+//! assert_eq!(child.exit_code(), Some(0));
+//! # Ok(()) }
+//! ```
+//!
+//! # A tour
+//!
+//! - **Processes.** [`Process::new`] takes a closure (or any [`Run`] type, the way Python
+//!   code subclasses `Process`), [`start`](Process::start) forks, and [`Child::join`] hands
+//!   back the closure's return value. A panic in the child arrives as
+//!   [`Error::Panicked`] with its message; death by a signal as [`Error::Signaled`].
+//!   [`Child::exit_code`] follows Python's `exitcode` (0, 1 after a panic, `-N` for signal
+//!   `N`). Daemon children ([`Process::daemon`]) die with their parent, even when the parent
+//!   is killed with `SIGKILL`. Every child is reaped: a dropped [`Child`] leaves no zombie.
+//! - **Pipes.** [`pipe`] gives two duplex [`Connection`]s, [`pipe_oneway`] a receiving and a
+//!   sending end (the wrong direction does not compile). Values go through serde
+//!   ([`Connection::send`], [`Connection::recv`]); bytes go raw and are framed exactly as
+//!   Python frames them, so a Python peer can read them.
+//! - **Signals.** [`Signal`] knows every name `kill -l` prints;
+//!   [`process::send_signal`] signals any pid, [`Child::signal`] a child (through a pidfd,
+//!   so never a recycled pid), and [`process::SignalFlag`] is the safe way to react to one.
+//!
+//! # Python's names, and ours
+//!
+//! | Python `multiprocessing` | `multiproc` |
+//! |---|---|
+//! | `Process(target=f, args=(x,)).start()` | `Process::new(move \|\| f(x)).start()?` |
+//! | subclass `Process`, override `run` | `impl Run for MyType`, `Process::new(my_value)` |
+//! | `p.join()`, `p.join(timeout)` | [`Child::join`] (returns the value), [`Child::join_timeout`] |
+//! | `p.is_alive()`, `p.exitcode`, `p.pid`, `p.name` | [`Child::is_alive`], [`Child::exit_code`], [`Child::pid`], [`Child::name`] |
+//! | `p.terminate()`, `p.kill()`, `os.kill(pid, sig)` | [`Child::terminate`], [`Child::kill`], [`process::send_signal`] |
+//! | `p.daemon = True` | [`Process::daemon`]`(true)` |
+//! | `current_process()`, `parent_process()`, `active_children()` | [`current_process`], [`parent_process`], [`active_children`] |
+//! | `Pipe()`, `Pipe(duplex=False)` | [`pipe`], [`pipe_oneway`] |
+//! | `conn.send(obj)`, `conn.recv()` | [`Connection::send`], [`Connection::recv`] |
+//! | `send_bytes(buf, off, n)`, `recv_bytes(maxlength)` | `send_bytes(&buf[off..off + n])`, [`Connection::recv_bytes_max`] |
+//! | `recv_bytes_into(buf, off)` | `recv_bytes_into(&mut buf[off..])` |
+//! | `conn.poll(timeout)` | [`Connection::poll`] (`Some(Duration::ZERO)` looks, `None` waits) |
+//! | `EOFError`, `BufferTooShort`, `OSError("bad message length")` | [`Error::Eof`], [`Error::BufferTooShort`], [`Error::MessageTooLong`] |
+//!
+//! # Pipe ends follow ownership: EOF without closing by hand
+//!
+//! With Python, `fork` leaves a copy of every pipe end in the child, so a consumer that
+//! reads until EOF hangs forever unless both processes remember to close the ends they do
+//! not use. Here the ends follow Rust ownership:
+//!
+//! - an end the child's closure **captured** (moved in) belongs to the child: the parent
+//!   closes its copy as soon as the child has started;
+//! - an end the parent **kept** belongs to the parent: the child closes its copy before its
+//!   closure runs.
+//!
+//! So dropping the producer's end is all it takes for the consumer to see [`Error::Eof`]:
+//!
+//! ```
+//! use multiproc::{pipe, Error, Process};
+//! # fn main() -> multiproc::Result<()> {
+//! # if std::fs::read_dir("/proc/self/task")?.count() > 1 { return Ok(()) }
+//! let (mut producer, mut consumer) = pipe()?;
+//! let mut child = Process::new(move || {
+//!     let mut got = Vec::new();
+//!     loop {
+//!         match consumer.recv::<i32>() {
+//!             Ok(i) => got.push(i),
+//!             Err(Error::Eof) => return got, // the parent dropped `producer`
+//!             Err(e) => panic!("{e}"),
+//!         }
+//!     }
+//! })
+//! .start()?;
+//! for i in 1..=5 {
+//!     producer.send(&i)?;
+//! }
+//! drop(producer);
+//! assert_eq!(child.join()?, vec![1, 2, 3, 4, 5]);
+//! # Ok(()) }
+//! ```
+//!
+//! To keep an end *and* give one to a child, move a [`Connection::try_clone`] into the
+//! closure. An end reachable only through an `Arc` shared with the parent, or a `static`, is
+//! not captured and is closed in the child.
+//!
+//! # Threads and `fork`
+//!
+//! After `fork` only the forking thread exists in the child; a lock another thread held
+//! (the allocator's, stdout's) would stay locked there forever. So [`Process::start`]
+//! refuses, with [`Error::InvalidState`], when the process has more than one thread. Start
+//! your processes before your threads, or use the `unsafe`
+//! [`Process::start_unchecked`] when you know the other threads hold no lock the child
+//! needs. (Tests that fork therefore run on a single-threaded harness.)
+//!
+//! # Features
+//!
+//! - Linux (x86_64 and aarch64). The platform layer (`sys`) is one module, so other Unix
+//!   systems can follow.
+//! - Shared memory, locks and queues land in the modules that the DESIGN lists; see the
+//!   README for what exists today.
 
 #![doc(test(attr(deny(warnings))))]
 

@@ -1,7 +1,7 @@
 //! Pipes between processes: [`pipe`], [`pipe_oneway`] and their [`Connection`] ends.
 //!
 //! A connection carries whole messages. [`Connection::send`] / [`Connection::recv`] move
-//! serde values through the default [`Binary`](crate::codec::Binary) codec;
+//! serde values through the default [`Binary`] codec;
 //! [`send_bytes`](Connection::send_bytes) / [`recv_bytes`](Connection::recv_bytes) move
 //! raw bytes. Each message is framed exactly as Python's `multiprocessing.connection`
 //! frames it (see `frame.rs`), so raw bytes interoperate with Python.
@@ -137,6 +137,20 @@ pub fn pipe() -> Result<(Connection<Duplex>, Connection<Duplex>)> {
 /// tx.send_bytes(b"hello")?;
 /// assert_eq!(rx.recv_bytes()?, b"hello");
 /// # Ok(()) }
+/// ```
+///
+/// Sending on the receiving end (CN-11) does not compile:
+///
+/// ```compile_fail
+/// let (mut rx, _tx) = multiproc::pipe_oneway().unwrap();
+/// rx.send(&1).unwrap();
+/// ```
+///
+/// nor does receiving on the sending end:
+///
+/// ```compile_fail
+/// let (_rx, mut tx) = multiproc::pipe_oneway().unwrap();
+/// let _: i32 = tx.recv().unwrap();
 /// ```
 ///
 /// # Errors

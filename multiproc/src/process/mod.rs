@@ -97,7 +97,7 @@ impl<T> fmt::Debug for Process<T> {
 impl<T: Run> Process<T> {
     /// A process that will run `task` (a closure, or any [`Run`] type).
     ///
-    /// What the closure captures goes with it: a [`Connection`](crate::Connection) moved in
+    /// What the closure captures goes with it: a [`Connection`] moved in
     /// belongs to the child and is closed in the parent once the child starts; one the
     /// parent keeps is closed in the child.
     pub fn new(task: T) -> Process<T> {
