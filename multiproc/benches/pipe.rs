@@ -2,7 +2,7 @@
 //! beside the floor: a raw socketpair ping-pong with the same payloads.
 //!
 //! `cargo bench --bench pipe`; pinned to one CPU: `taskset -c 0 cargo bench --bench pipe`.
-//! Python's `multiprocessing.Pipe` on the same machine: `python3 benches/python/pipe.py`.
+//! Python's `multiprocessing.Pipe` side by side, same run: `cargo run --release -p multiproc-bench`.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;

@@ -11,7 +11,7 @@
 //! let mut child = Process::new(move || {
 //!     let (a, b): (i32, i32) = child_end.recv().unwrap();
 //!     child_end.send(&(a + b)).unwrap();
-//!     "done"
+//!     String::from("done")
 //! })
 //! .name("adder")
 //! .start()?;
