@@ -16,3 +16,4 @@ pub mod sync;
 
 pub use crate::error::{Error, PutError, Result};
 pub use crate::process::Signal;
+pub use crate::sync::{Lock, RLock};

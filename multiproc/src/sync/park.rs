@@ -53,6 +53,7 @@ pub(crate) const SPIN_BUDGET: Duration = Duration::from_micros(50);
 
 /// Busy rounds (each `2^round` spin hints, so about 1 us in all) before [`spin`] starts to
 /// yield; they catch a hand-off that is already on its way without a system call.
+#[cfg(not(loom))]
 const BUSY_ROUNDS: u32 = 6;
 
 /// What a [`sleep`] or [`wait`] ended with.
@@ -72,6 +73,7 @@ pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
 /// Polls `word` while it equals `expected`, for at most [`SPIN_BUDGET`] and never past
 /// `deadline`. Returns `true` as soon as the word differs, `false` when the budget or the
 /// deadline ran out first. Makes no system call other than `sched_yield`.
+#[cfg(not(loom))]
 pub(crate) fn spin(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> bool {
     for round in 0..BUSY_ROUNDS {
         if word.load(Ordering::Acquire) != expected {
@@ -93,8 +95,19 @@ pub(crate) fn spin(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -
         if Instant::now() >= limit {
             return false;
         }
-        yield_now();
+        std::thread::yield_now();
     }
+}
+
+/// Under loom a spin is one look and one model yield: loom explores the interleavings a
+/// real spin would meet without multiplying them by the spin's length.
+#[cfg(loom)]
+pub(crate) fn spin(word: &AtomicU32, expected: u32, _deadline: Option<Instant>) -> bool {
+    if word.load(Ordering::Acquire) != expected {
+        return true;
+    }
+    loom::thread::yield_now();
+    word.load(Ordering::Acquire) != expected
 }
 
 /// Sleeps in the kernel while `word` equals `expected`, until woken by [`wake`], a signal,
@@ -140,11 +153,6 @@ fn futex_wake(word: &AtomicU32, n: u32) -> usize {
     crate::sys::futex::wake(word, n)
 }
 
-#[cfg(not(loom))]
-fn yield_now() {
-    std::thread::yield_now();
-}
-
 // loom has no futex and no clock: a sleep is a model yield (loom explores who runs next),
 // and deadlines never expire inside a model.
 #[cfg(loom)]
@@ -158,11 +166,6 @@ fn futex_wait(word: &AtomicU32, expected: u32, _timeout: Option<Duration>) -> Pa
 #[cfg(loom)]
 fn futex_wake(_word: &AtomicU32, _n: u32) -> usize {
     0
-}
-
-#[cfg(loom)]
-fn yield_now() {
-    loom::thread::yield_now();
 }
 
 #[cfg(all(test, not(loom)))]
