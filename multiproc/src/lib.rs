@@ -16,4 +16,5 @@ pub mod sync;
 
 pub use crate::error::{Error, PutError, Result};
 pub use crate::process::Signal;
-pub use crate::sync::{Lock, RLock};
+pub use crate::shm::{Array, SharedMemory, Value};
+pub use crate::sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};
