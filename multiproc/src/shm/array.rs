@@ -65,7 +65,7 @@ fn index_error(index: usize, len: usize) -> Error {
 /// # Examples
 ///
 /// ```
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # fn main() -> multiproc::Result<()> {
 /// let a = multiproc::Array::from_slice(&[1.0f64, 2.0, 3.0])?;
 /// a.lock()?[1] = 20.0;
 /// a.set(2, 30.0)?;

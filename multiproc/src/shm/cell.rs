@@ -97,7 +97,6 @@ mod sealed {
         ) -> Result<Self, Self>;
     }
 }
-pub(crate) use sealed::Sealed as AtomicOps;
 
 macro_rules! impl_atomic_int {
     ($($t:ty => $a:ident),*) => {$(

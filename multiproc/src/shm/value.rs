@@ -6,7 +6,7 @@ use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
-use super::cell::{self, AtomicInt, AtomicOps};
+use super::cell::{self, AtomicInt};
 use super::pod::ShmSafe;
 use super::segment::{Kind, Segment};
 use crate::error::Result;
@@ -74,7 +74,7 @@ pub(crate) fn unlock_cells(seg: &Segment) {
 /// # Examples
 ///
 /// ```
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # fn main() -> multiproc::Result<()> {
 /// let v = multiproc::Value::new(0u64)?;
 /// *v.lock()? += 10;
 /// v.fetch_add(5);

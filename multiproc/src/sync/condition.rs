@@ -27,7 +27,7 @@ type Relocked<'a, T> = std::result::Result<T, LockError<RLockGuard<'a>>>;
 /// # Examples
 ///
 /// ```
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # fn main() -> multiproc::Result<()> {
 /// use std::time::Duration;
 /// let cond = multiproc::Condition::new()?;
 /// let guard = cond.lock()?;

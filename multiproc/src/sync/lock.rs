@@ -114,7 +114,7 @@ const KIND: Kind = Kind(*b"LOCK");
 /// # Examples
 ///
 /// ```
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # fn main() -> multiproc::Result<()> {
 /// let lock = multiproc::Lock::new()?;
 /// {
 ///     let _guard = lock.lock()?;

@@ -24,7 +24,7 @@ const KIND: Kind = Kind(*b"RLCK");
 /// # Examples
 ///
 /// ```
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # fn main() -> multiproc::Result<()> {
 /// let rlock = multiproc::RLock::new()?;
 /// let outer = rlock.lock()?;
 /// let inner = rlock.lock()?; // the owner may take it again

@@ -1,0 +1,1 @@
+mod common; fn main() { common::run(vec![]) }
