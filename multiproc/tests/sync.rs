@@ -37,7 +37,10 @@ fn main() {
             "dd_02_w5_waiters_all_blocked_on_a_dead_holder_exactly_one_takes_over",
             one_takes_over,
         ),
-        test("rl_03_rl_05_child_holds_rlock_parent_sees_it_and_cannot_release", rl_05),
+        test(
+            "rl_03_rl_05_child_holds_rlock_parent_sees_it_and_cannot_release",
+            rl_05,
+        ),
         test(
             "sm_semaphore_limits_five_processes_to_two_at_a_time",
             semaphore_limits,
@@ -50,7 +53,10 @@ fn main() {
         test("cd_02_notify_all_wakes_every_process", cd_02),
         test("cd_03_notify_n_wakes_exactly_n_processes", cd_03),
         test("ev_03_child_sets_event_parent_wakes", ev_03),
-        test("br_01_br_02_three_processes_pass_a_barrier_ten_times", barrier_3),
+        test(
+            "br_01_br_02_three_processes_pass_a_barrier_ten_times",
+            barrier_3,
+        ),
         test(
             "br_barrier_breaks_when_a_waiting_party_is_sigkilled",
             barrier_broken_by_kill,
@@ -124,7 +130,9 @@ fn lk_05() -> TestResult {
 }
 
 /// A child takes the lock, says so, and sleeps; the parent kills it.
-fn start_holder<F>(hold: F) -> Result<(multiproc::Child<()>, Value<u32>), Box<dyn std::error::Error>>
+fn start_holder<F>(
+    hold: F,
+) -> Result<(multiproc::Child<()>, Value<u32>), Box<dyn std::error::Error>>
 where
     F: FnOnce() + Send + 'static,
 {
@@ -211,7 +219,10 @@ fn condition_owner_died() -> TestResult {
         }
         Err(LockError::Timeout) => return Err("wait timed out".into()),
     }
-    assert!(t.elapsed() < Duration::from_secs(30), "waited out the whole timeout");
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "waited out the whole timeout"
+    );
     assert!(matches!(child.join(), Err(Error::Signaled(Signal::KILL))));
     Ok(())
 }
@@ -299,7 +310,11 @@ fn semaphore_limits() -> TestResult {
     for mut c in children {
         c.join()?;
     }
-    assert_eq!(max_inside.load(), 2, "never more than 2 inside, and 2 at some point");
+    assert_eq!(
+        max_inside.load(),
+        2,
+        "never more than 2 inside, and 2 at some point"
+    );
     assert_eq!(sem.value(), 2);
     Ok(())
 }
@@ -348,12 +363,19 @@ fn condition_producer_consumer() -> TestResult {
     }
     let (taken, timeouts): (u32, u32) = consumer.join()?;
     assert_eq!(taken, 5);
-    assert!(timeouts >= 5, "the consumer timed out between items: {timeouts}");
+    assert!(
+        timeouts >= 5,
+        "the consumer timed out between items: {timeouts}"
+    );
     assert_eq!(cond.n_waiting(), 0, "CD-11: no phantom sleepers");
     Ok(())
 }
 
-fn start_waiters(cond: &Condition, woken: &Value<u32>, n: usize) -> Result<Vec<multiproc::Child<()>>, Error> {
+fn start_waiters(
+    cond: &Condition,
+    woken: &Value<u32>,
+    n: usize,
+) -> Result<Vec<multiproc::Child<()>>, Error> {
     (0..n)
         .map(|_| {
             let (c, w) = (cond.clone(), woken.clone());
@@ -468,7 +490,10 @@ fn barrier_broken_by_kill() -> TestResult {
     // Bounded so a hang fails the test instead of the watchdog.
     let t = Instant::now();
     assert!(barrier.wait_timeout(Duration::from_secs(30)).is_err());
-    assert!(t.elapsed() < Duration::from_secs(30), "broken only by the timeout");
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "broken only by the timeout"
+    );
     assert!(other.join()?, "the other waiter saw the barrier break");
     assert!(barrier.is_broken());
     let _ = victim.join();

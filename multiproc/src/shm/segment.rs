@@ -64,8 +64,9 @@ pub(crate) struct Segment {
 struct Inner {
     // Field order matters only for readability: unmapping and closing are independent.
     map: Mapping,
+    /// Kept so the segment can be handed to another process (`fd`, `attach`).
+    #[cfg_attr(not(test), allow(dead_code))]
     fd: OwnedFd,
-    kind: Kind,
     payload_size: usize,
 }
 
@@ -96,7 +97,6 @@ impl Segment {
             inner: Arc::new(Inner {
                 map,
                 fd,
-                kind,
                 payload_size,
             }),
         })
@@ -114,6 +114,7 @@ impl Segment {
     ///
     /// `InvalidData` when the file is too short, or its header's magic, version, kind, size
     /// or alignment differ from what is expected.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn attach(
         fd: OwnedFd,
         kind: Kind,
@@ -151,25 +152,17 @@ impl Segment {
             inner: Arc::new(Inner {
                 map,
                 fd,
-                kind,
                 payload_size,
             }),
         })
     }
 
-    /// The memfd behind the segment, to pass to another process.
+    /// The memfd behind the segment, to pass to another process. (Handles that travel
+    /// through a `Connection` use it with [`Segment::attach`]; until they do, only the tests
+    /// call them.)
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.inner.fd.as_fd()
-    }
-
-    /// The kind this segment was created with.
-    pub(crate) fn kind(&self) -> Kind {
-        self.inner.kind
-    }
-
-    /// The payload's size in bytes.
-    pub(crate) fn payload_size(&self) -> usize {
-        self.inner.payload_size
     }
 
     /// A pointer to the `T` at payload `offset`, for types that are read and written under a
@@ -252,6 +245,7 @@ fn total_len(payload_size: usize) -> io::Result<usize> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "shared segment too large"))
 }
 
+#[cfg_attr(not(test), allow(dead_code))]
 fn invalid(msg: &'static str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
@@ -272,8 +266,6 @@ mod tests {
         assert_eq!(w.load(Ordering::Relaxed), 0);
         w.store(7, Ordering::Relaxed);
         assert_eq!(b.get::<AtomicU64>(8).load(Ordering::Relaxed), 7);
-        assert_eq!(a.payload_size(), 128);
-        assert_eq!(a.kind(), TEST);
     }
 
     #[test]

@@ -45,14 +45,6 @@ impl<G> LockError<G> {
     pub fn is_timeout(&self) -> bool {
         matches!(self, LockError::Timeout)
     }
-
-    /// Applies `f` to the guard an `OwnerDied` carries.
-    pub(crate) fn map<H>(self, f: impl FnOnce(G) -> H) -> LockError<H> {
-        match self {
-            LockError::OwnerDied(g) => LockError::OwnerDied(f(g)),
-            LockError::Timeout => LockError::Timeout,
-        }
-    }
 }
 
 impl<G> fmt::Debug for LockError<G> {
@@ -95,6 +87,23 @@ pub(crate) fn outcome<G>(
         Ok(Acquired::Normally) => Ok(guard()),
         Ok(Acquired::OwnerDied) => Err(LockError::OwnerDied(guard())),
         Err(TimedOut) => Err(LockError::Timeout),
+    }
+}
+
+/// Python's `acquire`: keeps an acquired lock taken with no guard (the caller releases it).
+/// `Ok(true)` when acquired, `Ok(false)` on timeout, `Err(OwnerDied)` when acquired after
+/// the previous holder died.
+pub(crate) fn keep_acquired<G>(r: std::result::Result<G, LockError<G>>) -> Result<bool> {
+    match r {
+        Ok(g) => {
+            std::mem::forget(g);
+            Ok(true)
+        }
+        Err(LockError::Timeout) => Ok(false),
+        Err(LockError::OwnerDied(g)) => {
+            std::mem::forget(g);
+            Err(Error::OwnerDied)
+        }
     }
 }
 
@@ -205,10 +214,7 @@ impl Lock {
     /// [`Error::OwnerDied`] when the holder died inside the lock: the lock **is** acquired
     /// then, and must still be released.
     pub fn acquire(&self) -> Result<()> {
-        self.lock().map(std::mem::forget).map_err(|e| {
-            e.into_inner().map(std::mem::forget);
-            Error::OwnerDied
-        })
+        keep_acquired(self.lock()).map(drop)
     }
 
     /// Python's `acquire(timeout=t)`: `Ok(true)` when acquired, `Ok(false)` on timeout.
@@ -217,22 +223,12 @@ impl Lock {
     ///
     /// [`Error::OwnerDied`] as for [`Lock::acquire`] (the lock is then held).
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<bool> {
-        match self.lock_timeout(timeout) {
-            Ok(g) => {
-                std::mem::forget(g);
-                Ok(true)
-            }
-            Err(LockError::Timeout) => Ok(false),
-            Err(LockError::OwnerDied(g)) => {
-                std::mem::forget(g);
-                Err(Error::OwnerDied)
-            }
-        }
+        keep_acquired(self.lock_timeout(timeout))
     }
 
     /// Python's `acquire(False)`: takes the lock if it is free, and says whether it did.
     pub fn try_acquire(&self) -> bool {
-        self.try_lock().map(std::mem::forget).is_ok()
+        matches!(keep_acquired(self.try_lock()), Ok(true))
     }
 
     /// Python's `release()`: releases the lock, whoever took it.

@@ -5,7 +5,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
-use super::lock::{outcome, LockError};
+use super::lock::{keep_acquired, outcome, LockError};
 use super::park::deadline_after;
 use super::raw::RawRLock;
 use crate::error::{Error, Result};
@@ -120,18 +120,7 @@ impl RLock {
     ///
     /// [`Error::OwnerDied`] when the owner died inside the lock (the lock is then held).
     pub fn acquire(&self) -> Result<()> {
-        match self.lock() {
-            Ok(g) => {
-                std::mem::forget(g);
-                Ok(())
-            }
-            Err(e) => {
-                if let Some(g) = e.into_inner() {
-                    std::mem::forget(g);
-                }
-                Err(Error::OwnerDied)
-            }
-        }
+        keep_acquired(self.lock()).map(drop)
     }
 
     /// Python's `release()`: gives up one level.
