@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::lock::{keep_acquired, outcome, LockError};
 use super::park::deadline_after;
 use super::raw::RawRLock;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::shm::segment::{Kind, Segment};
 use crate::sys::identity;
 
@@ -53,7 +53,7 @@ impl RLock {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] when the system refuses the memory.
+    /// [`Error::Io`](crate::Error::Io) when the system refuses the memory.
     pub fn new() -> Result<RLock> {
         Ok(RLock {
             seg: Segment::create_for::<RawRLock>(KIND)?,
@@ -118,7 +118,7 @@ impl RLock {
     ///
     /// # Errors
     ///
-    /// [`Error::OwnerDied`] when the owner died inside the lock (the lock is then held).
+    /// [`Error::OwnerDied`](crate::Error::OwnerDied) when the owner died inside the lock (the lock is then held).
     pub fn acquire(&self) -> Result<()> {
         keep_acquired(self.lock()).map(drop)
     }
@@ -127,7 +127,7 @@ impl RLock {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidState`] when the calling thread does not hold the lock (Python's
+    /// [`Error::InvalidState`](crate::Error::InvalidState) when the calling thread does not hold the lock (Python's
     /// `AssertionError`, RL-03), including when nobody does.
     pub fn release(&self) -> Result<()> {
         self.raw().unlock(identity::thread())
