@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use super::cell;
 use super::pod::ShmSafe;
-use super::segment::{Kind, Segment};
-use super::value::{lock_cells, unlock_cells, Wait, DATA};
+use super::segment::{Kind, Segment, Shared};
+use super::value::{lock_cells, Wait, DATA};
 use crate::error::{Error, Result};
 use crate::sync::park::deadline_after;
-use crate::sync::raw::{Acquired, TimedOut};
+use crate::sync::raw::{Acquired, RawLock, TimedOut};
 use crate::sync::LockError;
 
 const KIND: Kind = Kind(*b"ARRY");
@@ -75,7 +75,8 @@ fn index_error(index: usize, len: usize) -> Error {
 /// # }
 /// ```
 pub struct Array<T: ShmSafe> {
-    seg: Segment,
+    /// The array's lock, at payload offset 0; the elements follow at `DATA`.
+    lock: Shared<RawLock>,
     len: usize,
     _t: PhantomData<T>,
 }
@@ -98,7 +99,7 @@ impl<T: ShmSafe + Copy> Array<T> {
     pub fn new(len: usize) -> Result<Array<T>> {
         let seg = Segment::create(KIND, payload_size::<T>(DATA, len)?, align_of::<T>().max(8))?;
         Ok(Array {
-            seg,
+            lock: Shared::new(seg, 0),
             len,
             _t: PhantomData,
         })
@@ -135,7 +136,7 @@ impl<T: ShmSafe + Copy> Array<T> {
     ///
     /// If this thread already holds the lock.
     pub fn lock(&self) -> std::result::Result<ArrayGuard<'_, T>, LockError<ArrayGuard<'_, T>>> {
-        self.guard(lock_cells(&self.seg, Wait::Until(None)))
+        self.guard(lock_cells(&self.lock, Wait::Until(None)))
     }
 
     /// Takes the lock if it is free now.
@@ -148,7 +149,7 @@ impl<T: ShmSafe + Copy> Array<T> {
     ///
     /// If this thread already holds the lock.
     pub fn try_lock(&self) -> std::result::Result<ArrayGuard<'_, T>, LockError<ArrayGuard<'_, T>>> {
-        self.guard(lock_cells(&self.seg, Wait::No))
+        self.guard(lock_cells(&self.lock, Wait::No))
     }
 
     /// Takes the lock, waiting at most `timeout`.
@@ -165,7 +166,7 @@ impl<T: ShmSafe + Copy> Array<T> {
         &self,
         timeout: Duration,
     ) -> std::result::Result<ArrayGuard<'_, T>, LockError<ArrayGuard<'_, T>>> {
-        self.guard(lock_cells(&self.seg, Wait::Until(deadline_after(timeout))))
+        self.guard(lock_cells(&self.lock, Wait::Until(deadline_after(timeout))))
     }
 
     fn guard(
@@ -240,7 +241,7 @@ fn repaired<G>(e: LockError<G>) -> G {
 impl<T: ShmSafe> Clone for Array<T> {
     fn clone(&self) -> Self {
         Array {
-            seg: self.seg.clone(),
+            lock: self.lock.clone(),
             len: self.len,
             _t: PhantomData,
         }
@@ -263,7 +264,7 @@ impl<T: ShmSafe> Deref for ArrayGuard<'_, T> {
         // SAFETY: the elements are in `a`'s live segment (bounds and alignment checked by
         // `slice_ptr`), valid for any bits, and this thread holds the array's lock, which
         // every access to them takes: nobody writes them while this borrow lives.
-        unsafe { a.seg.slice_ptr::<T>(DATA, a.len).as_ref() }
+        unsafe { a.lock.segment().slice_ptr::<T>(DATA, a.len).as_ref() }
     }
 }
 
@@ -272,13 +273,13 @@ impl<T: ShmSafe> DerefMut for ArrayGuard<'_, T> {
         let a = self.array;
         // SAFETY: as in `deref`; the lock makes this borrow the only access, and `&mut self`
         // makes it the only one through this guard.
-        unsafe { a.seg.slice_ptr::<T>(DATA, a.len).as_mut() }
+        unsafe { a.lock.segment().slice_ptr::<T>(DATA, a.len).as_mut() }
     }
 }
 
 impl<T: ShmSafe> Drop for ArrayGuard<'_, T> {
     fn drop(&mut self) {
-        unlock_cells(&self.array.seg);
+        self.array.lock.unlock();
     }
 }
 

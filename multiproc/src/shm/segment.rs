@@ -14,6 +14,7 @@
 //! Internal links between shared objects are offsets, never addresses: every process maps
 //! the segment at its own address.
 
+use std::fmt;
 use std::io;
 use std::mem::{align_of, size_of};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -224,6 +225,65 @@ impl Segment {
     pub(crate) fn get_slice<T: ShmSync>(&self, offset: usize, len: usize) -> &[T] {
         // SAFETY: as in `get`, for each of the `len` elements `slice_ptr` checked.
         unsafe { self.slice_ptr::<T>(offset, len).as_ref() }
+    }
+}
+
+/// A typed handle to one shared object: the segment (kept alive) and the object's address,
+/// checked once when made, so reaching the object is one pointer load (the lock fast paths
+/// need that). Clones share the segment.
+pub(crate) struct Shared<T: ShmSync> {
+    seg: Segment,
+    ptr: NonNull<T>,
+}
+
+// SAFETY: `T: ShmSync` is `Sync` and only written atomically; the pointer stays valid in any
+// thread as long as `seg` (moved along) keeps the mapping.
+unsafe impl<T: ShmSync> Send for Shared<T> {}
+// SAFETY: as above: sharing `&Shared<T>` hands out only `&T`, and `T: Sync`.
+unsafe impl<T: ShmSync> Sync for Shared<T> {}
+
+impl<T: ShmSync> Shared<T> {
+    /// The `T` at payload `offset` of `seg`.
+    ///
+    /// # Panics
+    ///
+    /// As [`Segment::ptr`].
+    pub(crate) fn new(seg: Segment, offset: usize) -> Shared<T> {
+        let ptr = seg.ptr(offset);
+        Shared { seg, ptr }
+    }
+
+    /// The segment the object lives in.
+    pub(crate) fn segment(&self) -> &Segment {
+        &self.seg
+    }
+}
+
+impl<T: ShmSync> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Shared {
+            seg: self.seg.clone(),
+            ptr: self.ptr,
+        }
+    }
+}
+
+impl<T: ShmSync> std::ops::Deref for Shared<T> {
+    type Target = T;
+
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: as in `Segment::get`: checked in `new`, kept mapped by `self.seg`, valid
+        // for any bits, written only atomically.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<T: ShmSync> fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("seg", &self.seg)
+            .finish_non_exhaustive()
     }
 }
 

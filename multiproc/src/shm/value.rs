@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::cell::{self, AtomicInt};
 use super::pod::ShmSafe;
-use super::segment::{Kind, Segment};
+use super::segment::{Kind, Segment, Shared};
 use crate::error::Result;
 use crate::sync::park::deadline_after;
 use crate::sync::raw::{Acquired, RawLock, TimedOut};
@@ -36,8 +36,7 @@ pub(crate) enum Wait {
 /// # Panics
 ///
 /// If the calling thread holds it already.
-pub(crate) fn lock_cells(seg: &Segment, wait: Wait) -> std::result::Result<Acquired, TimedOut> {
-    let raw: &RawLock = seg.get(0);
+pub(crate) fn lock_cells(raw: &RawLock, wait: Wait) -> std::result::Result<Acquired, TimedOut> {
     let me = identity::thread();
     assert!(
         !raw.is_held_by(me),
@@ -48,11 +47,6 @@ pub(crate) fn lock_cells(seg: &Segment, wait: Wait) -> std::result::Result<Acqui
         Wait::No => Err(TimedOut),
         Wait::Until(deadline) => raw.lock(me, deadline, identity::is_alive),
     }
-}
-
-/// Releases the lock of a `Value` or `Array`.
-pub(crate) fn unlock_cells(seg: &Segment) {
-    seg.get::<RawLock>(0).unlock();
 }
 
 /// One `T` in shared memory with its own lock: Python's `multiprocessing.Value`.
@@ -83,9 +77,17 @@ pub(crate) fn unlock_cells(seg: &Segment) {
 /// # }
 /// ```
 pub struct Value<T: ShmSafe> {
-    seg: Segment,
-    _t: PhantomData<T>,
+    lock: Shared<RawLock>,
+    /// The value's cell in `lock`'s segment, at `DATA`.
+    cell: NonNull<T>,
 }
+
+// SAFETY: a `Value` is a handle to shared memory; the `T` in it is only reached through the
+// lock or atomics (never by reference shared between threads without them), and `T:
+// ShmSafe` holds no pointers, so moving or sharing the handle between threads is sound.
+unsafe impl<T: ShmSafe> Send for Value<T> {}
+// SAFETY: as above.
+unsafe impl<T: ShmSafe> Sync for Value<T> {}
 
 /// The lock of a [`Value`], held; dereferences to (a copy of) the value, which is written
 /// back when the guard drops.
@@ -111,8 +113,8 @@ impl<T: ShmSafe + Copy> Value<T> {
             std::mem::align_of::<T>().max(8),
         )?;
         let v = Value {
-            seg,
-            _t: PhantomData,
+            cell: seg.ptr(DATA),
+            lock: Shared::new(seg, 0),
         };
         // SAFETY: the cell is in this fresh segment, aligned, and nobody else sees it yet.
         unsafe { cell::store(v.cell(), init) };
@@ -120,7 +122,7 @@ impl<T: ShmSafe + Copy> Value<T> {
     }
 
     fn cell(&self) -> NonNull<T> {
-        self.seg.ptr(DATA)
+        self.cell
     }
 
     /// Takes the lock, waiting as long as it takes.
@@ -133,7 +135,7 @@ impl<T: ShmSafe + Copy> Value<T> {
     ///
     /// If this thread already holds the lock.
     pub fn lock(&self) -> std::result::Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
-        self.guard(lock_cells(&self.seg, Wait::Until(None)))
+        self.guard(lock_cells(&self.lock, Wait::Until(None)))
     }
 
     /// Takes the lock if it is free now.
@@ -146,7 +148,7 @@ impl<T: ShmSafe + Copy> Value<T> {
     ///
     /// If this thread already holds the lock.
     pub fn try_lock(&self) -> std::result::Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
-        self.guard(lock_cells(&self.seg, Wait::No))
+        self.guard(lock_cells(&self.lock, Wait::No))
     }
 
     /// Takes the lock, waiting at most `timeout`.
@@ -163,7 +165,7 @@ impl<T: ShmSafe + Copy> Value<T> {
         &self,
         timeout: Duration,
     ) -> std::result::Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
-        self.guard(lock_cells(&self.seg, Wait::Until(deadline_after(timeout))))
+        self.guard(lock_cells(&self.lock, Wait::Until(deadline_after(timeout))))
     }
 
     fn guard(
@@ -238,8 +240,8 @@ impl<T: AtomicInt> Value<T> {
 impl<T: ShmSafe> Clone for Value<T> {
     fn clone(&self) -> Self {
         Value {
-            seg: self.seg.clone(),
-            _t: PhantomData,
+            lock: self.lock.clone(),
+            cell: self.cell,
         }
     }
 }
@@ -269,11 +271,10 @@ impl<T: ShmSafe> DerefMut for ValueGuard<'_, T> {
 
 impl<T: ShmSafe> Drop for ValueGuard<'_, T> {
     fn drop(&mut self) {
-        let cell = self.value.seg.ptr::<T>(DATA);
         // SAFETY: the cell is in a live segment, aligned; all access is atomic. `T` has no
         // meaningful Drop (`ShmSafe`), so a bitwise copy out of `self.copy` is fine.
-        unsafe { cell::store(cell, std::ptr::read(&self.copy)) };
-        unlock_cells(&self.value.seg);
+        unsafe { cell::store(self.value.cell, std::ptr::read(&self.copy)) };
+        self.value.lock.unlock();
     }
 }
 
@@ -300,8 +301,14 @@ impl<T: ShmSafe + fmt::Debug> fmt::Debug for ValueGuard<'_, T> {
 /// ```
 pub struct RawValue<T: ShmSafe> {
     seg: Segment,
-    _t: PhantomData<T>,
+    /// The value's cell, at payload offset 0 of `seg`.
+    cell: NonNull<T>,
 }
+
+// SAFETY: as for `Value`: the `T` is reached only through atomics, and holds no pointers.
+unsafe impl<T: ShmSafe> Send for RawValue<T> {}
+// SAFETY: as above.
+unsafe impl<T: ShmSafe> Sync for RawValue<T> {}
 
 impl<T: ShmSafe + Copy> RawValue<T> {
     /// Creates a value holding `init`.
@@ -316,15 +323,15 @@ impl<T: ShmSafe + Copy> RawValue<T> {
             std::mem::align_of::<T>(),
         )?;
         let v = RawValue {
+            cell: seg.ptr(0),
             seg,
-            _t: PhantomData,
         };
         v.store(init);
         Ok(v)
     }
 
     fn cell(&self) -> NonNull<T> {
-        self.seg.ptr(0)
+        self.cell
     }
 
     /// A copy of the value (atomic per word).
@@ -374,7 +381,7 @@ impl<T: ShmSafe> Clone for RawValue<T> {
     fn clone(&self) -> Self {
         RawValue {
             seg: self.seg.clone(),
-            _t: PhantomData,
+            cell: self.cell,
         }
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::park::deadline_after;
 use super::raw::{Acquired, RawLock, TimedOut};
 use crate::error::{Error, Result};
-use crate::shm::segment::{Kind, Segment};
+use crate::shm::segment::{Kind, Segment, Shared};
 use crate::sys::identity;
 
 /// Why a lock acquisition did not simply succeed.
@@ -79,6 +79,7 @@ impl<G> From<LockError<G>> for Error {
 }
 
 /// Turns a raw acquisition into the public result, building the guard once acquired.
+#[inline]
 pub(crate) fn outcome<G>(
     acquired: std::result::Result<Acquired, TimedOut>,
     guard: impl FnOnce() -> G,
@@ -93,6 +94,7 @@ pub(crate) fn outcome<G>(
 /// Python's `acquire`: keeps an acquired lock taken with no guard (the caller releases it).
 /// `Ok(true)` when acquired, `Ok(false)` on timeout, `Err(OwnerDied)` when acquired after
 /// the previous holder died.
+#[inline]
 pub(crate) fn keep_acquired<G>(r: std::result::Result<G, LockError<G>>) -> Result<bool> {
     match r {
         Ok(g) => {
@@ -136,7 +138,7 @@ const KIND: Kind = Kind(*b"LOCK");
 /// ```
 #[derive(Clone)]
 pub struct Lock {
-    seg: Segment,
+    shared: Shared<RawLock>,
 }
 
 /// Holds a [`Lock`]; releases it when dropped.
@@ -153,12 +155,13 @@ impl Lock {
     /// [`Error::Io`] when the system refuses the memory (`memfd_create`, `mmap`).
     pub fn new() -> Result<Lock> {
         Ok(Lock {
-            seg: Segment::create_for::<RawLock>(KIND)?,
+            shared: Shared::new(Segment::create_for::<RawLock>(KIND)?, 0),
         })
     }
 
+    #[inline]
     fn raw(&self) -> &RawLock {
-        self.seg.get(0)
+        &self.shared
     }
 
     /// Takes the lock, waiting as long as it takes.
@@ -166,6 +169,7 @@ impl Lock {
     /// # Errors
     ///
     /// [`LockError::OwnerDied`], holding the guard, when the holder died inside the lock.
+    #[inline]
     pub fn lock(&self) -> std::result::Result<LockGuard<'_>, LockError<LockGuard<'_>>> {
         self.lock_until(None)
     }
@@ -176,6 +180,7 @@ impl Lock {
     ///
     /// [`LockError::Timeout`] when it is held (even by a process that died: only the
     /// blocking forms check the holder's life).
+    #[inline]
     pub fn try_lock(&self) -> std::result::Result<LockGuard<'_>, LockError<LockGuard<'_>>> {
         if self.raw().try_lock(identity::process()) {
             Ok(LockGuard { lock: self })
@@ -197,6 +202,7 @@ impl Lock {
         self.lock_until(deadline_after(timeout))
     }
 
+    #[inline]
     fn lock_until(
         &self,
         deadline: Option<Instant>,
@@ -213,6 +219,7 @@ impl Lock {
     ///
     /// [`Error::OwnerDied`] when the holder died inside the lock: the lock **is** acquired
     /// then, and must still be released.
+    #[inline]
     pub fn acquire(&self) -> Result<()> {
         keep_acquired(self.lock()).map(drop)
     }
@@ -236,6 +243,7 @@ impl Lock {
     /// # Errors
     ///
     /// [`Error::InvalidState`] when the lock is not locked, as Python's `ValueError`.
+    #[inline]
     pub fn release(&self) -> Result<()> {
         if self.raw().unlock() {
             Ok(())
@@ -260,6 +268,7 @@ pub(crate) fn released_too_many_times() -> Error {
 }
 
 impl Drop for LockGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.lock.raw().unlock();
     }

@@ -9,7 +9,7 @@ use super::lock::{keep_acquired, outcome, LockError};
 use super::park::deadline_after;
 use super::raw::RawRLock;
 use crate::error::Result;
-use crate::shm::segment::{Kind, Segment};
+use crate::shm::segment::{Kind, Segment, Shared};
 use crate::sys::identity;
 
 const KIND: Kind = Kind(*b"RLCK");
@@ -37,7 +37,7 @@ const KIND: Kind = Kind(*b"RLCK");
 /// ```
 #[derive(Clone)]
 pub struct RLock {
-    seg: Segment,
+    shared: Shared<RawRLock>,
 }
 
 /// Holds one level of an [`RLock`]; gives it up when dropped.
@@ -56,12 +56,12 @@ impl RLock {
     /// [`Error::Io`](crate::Error::Io) when the system refuses the memory.
     pub fn new() -> Result<RLock> {
         Ok(RLock {
-            seg: Segment::create_for::<RawRLock>(KIND)?,
+            shared: Shared::new(Segment::create_for::<RawRLock>(KIND)?, 0),
         })
     }
 
     pub(crate) fn raw(&self) -> &RawRLock {
-        self.seg.get(0)
+        &self.shared
     }
 
     /// Takes the lock (again, if the calling thread holds it), waiting as long as it takes.

@@ -10,7 +10,7 @@ use super::park::deadline_after;
 use super::raw::SemaphoreState;
 use crate::error::Result;
 use crate::loom::Ordering;
-use crate::shm::segment::{Kind, Segment};
+use crate::shm::segment::{Kind, Segment, Shared};
 
 const KIND: Kind = Kind(*b"SEMA");
 
@@ -37,7 +37,7 @@ const KIND: Kind = Kind(*b"SEMA");
 /// ```
 #[derive(Clone)]
 pub struct Semaphore {
-    seg: Segment,
+    shared: Shared<SemaphoreState>,
 }
 
 /// Holds one unit of a [`Semaphore`]; gives it back when dropped.
@@ -57,15 +57,15 @@ impl Semaphore {
     }
 
     fn with_bound(value: u32, max: u32) -> Result<Semaphore> {
-        let seg = Segment::create_for::<SemaphoreState>(KIND)?;
-        let state: &SemaphoreState = seg.get(0);
-        state.sem.init(value);
-        state.max.store(max, Ordering::Relaxed);
-        Ok(Semaphore { seg })
+        let shared: Shared<SemaphoreState> =
+            Shared::new(Segment::create_for::<SemaphoreState>(KIND)?, 0);
+        shared.sem.init(value);
+        shared.max.store(max, Ordering::Relaxed);
+        Ok(Semaphore { shared })
     }
 
     fn state(&self) -> &SemaphoreState {
-        self.seg.get(0)
+        &self.shared
     }
 
     /// Takes a unit, waiting as long as it takes; gives it back when the guard drops.
