@@ -22,22 +22,31 @@ fn single_process(c: &mut Criterion) {
     c.bench_function("array/set", |b| b.iter(|| a.set(7, 1.0).unwrap()));
 }
 
-/// Two processes each add 1 to one shared `Value<u64>` 100,000 times; returns the time
-/// from start to both joined. `locked` chooses the lock or `fetch_add`.
-fn two_processes(locked: bool) -> Duration {
+/// How two processes add to the shared value.
+#[derive(Clone, Copy)]
+enum Increments {
+    /// 100,000 each, under the value's lock.
+    Locked,
+    /// 100,000 each, with `fetch_add`.
+    FetchAdd,
+    /// None: the cost of starting and joining the two processes alone.
+    None,
+}
+
+/// Two processes each add 1 to one shared `Value<u64>` 100,000 times (or not at all);
+/// returns the time from start to both joined.
+fn two_processes(how: Increments) -> Duration {
     let v = Value::new(0u64).unwrap();
     let start = Instant::now();
     let children: Vec<_> = (0..2)
         .map(|_| {
             let v = v.clone();
-            Process::new(move || {
-                for _ in 0..100_000 {
-                    if locked {
-                        *v.lock().unwrap() += 1;
-                    } else {
-                        v.fetch_add(1);
-                    }
-                }
+            Process::new(move || match how {
+                Increments::Locked => (0..100_000).for_each(|_| *v.lock().unwrap() += 1),
+                Increments::FetchAdd => (0..100_000).for_each(|_| {
+                    v.fetch_add(1);
+                }),
+                Increments::None => {}
             })
             .start()
             .unwrap()
@@ -47,7 +56,12 @@ fn two_processes(locked: bool) -> Duration {
         c.join().unwrap();
     }
     let elapsed = start.elapsed();
-    assert_eq!(v.load(), 200_000);
+    let expected = if matches!(how, Increments::None) {
+        0
+    } else {
+        200_000
+    };
+    assert_eq!(v.load(), expected);
     elapsed
 }
 
@@ -55,10 +69,17 @@ fn cross_process(c: &mut Criterion) {
     let mut g = c.benchmark_group("value_2proc_x100k");
     g.sample_size(10).measurement_time(Duration::from_secs(5));
     g.bench_function("locked_increments", |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| two_processes(true)).sum())
+        b.iter_custom(|iters| (0..iters).map(|_| two_processes(Increments::Locked)).sum())
     });
     g.bench_function("fetch_add_increments", |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| two_processes(false)).sum())
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| two_processes(Increments::FetchAdd))
+                .sum()
+        })
+    });
+    g.bench_function("start_and_join_only", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| two_processes(Increments::None)).sum())
     });
     g.finish();
 }
