@@ -179,6 +179,16 @@ impl<T: ShmSafe + Copy> Array<T> {
         })
     }
 
+    /// A new, independent shared array holding a copy of this one (Python's
+    /// `sharedctypes.copy`, VA-13).
+    ///
+    /// # Errors
+    ///
+    /// As [`Array::new`].
+    pub fn duplicate(&self) -> Result<Array<T>> {
+        Array::from_slice(&self.to_vec())
+    }
+
     /// The element at `index`, read under the lock; `None` when out of range.
     pub fn get(&self, index: usize) -> Option<T> {
         self.lock().unwrap_or_else(repaired).get(index).copied()
@@ -436,6 +446,14 @@ mod tests {
             assert_eq!(r.to_vec(), [0; 10]);
         }
         assert!(Array::<u8>::new(0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn va_13_a_duplicate_is_independent() {
+        let a = Array::from_slice(&[1u8, 2]).unwrap();
+        let d = a.duplicate().unwrap();
+        a.set(0, 9).unwrap();
+        assert_eq!((a.to_vec(), d.to_vec()), (vec![9, 2], vec![1, 2]));
     }
 
     #[test]

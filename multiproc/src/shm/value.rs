@@ -189,6 +189,16 @@ impl<T: ShmSafe + Copy> Value<T> {
         *self.lock().unwrap_or_else(repaired)
     }
 
+    /// A new, independent shared value holding a copy of this one (Python's
+    /// `sharedctypes.copy`, VA-13).
+    ///
+    /// # Errors
+    ///
+    /// As [`Value::new`].
+    pub fn duplicate(&self) -> Result<Value<T>> {
+        Value::new(self.load())
+    }
+
     /// Replaces the value, under the lock.
     ///
     /// # Panics
@@ -410,6 +420,14 @@ mod tests {
         let r = RawValue::new(1i64 << 33).unwrap();
         r.store(1 << 34);
         assert_eq!(r.load(), 1 << 34);
+    }
+
+    #[test]
+    fn va_13_a_duplicate_is_independent() {
+        let v = Value::new(7u16).unwrap();
+        let d = v.duplicate().unwrap();
+        v.store(8);
+        assert_eq!((v.load(), d.load()), (8, 7));
     }
 
     #[test]

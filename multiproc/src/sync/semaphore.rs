@@ -76,13 +76,13 @@ impl Semaphore {
 
     /// Takes a unit if one is there now.
     pub fn try_lock(&self) -> Option<SemaphoreGuard<'_>> {
-        self.try_acquire().then_some(SemaphoreGuard { sem: self })
+        self.try_acquire().then(|| SemaphoreGuard { sem: self })
     }
 
     /// Takes a unit, waiting at most `timeout`; `None` on timeout.
     pub fn lock_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
         self.acquire_timeout(timeout)
-            .then_some(SemaphoreGuard { sem: self })
+            .then(|| SemaphoreGuard { sem: self })
     }
 
     /// Python's `acquire()`: takes a unit, waiting as long as it takes.
@@ -244,6 +244,14 @@ mod tests {
         let t = Instant::now();
         assert!(s.lock_timeout(Duration::from_millis(50)).is_none());
         assert!(t.elapsed() >= Duration::from_millis(50));
+    }
+
+    #[test]
+    fn failed_try_lock_and_lock_timeout_give_nothing_back() {
+        let s = Semaphore::new(0).unwrap();
+        assert!(s.try_lock().is_none());
+        assert!(s.lock_timeout(Duration::ZERO).is_none());
+        assert_eq!(s.value(), 0);
     }
 
     #[test]
