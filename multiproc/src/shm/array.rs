@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::cell;
 use super::pod::ShmSafe;
 use super::segment::{Kind, Segment, Shared};
-use super::value::{lock_cells, Wait, DATA};
+use super::value::{lock_cells, repaired, Wait, DATA};
 use crate::error::{Error, Result};
 use crate::sync::park::deadline_after;
 use crate::sync::raw::{Acquired, RawLock, TimedOut};
@@ -240,12 +240,6 @@ impl<T: ShmSafe + Copy> Array<T> {
         self.lock().unwrap_or_else(repaired)[range].copy_from_slice(items);
         Ok(())
     }
-}
-
-/// The guard of a lock whose previous holder died: the copying methods go on regardless.
-fn repaired<G>(e: LockError<G>) -> G {
-    e.into_inner()
-        .expect("a blocking lock without timeout only fails with OwnerDied")
 }
 
 impl<T: ShmSafe> Clone for Array<T> {

@@ -53,6 +53,20 @@ struct Header {
 
 const _: () = assert!(size_of::<Header>() == HEADER_SIZE);
 
+impl Header {
+    /// The header of a segment of this crate's build holding `kind` with this layout.
+    fn new(kind: Kind, payload_size: usize, payload_align: usize) -> Header {
+        Header {
+            magic: MAGIC,
+            version: VERSION,
+            kind: kind.0,
+            payload_size: payload_size as u64,
+            payload_align: payload_align as u64,
+            reserved: [0; 4],
+        }
+    }
+}
+
 /// An anonymous shared segment. Cloning it is cheap and shares the same mapping; a forked
 /// child inherits the mapping, so a clone captured by a child's closure reaches the same
 /// memory.
@@ -83,14 +97,7 @@ impl Segment {
         let len = total_len(payload_size)?;
         let fd = mman::memfd(c"multiproc", len)?;
         let map = Mapping::new(fd.as_fd(), len)?;
-        let header = Header {
-            magic: MAGIC,
-            version: VERSION,
-            kind: kind.0,
-            payload_size: payload_size as u64,
-            payload_align: payload_align as u64,
-            reserved: [0; 4],
-        };
+        let header = Header::new(kind, payload_size, payload_align);
         // SAFETY: the mapping is at least HEADER_SIZE bytes and page aligned, so it holds an
         // aligned `Header`; nobody else can see this brand-new memfd yet.
         unsafe { map.as_ptr().cast::<Header>().write(header) };

@@ -49,6 +49,43 @@ pub(crate) fn lock_cells(raw: &RawLock, wait: Wait) -> std::result::Result<Acqui
     }
 }
 
+/// The lock-free integer operations of `Value` and `RawValue`, on their cell.
+macro_rules! atomic_int_methods {
+    ($ty:ident) => {
+        impl<T: AtomicInt> $ty<T> {
+            /// Adds `v` atomically, without any lock (wrapping); returns the previous value.
+            pub fn fetch_add(&self, v: T) -> T {
+                // SAFETY: the cell is in our live segment, aligned, and the integer cells of a
+                // `Value`/`RawValue` are only accessed atomically (`cell::load`/`store` and these).
+                unsafe { T::fetch_add(self.cell(), v) }
+            }
+
+            /// Subtracts `v` atomically, without any lock (wrapping); returns the previous value.
+            pub fn fetch_sub(&self, v: T) -> T {
+                // SAFETY: as in `fetch_add`.
+                unsafe { T::fetch_sub(self.cell(), v) }
+            }
+
+            /// Stores `v` atomically, without any lock; returns the previous value.
+            pub fn swap(&self, v: T) -> T {
+                // SAFETY: as in `fetch_add`.
+                unsafe { T::swap(self.cell(), v) }
+            }
+
+            /// Stores `new` if the value is `current`, atomically and without any lock;
+            /// returns the previous value.
+            ///
+            /// # Errors
+            ///
+            /// `Err(actual)` when the value was not `current`.
+            pub fn compare_exchange(&self, current: T, new: T) -> std::result::Result<T, T> {
+                // SAFETY: as in `fetch_add`.
+                unsafe { T::compare_exchange(self.cell(), current, new) }
+            }
+        }
+    };
+}
+
 /// One `T` in shared memory with its own lock: Python's `multiprocessing.Value`.
 ///
 /// Created in the parent, it is the same value in forked children (and clones). Access it
@@ -209,43 +246,14 @@ impl<T: ShmSafe + Copy> Value<T> {
     }
 }
 
-/// The guard of a lock whose previous holder died: `load`/`store` go on regardless.
-fn repaired<G>(e: LockError<G>) -> G {
+/// The guard of a lock whose previous holder died: the copying methods (`load`, `store`,
+/// `get`, `set`, ...) go on regardless, since any bits are a valid `T`.
+pub(crate) fn repaired<G>(e: LockError<G>) -> G {
     e.into_inner()
         .expect("a blocking lock without timeout only fails with OwnerDied")
 }
 
-impl<T: AtomicInt> Value<T> {
-    /// Adds `v` atomically, without the lock (wrapping); returns the previous value.
-    pub fn fetch_add(&self, v: T) -> T {
-        // SAFETY: the cell is in our live segment, aligned, and the integer cells of
-        // a Value are only accessed atomically (`cell::load`/`store` and these).
-        unsafe { T::fetch_add(self.cell(), v) }
-    }
-
-    /// Subtracts `v` atomically, without the lock (wrapping); returns the previous value.
-    pub fn fetch_sub(&self, v: T) -> T {
-        // SAFETY: as in `fetch_add`.
-        unsafe { T::fetch_sub(self.cell(), v) }
-    }
-
-    /// Stores `v` atomically, without the lock; returns the previous value.
-    pub fn swap(&self, v: T) -> T {
-        // SAFETY: as in `fetch_add`.
-        unsafe { T::swap(self.cell(), v) }
-    }
-
-    /// Stores `new` if the value is `current`, atomically and without the lock; returns the
-    /// previous value, `Err` when it was not `current`.
-    ///
-    /// # Errors
-    ///
-    /// `Err(actual)` when the value was not `current`.
-    pub fn compare_exchange(&self, current: T, new: T) -> std::result::Result<T, T> {
-        // SAFETY: as in `fetch_add`.
-        unsafe { T::compare_exchange(self.cell(), current, new) }
-    }
-}
+atomic_int_methods!(Value);
 
 impl<T: ShmSafe> Clone for Value<T> {
     fn clone(&self) -> Self {
@@ -357,35 +365,7 @@ impl<T: ShmSafe + Copy> RawValue<T> {
     }
 }
 
-impl<T: AtomicInt> RawValue<T> {
-    /// Adds `v` atomically (wrapping); returns the previous value.
-    pub fn fetch_add(&self, v: T) -> T {
-        // SAFETY: the cell is in our live segment, aligned, and only accessed atomically.
-        unsafe { T::fetch_add(self.cell(), v) }
-    }
-
-    /// Subtracts `v` atomically (wrapping); returns the previous value.
-    pub fn fetch_sub(&self, v: T) -> T {
-        // SAFETY: as in `fetch_add`.
-        unsafe { T::fetch_sub(self.cell(), v) }
-    }
-
-    /// Stores `v` atomically; returns the previous value.
-    pub fn swap(&self, v: T) -> T {
-        // SAFETY: as in `fetch_add`.
-        unsafe { T::swap(self.cell(), v) }
-    }
-
-    /// Stores `new` if the value is `current`; returns the previous value.
-    ///
-    /// # Errors
-    ///
-    /// `Err(actual)` when the value was not `current`.
-    pub fn compare_exchange(&self, current: T, new: T) -> std::result::Result<T, T> {
-        // SAFETY: as in `fetch_add`.
-        unsafe { T::compare_exchange(self.cell(), current, new) }
-    }
-}
+atomic_int_methods!(RawValue);
 
 impl<T: ShmSafe> Clone for RawValue<T> {
     fn clone(&self) -> Self {
