@@ -52,6 +52,7 @@ use std::time::{Duration, Instant};
 use crate::loom::{AtomicU32, Ordering};
 
 /// How long [`spin`] polls before giving up, about what a cross-CPU futex wake costs here.
+#[cfg_attr(loom, allow(dead_code))]
 pub(crate) const SPIN_BUDGET: Duration = Duration::from_micros(50);
 
 /// Plain loads of the word between two yields (some tens of nanoseconds; no `pause`, see
@@ -96,19 +97,17 @@ pub(crate) fn spin(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -
     }
 }
 
-/// Under loom a spin is one look and one model yield: loom explores the interleavings a
-/// real spin would meet without multiplying them by the spin's length.
+/// Under loom a spin is one look, with no yield (a model yield would let the other threads
+/// run first, so the model would never sleep while the word is still held): loom explores
+/// the interleavings a real spin meets without multiplying them by the spin's length.
 #[cfg(loom)]
 pub(crate) fn spin(word: &AtomicU32, expected: u32, _deadline: Option<Instant>) -> bool {
-    if word.load(Ordering::Acquire) != expected {
-        return true;
-    }
-    loom::thread::yield_now();
     word.load(Ordering::Acquire) != expected
 }
 
 /// Sleeps in the kernel while `word` equals `expected`, until woken by [`wake`], a signal,
 /// or `deadline`. Makes no spin. May return [`Parked::Woken`] spuriously: callers loop.
+#[cfg(not(loom))]
 pub(crate) fn sleep(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> Parked {
     let timeout = match deadline {
         None => None,
@@ -127,6 +126,17 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -
         return Parked::Woken;
     }
     sleep(word, expected, deadline)
+}
+
+/// Orders an announcement against the check that follows it (the "store then load"
+/// pairs of sleeper counts). The `SeqCst` read-modify-write and `SeqCst` load the callers
+/// use already give that order, so this is nothing in production; under loom, which models
+/// `SeqCst` accesses as merely acquire/release, it is the `SeqCst` fence that restores the
+/// real semantics in the model.
+#[inline]
+pub(crate) fn announce_fence() {
+    #[cfg(loom)]
+    crate::loom::fence(Ordering::SeqCst);
 }
 
 /// Wakes at most `n` processes (or threads) sleeping on `word`; `u32::MAX` wakes them all.
@@ -150,19 +160,76 @@ fn futex_wake(word: &AtomicU32, n: u32) -> usize {
     crate::sys::futex::wake(word, n)
 }
 
-// loom has no futex and no clock: a sleep is a model yield (loom explores who runs next),
-// and deadlines never expire inside a model.
+/// Under loom a sleep blocks until a [`wake`] on the same word, and deadlines never expire:
+/// a wake-up the protocol forgets then leaves the model with every thread blocked, which
+/// loom reports as a deadlock, instead of being papered over by a timeout.
 #[cfg(loom)]
-fn futex_wait(word: &AtomicU32, expected: u32, _timeout: Option<Duration>) -> Parked {
-    if word.load(Ordering::Acquire) == expected {
-        loom::thread::yield_now();
-    }
-    Parked::Woken
+pub(crate) fn sleep(word: &AtomicU32, expected: u32, _deadline: Option<Instant>) -> Parked {
+    model::wait(word, expected)
 }
 
 #[cfg(loom)]
-fn futex_wake(_word: &AtomicU32, _n: u32) -> usize {
-    0
+fn futex_wake(word: &AtomicU32, n: u32) -> usize {
+    model::wake(word, n)
+}
+
+/// A futex for loom models: a table of sleepers behind a model mutex. The word is checked
+/// under the table's lock and wakers take that lock after changing the word, which is the
+/// atomicity `futex(2)` gives.
+#[cfg(loom)]
+mod model {
+    use super::{AtomicU32, Ordering, Parked};
+    use loom::sync::{Condvar, Mutex};
+
+    struct Sleeper {
+        word: usize,
+        id: usize,
+        woken: bool,
+    }
+
+    #[derive(Default)]
+    struct Table {
+        sleepers: Vec<Sleeper>,
+        next_id: usize,
+    }
+
+    loom::lazy_static! {
+        static ref TABLE: Mutex<Table> = Mutex::new(Table::default());
+        static ref CHANGED: Condvar = Condvar::new();
+    }
+
+    pub(super) fn wait(word: &AtomicU32, expected: u32) -> Parked {
+        let mut table = TABLE.lock().unwrap();
+        if word.load(Ordering::SeqCst) != expected {
+            return Parked::Woken;
+        }
+        let id = table.next_id;
+        table.next_id += 1;
+        let addr = word as *const AtomicU32 as usize;
+        table.sleepers.push(Sleeper { word: addr, id, woken: false });
+        loop {
+            table = CHANGED.wait(table).unwrap();
+            if let Some(i) = table.sleepers.iter().position(|s| s.id == id && s.woken) {
+                table.sleepers.remove(i);
+                return Parked::Woken;
+            }
+        }
+    }
+
+    pub(super) fn wake(word: &AtomicU32, n: u32) -> usize {
+        let mut table = TABLE.lock().unwrap();
+        let addr = word as *const AtomicU32 as usize;
+        let mut woken = 0;
+        for s in table.sleepers.iter_mut().filter(|s| s.word == addr && !s.woken) {
+            if woken == n as usize {
+                break;
+            }
+            s.woken = true;
+            woken += 1;
+        }
+        CHANGED.notify_all();
+        woken
+    }
 }
 
 #[cfg(all(test, not(loom)))]

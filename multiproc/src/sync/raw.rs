@@ -384,6 +384,7 @@ impl RawSemaphore {
                 continue;
             }
             self.sleepers.fetch_add(1, Ordering::SeqCst);
+            park::announce_fence();
             let parked = if self.value.load(Ordering::SeqCst) == 0 {
                 park::sleep(&self.value, 0, deadline)
             } else {
@@ -417,6 +418,7 @@ impl RawSemaphore {
                 Err(now) => v = now,
             }
         }
+        park::announce_fence();
         if self.sleepers.load(Ordering::SeqCst) > 0 {
             park::wake(&self.value, 1);
         }
@@ -493,7 +495,9 @@ const TOKENS: u64 = ONE_WAITER - 1;
 impl RawEvent {
     /// Sets the flag and wakes every waiter.
     pub(crate) fn set(&self) {
-        if self.flag.swap(1, Ordering::SeqCst) == 0 && self.sleepers.load(Ordering::SeqCst) > 0 {
+        let was_set = self.flag.swap(1, Ordering::SeqCst) == 1;
+        park::announce_fence();
+        if !was_set && self.sleepers.load(Ordering::SeqCst) > 0 {
             park::wake(&self.flag, u32::MAX);
         }
     }
@@ -515,6 +519,7 @@ impl RawEvent {
         }
         loop {
             self.sleepers.fetch_add(1, Ordering::SeqCst);
+            park::announce_fence();
             let parked = if self.flag.load(Ordering::SeqCst) == 0 {
                 park::sleep(&self.flag, 0, deadline)
             } else {
@@ -740,6 +745,34 @@ mod loom_tests {
             assert!(l.unlock());
             other.join().unwrap();
             assert_eq!(l.owner_id(), None);
+        });
+    }
+
+    #[test]
+    fn loom_event_set_always_reaches_a_waiter() {
+        loom::model(|| {
+            let e = Arc::new(RawEvent::default());
+            let e2 = Arc::clone(&e);
+            let waiter = thread::spawn(move || e2.wait(None));
+            e.set();
+            assert!(waiter.join().unwrap());
+        });
+    }
+
+    #[test]
+    fn loom_condition_notify_wakes_exactly_the_registered() {
+        loom::model(|| {
+            let c = Arc::new(RawCondition::default());
+            // Both register "under the lock" (before anyone notifies), as Condition::wait does.
+            let seq = c.register();
+            let seq2 = c.register();
+            let c2 = Arc::clone(&c);
+            let waiter = thread::spawn(move || c2.wait(seq, None));
+            assert_eq!(c.notify(1), 1);
+            assert_eq!(c.notify(5), 1, "only one waiter is left without a token");
+            assert!(c.wait(seq2, None));
+            assert!(waiter.join().unwrap());
+            assert_eq!(c.waiting(), 0);
         });
     }
 
