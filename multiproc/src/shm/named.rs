@@ -4,7 +4,7 @@ use std::ffi::CString;
 use std::fmt;
 use std::io;
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use crate::error::{Error, Result};
 use crate::sys::mman::{self, Mapping};
@@ -60,6 +60,32 @@ impl SharedMemory {
             name: name.to_owned(),
             map,
         })
+    }
+
+    /// Creates a block of `size` bytes under a fresh generated name (`mp_<pid>_<n>_<salt>`;
+    /// see [`name`](SharedMemory::name)), trying the next candidate when one is taken
+    /// (Python's `SharedMemory(create=True, size=...)`, SHM-05).
+    ///
+    /// # Errors
+    ///
+    /// As [`SharedMemory::create`]; `AlreadyExists` only if 100 candidates were all taken.
+    pub fn create_unique(size: usize) -> Result<SharedMemory> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let salt = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let mut last = None;
+        for _ in 0..100 {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let name = format!("mp_{}_{n}_{salt:08x}", std::process::id());
+            match SharedMemory::create(&name, size) {
+                Err(Error::Io(e)) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+                other => return other,
+            }
+        }
+        Err(Error::Io(
+            last.unwrap_or_else(|| io::ErrorKind::AlreadyExists.into()),
+        ))
     }
 
     /// Opens the existing block `name`, whatever its size.
@@ -248,6 +274,16 @@ mod tests {
                 Err(Error::InvalidArgument(_))
             ));
         }
+    }
+
+    #[test]
+    fn shm_05_generated_names_are_fresh() {
+        let a = SharedMemory::create_unique(64).unwrap();
+        let _guard_a = Unlink(a.name().to_owned());
+        let b = SharedMemory::create_unique(64).unwrap();
+        let _guard_b = Unlink(b.name().to_owned());
+        assert_ne!(a.name(), b.name());
+        assert_eq!(SharedMemory::open(a.name()).unwrap().size(), a.size());
     }
 
     #[test]

@@ -60,6 +60,7 @@ pub struct Barrier {
     seg: Segment,
     parties: u32,
     action: Option<fn()>,
+    timeout: Option<Duration>,
 }
 
 /// The payload offset of the waiting parties' tokens.
@@ -84,6 +85,7 @@ impl Barrier {
             seg,
             parties,
             action: None,
+            timeout: None,
         };
         b.raw().parties.store(parties, Ordering::Relaxed);
         Ok(b)
@@ -101,6 +103,14 @@ impl Barrier {
         Ok(b)
     }
 
+    /// Sets the timeout [`Barrier::wait`] uses (Python's `Barrier(timeout=...)`, BR-08);
+    /// without it, `wait` waits as long as it takes. It belongs to this handle and its
+    /// clones made afterwards.
+    pub fn default_timeout(mut self, timeout: Duration) -> Barrier {
+        self.timeout = Some(timeout);
+        self
+    }
+
     fn raw(&self) -> &RawBarrier {
         self.seg.get(0)
     }
@@ -109,13 +119,15 @@ impl Barrier {
         self.seg.get_slice(SLOTS, self.parties as usize)
     }
 
-    /// Waits for every party; returns this party's arrival index in `0..parties`.
+    /// Waits for every party (at most the [`default_timeout`](Barrier::default_timeout), if
+    /// set); returns this party's arrival index in `0..parties`.
     ///
     /// # Errors
     ///
-    /// [`BrokenBarrier`] when the barrier is or becomes broken.
+    /// [`BrokenBarrier`] when the barrier is or becomes broken, or the default timeout runs
+    /// out.
     pub fn wait(&self) -> std::result::Result<u32, BrokenBarrier> {
-        self.wait_until(None)
+        self.wait_until(self.timeout.and_then(deadline_after))
     }
 
     /// Like [`Barrier::wait`], for at most `timeout`; running out of time breaks the
@@ -381,6 +393,16 @@ mod tests {
         assert!(t.elapsed() >= Duration::from_millis(50));
         assert!(b.is_broken());
         assert_eq!(b.wait(), Err(BrokenBarrier));
+    }
+
+    #[test]
+    fn br_08_the_default_timeout_applies_to_wait() {
+        let b = Barrier::new(2)
+            .unwrap()
+            .default_timeout(Duration::from_millis(30));
+        let t = Instant::now();
+        assert_eq!(b.wait(), Err(BrokenBarrier));
+        assert!(t.elapsed() >= Duration::from_millis(30));
     }
 
     #[test]

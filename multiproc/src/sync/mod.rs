@@ -24,3 +24,28 @@ pub use self::event::Event;
 pub use self::lock::{Lock, LockError, LockGuard};
 pub use self::rlock::{RLock, RLockGuard};
 pub use self::semaphore::{BoundedSemaphore, Semaphore, SemaphoreGuard};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shm::{Array, RawArray, RawValue, SharedMemory, Value};
+
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn handles_move_and_share_between_threads() {
+        send_sync::<Lock>();
+        send_sync::<RLock>();
+        send_sync::<Semaphore>();
+        send_sync::<BoundedSemaphore>();
+        send_sync::<Condition>();
+        send_sync::<Event>();
+        send_sync::<Barrier>();
+        send_sync::<Value<u64>>();
+        send_sync::<Array<f64>>();
+        send_sync::<RawValue<i32>>();
+        send_sync::<RawArray<u8>>();
+        send_sync::<SharedMemory>();
+        send_sync::<LockGuard<'static>>();
+    }
+}

@@ -206,7 +206,11 @@ mod model {
         let id = table.next_id;
         table.next_id += 1;
         let addr = word as *const AtomicU32 as usize;
-        table.sleepers.push(Sleeper { word: addr, id, woken: false });
+        table.sleepers.push(Sleeper {
+            word: addr,
+            id,
+            woken: false,
+        });
         loop {
             table = CHANGED.wait(table).unwrap();
             if let Some(i) = table.sleepers.iter().position(|s| s.id == id && s.woken) {
@@ -220,7 +224,11 @@ mod model {
         let mut table = TABLE.lock().unwrap();
         let addr = word as *const AtomicU32 as usize;
         let mut woken = 0;
-        for s in table.sleepers.iter_mut().filter(|s| s.word == addr && !s.woken) {
+        for s in table
+            .sleepers
+            .iter_mut()
+            .filter(|s| s.word == addr && !s.woken)
+        {
             if woken == n as usize {
                 break;
             }
