@@ -9,8 +9,9 @@
 //! On the machines this crate is tuned for (see DESIGN.md, "Performance"), waking a process
 //! that sleeps in `futex(2)` on the other CPU costs about 40 us, whatever the mechanism.
 //! Most hand-offs between two processes happen much sooner than that, so [`spin`] first
-//! polls the word for up to [`SPIN_BUDGET`] (about 50 us): a few dozen plain loads, then
-//! [`std::thread::yield_now`] (`sched_yield(2)`), and again. Yielding is what keeps the spin
+//! polls the word for up to [`SPIN_BUDGET`] (about 50 us): plain loads for an adaptive
+//! while (long when the other side evidently runs on another CPU, short when it does not),
+//! then a few dozen loads between [`std::thread::yield_now`] calls (`sched_yield(2)`). Yielding is what keeps the spin
 //! cheap when both processes share one CPU: the process that will change the word gets the
 //! CPU at once instead of waiting for this one's time slice to run out. There is no
 //! `spin_loop` (`pause`) hint: in a virtual machine a run of them makes the hypervisor
@@ -60,6 +61,20 @@ pub(crate) const SPIN_BUDGET: Duration = Duration::from_micros(50);
 #[cfg(not(loom))]
 const LOOKS_PER_YIELD: u32 = 64;
 
+/// The bounds of the adaptive polling phase before the first yield, in loads.
+#[cfg(not(loom))]
+const POLL_MIN: u32 = 64;
+#[cfg(not(loom))]
+const POLL_MAX: u32 = 1 << 14;
+
+/// How many loads [`spin`] makes before its first yield, learnt per process: it doubles
+/// when a change arrived during the polling (the other side runs on another CPU, so
+/// polling longer catches the hand-off without a `sched_yield` round), and halves when the
+/// change only came after yielding (both share a CPU: polling only delays the other side).
+#[cfg(not(loom))]
+static POLL_BEFORE_YIELD: std::sync::atomic::AtomicU32 =
+    std::sync::atomic::AtomicU32::new(POLL_MIN);
+
 /// What a [`sleep`] or [`wait`] ended with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Parked {
@@ -79,6 +94,14 @@ pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
 /// deadline ran out first. Makes no system call other than `sched_yield`.
 #[cfg(not(loom))]
 pub(crate) fn spin(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> bool {
+    let poll = POLL_BEFORE_YIELD.load(Ordering::Relaxed);
+    for _ in 0..poll {
+        if word.load(Ordering::Acquire) != expected {
+            POLL_BEFORE_YIELD.store((poll * 2).min(POLL_MAX), Ordering::Relaxed);
+            return true;
+        }
+    }
+    POLL_BEFORE_YIELD.store((poll / 2).max(POLL_MIN), Ordering::Relaxed);
     let start = Instant::now();
     let limit = match deadline {
         Some(d) => d.min(start + SPIN_BUDGET),
