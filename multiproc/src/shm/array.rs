@@ -242,6 +242,37 @@ impl<T: ShmSafe + Copy> Array<T> {
     }
 }
 
+/// A byte array used as a C string, like Python's `Array('c', ...)` (VA-11).
+impl Array<u8> {
+    /// The bytes up to the first NUL (all of them if there is none): Python's `.value`.
+    pub fn value(&self) -> Vec<u8> {
+        let g = self.lock().unwrap_or_else(repaired);
+        let end = g.iter().position(|&b| b == 0).unwrap_or(g.len());
+        g[..end].to_vec()
+    }
+
+    /// Stores `bytes` followed by a NUL if there is room (Python's `.value = bytes`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when `bytes` is longer than the array.
+    pub fn set_value(&self, bytes: &[u8]) -> Result<()> {
+        let mut g = self.lock().unwrap_or_else(repaired);
+        if bytes.len() > g.len() {
+            return Err(Error::InvalidArgument(format!(
+                "{} bytes do not fit in an array of {}",
+                bytes.len(),
+                g.len()
+            )));
+        }
+        g[..bytes.len()].copy_from_slice(bytes);
+        if let Some(nul) = g.get_mut(bytes.len()) {
+            *nul = 0;
+        }
+        Ok(())
+    }
+}
+
 impl<T: ShmSafe> Clone for Array<T> {
     fn clone(&self) -> Self {
         Array {
@@ -448,6 +479,18 @@ mod tests {
         let d = a.duplicate().unwrap();
         a.set(0, 9).unwrap();
         assert_eq!((a.to_vec(), d.to_vec()), (vec![9, 2], vec![1, 2]));
+    }
+
+    #[test]
+    fn va_11_byte_arrays_hold_c_strings() {
+        let s = Array::<u8>::new(12).unwrap();
+        s.set_value(b"hello").unwrap();
+        let doubled = [s.value(), s.value()].concat();
+        s.set_value(&doubled).unwrap();
+        assert_eq!(s.value(), b"hellohello");
+        assert!(s.set_value(&[b'x'; 13]).is_err());
+        s.set_value(&[b'y'; 12]).unwrap();
+        assert_eq!(s.value(), [b'y'; 12]);
     }
 
     #[test]
