@@ -3,7 +3,8 @@
 Run: python3 benches/python/shared_bench.py
 Prints the time for 2 processes x 100,000 increments of one shared Value under
 get_lock() (Python has no lock-free atomic add, so this is also the baseline for
-fetch_add), from start to both joined; the best of 3 runs.
+fetch_add), from start to both joined, the best of 3 runs; then the same with no
+increments (the cost of starting and joining the processes alone).
 """
 import multiprocessing as mp
 import time
@@ -32,3 +33,5 @@ def two_processes(n=100_000):
 if __name__ == "__main__":
     best = min(two_processes() for _ in range(3))
     print(f"python Value+get_lock 2 processes x 100k increments: {best * 1e3:.1f} ms")
+    floor = min(two_processes(0) for _ in range(3))
+    print(f"python start and join of the 2 processes alone: {floor * 1e3:.2f} ms")
