@@ -93,8 +93,7 @@ impl Segment {
         payload_size: usize,
         payload_align: usize,
     ) -> io::Result<Segment> {
-        check_align(payload_align)?;
-        let len = total_len(payload_size)?;
+        let len = total_len(payload_size, payload_align)?;
         let fd = mman::memfd(c"multiproc", len)?;
         let map = Mapping::new(fd.as_fd(), len)?;
         let header = Header::new(kind, payload_size, payload_align);
@@ -129,8 +128,7 @@ impl Segment {
         payload_size: usize,
         payload_align: usize,
     ) -> io::Result<Segment> {
-        check_align(payload_align)?;
-        let len = total_len(payload_size)?;
+        let len = total_len(payload_size, payload_align)?;
         if mman::file_len(fd.as_fd())? < len {
             return Err(invalid("shared segment is shorter than its layout"));
         }
@@ -305,7 +303,9 @@ fn check_align(align: usize) -> io::Result<()> {
     }
 }
 
-fn total_len(payload_size: usize) -> io::Result<usize> {
+/// The mapping length for this payload (header included), after checking its alignment.
+fn total_len(payload_size: usize, payload_align: usize) -> io::Result<usize> {
+    check_align(payload_align)?;
     payload_size
         .checked_add(HEADER_SIZE)
         .filter(|&len| isize::try_from(len).is_ok())
