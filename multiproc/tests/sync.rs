@@ -30,6 +30,10 @@ fn main() {
             rlock_owner_died,
         ),
         test(
+            "rlock_owner_thread_exits_holding_it_next_locker_gets_owner_died",
+            rlock_owner_thread_exited,
+        ),
+        test(
             "dd_02_w5_condition_lock_holder_sigkilled_waiter_gets_owner_died",
             condition_owner_died,
         ),
@@ -187,6 +191,27 @@ fn rlock_owner_died() -> TestResult {
     drop(g);
     assert!(!rlock.is_locked());
     let _ = holder.join();
+    Ok(())
+}
+
+fn rlock_owner_thread_exited() -> TestResult {
+    let rlock = RLock::new()?;
+    let r = rlock.clone();
+    // In a child (the harness process must stay single-threaded): a thread takes the RLock
+    // and ends without releasing it; the process lives on, the owner (a thread) is gone.
+    let died: bool = Process::new(move || {
+        let r2 = r.clone();
+        std::thread::spawn(move || std::mem::forget(r2.lock().unwrap()))
+            .join()
+            .unwrap();
+        matches!(
+            r.lock_timeout(Duration::from_secs(5)),
+            Err(LockError::OwnerDied(_))
+        )
+    })
+    .start()?
+    .join()?;
+    assert!(died, "the exited owner thread was not detected");
     Ok(())
 }
 
