@@ -2,14 +2,20 @@
 //!
 //! Run: `cargo run --release --example tour`.
 
+#[path = "lock_printing.rs"]
+mod lock_printing;
 #[path = "pipe_adder_server.rs"]
 mod pipe_adder_server;
 #[path = "pipe_producer_consumer.rs"]
 mod pipe_producer_consumer;
 #[path = "process_basics.rs"]
 mod process_basics;
+#[path = "shared_value_array.rs"]
+mod shared_value_array;
 #[path = "signals.rs"]
 mod signals;
+#[path = "ticket_file_lock.rs"]
+mod ticket_file_lock;
 
 type Example = fn() -> Result<(), Box<dyn std::error::Error>>;
 
@@ -19,6 +25,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("pipe_adder_server", pipe_adder_server::main),
         ("process_basics", process_basics::main),
         ("signals", signals::main),
+        ("shared_value_array", shared_value_array::main),
+        ("lock_printing", lock_printing::main),
+        ("ticket_file_lock", ticket_file_lock::main),
     ];
     for (name, run) in examples {
         println!("=== {name}");

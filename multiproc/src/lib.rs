@@ -123,6 +123,8 @@ mod sys;
 pub mod codec;
 pub mod connection;
 pub mod process;
+pub mod shm;
+pub mod sync;
 
 pub use crate::connection::{pipe, pipe_oneway, Connection};
 pub use crate::error::{Error, PutError, Result};
@@ -130,3 +132,5 @@ pub use crate::process::{
     active_children, cpu_count, current_process, parent_process, Child, ExitStatus, Process, Run,
     Signal, StartMethod,
 };
+pub use crate::shm::{Array, SharedMemory, Value};
+pub use crate::sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};

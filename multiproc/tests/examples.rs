@@ -3,9 +3,6 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use common::{test, TestResult};
 
 fn main() {
@@ -18,35 +15,8 @@ fn main() {
     ])
 }
 
-/// Runs `target/<profile>/examples/<name>` and returns its stdout lines.
 fn run_example(name: &str) -> Result<Vec<String>, Box<dyn std::error::Error>> {
-    let exe = std::env::current_exe()?;
-    // The test binary is target/<profile>/deps/<name>-<hash>.
-    let profile_dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .ok_or("no target dir")?;
-    let path: PathBuf = profile_dir.join("examples").join(name);
-    if !path.exists() {
-        return Err(format!(
-            "{} is missing: build the examples (cargo test does)",
-            path.display()
-        )
-        .into());
-    }
-    let out = Command::new(&path).output()?;
-    if !out.status.success() {
-        return Err(format!(
-            "{name} failed with {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
-    }
-    Ok(String::from_utf8(out.stdout)?
-        .lines()
-        .map(str::to_string)
-        .collect())
+    common::run_example(name, &[])
 }
 
 fn pipe_producer_consumer() -> TestResult {

@@ -10,6 +10,7 @@
 
 use std::os::unix::process::CommandExt;
 use std::panic::{self, AssertUnwindSafe};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
@@ -182,6 +183,41 @@ pub(crate) fn is_zombie(pid: u32) -> bool {
                 == Some("Z")
         })
         .unwrap_or(false)
+}
+
+/// Runs the built example `target/<profile>/examples/<name>` with `args`, as a user would,
+/// and returns its stdout lines; a failed run is an error carrying its stderr.
+/// (`cargo test` builds the examples; `cargo test --test X` alone does not.)
+pub(crate) fn run_example(
+    name: &str,
+    args: &[&str],
+) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .ok_or("no target dir")?;
+    let path: PathBuf = profile_dir.join("examples").join(name);
+    if !path.exists() {
+        return Err(format!(
+            "{} is missing: build the examples (a plain `cargo test` does)",
+            path.display()
+        )
+        .into());
+    }
+    let out = Command::new(&path).args(args).output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "{name} failed with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(String::from_utf8(out.stdout)?
+        .lines()
+        .map(str::to_string)
+        .collect())
 }
 
 /// Checks at compile time that `T` can move to another thread.

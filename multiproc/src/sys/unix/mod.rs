@@ -2,8 +2,10 @@
 
 pub(crate) mod fd;
 pub(crate) mod futex;
+pub(crate) mod identity;
 pub(crate) mod mman;
 pub(crate) mod process;
+pub(crate) mod shm;
 pub(crate) mod signal;
 
 use std::io;
