@@ -11,6 +11,8 @@ mod sys;
 pub mod codec;
 pub mod connection;
 pub mod process;
+pub mod queue;
 
 pub use crate::error::{Error, PutError, Result};
 pub use crate::process::Signal;
+pub use crate::queue::{JoinableQueue, Queue, SimpleQueue};

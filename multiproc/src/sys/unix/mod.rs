@@ -4,6 +4,7 @@ pub(crate) mod fd;
 pub(crate) mod futex;
 pub(crate) mod mman;
 pub(crate) mod process;
+pub(crate) mod robust_mutex;
 pub(crate) mod signal;
 
 use std::io;

@@ -1,0 +1,1091 @@
+//! The shared-memory ring under every queue: variable-length byte messages, many producers
+//! and many consumers in any processes, and no corruption or deadlock when one of them is
+//! killed at any instant.
+//!
+//! # Layout
+//!
+//! One anonymous memfd segment: a control page ([`Control`], each group of fields on its own
+//! 128-byte line) and a data area of [`MAX_CAP`] bytes of address space, of which only the
+//! first `cap` bytes (a power of two, starting at [`INITIAL_CAP`]) are in use. Pages the
+//! ring never reached are never touched, so they cost no memory.
+//!
+//! A message is a record at a byte position `pos` (monotonic `u64`, offset `pos % cap`,
+//! 8-aligned): three 8-byte header words `state`, `len`, `idx`, then the payload, padded to
+//! 8 bytes. A record may wrap around the end of the data area; its header words never
+//! straddle it (cap is a multiple of 8). `state == pos | COMMITTED` marks a committed record
+//! at exactly this position: a stale header of an earlier lap holds another position, and
+//! the producer zeroes the `state` word where the *next* record will start before it commits,
+//! so payload bytes can never pose as a header either. `idx` is the message's number.
+//!
+//! # Claim and commit
+//!
+//! Producers serialise on `plock`, consumers on `clock`: two process-shared robust mutexes
+//! (see `sys::robust_mutex`), held only for a copy, never while sleeping. Between the two
+//! sides the ring is single-producer single-consumer, synchronised by the `state` word:
+//!
+//! | step | producer (holds `plock`) | consumer (holds `clock`) |
+//! |---|---|---|
+//! | 1 | room: `tail + size + 8 - head <= cap`, else grow or wait | `state(head) == head \| COMMITTED` (Acquire), else empty |
+//! | 2 | write payload, `len`, `idx` | copy or decode the payload in place |
+//! | 3 | `state(tail + size) = 0` | `gets = idx + 1` (Release) |
+//! | 4 | `state(tail) = tail \| COMMITTED` (Release): **the commit** | `head += size` (Release): **the release of the bytes** |
+//! | 5 | `tail_idx = idx + 1`, `tail += size`, `puts = idx + 1` | |
+//!
+//! # Crash safety
+//!
+//! When a process dies holding `plock` or `clock`, the kernel hands the mutex to the next
+//! taker with `EOWNERDEAD`, who repairs:
+//! - producer side: every step before the commit only wrote free space, so an uncommitted
+//!   record is simply overwritten. If the commit happened but step 5 did not finish,
+//!   `state(tail)` is committed at `tail`: the repair advances `tail`/`tail_idx` past it and
+//!   sets `puts = tail_idx`. Nothing is lost or doubled.
+//! - consumer side: nothing to repair. If the dead consumer did not release the bytes
+//!   (step 4), the record is still at `head` and the next consumer delivers it: the message
+//!   the dead consumer was reading is not lost but delivered once, to someone else. Once step
+//!   4 is done the message is gone: if the consumer dies between step 4 and handing the value
+//!   to its caller, that one message is lost. This is the only loss the design allows.
+//!
+//! `puts`, `gets` (message counts) feed `qsize`, the bound and the producers' wait; the
+//! producer's `head_cache`/`gets_cache` spare it a cache miss on the consumers' line for
+//! most puts.
+//!
+//! # Growth
+//!
+//! A producer that finds no room and may grow (the ring is below [`MAX_CAP`]) also takes
+//! `clock` (lock order is always `plock` then `clock`; consumers never take `plock`),
+//! copies the live bytes `[head, tail)` to their offsets under the doubled capacity, zeroes
+//! `state(tail)` there and then stores the new `cap`. Doubling maps every position either to
+//! its old offset or into the untouched upper half, so the copy overwrites nothing live: a
+//! grower killed mid-copy leaves the old ring intact. Messages larger than the current ring
+//! therefore just grow it; the limit is [`MAX_CAP`] of encoded messages at once.
+//!
+//! # Waiting
+//!
+//! A get that finds nothing, or a put that finds no room, polls with `sched_yield` for a
+//! short while (waking a process on another CPU costs ~40 us here), then counts itself in
+//! `waiters` and sleeps on the `seq` futex word of `not_empty` or `not_full`. The other side
+//! bumps `seq` and wakes only when `waiters` is non-zero, so a put with no sleeping consumer
+//! makes no system call.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use crate::loom::{fence, AtomicU32, AtomicU64, Ordering};
+
+/// Size of a record header: `state`, `len`, `idx`.
+const HEADER: u64 = 24;
+/// Set in `state` when the record at that position is committed.
+const COMMITTED: u64 = 1;
+/// The largest message, in bytes (the header's `len` is checked against it on read, too).
+pub(crate) const MAX_MESSAGE: usize = 1 << 30;
+
+/// Address space reserved for the data area; the ring grows up to this.
+#[cfg(not(loom))]
+const MAX_CAP: u64 = 8 << 30;
+/// Capacity of a new ring.
+#[cfg(not(loom))]
+const INITIAL_CAP: u64 = 128 << 10;
+/// Small rings in loom models, so wrap-around and growth happen within a few messages.
+#[cfg(loom)]
+const MAX_CAP: u64 = 256;
+#[cfg(loom)]
+const INITIAL_CAP: u64 = 64;
+
+/// Where the data area starts in the segment (after the control page).
+#[cfg(not(loom))]
+const DATA_OFFSET: usize = 4096;
+/// Identifies a queue segment (checked when a segment is attached).
+const MAGIC: u64 = u64::from_le_bytes(*b"mpqring\0");
+/// Bumped whenever [`Control`] or the record format changes.
+const VERSION: u64 = 1;
+
+/// Poll this long before sleeping on a futex (see "Waiting").
+const SPIN_FOR: Duration = Duration::from_micros(50);
+
+/// How long a put or get may wait for room or for a message.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Wait {
+    /// Not at all.
+    No,
+    /// Until this instant.
+    Until(Instant),
+    /// As long as it takes.
+    Forever,
+}
+
+impl Wait {
+    /// `Until(now + d)`, or `Forever` when that instant cannot be represented.
+    pub(crate) fn for_duration(d: Duration) -> Wait {
+        Instant::now()
+            .checked_add(d)
+            .map_or(Wait::Forever, Wait::Until)
+    }
+
+    fn deadline(self) -> Option<Instant> {
+        match self {
+            Wait::No => Some(Instant::now()),
+            Wait::Until(d) => Some(d),
+            Wait::Forever => None,
+        }
+    }
+}
+
+/// Why a put did not happen.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum PutFail {
+    /// No room (bound reached, or the ring is at its largest) within the wait.
+    Full,
+    /// The queue is closed.
+    Closed,
+    /// The message is longer than [`MAX_MESSAGE`].
+    TooLong,
+}
+
+/// Why a get returned no message.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum GetFail {
+    /// Nothing arrived within the wait.
+    Empty,
+    /// The queue is closed and drained.
+    Closed,
+    /// A header made no sense (memory written by something that is not a queue).
+    Corrupt(String),
+}
+
+/// A cache-line-sized (two lines: the adjacent-line prefetcher pairs them) slot for one
+/// group of fields that one side writes.
+#[repr(C, align(128))]
+#[derive(Debug)]
+struct Line<T>(T);
+
+/// A futex word with its sleeper count.
+#[repr(C)]
+#[derive(Debug)]
+struct Signal {
+    /// Processes asleep (or about to sleep) on `seq`.
+    waiters: AtomicU32,
+    /// Bumped by every notification that found sleepers.
+    seq: AtomicU32,
+}
+
+/// The fields only producers write, under `plock`.
+#[repr(C)]
+#[derive(Debug)]
+struct ProducerSide {
+    /// Where the next record starts.
+    tail: AtomicU64,
+    /// The next message's number.
+    tail_idx: AtomicU64,
+    /// A recent `head` (never ahead of the real one).
+    head_cache: AtomicU64,
+    /// A recent `gets` (never ahead of the real one).
+    gets_cache: AtomicU64,
+}
+
+/// The fields only consumers write, under `clock`.
+#[repr(C)]
+#[derive(Debug)]
+struct ConsumerSide {
+    /// Where the oldest unread record starts.
+    head: AtomicU64,
+    /// Messages taken so far (the number of the next one to take).
+    gets: AtomicU64,
+}
+
+/// The control page at the start of the segment.
+#[repr(C)]
+#[derive(Debug)]
+struct Control {
+    /// Written once by the creator before anyone else can see the segment.
+    ident: Line<Ident>,
+    plock: Line<SideLock>,
+    producer: Line<ProducerSide>,
+    /// Messages committed so far (producers write it, everyone reads it).
+    puts: Line<AtomicU64>,
+    clock: Line<SideLock>,
+    consumer: Line<ConsumerSide>,
+    /// The data area's capacity in use; changes only with both locks held.
+    cap: Line<AtomicU64>,
+    /// Non-zero once `close` was called.
+    closed: Line<AtomicU32>,
+    not_empty: Line<Signal>,
+    not_full: Line<Signal>,
+    /// `task_done` calls so far (JoinableQueue).
+    task_dones: Line<AtomicU64>,
+    all_done: Line<Signal>,
+}
+
+/// The creator's fixed parameters.
+#[repr(C)]
+#[derive(Debug)]
+struct Ident {
+    magic: u64,
+    version: u64,
+    /// At most this many messages at once; 0 for unbounded.
+    bound: u64,
+    max_cap: u64,
+}
+
+#[cfg(not(loom))]
+const _: () = assert!(std::mem::size_of::<Control>() <= DATA_OFFSET);
+#[cfg(not(loom))]
+const _: () = assert!(std::mem::size_of::<SideLock>() <= 128);
+
+#[cfg(not(loom))]
+use crate::sys::robust_mutex::{Acquired, RobustMutex as SideLock};
+
+/// Under loom, a plain spin lock stands in for the robust mutex (loom models threads, and
+/// threads do not die holding locks).
+#[cfg(loom)]
+#[derive(Debug)]
+struct SideLock(AtomicU32);
+
+#[cfg(loom)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Acquired {
+    Clean,
+}
+
+#[cfg(loom)]
+impl SideLock {
+    fn new() -> SideLock {
+        SideLock(AtomicU32::new(0))
+    }
+
+    fn lock(&self, _deadline: Option<Instant>) -> io::Result<Acquired> {
+        while self
+            .0
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            loom::thread::yield_now();
+        }
+        Ok(Acquired::Clean)
+    }
+
+    unsafe fn make_consistent(&self) {}
+
+    unsafe fn unlock(&self) {
+        self.0.store(0, Ordering::Release);
+    }
+}
+
+/// Holds one side's lock; unlocks on drop.
+struct SideGuard<'a>(&'a SideLock);
+
+impl Drop for SideGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: a `SideGuard` exists only while this thread holds the lock (see `Ring::lock`).
+        unsafe { self.0.unlock() }
+    }
+}
+
+/// The memory the ring lives in.
+#[cfg(not(loom))]
+#[derive(Debug)]
+struct Memory {
+    mapping: crate::sys::mman::Mapping,
+}
+
+/// Under loom: the control block and the data area as loom atomics (one per 8-byte word),
+/// so that loom sees every access to shared memory, payload bytes included.
+#[cfg(loom)]
+#[derive(Debug)]
+struct Memory {
+    control: Box<Control>,
+    words: Vec<AtomicU64>,
+}
+
+/// A queue's ring in shared memory; see the module docs for the protocol.
+#[derive(Debug)]
+pub(crate) struct Ring {
+    memory: Memory,
+}
+
+// SAFETY: every field of the shared memory is an atomic or a process-shared mutex, and the
+// payload bytes are only touched under the protocol above; the mapping itself is plain memory.
+unsafe impl Sync for Ring {}
+// SAFETY: as above; nothing in `Ring` is tied to the creating thread.
+unsafe impl Send for Ring {}
+
+#[cfg(not(loom))]
+impl Ring {
+    /// A new ring holding at most `bound` messages (0: unbounded), in a fresh memfd.
+    pub(crate) fn create(bound: u64) -> io::Result<Ring> {
+        use std::os::fd::AsFd;
+        let len = DATA_OFFSET + MAX_CAP as usize;
+        let fd = crate::sys::mman::memfd(c"multiproc-queue", len)?;
+        let mapping = crate::sys::mman::Mapping::new(fd.as_fd(), len)?;
+        let control = mapping.as_ptr().cast::<Control>();
+        // SAFETY: the mapping is fresh, zero-filled, page-aligned and large enough for a
+        // `Control` (asserted above); nobody else can see it yet. All-zero bytes are valid
+        // for every field but the mutexes, which are initialised in place here.
+        unsafe {
+            std::ptr::addr_of_mut!((*control).ident.0).write(Ident {
+                magic: MAGIC,
+                version: VERSION,
+                bound,
+                max_cap: MAX_CAP,
+            });
+            SideLock::init(std::ptr::addr_of_mut!((*control).plock.0))?;
+            SideLock::init(std::ptr::addr_of_mut!((*control).clock.0))?;
+        }
+        let ring = Ring {
+            memory: Memory { mapping },
+        };
+        ring.ctl().cap.0.store(INITIAL_CAP, Ordering::Release);
+        Ok(ring)
+    }
+
+    fn ctl(&self) -> &Control {
+        // SAFETY: the mapping starts with a `Control` initialised in `create` and lives as
+        // long as `self`.
+        unsafe { &*self.memory.mapping.as_ptr().cast::<Control>() }
+    }
+
+    fn data(&self) -> *mut u8 {
+        // SAFETY: DATA_OFFSET + MAX_CAP is the mapping's length, so this stays inside it.
+        unsafe { self.memory.mapping.as_ptr().add(DATA_OFFSET) }
+    }
+
+    /// The header word at `pos` under capacity `cap`.
+    fn word(&self, cap: u64, pos: u64) -> &AtomicU64 {
+        debug_assert!(pos % 8 == 0 && cap <= MAX_CAP);
+        // SAFETY: the offset is below `cap <= MAX_CAP`, 8-aligned, inside the mapping; the
+        // memory is only ever accessed as `u64` words or bytes, and `AtomicU64` has the
+        // layout of a `u64`.
+        unsafe { &*self.data().add((pos & (cap - 1)) as usize).cast::<AtomicU64>() }
+    }
+
+    /// Copies `src` into the data area at `off..off + src.len()` (no wrap).
+    fn write_at(&self, off: u64, src: &[u8]) {
+        // SAFETY: callers pass ranges inside `[0, cap)` that the protocol gives this side
+        // alone (free space for a producer, the upper half during growth).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                src.as_ptr(),
+                self.data().add(off as usize),
+                src.len(),
+            )
+        }
+    }
+
+    /// The data area bytes `off..off + len` (no wrap), which the caller owns for reading.
+    fn bytes_at(&self, off: u64, len: usize) -> &[u8] {
+        // SAFETY: callers pass a committed record's range under `clock` (or both locks):
+        // no producer writes it until the consumer releases it by moving `head`.
+        unsafe { std::slice::from_raw_parts(self.data().add(off as usize), len) }
+    }
+
+    /// Copies `len` bytes inside the data area from `from` to `to` (disjoint ranges).
+    fn move_within(&self, from: u64, to: u64, len: u64) {
+        // SAFETY: growth holds both locks; `from` is live data under the old capacity and
+        // `to` is in the untouched upper half, so the ranges are disjoint and in the mapping.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.data().add(from as usize),
+                self.data().add(to as usize),
+                len as usize,
+            )
+        }
+    }
+}
+
+#[cfg(loom)]
+impl Ring {
+    /// A ring on the heap for loom models.
+    pub(crate) fn create(bound: u64) -> io::Result<Ring> {
+        let signal = || {
+            Line(Signal {
+                waiters: AtomicU32::new(0),
+                seq: AtomicU32::new(0),
+            })
+        };
+        let control = Box::new(Control {
+            ident: Line(Ident {
+                magic: MAGIC,
+                version: VERSION,
+                bound,
+                max_cap: MAX_CAP,
+            }),
+            plock: Line(SideLock::new()),
+            producer: Line(ProducerSide {
+                tail: AtomicU64::new(0),
+                tail_idx: AtomicU64::new(0),
+                head_cache: AtomicU64::new(0),
+                gets_cache: AtomicU64::new(0),
+            }),
+            puts: Line(AtomicU64::new(0)),
+            clock: Line(SideLock::new()),
+            consumer: Line(ConsumerSide {
+                head: AtomicU64::new(0),
+                gets: AtomicU64::new(0),
+            }),
+            cap: Line(AtomicU64::new(INITIAL_CAP)),
+            closed: Line(AtomicU32::new(0)),
+            not_empty: signal(),
+            not_full: signal(),
+            task_dones: Line(AtomicU64::new(0)),
+            all_done: signal(),
+        });
+        let words = (0..MAX_CAP / 8).map(|_| AtomicU64::new(0)).collect();
+        Ok(Ring {
+            memory: Memory { control, words },
+        })
+    }
+
+    fn ctl(&self) -> &Control {
+        &self.memory.control
+    }
+
+    fn word(&self, cap: u64, pos: u64) -> &AtomicU64 {
+        &self.memory.words[((pos & (cap - 1)) / 8) as usize]
+    }
+
+    fn raw_word(&self, off: u64) -> &AtomicU64 {
+        &self.memory.words[(off / 8) as usize]
+    }
+
+    fn write_at(&self, off: u64, src: &[u8]) {
+        for (i, b) in src.iter().enumerate() {
+            let at = off + i as u64;
+            let w = self.raw_word(at & !7);
+            let shift = (at & 7) * 8;
+            let old = w.load(Ordering::Relaxed);
+            w.store(
+                (old & !(0xff << shift)) | (u64::from(*b) << shift),
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    fn read_into(&self, off: u64, out: &mut Vec<u8>, len: usize) {
+        for i in 0..len as u64 {
+            let at = off + i;
+            let w = self.raw_word(at & !7).load(Ordering::Relaxed);
+            out.push((w >> ((at & 7) * 8)) as u8);
+        }
+    }
+
+    fn move_within(&self, from: u64, to: u64, len: u64) {
+        let mut buf = Vec::with_capacity(len as usize);
+        self.read_into(from, &mut buf, len as usize);
+        self.write_at(to, &buf);
+    }
+}
+
+/// The size of a record with a `len`-byte payload, header and padding included.
+fn record_size(len: u64) -> u64 {
+    (HEADER + len + 7) & !7
+}
+
+impl Ring {
+    /// The bound given at creation (0: unbounded).
+    pub(crate) fn bound(&self) -> u64 {
+        self.ctl().ident.0.bound
+    }
+
+    /// Messages in the queue now (committed and not yet taken).
+    pub(crate) fn len(&self) -> u64 {
+        let c = self.ctl();
+        let gets = c.consumer.0.gets.load(Ordering::Acquire);
+        c.puts.0.load(Ordering::Acquire).saturating_sub(gets)
+    }
+
+    /// `true` once [`Ring::close`] was called by any process.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.ctl().closed.0.load(Ordering::Acquire) != 0
+    }
+
+    /// Refuses further puts everywhere; gets drain what is left, then fail with `Closed`.
+    pub(crate) fn close(&self) {
+        let c = self.ctl();
+        c.closed.0.store(1, Ordering::SeqCst);
+        self.notify(&c.not_empty.0);
+        self.notify(&c.not_full.0);
+    }
+
+    /// Takes one side's lock, repairing what a dead owner left.
+    fn lock<'a>(
+        &'a self,
+        lock: &'a SideLock,
+        wait: Wait,
+        repair: impl FnOnce(&Ring),
+    ) -> io::Result<SideGuard<'a>> {
+        let deadline = match wait {
+            // A holder never sleeps and holds the lock for one copy: even a non-blocking
+            // call waits for it, so `try_put` on a queue with room never fails spuriously.
+            Wait::No | Wait::Forever => None,
+            Wait::Until(d) => Some(d),
+        };
+        let got = lock.lock(deadline)?;
+        let guard = SideGuard(lock);
+        #[allow(unreachable_patterns)]
+        match got {
+            Acquired::Clean => {}
+            _ => {
+                repair(self);
+                // SAFETY: this thread holds the lock (the guard exists) after OwnerDied.
+                unsafe { lock.make_consistent() };
+            }
+        }
+        Ok(guard)
+    }
+
+    /// Producer-side repair after a producer died holding `plock` (see "Crash safety").
+    fn repair_producers(&self) {
+        let c = self.ctl();
+        let p = &c.producer.0;
+        let cap = c.cap.0.load(Ordering::Acquire);
+        let tail = p.tail.load(Ordering::Relaxed);
+        if self.word(cap, tail).load(Ordering::Acquire) == tail | COMMITTED {
+            let len = self.word(cap, tail + 8).load(Ordering::Relaxed);
+            let idx = self.word(cap, tail + 16).load(Ordering::Relaxed);
+            p.tail_idx.store(idx + 1, Ordering::Release);
+            p.tail.store(tail + record_size(len), Ordering::Release);
+        }
+        c.puts
+            .0
+            .store(p.tail_idx.load(Ordering::Relaxed), Ordering::Release);
+    }
+
+    /// Puts one encoded message.
+    pub(crate) fn put(&self, msg: &[u8], wait: Wait) -> Result<(), PutFail> {
+        if msg.len() > MAX_MESSAGE {
+            return Err(PutFail::TooLong);
+        }
+        let size = record_size(msg.len() as u64);
+        let c = self.ctl();
+        loop {
+            if self.is_closed() {
+                return Err(PutFail::Closed);
+            }
+            {
+                let _guard = self
+                    .lock(&c.plock.0, wait, Ring::repair_producers)
+                    .map_err(|_| PutFail::Full)?;
+                if self.put_locked(msg, size) {
+                    drop(_guard);
+                    self.notify(&c.not_empty.0);
+                    return Ok(());
+                }
+            }
+            let room = || self.is_closed() || self.has_room(size);
+            if !self.wait_for(&c.not_full.0, wait, room) {
+                return Err(PutFail::Full);
+            }
+        }
+    }
+
+    /// A hint, without locks: could a record of `size` bytes be put now?
+    fn has_room(&self, size: u64) -> bool {
+        let c = self.ctl();
+        let bound = self.bound();
+        if bound != 0 && self.len() >= bound {
+            return false;
+        }
+        let cap = c.cap.0.load(Ordering::Acquire);
+        let head = c.consumer.0.head.load(Ordering::Acquire);
+        let used = c.producer.0.tail.load(Ordering::Acquire).saturating_sub(head);
+        cap < c.ident.0.max_cap || used.saturating_add(size + 8) <= cap
+    }
+
+    /// The producer's steps 1-5 under `plock`; `false` when there is no room.
+    fn put_locked(&self, msg: &[u8], size: u64) -> bool {
+        let c = self.ctl();
+        let p = &c.producer.0;
+        let bound = self.bound();
+        let tail = p.tail.load(Ordering::Relaxed);
+        let idx = p.tail_idx.load(Ordering::Relaxed);
+        if bound != 0 {
+            let mut gets = p.gets_cache.load(Ordering::Relaxed);
+            if idx.saturating_sub(gets) >= bound {
+                gets = c.consumer.0.gets.load(Ordering::Acquire);
+                p.gets_cache.store(gets, Ordering::Relaxed);
+                if idx.saturating_sub(gets) >= bound {
+                    return false;
+                }
+            }
+        }
+        let need = size + 8;
+        let mut cap = c.cap.0.load(Ordering::Relaxed);
+        let mut head = p.head_cache.load(Ordering::Relaxed);
+        if tail + need - head > cap {
+            head = c.consumer.0.head.load(Ordering::Acquire);
+            p.head_cache.store(head, Ordering::Relaxed);
+            if tail + need - head > cap {
+                match self.grow(tail, need) {
+                    Some(grown) => cap = grown,
+                    None => return false,
+                }
+            }
+        }
+        // Step 2: payload, then the other header words.
+        self.write_wrapping(cap, tail + HEADER, msg);
+        self.word(cap, tail + 8)
+            .store(msg.len() as u64, Ordering::Relaxed);
+        self.word(cap, tail + 16).store(idx, Ordering::Relaxed);
+        // Step 3: the next record's state word reads "not committed".
+        self.word(cap, tail + size).store(0, Ordering::Relaxed);
+        // Step 4: the commit.
+        self.word(cap, tail).store(tail | COMMITTED, Ordering::Release);
+        // Step 5 (order matters for the repair: `tail_idx` before `tail`).
+        p.tail_idx.store(idx + 1, Ordering::Release);
+        p.tail.store(tail + size, Ordering::Release);
+        c.puts.0.store(idx + 1, Ordering::Release);
+        true
+    }
+
+    /// Copies `src` to position `pos` onwards, wrapping at `cap`.
+    fn write_wrapping(&self, cap: u64, pos: u64, src: &[u8]) {
+        let off = pos & (cap - 1);
+        let first = ((cap - off) as usize).min(src.len());
+        self.write_at(off, &src[..first]);
+        if first < src.len() {
+            self.write_at(0, &src[first..]);
+        }
+    }
+
+    /// Doubles the capacity until `need` more bytes fit after `tail`; holds `plock` and takes
+    /// `clock`. `None` when the ring is already as large as it may get.
+    fn grow(&self, tail: u64, need: u64) -> Option<u64> {
+        let c = self.ctl();
+        let cap = c.cap.0.load(Ordering::Relaxed);
+        let max_cap = c.ident.0.max_cap;
+        let _consumers = self
+            .lock(&c.clock.0, Wait::Forever, |_| {})
+            .ok()?;
+        let head = c.consumer.0.head.load(Ordering::Acquire);
+        c.producer.0.head_cache.store(head, Ordering::Relaxed);
+        let used = tail - head;
+        if used + need <= cap {
+            return Some(cap);
+        }
+        let mut new_cap = cap * 2;
+        while used + need > new_cap {
+            new_cap *= 2;
+        }
+        if new_cap > max_cap {
+            return None;
+        }
+        let mut pos = head;
+        while pos < tail {
+            let old = pos & (cap - 1);
+            let new = pos & (new_cap - 1);
+            let run = (tail - pos).min(cap - old).min(new_cap - new);
+            if old != new {
+                self.move_within(old, new, run);
+            }
+            pos += run;
+        }
+        self.word(new_cap, tail).store(0, Ordering::Relaxed);
+        c.cap.0.store(new_cap, Ordering::Release);
+        Some(new_cap)
+    }
+
+    /// Takes the oldest message and hands its bytes to `read`.
+    pub(crate) fn get<R>(&self, wait: Wait, read: impl FnOnce(&[u8]) -> R) -> Result<R, GetFail> {
+        let c = self.ctl();
+        let mut read = Some(read);
+        loop {
+            let closed = self.is_closed();
+            {
+                let _guard = self
+                    .lock(&c.clock.0, wait, |_| {})
+                    .map_err(|_| GetFail::Empty)?;
+                if let Some(out) = self.get_locked(&mut read)? {
+                    drop(_guard);
+                    self.notify(&c.not_full.0);
+                    return Ok(out);
+                }
+            }
+            if closed {
+                return Err(GetFail::Closed);
+            }
+            let ready = || self.is_closed() || self.len() > 0;
+            if !self.wait_for(&c.not_empty.0, wait, ready) {
+                return Err(GetFail::Empty);
+            }
+        }
+    }
+
+    /// The consumer's steps 1-4 under `clock`; `Ok(None)` when nothing is committed.
+    fn get_locked<R>(
+        &self,
+        read: &mut Option<impl FnOnce(&[u8]) -> R>,
+    ) -> Result<Option<R>, GetFail> {
+        let c = self.ctl();
+        let s = &c.consumer.0;
+        let cap = c.cap.0.load(Ordering::Acquire);
+        let head = s.head.load(Ordering::Relaxed);
+        if self.word(cap, head).load(Ordering::Acquire) != head | COMMITTED {
+            return Ok(None);
+        }
+        let len = self.word(cap, head + 8).load(Ordering::Relaxed);
+        let idx = self.word(cap, head + 16).load(Ordering::Relaxed);
+        if len > MAX_MESSAGE as u64 || record_size(len) + 8 > cap {
+            return Err(GetFail::Corrupt(format!(
+                "record at {head} claims {len} bytes in a ring of {cap}"
+            )));
+        }
+        let Some(read) = read.take() else {
+            return Ok(None);
+        };
+        let out = self.read_wrapping(cap, head + HEADER, len as usize, read);
+        s.gets.store(idx + 1, Ordering::Release);
+        s.head.store(head + record_size(len), Ordering::Release);
+        Ok(Some(out))
+    }
+
+    /// Hands the `len` bytes at `pos` to `read`: in place when contiguous, else from a copy.
+    #[cfg(not(loom))]
+    fn read_wrapping<R>(&self, cap: u64, pos: u64, len: usize, read: impl FnOnce(&[u8]) -> R) -> R {
+        let off = pos & (cap - 1);
+        let first = ((cap - off) as usize).min(len);
+        if first == len {
+            return read(self.bytes_at(off, len));
+        }
+        let mut joined = Vec::with_capacity(len);
+        joined.extend_from_slice(self.bytes_at(off, first));
+        joined.extend_from_slice(self.bytes_at(0, len - first));
+        read(&joined)
+    }
+
+    #[cfg(loom)]
+    fn read_wrapping<R>(&self, cap: u64, pos: u64, len: usize, read: impl FnOnce(&[u8]) -> R) -> R {
+        let off = pos & (cap - 1);
+        let first = ((cap - off) as usize).min(len);
+        let mut out = Vec::with_capacity(len);
+        self.read_into(off, &mut out, first);
+        self.read_into(0, &mut out, len - first);
+        read(&out)
+    }
+
+    /// Counts one `task_done`; `false` (and no change) when every put is already done.
+    pub(crate) fn task_done(&self) -> bool {
+        let c = self.ctl();
+        let mut done = c.task_dones.0.load(Ordering::Acquire);
+        loop {
+            let limit = self.tasks_put();
+            if done >= limit {
+                return false;
+            }
+            match c.task_dones.0.compare_exchange_weak(
+                done,
+                done + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    if done + 1 >= limit {
+                        self.notify(&c.all_done.0);
+                    }
+                    return true;
+                }
+                Err(now) => done = now,
+            }
+        }
+    }
+
+    /// Messages ever put, as far as task accounting is concerned (a consumer may have taken
+    /// a message a moment before its producer bumped `puts`).
+    fn tasks_put(&self) -> u64 {
+        let c = self.ctl();
+        let gets = c.consumer.0.gets.load(Ordering::Acquire);
+        c.puts.0.load(Ordering::Acquire).max(gets)
+    }
+
+    /// Puts not yet matched by a `task_done`.
+    pub(crate) fn unfinished(&self) -> u64 {
+        let done = self.ctl().task_dones.0.load(Ordering::Acquire);
+        self.tasks_put().saturating_sub(done)
+    }
+
+    /// Waits until every put message was `task_done`; `false` on timeout.
+    pub(crate) fn join(&self, wait: Wait) -> bool {
+        let all_done = || self.unfinished() == 0;
+        all_done() || self.wait_for(&self.ctl().all_done.0, wait, all_done)
+    }
+
+    /// Wakes the sleepers of `signal`, if there are any. The fence pairs with the one in
+    /// `wait_for`: either the sleeper sees our change, or we see its count.
+    fn notify(&self, signal: &Signal) {
+        fence(Ordering::SeqCst);
+        if signal.waiters.load(Ordering::Relaxed) != 0 {
+            signal.seq.fetch_add(1, Ordering::SeqCst);
+            wake_all(&signal.seq);
+        }
+    }
+
+    /// Waits until `ready()` or the wait runs out; `false` on timeout.
+    #[cfg(not(loom))]
+    fn wait_for(&self, signal: &Signal, wait: Wait, ready: impl Fn() -> bool) -> bool {
+        if ready() {
+            return true;
+        }
+        let deadline = wait.deadline();
+        if matches!(wait, Wait::No) {
+            return false;
+        }
+        let spin_until = Instant::now() + SPIN_FOR;
+        loop {
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return ready();
+            }
+            if now >= spin_until {
+                break;
+            }
+            yield_now();
+            if ready() {
+                return true;
+            }
+        }
+        loop {
+            signal.waiters.fetch_add(1, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            let seq = signal.seq.load(Ordering::SeqCst);
+            if ready() {
+                signal.waiters.fetch_sub(1, Ordering::SeqCst);
+                return true;
+            }
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|l| l.is_zero()) {
+                signal.waiters.fetch_sub(1, Ordering::SeqCst);
+                return false;
+            }
+            sleep_on(&signal.seq, seq, left);
+            signal.waiters.fetch_sub(1, Ordering::SeqCst);
+            if ready() {
+                return true;
+            }
+        }
+    }
+}
+
+#[cfg(loom)]
+impl Ring {
+    /// Under loom there is no time: wait by yielding until `ready()`.
+    fn wait_for(&self, _signal: &Signal, wait: Wait, ready: impl Fn() -> bool) -> bool {
+        loop {
+            if ready() {
+                return true;
+            }
+            if matches!(wait, Wait::No) {
+                return false;
+            }
+            loom::thread::yield_now();
+        }
+    }
+}
+
+#[cfg(not(loom))]
+fn yield_now() {
+    std::thread::yield_now();
+}
+
+#[cfg(not(loom))]
+fn sleep_on(word: &AtomicU32, seq: u32, timeout: Option<Duration>) {
+    // Timeouts and spurious wake-ups are both handled by the caller's re-check.
+    let _ = crate::sys::futex::wait(word, seq, timeout);
+}
+
+#[cfg(not(loom))]
+fn wake_all(word: &AtomicU32) {
+    crate::sys::futex::wake(word, u32::MAX);
+}
+
+#[cfg(loom)]
+fn wake_all(_word: &AtomicU32) {}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn take(ring: &Ring, wait: Wait) -> Result<Vec<u8>, GetFail> {
+        ring.get(wait, <[u8]>::to_vec)
+    }
+
+    /// A message whose bytes encode its producer, number and length.
+    fn message(producer: u8, n: u32, len: usize) -> Vec<u8> {
+        let mut m = vec![producer; len.max(5)];
+        m[1..5].copy_from_slice(&n.to_le_bytes());
+        m
+    }
+
+    #[test]
+    fn fifo_across_wrap_and_growth_with_every_size() {
+        let ring = Ring::create(0).unwrap();
+        let sizes = [0usize, 1, 7, 8, 9, 23, 24, 100, 4096, 70_000, 300_000, 3];
+        for round in 0..40u32 {
+            for (i, &len) in sizes.iter().enumerate() {
+                let m = vec![(round as usize * 31 + i) as u8; len];
+                ring.put(&m, Wait::No).unwrap();
+            }
+            for (i, &len) in sizes.iter().enumerate() {
+                let m = take(&ring, Wait::No).unwrap();
+                assert_eq!(m, vec![(round as usize * 31 + i) as u8; len]);
+            }
+        }
+        assert_eq!(take(&ring, Wait::No), Err(GetFail::Empty));
+        assert!(ring.ctl().cap.0.load(Ordering::Relaxed) > INITIAL_CAP);
+    }
+
+    #[test]
+    fn growth_keeps_messages_queued_across_the_old_end() {
+        let ring = Ring::create(0).unwrap();
+        // Fill to just below the initial capacity with a few messages, drain some so the
+        // live range wraps, then force growth with a large message.
+        for n in 0..30 {
+            ring.put(&message(1, n, 4000), Wait::No).unwrap();
+        }
+        for n in 0..20 {
+            assert_eq!(take(&ring, Wait::No).unwrap(), message(1, n, 4000));
+        }
+        for n in 30..50 {
+            ring.put(&message(1, n, 4000), Wait::No).unwrap();
+        }
+        ring.put(&message(2, 0, 1 << 20), Wait::No).unwrap();
+        for n in 20..50 {
+            assert_eq!(take(&ring, Wait::No).unwrap(), message(1, n, 4000));
+        }
+        assert_eq!(take(&ring, Wait::No).unwrap(), message(2, 0, 1 << 20));
+    }
+
+    #[test]
+    fn bound_counts_messages_and_timeouts_wait_at_least_the_timeout() {
+        let ring = Ring::create(2).unwrap();
+        ring.put(b"a", Wait::No).unwrap();
+        ring.put(b"", Wait::No).unwrap();
+        assert_eq!(ring.len(), 2);
+        assert_eq!(ring.put(b"c", Wait::No), Err(PutFail::Full));
+        let t = Instant::now();
+        let d = Duration::from_millis(30);
+        assert_eq!(ring.put(b"c", Wait::for_duration(d)), Err(PutFail::Full));
+        assert!(t.elapsed() >= d);
+        assert_eq!(take(&ring, Wait::No).unwrap(), b"a");
+        ring.put(b"c", Wait::No).unwrap();
+        assert_eq!(take(&ring, Wait::No).unwrap(), b"");
+        assert_eq!(take(&ring, Wait::No).unwrap(), b"c");
+        let t = Instant::now();
+        assert_eq!(take(&ring, Wait::for_duration(d)), Err(GetFail::Empty));
+        assert!(t.elapsed() >= d);
+    }
+
+    #[test]
+    fn close_refuses_puts_drains_then_reports_closed() {
+        let ring = Arc::new(Ring::create(0).unwrap());
+        ring.put(b"last", Wait::No).unwrap();
+        ring.close();
+        ring.close();
+        assert_eq!(ring.put(b"x", Wait::No), Err(PutFail::Closed));
+        assert_eq!(take(&ring, Wait::Forever).unwrap(), b"last");
+        assert_eq!(take(&ring, Wait::Forever), Err(GetFail::Closed));
+        // A sleeping get wakes up on close.
+        let ring = Arc::new(Ring::create(0).unwrap());
+        let r = Arc::clone(&ring);
+        let sleeper = std::thread::spawn(move || take(&r, Wait::Forever));
+        std::thread::sleep(Duration::from_millis(20));
+        ring.close();
+        assert_eq!(sleeper.join().unwrap(), Err(GetFail::Closed));
+    }
+
+    #[test]
+    fn repair_finishes_a_commit_whose_producer_died_before_step_5() {
+        let ring = Ring::create(0).unwrap();
+        ring.put(b"first", Wait::No).unwrap();
+        let p = &ring.ctl().producer.0;
+        let (tail, idx) = (p.tail.load(Ordering::Relaxed), p.tail_idx.load(Ordering::Relaxed));
+        assert!(ring.put_locked(b"second", record_size(6)));
+        // Roll step 5 back: the state a producer killed right after its commit leaves.
+        p.tail.store(tail, Ordering::Relaxed);
+        p.tail_idx.store(idx, Ordering::Relaxed);
+        ring.ctl().puts.0.store(idx, Ordering::Relaxed);
+        ring.repair_producers();
+        assert_eq!(ring.len(), 2);
+        ring.put(b"third", Wait::No).unwrap();
+        for m in [&b"first"[..], b"second", b"third"] {
+            assert_eq!(take(&ring, Wait::No).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn repair_drops_an_uncommitted_record() {
+        let ring = Ring::create(0).unwrap();
+        let p = &ring.ctl().producer.0;
+        // A producer killed mid-copy: payload and header words written, no commit.
+        let cap = INITIAL_CAP;
+        ring.write_wrapping(cap, HEADER, b"torn");
+        ring.word(cap, 8).store(4, Ordering::Relaxed);
+        ring.repair_producers();
+        assert_eq!(p.tail.load(Ordering::Relaxed), 0);
+        assert_eq!(ring.len(), 0);
+        ring.put(b"whole", Wait::No).unwrap();
+        assert_eq!(take(&ring, Wait::No).unwrap(), b"whole");
+    }
+
+    #[test]
+    fn task_accounting() {
+        let ring = Ring::create(0).unwrap();
+        assert!(ring.join(Wait::No));
+        assert!(!ring.task_done());
+        ring.put(b"1", Wait::No).unwrap();
+        ring.put(b"2", Wait::No).unwrap();
+        assert_eq!(ring.unfinished(), 2);
+        assert!(!ring.join(Wait::for_duration(Duration::from_millis(5))));
+        assert!(ring.task_done());
+        assert!(ring.task_done());
+        assert!(!ring.task_done());
+        assert!(ring.join(Wait::No));
+    }
+
+    #[test]
+    fn threads_mpmc_exactly_once_in_producer_order() {
+        const PRODUCERS: u8 = 3;
+        const EACH: u32 = 20_000;
+        let ring = Arc::new(Ring::create(64).unwrap());
+        let consumers: Vec<_> = (0..2)
+            .map(|_| {
+                let ring = Arc::clone(&ring);
+                std::thread::spawn(move || {
+                    let mut got = Vec::new();
+                    while let Ok(m) = take(&ring, Wait::Forever) {
+                        got.push((m[0], u32::from_le_bytes(m[1..5].try_into().unwrap())));
+                    }
+                    got
+                })
+            })
+            .collect();
+        let producers: Vec<_> = (0..PRODUCERS)
+            .map(|p| {
+                let ring = Arc::clone(&ring);
+                std::thread::spawn(move || {
+                    for n in 0..EACH {
+                        ring.put(&message(p, n, 5 + (n as usize % 40)), Wait::Forever)
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for p in producers {
+            p.join().unwrap();
+        }
+        ring.close();
+        let mut seen = vec![Vec::new(); PRODUCERS as usize];
+        for c in consumers {
+            let got = c.join().unwrap();
+            let mut last = vec![None; PRODUCERS as usize];
+            for (p, n) in got {
+                assert!(last[p as usize] < Some(n), "order within one consumer");
+                last[p as usize] = Some(n);
+                seen[p as usize].push(n);
+            }
+        }
+        for s in &mut seen {
+            s.sort_unstable();
+            assert_eq!(*s, (0..EACH).collect::<Vec<_>>());
+        }
+    }
+}
