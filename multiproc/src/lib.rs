@@ -13,6 +13,10 @@ pub mod connection;
 pub mod process;
 pub mod queue;
 
+pub use crate::connection::{pipe, pipe_oneway, Connection};
 pub use crate::error::{Error, PutError, Result};
-pub use crate::process::Signal;
+pub use crate::process::{
+    active_children, cpu_count, current_process, parent_process, Child, ExitStatus, Process, Run,
+    Signal, StartMethod,
+};
 pub use crate::queue::{JoinableQueue, Queue, SimpleQueue};

@@ -1,1 +1,557 @@
-//! stub
+//! Pipes between processes: [`pipe`], [`pipe_oneway`] and their [`Connection`] ends.
+//!
+//! A connection carries whole messages. [`Connection::send`] / [`Connection::recv`] move
+//! serde values through the default [`Binary`](crate::codec::Binary) codec;
+//! [`send_bytes`](Connection::send_bytes) / [`recv_bytes`](Connection::recv_bytes) move
+//! raw bytes. Each message is framed exactly as Python's `multiprocessing.connection`
+//! frames it (see `frame.rs`), so raw bytes interoperate with Python.
+//!
+//! # EOF and inherited ends
+//!
+//! [`Error::Eof`] comes once every copy of the peer end is closed, in every process. Ends
+//! follow Rust ownership across [`Process::start`](crate::Process::start): an end moved
+//! into the child's closure is closed in the parent, and an end the parent kept is closed
+//! in the child, so the classic pitfall of Python's pipes (a child keeps the writer it
+//! inherited, and its reader never sees EOF) cannot happen. See the crate docs.
+#![forbid(unsafe_code)]
+
+mod frame;
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::codec::{Binary, Codec};
+use crate::error::{Error, Result};
+use crate::process::inherit;
+use crate::sys;
+
+pub use self::direction::{Duplex, Readable, RecvOnly, SendOnly, Writable};
+
+/// Which way a connection may carry messages, checked at compile time.
+mod direction {
+    /// Both ends send and receive ([`pipe`](super::pipe)).
+    #[derive(Debug)]
+    pub enum Duplex {}
+    /// The receiving end of [`pipe_oneway`](super::pipe_oneway).
+    #[derive(Debug)]
+    pub enum RecvOnly {}
+    /// The sending end of [`pipe_oneway`](super::pipe_oneway).
+    #[derive(Debug)]
+    pub enum SendOnly {}
+
+    mod sealed {
+        pub trait Sealed {}
+        impl Sealed for super::Duplex {}
+        impl Sealed for super::RecvOnly {}
+        impl Sealed for super::SendOnly {}
+    }
+
+    /// Directions that can receive.
+    pub trait Readable: sealed::Sealed {}
+    impl Readable for Duplex {}
+    impl Readable for RecvOnly {}
+
+    /// Directions that can send.
+    pub trait Writable: sealed::Sealed {}
+    impl Writable for Duplex {}
+    impl Writable for SendOnly {}
+}
+
+/// Size of the read buffer: small messages arrive with one `read` call.
+const READ_BUF: usize = 64 * 1024;
+
+/// Socket buffer size asked of the kernel, so large messages move in fewer wake-ups.
+const SOCKET_BUF: usize = 4 * 1024 * 1024;
+
+/// Large payloads are read straight into their destination, growing it by at most this
+/// much beyond what has arrived, so a peer that announces a huge length cannot make us
+/// allocate memory it never sends.
+const GROW_STEP: usize = 8 * 1024 * 1024;
+
+/// One end of a pipe: sends and receives whole messages.
+///
+/// `D` is [`Duplex`] for both ends of [`pipe`]; [`pipe_oneway`] gives a
+/// `Connection<RecvOnly>` and a `Connection<SendOnly>`, and calling `send` on the first or
+/// `recv` on the second does not compile.
+///
+/// Dropping a connection closes this process's copy of its descriptor.
+pub struct Connection<D = Duplex> {
+    fd: OwnedFd,
+    /// Bytes read from the socket but not yet returned: `buf[start..end]`.
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    /// Reused for encoding `send`, so steady-state sends allocate nothing.
+    scratch: Vec<u8>,
+    _dir: PhantomData<D>,
+}
+
+impl<D> fmt::Debug for Connection<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("fd", &self.fd.as_raw_fd())
+            .field(
+                "direction",
+                &std::any::type_name::<D>().rsplit("::").next().unwrap_or(""),
+            )
+            .field("buffered", &(self.end - self.start))
+            .finish()
+    }
+}
+
+/// Creates a duplex pipe: two connected ends that both send and receive, like Python's
+/// `Pipe()`.
+///
+/// ```
+/// # fn main() -> multiproc::Result<()> {
+/// let (mut a, mut b) = multiproc::pipe()?;
+/// a.send(&(10, 20))?;
+/// let (x, y): (i32, i32) = b.recv()?;
+/// b.send(&(x + y))?;
+/// assert_eq!(a.recv::<i32>()?, 30);
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// [`Error::Io`] when the system is out of descriptors.
+pub fn pipe() -> Result<(Connection<Duplex>, Connection<Duplex>)> {
+    let (a, b) = sys::fd::socketpair()?;
+    Ok((Connection::from_fd(a)?, Connection::from_fd(b)?))
+}
+
+/// Creates a one-way pipe, like Python's `Pipe(duplex=False)`: the first end receives, the
+/// second sends.
+///
+/// ```
+/// # fn main() -> multiproc::Result<()> {
+/// let (mut rx, mut tx) = multiproc::pipe_oneway()?;
+/// tx.send_bytes(b"hello")?;
+/// assert_eq!(rx.recv_bytes()?, b"hello");
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// [`Error::Io`] when the system is out of descriptors.
+pub fn pipe_oneway() -> Result<(Connection<RecvOnly>, Connection<SendOnly>)> {
+    let (r, w) = sys::fd::socketpair()?;
+    // Shut the unused directions so even a raw-fd user cannot send the wrong way.
+    sys::fd::shutdown(r.as_fd(), sys::fd::Shutdown::Write)?;
+    sys::fd::shutdown(w.as_fd(), sys::fd::Shutdown::Read)?;
+    Ok((Connection::from_fd(r)?, Connection::from_fd(w)?))
+}
+
+impl<D> Connection<D> {
+    fn from_fd(fd: OwnedFd) -> Result<Self> {
+        // Best effort: a kernel that clamps the size still gives a working connection.
+        let _ = sys::fd::set_buffer_sizes(fd.as_fd(), SOCKET_BUF);
+        inherit::track(fd.as_raw_fd());
+        Ok(Connection {
+            fd,
+            buf: Box::new([]),
+            start: 0,
+            end: 0,
+            scratch: Vec::new(),
+            _dir: PhantomData,
+        })
+    }
+
+    /// Closes this end now. Dropping the connection closes it too; `close` makes the
+    /// moment explicit, as Python's `Connection.close()` does.
+    pub fn close(self) {
+        drop(self);
+    }
+
+    /// Duplicates this end: the copy is an independent handle on the same pipe end (a new
+    /// descriptor), for example to move into a child while keeping this one.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the system is out of descriptors.
+    pub fn try_clone(&self) -> Result<Self> {
+        Connection::from_fd(sys::fd::dup(self.fd.as_fd())?)
+    }
+
+    fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+}
+
+impl<D: Readable> Connection<D> {
+    /// Whether a message (or EOF) can be received without blocking, waiting at most
+    /// `timeout` for one: `Some(Duration::ZERO)` answers at once, `None` waits forever.
+    /// Polling consumes nothing.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the descriptor is unusable.
+    pub fn poll(&self, timeout: Option<Duration>) -> Result<bool> {
+        if self.start < self.end {
+            return Ok(true);
+        }
+        let ready = sys::fd::poll_readable(&[self.fd.as_raw_fd()], timeout)?;
+        Ok(ready[0])
+    }
+
+    /// Receives one message and decodes it as a `T`.
+    ///
+    /// # Errors
+    /// [`Error::Eof`] when every copy of the peer end is closed and nothing is left;
+    /// [`Error::Protocol`] when the peer died mid-message or sent a malformed frame;
+    /// [`Error::Codec`] when the bytes are not a `T`.
+    pub fn recv<T: DeserializeOwned>(&mut self) -> Result<T> {
+        let len = self.read_header()?;
+        if len <= (self.end - self.start) as u64 {
+            let len = len as usize;
+            let value = Binary::decode(&self.buf[self.start..self.start + len]);
+            self.start += len;
+            return value;
+        }
+        let bytes = self.read_payload(len)?;
+        Binary::decode(&bytes)
+    }
+
+    /// Like [`recv`](Self::recv), but waits at most `timeout` for the message to start.
+    /// Once its first bytes are here, the rest is read without a time limit (a peer that dies
+    /// mid-message still ends the wait with an error).
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when nothing arrived in time; otherwise as [`recv`](Self::recv).
+    pub fn recv_timeout<T: DeserializeOwned>(&mut self, timeout: Duration) -> Result<T> {
+        if !self.poll(Some(timeout))? {
+            return Err(Error::Timeout);
+        }
+        self.recv()
+    }
+
+    /// Receives one message as raw bytes.
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv), without the codec error.
+    pub fn recv_bytes(&mut self) -> Result<Vec<u8>> {
+        let len = self.read_header()?;
+        self.read_payload(len)
+    }
+
+    /// Receives one message as raw bytes if it is at most `max` bytes long.
+    ///
+    /// A longer message is read and discarded, and the connection stays usable for the next
+    /// message (Python instead marks the connection unreadable; see `docs/decisions.md`).
+    ///
+    /// # Errors
+    /// [`Error::MessageTooLong`] for a longer message; otherwise as
+    /// [`recv_bytes`](Self::recv_bytes).
+    pub fn recv_bytes_max(&mut self, max: usize) -> Result<Vec<u8>> {
+        let len = self.read_header()?;
+        if len > max as u64 {
+            self.discard(len)?;
+            return Err(Error::MessageTooLong {
+                len,
+                max: max as u64,
+            });
+        }
+        self.read_payload(len)
+    }
+
+    /// Receives one message into `buf` (from its start) and returns its length. Bytes of
+    /// `buf` past the message are left as they were; for an offset, pass `&mut buf[off..]`.
+    ///
+    /// # Errors
+    /// [`Error::BufferTooShort`] carrying the whole message when it does not fit (the message
+    /// is consumed); otherwise as [`recv_bytes`](Self::recv_bytes).
+    pub fn recv_bytes_into(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let len = self.read_header()?;
+        if len > buf.len() as u64 {
+            let message = self.read_payload(len)?;
+            return Err(Error::BufferTooShort { message });
+        }
+        let len = len as usize;
+        let from_buf = len.min(self.end - self.start);
+        buf[..from_buf].copy_from_slice(&self.buf[self.start..self.start + from_buf]);
+        self.start += from_buf;
+        self.read_exact_direct(&mut buf[from_buf..len])?;
+        Ok(len)
+    }
+
+    /// Reads more bytes into the read buffer; `Ok(0)` at EOF.
+    fn fill(&mut self) -> Result<usize> {
+        if self.buf.is_empty() {
+            self.buf = vec![0; READ_BUF].into_boxed_slice();
+        }
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.end == self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let n = sys::fd::read(self.fd.as_fd(), &mut self.buf[self.end..])?;
+        self.end += n;
+        Ok(n)
+    }
+
+    /// Reads the next frame header and returns the payload length.
+    fn read_header(&mut self) -> Result<u64> {
+        loop {
+            if let Some((len, header_len)) = frame::decode_header(self.buffered())? {
+                self.start += header_len;
+                return Ok(len);
+            }
+            let had = self.end - self.start;
+            if self.fill()? == 0 {
+                return Err(if had == 0 {
+                    Error::Eof
+                } else {
+                    Error::Protocol(format!(
+                        "peer closed the connection after {had} header bytes"
+                    ))
+                });
+            }
+        }
+    }
+
+    /// Reads a payload of `len` bytes into a new vector.
+    fn read_payload(&mut self, len: u64) -> Result<Vec<u8>> {
+        let len = usize::try_from(len)
+            .map_err(|_| Error::Protocol(format!("message of {len} bytes cannot be held here")))?;
+        let from_buf = len.min(self.end - self.start);
+        let mut out = Vec::with_capacity(len.min(from_buf + GROW_STEP));
+        out.extend_from_slice(&self.buf[self.start..self.start + from_buf]);
+        self.start += from_buf;
+        while out.len() < len {
+            if out.len() == out.capacity() {
+                out.reserve_exact((len - out.len()).min(GROW_STEP));
+            }
+            let want = (len - out.len()).min(out.capacity() - out.len());
+            if sys::fd::read_to_spare(self.fd.as_fd(), &mut out, want)? == 0 {
+                return Err(truncated(out.len(), len));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Fills `dst` straight from the socket (after the buffer was drained).
+    fn read_exact_direct(&mut self, dst: &mut [u8]) -> Result<()> {
+        let total = dst.len();
+        let mut got = 0;
+        while got < total {
+            let n = sys::fd::read(self.fd.as_fd(), &mut dst[got..])?;
+            if n == 0 {
+                return Err(truncated(got, total));
+            }
+            got += n;
+        }
+        Ok(())
+    }
+
+    /// Reads and drops a payload of `len` bytes.
+    fn discard(&mut self, len: u64) -> Result<()> {
+        let mut left = len;
+        loop {
+            let take = left.min((self.end - self.start) as u64) as usize;
+            self.start += take;
+            left -= take as u64;
+            if left == 0 {
+                return Ok(());
+            }
+            if self.fill()? == 0 {
+                return Err(truncated((len - left) as usize, len as usize));
+            }
+        }
+    }
+}
+
+fn truncated(got: usize, len: usize) -> Error {
+    Error::Protocol(format!(
+        "peer closed the connection mid-message: got {got} of {len} bytes"
+    ))
+}
+
+impl<D: Writable> Connection<D> {
+    /// Encodes `value` with the default codec and sends it as one message.
+    ///
+    /// # Errors
+    /// [`Error::Codec`] when the value cannot be encoded; [`Error::Io`] with
+    /// `BrokenPipe` when every copy of the peer end is closed.
+    pub fn send<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        scratch.resize(frame::MAX_HEADER, 0);
+        let result = Binary::encode(value, &mut scratch).and_then(|()| {
+            let len = (scratch.len() - frame::MAX_HEADER) as u64;
+            let head: &mut [u8; frame::MAX_HEADER] = (&mut scratch[..frame::MAX_HEADER])
+                .try_into()
+                .expect("header room");
+            let header_len = frame::encode_header(len, head);
+            let frame = &scratch[frame::MAX_HEADER - header_len..];
+            Ok(sys::fd::write_all_vectored(self.fd.as_fd(), &[frame])?)
+        });
+        // Keep small scratch buffers for the next send; give large ones back.
+        if scratch.capacity() <= READ_BUF {
+            self.scratch = scratch;
+        }
+        result
+    }
+
+    /// Sends `bytes` as one message. For Python's `send_bytes(buf, offset, size)`, pass
+    /// `&buf[offset..offset + size]`: slicing checks the bounds.
+    ///
+    /// # Errors
+    /// [`Error::Io`] with `BrokenPipe` when every copy of the peer end is closed.
+    pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        let mut scratch = [0; frame::MAX_HEADER];
+        let header = frame::header(bytes.len() as u64, &mut scratch);
+        sys::fd::write_all_vectored(self.fd.as_fd(), &[header, bytes])?;
+        Ok(())
+    }
+}
+
+impl<D> Drop for Connection<D> {
+    fn drop(&mut self) {
+        inherit::release(self.fd.as_raw_fd());
+    }
+}
+
+impl<D> AsFd for Connection<D> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl<D> AsRawFd for Connection<D> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl TryFrom<OwnedFd> for Connection<Duplex> {
+    type Error = Error;
+
+    /// Wraps a connected stream socket (or any descriptor that reads and writes a byte
+    /// stream framed as Python frames it).
+    fn try_from(fd: OwnedFd) -> Result<Self> {
+        Connection::from_fd(fd)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    #[test]
+    fn connection_is_send() {
+        fn assert_send<T: Send>() {}
+        assert_send::<Connection<Duplex>>();
+        assert_send::<Connection<RecvOnly>>();
+        assert_send::<Connection<SendOnly>>();
+    }
+
+    #[test]
+    fn cn_08_boundaries_and_empty_messages_survive() -> Result<()> {
+        let (mut a, mut b) = pipe()?;
+        for m in [&b"a"[..], b"b", b"", b"cd"] {
+            a.send_bytes(m)?;
+        }
+        assert!(b.poll(Some(Duration::ZERO))?);
+        assert_eq!(b.recv_bytes()?, b"a");
+        assert_eq!(b.recv_bytes()?, b"b");
+        assert!(
+            b.poll(Some(Duration::ZERO))?,
+            "an empty message is a message"
+        );
+        assert_eq!(b.recv_bytes()?, b"");
+        assert_eq!(b.recv_bytes()?, b"cd");
+        assert!(!b.poll(Some(Duration::ZERO))?);
+        Ok(())
+    }
+
+    #[test]
+    fn cn_14_too_long_is_discarded_and_the_connection_goes_on() -> Result<()> {
+        let (mut a, mut b) = pipe()?;
+        a.send_bytes(&[7; 100])?;
+        a.send_bytes(b"next")?;
+        assert!(matches!(
+            b.recv_bytes_max(99),
+            Err(Error::MessageTooLong { len: 100, max: 99 })
+        ));
+        assert_eq!(b.recv_bytes_max(4)?, b"next");
+        Ok(())
+    }
+
+    #[test]
+    fn cn_04_buffer_too_short_carries_the_message() -> Result<()> {
+        let (mut a, mut b) = pipe()?;
+        a.send_bytes(b"0123456789")?;
+        a.send_bytes(b"xy")?;
+        let mut small = [0u8; 4];
+        match b.recv_bytes_into(&mut small) {
+            Err(Error::BufferTooShort { message }) => assert_eq!(message, b"0123456789"),
+            other => panic!("expected BufferTooShort, got {other:?}"),
+        }
+        let mut buf = *b"........";
+        assert_eq!(b.recv_bytes_into(&mut buf[3..])?, 2);
+        assert_eq!(
+            &buf, b"...xy...",
+            "CN-03: written at the offset, the rest untouched"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn cn_10_eof_after_peer_closes_and_poll_reports_it() -> Result<()> {
+        let (mut a, b) = pipe()?;
+        b.close();
+        assert!(a.poll(Some(Duration::ZERO))?, "EOF counts as readable");
+        assert!(matches!(a.recv_bytes(), Err(Error::Eof)));
+        assert!(
+            matches!(a.send_bytes(b"x"), Err(Error::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn truncated_frames_are_protocol_errors() -> Result<()> {
+        let (raw, b) = sys::fd::socketpair()?;
+        let mut b = Connection::<Duplex>::try_from(b)?;
+        sys::fd::write_all_vectored(raw.as_fd(), &[&[0, 0, 0, 10], b"abc"])?;
+        drop(raw);
+        assert!(matches!(b.recv_bytes(), Err(Error::Protocol(_))));
+
+        let (raw, b) = sys::fd::socketpair()?;
+        let mut b = Connection::<Duplex>::try_from(b)?;
+        sys::fd::write_all_vectored(raw.as_fd(), &[&[0, 0]])?;
+        drop(raw);
+        assert!(matches!(b.recv_bytes(), Err(Error::Protocol(_))));
+        Ok(())
+    }
+
+    #[test]
+    fn a_lying_length_does_not_allocate_it() -> Result<()> {
+        let (raw, b) = sys::fd::socketpair()?;
+        let mut b = Connection::<Duplex>::try_from(b)?;
+        let mut head = vec![0xff; 4];
+        head.extend_from_slice(&(1u64 << 60).to_be_bytes());
+        sys::fd::write_all_vectored(raw.as_fd(), &[&head, b"tiny"])?;
+        drop(raw);
+        assert!(matches!(b.recv_bytes(), Err(Error::Protocol(_))));
+        Ok(())
+    }
+
+    #[test]
+    fn values_round_trip_and_timeouts_wait() -> Result<()> {
+        let (mut a, mut b) = pipe()?;
+        a.send(&(1i64, 2.25f64, None::<u8>))?;
+        assert_eq!(b.recv::<(i64, f64, Option<u8>)>()?, (1, 2.25, None));
+        let t = std::time::Instant::now();
+        assert!(matches!(
+            b.recv_timeout::<u8>(Duration::from_millis(30)),
+            Err(Error::Timeout)
+        ));
+        assert!(t.elapsed() >= Duration::from_millis(30));
+        Ok(())
+    }
+}

@@ -211,6 +211,19 @@ impl SignalFlag {
     /// action is a fault (`SIGSEGV`, `SIGILL`, `SIGFPE`, `SIGBUS`): catching those with a flag
     /// would leave the program spinning on the faulting instruction.
     pub fn register(sig: Signal) -> Result<SignalFlag> {
+        const UNCATCHABLE: [Signal; 6] = [
+            Signal::KILL,
+            Signal::STOP,
+            Signal::SEGV,
+            Signal::ILL,
+            Signal::FPE,
+            Signal::BUS,
+        ];
+        if UNCATCHABLE.contains(&sig) {
+            return Err(Error::InvalidArgument(format!(
+                "{sig} cannot be caught with a flag"
+            )));
+        }
         let raised = Arc::new(AtomicBool::new(false));
         signal_hook::flag::register(sig.0, Arc::clone(&raised))
             .map_err(|e| Error::InvalidArgument(format!("cannot catch {sig}: {e}")))?;

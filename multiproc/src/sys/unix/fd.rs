@@ -196,3 +196,33 @@ pub(crate) fn poll_readable(fds: &[RawFd], timeout: Option<Duration>) -> io::Res
         return Ok(pfds.iter().map(|p| p.revents != 0).collect());
     }
 }
+
+/// Makes the descriptor number `target` refer to what `src` refers to, close-on-exec
+/// ([`dup3(2)`](https://man7.org/linux/man-pages/man2/dup3.2.html)). Whatever `target`
+/// referred to before loses this process's reference.
+///
+/// The caller must own `target` in the sense of `OwnedFd`: after this call the number stays
+/// open (now naming `src`'s file), so whoever closes it later closes the new file.
+pub(crate) fn replace(src: BorrowedFd<'_>, target: RawFd) -> io::Result<()> {
+    // SAFETY: dup3 only manipulates this process's descriptor table; `target` remains a
+    // valid open descriptor afterwards, so no owner of that number is invalidated.
+    cvt_r(|| unsafe { libc::dup3(src.as_raw_fd(), target, libc::O_CLOEXEC) })?;
+    Ok(())
+}
+
+/// Reads at most `max` bytes into the spare capacity of `vec` and extends its length by what
+/// arrived; `Ok(0)` means end of file. Spares the zeroing a `resize` would cost on every
+/// large message.
+pub(crate) fn read_to_spare(
+    fd: BorrowedFd<'_>,
+    vec: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<usize> {
+    let spare = vec.spare_capacity_mut();
+    let want = max.min(spare.len());
+    let n = read_uninit(fd, &mut spare[..want])?;
+    // SAFETY: read_uninit initialised the first `n` bytes of the spare capacity, and
+    // `n <= want <= spare.len()`, so the new length stays within the capacity.
+    unsafe { vec.set_len(vec.len() + n) };
+    Ok(n)
+}

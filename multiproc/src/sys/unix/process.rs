@@ -126,3 +126,35 @@ pub(crate) fn getppid() -> i32 {
 pub(crate) fn cpu_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
+
+/// Whether `e` says the process no longer exists (`ESRCH`).
+pub(crate) fn is_gone(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ESRCH)
+}
+
+/// Registers `f` to run at normal process exit ([`atexit(3)`]).
+///
+/// [`atexit(3)`]: https://man7.org/linux/man-pages/man3/atexit.3.html
+pub(crate) fn at_exit(f: extern "C" fn()) {
+    // SAFETY: `f` is a plain function with no captured state, valid for the whole program.
+    // atexit can only fail for lack of memory, and then the cleanup simply does not run.
+    unsafe {
+        libc::atexit(f);
+    }
+}
+
+/// Forks if this process has exactly one thread; otherwise returns the thread count and
+/// does not fork.
+///
+/// With one thread there is no other thread that could hold a lock at the moment of the
+/// fork, and none can appear between the count and the fork because only this thread could
+/// create it. So the child may run any code, which makes this function safe.
+pub(crate) fn fork_single_threaded() -> io::Result<Result<Forked, usize>> {
+    let threads = thread_count()?;
+    if threads != 1 {
+        return Ok(Err(threads));
+    }
+    // SAFETY: the process has one thread (checked just above, and only this thread could
+    // start another), so the child inherits no lock held by a vanished thread.
+    unsafe { fork() }.map(Ok)
+}

@@ -1,0 +1,154 @@
+//! The wire framing of a connection, byte-compatible with Python's
+//! `multiprocessing.connection`: a 4-byte big-endian signed length, then the payload; a
+//! payload longer than `0x7fff_ffff` bytes is announced by a length of `-1` followed by an
+//! 8-byte big-endian unsigned length.
+//!
+//! Pure functions over bytes: no I/O, so they are unit-tested and fuzzed on their own.
+#![forbid(unsafe_code)]
+
+use crate::error::{Error, Result};
+
+/// The longest header: the `-1` marker and an 8-byte length.
+pub(crate) const MAX_HEADER: usize = 12;
+
+/// Lengths up to this use the short 4-byte header.
+const SHORT_MAX: u64 = 0x7fff_ffff;
+
+/// Writes the header for a payload of `len` bytes at the end of `out` and returns how many
+/// bytes it took (4 or 12). Writing at the end lets a caller that reserved
+/// [`MAX_HEADER`] bytes in front of an encoded payload send one contiguous buffer.
+pub(crate) fn encode_header(len: u64, out: &mut [u8; MAX_HEADER]) -> usize {
+    if len <= SHORT_MAX {
+        out[8..].copy_from_slice(&(len as u32).to_be_bytes());
+        4
+    } else {
+        out[..4].copy_from_slice(&(-1i32).to_be_bytes());
+        out[4..].copy_from_slice(&len.to_be_bytes());
+        12
+    }
+}
+
+/// The header bytes for a payload of `len` bytes, as a slice of `scratch`.
+pub(crate) fn header(len: u64, scratch: &mut [u8; MAX_HEADER]) -> &[u8] {
+    let n = encode_header(len, scratch);
+    &scratch[MAX_HEADER - n..]
+}
+
+/// Parses a header at the start of `buf`.
+///
+/// Returns `Ok(None)` when `buf` is too short to hold the whole header yet, and
+/// `Ok(Some((payload_len, header_len)))` once it does.
+///
+/// # Errors
+/// [`Error::Protocol`] for a negative length other than the `-1` marker, or a long header
+/// whose length would fit a short one (Python never writes that; a peer that does is not
+/// speaking this protocol).
+pub(crate) fn decode_header(buf: &[u8]) -> Result<Option<(u64, usize)>> {
+    let Some(short) = buf.get(..4) else {
+        return Ok(None);
+    };
+    let short = i32::from_be_bytes(short.try_into().expect("4 bytes"));
+    match short {
+        0.. => Ok(Some((short as u64, 4))),
+        -1 => {
+            let Some(long) = buf.get(4..12) else {
+                return Ok(None);
+            };
+            let long = u64::from_be_bytes(long.try_into().expect("8 bytes"));
+            if long <= SHORT_MAX {
+                return Err(Error::Protocol(format!(
+                    "long frame header announces {long} bytes, which needs no long header"
+                )));
+            }
+            Ok(Some((long, 12)))
+        }
+        negative => Err(Error::Protocol(format!("negative frame length {negative}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(len: u64) -> Vec<u8> {
+        let mut scratch = [0; MAX_HEADER];
+        header(len, &mut scratch).to_vec()
+    }
+
+    #[test]
+    fn cn_20_short_header_is_4_byte_big_endian() {
+        assert_eq!(encoded(0), [0, 0, 0, 0]);
+        assert_eq!(encoded(1), [0, 0, 0, 1]);
+        assert_eq!(encoded(0x0102_0304), [1, 2, 3, 4]);
+        assert_eq!(encoded(SHORT_MAX), [0x7f, 0xff, 0xff, 0xff]);
+    }
+
+    #[test]
+    fn cn_20_long_header_is_minus_one_then_8_bytes() {
+        let h = encoded(SHORT_MAX + 1);
+        assert_eq!(h.len(), 12);
+        assert_eq!(&h[..4], &[0xff; 4]);
+        assert_eq!(&h[4..], &(SHORT_MAX + 1).to_be_bytes());
+    }
+
+    #[test]
+    fn decode_inverts_encode_at_the_edges() {
+        for len in [0, 1, 255, 65_536, SHORT_MAX, SHORT_MAX + 1, u64::MAX] {
+            let h = encoded(len);
+            assert_eq!(
+                decode_header(&h).unwrap(),
+                Some((len, h.len())),
+                "len {len}"
+            );
+            let mut with_payload = h.clone();
+            with_payload.extend_from_slice(b"payload");
+            assert_eq!(decode_header(&with_payload).unwrap(), Some((len, h.len())));
+        }
+    }
+
+    #[test]
+    fn partial_headers_ask_for_more() {
+        assert_eq!(decode_header(&[]).unwrap(), None);
+        assert_eq!(decode_header(&[0, 0, 0]).unwrap(), None);
+        assert_eq!(
+            decode_header(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0]).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn malformed_headers_are_protocol_errors() {
+        assert!(matches!(
+            decode_header(&[0xff, 0xff, 0xff, 0xfe]),
+            Err(Error::Protocol(_))
+        ));
+        assert!(matches!(
+            decode_header(&[0x80, 0, 0, 0]),
+            Err(Error::Protocol(_))
+        ));
+        let mut long_but_small = vec![0xff; 4];
+        long_but_small.extend_from_slice(&5u64.to_be_bytes());
+        assert!(matches!(
+            decode_header(&long_but_small),
+            Err(Error::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        // A small exhaustive sweep over the first byte and a pseudo-random rest.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for first in 0..=255u8 {
+            for len in 0..=13 {
+                let mut buf = vec![first];
+                for _ in 1..len {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    buf.push(x as u8);
+                }
+                let _ = decode_header(&buf[..len.min(buf.len())]);
+            }
+        }
+    }
+}

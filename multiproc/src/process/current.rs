@@ -1,0 +1,173 @@
+//! Who this process is: [`current_process`] and [`parent_process`].
+#![forbid(unsafe_code)]
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::error::Result;
+use crate::sys;
+
+/// This process as the library sees it.
+struct Identity {
+    name: String,
+    daemon: bool,
+    /// Python's `_identity`: `[2]` for "Process-2", `[2, 1]` for its first child.
+    path: Vec<u32>,
+    children_started: u32,
+    parent: Option<ParentProcess>,
+}
+
+static IDENTITY: Mutex<Option<Identity>> = Mutex::new(None);
+
+fn identity() -> MutexGuard<'static, Option<Identity>> {
+    IDENTITY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn with_identity<T>(f: impl FnOnce(&mut Identity) -> T) -> T {
+    let mut guard = identity();
+    let id = guard.get_or_insert_with(|| Identity {
+        name: "MainProcess".to_string(),
+        daemon: false,
+        path: Vec::new(),
+        children_started: 0,
+        parent: None,
+    });
+    f(id)
+}
+
+/// The name, pid and daemon flag of a process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessInfo {
+    name: String,
+    pid: u32,
+    daemon: bool,
+}
+
+impl ProcessInfo {
+    pub(crate) fn new(name: String, pid: u32, daemon: bool) -> ProcessInfo {
+        ProcessInfo { name, pid, daemon }
+    }
+
+    /// The process's name: `"MainProcess"`, `"Process-1"`, `"Process-1:2"` or the name given.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The operating system's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Whether the process is a daemon (it dies with its parent).
+    pub fn is_daemon(&self) -> bool {
+        self.daemon
+    }
+}
+
+/// The process this code runs in, like Python's `multiprocessing.current_process()`.
+///
+/// ```
+/// let me = multiproc::current_process();
+/// assert_eq!(me.name(), "MainProcess");
+/// assert_eq!(me.pid(), std::process::id());
+/// assert!(!me.is_daemon());
+/// ```
+pub fn current_process() -> ProcessInfo {
+    with_identity(|id| ProcessInfo {
+        name: id.name.clone(),
+        pid: sys::process::getpid() as u32,
+        daemon: id.daemon,
+    })
+}
+
+/// The process that started this one, or `None` in a process not started by this
+/// library, like Python's `multiprocessing.parent_process()`.
+pub fn parent_process() -> Option<ParentProcess> {
+    with_identity(|id| id.parent.clone())
+}
+
+/// The parent of this process, as seen from the child. It can tell whether the parent is
+/// still alive, even if the parent was killed.
+#[derive(Debug, Clone)]
+pub struct ParentProcess {
+    name: String,
+    pid: u32,
+    /// Readable once the parent has exited; `None` if it was already gone when we looked.
+    pidfd: Option<Arc<OwnedFd>>,
+}
+
+impl ParentProcess {
+    /// The parent's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The parent's pid.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Whether the parent is still running.
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) if the system cannot be asked.
+    pub fn is_alive(&self) -> Result<bool> {
+        Ok(!self.wait_timeout(Duration::ZERO)?)
+    }
+
+    /// Waits at most `timeout` for the parent to end; returns whether it has ended.
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) if the system cannot be asked.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<bool> {
+        match &self.pidfd {
+            None => Ok(true),
+            Some(fd) => Ok(sys::fd::poll_readable(&[fd.as_raw_fd()], Some(timeout))?[0]),
+        }
+    }
+}
+
+/// Whether this process is a daemon (daemons may not start children).
+pub(crate) fn is_daemon() -> bool {
+    with_identity(|id| id.daemon)
+}
+
+/// Counts a new child of this process and returns its default name, `Process-N[:M...]`.
+pub(crate) fn next_child_name() -> String {
+    with_identity(|id| {
+        id.children_started += 1;
+        let mut path = id.path.clone();
+        path.push(id.children_started);
+        let parts: Vec<String> = path.iter().map(u32::to_string).collect();
+        format!("Process-{}", parts.join(":"))
+    })
+}
+
+/// In a new child, right after `fork`: becomes the named child of `parent_pid`.
+pub(crate) fn become_child(name: &str, daemon: bool, parent_pid: i32) {
+    let pidfd = sys::process::pidfd_open(parent_pid).ok().map(Arc::new);
+    let mut guard = identity();
+    let parent_name = guard
+        .as_ref()
+        .map_or("MainProcess".to_string(), |id| id.name.clone());
+    let mut path = guard.as_ref().map(|id| id.path.clone()).unwrap_or_default();
+    let index = guard.as_ref().map_or(0, |id| id.children_started);
+    path.push(index);
+    *guard = Some(Identity {
+        name: name.to_string(),
+        daemon,
+        path,
+        children_started: 0,
+        parent: Some(ParentProcess {
+            name: parent_name,
+            pid: parent_pid as u32,
+            pidfd,
+        }),
+    });
+}
+
+/// Held across `fork` so the child never inherits this lock held by another thread.
+pub(crate) fn lock_for_fork() -> MutexGuard<'static, impl Sized> {
+    identity()
+}

@@ -1,0 +1,195 @@
+//! Start methods, and starting a child by `fork`.
+//!
+//! This is the one file of `process/` with `unsafe`: [`Process::start_unchecked`] lets a
+//! caller that knows its other threads hold no lock fork anyway.
+#![allow(unsafe_code)]
+
+use std::io::Write;
+use std::os::fd::RawFd;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Mutex;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::children::{self, ChildRecord};
+use super::{current, inherit, Child, Process, Run};
+use crate::connection::{pipe, Connection};
+use crate::error::{Error, Result};
+use crate::sys;
+use crate::sys::process::Forked;
+
+/// How a child process is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StartMethod {
+    /// `fork(2)`: the child is a copy of the parent and runs the closure directly. Fast and
+    /// able to run any closure; sound only from a single-threaded parent.
+    #[default]
+    Fork,
+    /// A single-threaded server process forks children on request (not built yet).
+    Forkserver,
+    /// The child is a fresh execution of this program (not built yet).
+    Spawn,
+}
+
+/// What the child sends back over its control connection when its closure ends.
+#[derive(Serialize, Deserialize)]
+pub(crate) enum Outcome<R> {
+    Returned(R),
+    Panicked {
+        message: String,
+        location: Option<String>,
+    },
+    /// The closure returned, but its value could not be encoded.
+    Unencodable(String),
+}
+
+impl<T> Process<T>
+where
+    T: Run,
+    T::Output: Serialize + DeserializeOwned,
+{
+    /// Starts the child and returns its handle.
+    ///
+    /// With [`StartMethod::Fork`] (the default) the process must have exactly one thread:
+    /// after `fork` only the calling thread exists in the child, and a lock that another
+    /// thread held (the allocator's, stdout's) would never be released there.
+    ///
+    /// # Errors
+    /// - [`Error::InvalidState`] if this process has more than one thread (the message names
+    ///   the alternatives: start children before starting threads, or
+    ///   [`start_unchecked`](Self::start_unchecked)), if this process is a daemon (daemons
+    ///   may not have children, as in Python), or for a start method not built yet.
+    /// - [`Error::Io`] if the system cannot create the process.
+    pub fn start(self) -> Result<Child<T::Output>> {
+        self.start_with(|| match sys::process::fork_single_threaded()? {
+            Ok(forked) => Ok(forked),
+            Err(threads) => Err(Error::InvalidState(format!(
+                "cannot fork: this process has {threads} threads, and after fork only the \
+                 calling one would exist, possibly holding no lock another thread held; start \
+                 children before starting threads, or use the unsafe `start_unchecked` if no \
+                 other thread can hold a lock the child needs"
+            ))),
+        })
+    }
+
+    /// Starts the child with `fork` even though this process may have other threads.
+    ///
+    /// # Safety
+    /// No thread other than the caller may hold, at the moment of the fork, a lock that
+    /// the child will take: the allocator's, stdout's, or any `Mutex` the closure or the code
+    /// it calls uses. Such a lock would stay locked forever in the child.
+    pub unsafe fn start_unchecked(self) -> Result<Child<T::Output>> {
+        // SAFETY: the caller vouches for the other threads, as this function's contract says.
+        self.start_with(|| Ok(unsafe { sys::process::fork() }?))
+    }
+
+    fn start_with(self, fork: impl FnOnce() -> Result<Forked>) -> Result<Child<T::Output>> {
+        if self.method != StartMethod::Fork {
+            return Err(Error::InvalidState(format!(
+                "start method {:?} is not built yet; use StartMethod::Fork",
+                self.method
+            )));
+        }
+        if current::is_daemon() {
+            return Err(Error::InvalidState(
+                "daemonic processes are not allowed to have children".into(),
+            ));
+        }
+        children::reap_finished();
+        // Every child counts toward the default names, named or not, as in Python.
+        let default_name = current::next_child_name();
+        let name = self.name.unwrap_or(default_name);
+        let daemon = self.daemon;
+        let (mut ctl_parent, ctl_child) = pipe()?;
+        let parent_pid = sys::process::getpid();
+        // What the parent buffered would otherwise be written twice, once by each process.
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+
+        let forked = {
+            let _registry = inherit::lock_for_fork();
+            let _identity = current::lock_for_fork();
+            let _children = children::lock_for_fork();
+            fork()?
+        };
+        match forked {
+            Forked::Child => {
+                drop(ctl_parent);
+                child_main(self.task, ctl_child, &name, daemon, parent_pid)
+            }
+            Forked::Parent(pid) => {
+                drop(ctl_child);
+                // The parent drops the task it moved into the child: the connections it owned
+                // report themselves, and only those stay open in the child.
+                let captured = inherit::drop_recording(self.task);
+                let record = ChildRecord::new(pid, name, daemon)?;
+                children::register(record.clone());
+                ctl_parent.send(&captured)?;
+                Ok(Child::new(record, ctl_parent))
+            }
+        }
+    }
+}
+
+/// Where the location of a panic in the child is kept for the parent.
+static PANIC_LOCATION: Mutex<Option<String>> = Mutex::new(None);
+
+/// The child's life: adopt the captured connections, run the task, report, exit.
+fn child_main<T>(task: T, mut ctl: Connection, name: &str, daemon: bool, parent_pid: i32) -> !
+where
+    T: Run,
+    T::Output: Serialize,
+{
+    if daemon {
+        // Die with the parent even if it is SIGKILLed; if it already died, go now.
+        if sys::process::set_parent_death_signal(9).is_err()
+            || sys::process::getppid() != parent_pid
+        {
+            sys::process::exit_now(1);
+        }
+    }
+    children::forget_all();
+    current::become_child(name, daemon, parent_pid);
+    let mut keep: Vec<RawFd> = match ctl.recv() {
+        Ok(keep) => keep,
+        // The parent died or failed between fork and hand-over: nothing to run for.
+        Err(_) => sys::process::exit_now(1),
+    };
+    keep.push(std::os::fd::AsRawFd::as_raw_fd(&ctl));
+    if inherit::keep_only(&keep).is_err() {
+        sys::process::exit_now(1);
+    }
+
+    let previous_hook = panic::take_hook();
+    panic::set_hook(Box::new(move |info| {
+        if let Some(loc) = info.location() {
+            *PANIC_LOCATION.lock().unwrap_or_else(|p| p.into_inner()) = Some(loc.to_string());
+        }
+        previous_hook(info);
+    }));
+
+    let (outcome, code) = match panic::catch_unwind(AssertUnwindSafe(|| task.run())) {
+        Ok(value) => (Outcome::Returned(value), 0),
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "Box<dyn Any> (a panic payload that is not a string)".into());
+            let location = PANIC_LOCATION
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            (Outcome::Panicked { message, location }, 1)
+        }
+    };
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    let sent = match ctl.send(&outcome) {
+        Err(Error::Codec(msg)) => ctl.send(&Outcome::<()>::Unencodable(msg)).map(|()| 1),
+        other => other.map(|()| code),
+    };
+    sys::process::exit_now(sent.unwrap_or(1))
+}

@@ -1,0 +1,188 @@
+//! The main-thread test harness for tests that fork.
+//!
+//! The libtest harness always runs a second thread, and forking from a multi-threaded
+//! process is refused (see the crate docs), so every integration test file is
+//! `harness = false` and calls [`run`]. Each test runs on the main thread, under a
+//! watchdog process that kills the whole test binary if the test hangs; afterwards the
+//! harness kills any child the test left running and checks that it left no `/dev/shm`
+//! entry behind (such leftovers are removed and fail the test).
+#![allow(dead_code)]
+
+use std::os::unix::process::CommandExt;
+use std::panic::{self, AssertUnwindSafe};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub(crate) type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// One test: a name (with the contract item it covers) and its body.
+pub(crate) struct Test {
+    name: &'static str,
+    body: fn() -> TestResult,
+}
+
+/// Declares a test.
+pub(crate) fn test(name: &'static str, body: fn() -> TestResult) -> Test {
+    Test { name, body }
+}
+
+/// How long one test may take before the watchdog kills the binary.
+const WATCHDOG: Duration = Duration::from_secs(120);
+
+static HARNESS_PID: OnceLock<u32> = OnceLock::new();
+
+/// Runs the tests one by one on the main thread and exits with libtest's status.
+pub(crate) fn run(tests: Vec<Test>) -> ! {
+    HARNESS_PID.get_or_init(std::process::id);
+    let mut args = libtest_mimic::Arguments::from_args();
+    args.test_threads = Some(1);
+    let trials = tests
+        .into_iter()
+        .map(|t| libtest_mimic::Trial::test(t.name, move || guarded(t.body).map_err(Into::into)))
+        .collect();
+    libtest_mimic::run(&args, trials).exit()
+}
+
+/// A name no other test run uses, for named resources (`/dev/shm`, sockets). The harness
+/// checks that nothing with this prefix survives a test.
+pub(crate) fn unique_name(tag: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{}{}-{tag}",
+        shm_prefix(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn shm_prefix() -> String {
+    format!(
+        "mpt-{}-",
+        HARNESS_PID.get().copied().unwrap_or_else(std::process::id)
+    )
+}
+
+fn our_shm_entries() -> Vec<String> {
+    let prefix = shm_prefix();
+    std::fs::read_dir("/dev/shm")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.starts_with(&prefix))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn guarded(body: fn() -> TestResult) -> Result<(), String> {
+    let watchdog = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "sleep {}; echo 'watchdog: test hung, killing the test binary' >&2; kill -9 {}",
+            WATCHDOG.as_secs(),
+            std::process::id()
+        ))
+        .stdin(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot start the watchdog: {e}"))?;
+
+    let outcome = panic::catch_unwind(AssertUnwindSafe(body));
+
+    // The watchdog and its `sleep` share a process group: end both.
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", watchdog.id())])
+        .stderr(Stdio::null())
+        .status();
+    let mut watchdog = watchdog;
+    let _ = watchdog.wait();
+
+    let mut problems = Vec::new();
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => problems.push(format!("test returned an error: {e}")),
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            problems.push(format!("test panicked: {msg}"));
+        }
+    }
+    let leftovers = kill_leftover_children();
+    if !leftovers.is_empty() {
+        problems.push(format!("test left children running: {leftovers:?}"));
+    }
+    let shm = our_shm_entries();
+    for name in &shm {
+        let _ = std::fs::remove_file(format!("/dev/shm/{name}"));
+    }
+    if !shm.is_empty() {
+        problems.push(format!("test left /dev/shm entries: {shm:?}"));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+/// Kills every child still running and waits until they are reaped; returns their names.
+fn kill_leftover_children() -> Vec<String> {
+    let left = multiproc::active_children();
+    for c in &left {
+        let _ = multiproc::process::send_signal(c.pid(), multiproc::Signal::KILL);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !multiproc::active_children().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    left.iter()
+        .map(|c| format!("{} (pid {})", c.name(), c.pid()))
+        .collect()
+}
+
+/// Runs `f` until it returns true or `timeout` passes; returns whether it did.
+pub(crate) fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Whether a process with this pid exists and is not a zombie.
+pub(crate) fn process_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => false,
+        Ok(stat) => {
+            // The state is the field after the parenthesised command name.
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next());
+            !matches!(state, Some("Z") | Some("X") | None)
+        }
+    }
+}
+
+/// Whether `pid` is a zombie (ended, not reaped).
+pub(crate) fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            stat.rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next())
+                == Some("Z")
+        })
+        .unwrap_or(false)
+}
+
+/// Checks at compile time that `T` can move to another thread.
+pub(crate) fn assert_send<T: Send>() {}

@@ -1,0 +1,419 @@
+//! Connections between real processes (contract section CN).
+
+mod common;
+
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{test, TestResult};
+use multiproc::process::{send_signal, SignalFlag};
+use multiproc::{pipe, pipe_oneway, Connection, Error, Process, Signal};
+
+fn main() {
+    common::run(vec![
+        test(
+            "cn_01_duplex_values_through_an_echo_child",
+            cn_01_duplex_echo,
+        ),
+        test("cn_02_w8_sizes_0_1_16mib_64mib_round_trip", cn_02_sizes),
+        test(
+            "cn_03_04_recv_into_and_buffer_too_short_across_processes",
+            cn_03_04_into,
+        ),
+        test("cn_06_poll_zero_timeout_and_pending_data", cn_06_poll),
+        test("cn_07_poll_none_waits_for_data", cn_07_poll_none),
+        test(
+            "cn_09_poll_in_a_child_consumes_nothing",
+            cn_09_poll_in_child,
+        ),
+        test(
+            "cn_10_eof_only_when_every_copy_is_closed",
+            cn_10_eof_every_copy,
+        ),
+        test(
+            "cn_10_eof_after_the_peer_process_exits_without_closing",
+            cn_10_eof_on_exit,
+        ),
+        test("cn_11_oneway_pipe_carries_one_way", cn_11_oneway),
+        test("cn_14_recv_bytes_max_over_the_limit", cn_14_max),
+        test(
+            "cn_18_seed_000_parent_keeps_writer_child_sees_eof",
+            cn_18_seed_pitfall,
+        ),
+        test(
+            "cn_19_send_with_no_reader_is_broken_pipe",
+            cn_19_broken_pipe,
+        ),
+        test("cn_23_recv_not_aborted_by_a_signal", cn_23_eintr),
+        test(
+            "peer_dies_mid_message_gives_protocol_error",
+            peer_dies_mid_message,
+        ),
+        test(
+            "peer_killed_while_sending_64mib_gives_an_error",
+            peer_killed_mid_send,
+        ),
+        test(
+            "cn_20_raw_frames_interoperate_with_python",
+            cn_20_python_interop,
+        ),
+    ])
+}
+
+fn echo_child() -> Result<(Connection, multiproc::Child<u32>), multiproc::Error> {
+    let (parent, mut child_end) = pipe()?;
+    let child = Process::new(move || {
+        let mut n = 0;
+        while let Ok(bytes) = child_end.recv_bytes() {
+            child_end.send_bytes(&bytes).unwrap();
+            n += 1;
+        }
+        n
+    })
+    .start()?;
+    Ok((parent, child))
+}
+
+fn cn_01_duplex_echo() -> TestResult {
+    let (mut a, mut b) = pipe()?;
+    let mut child = Process::new(move || {
+        let v: (i32, f64, Option<String>) = b.recv().unwrap();
+        b.send(&v).unwrap();
+        b.send(&vec![1u8, 2, 3]).unwrap();
+    })
+    .start()?;
+    a.send(&(1, 2.25, None::<String>))?;
+    assert_eq!(a.recv::<(i32, f64, Option<String>)>()?, (1, 2.25, None));
+    assert_eq!(a.recv::<Vec<u8>>()?, vec![1, 2, 3]);
+    child.join()?;
+    Ok(())
+}
+
+fn cn_02_sizes() -> TestResult {
+    let (mut conn, mut child) = echo_child()?;
+    let sizes = [0usize, 1, 255, 65_536, 16 << 20, 64 << 20];
+    for &size in &sizes {
+        let msg: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+        conn.send_bytes(&msg)?;
+        let back = conn.recv_bytes()?;
+        assert_eq!(back.len(), size);
+        assert!(back == msg, "payload of {size} bytes changed in transit");
+    }
+    drop(conn);
+    assert_eq!(child.join()?, sizes.len() as u32);
+    Ok(())
+}
+
+fn cn_03_04_into() -> TestResult {
+    let (mut conn, mut child) = echo_child()?;
+    conn.send_bytes(b"hello")?;
+    let mut buf = [b'.'; 12];
+    assert_eq!(conn.recv_bytes_into(&mut buf[4..])?, 5);
+    assert_eq!(&buf, b"....hello...");
+    conn.send_bytes(&[9u8; 100])?;
+    match conn.recv_bytes_into(&mut buf) {
+        Err(Error::BufferTooShort { message }) => assert_eq!(message, vec![9u8; 100]),
+        other => panic!("expected BufferTooShort, got {other:?}"),
+    }
+    conn.send_bytes(b"after")?;
+    assert_eq!(
+        conn.recv_bytes()?,
+        b"after",
+        "the connection goes on after BufferTooShort"
+    );
+    drop(conn);
+    child.join()?;
+    Ok(())
+}
+
+fn cn_06_poll() -> TestResult {
+    let (mut a, b) = pipe()?;
+    let t = Instant::now();
+    assert!(!a.poll(Some(Duration::ZERO))?, "poll(0) on an empty pipe");
+    let t2 = Instant::now();
+    assert!(!a.poll(Some(Duration::from_millis(150)))?);
+    assert!(
+        t2.elapsed() >= Duration::from_millis(150),
+        "poll(t) waits at least t"
+    );
+    let _ = t;
+    let mut child = Process::new(move || {
+        let mut b = b;
+        b.send_bytes(b"x").unwrap();
+    })
+    .start()?;
+    child.join()?;
+    for _ in 0..3 {
+        assert!(
+            a.poll(Some(Duration::ZERO))?,
+            "pending data: poll stays true"
+        );
+    }
+    assert_eq!(a.recv_bytes()?, b"x");
+    assert!(
+        a.poll(Some(Duration::ZERO))?,
+        "the child's end is closed: EOF is readable"
+    );
+    assert!(matches!(a.recv_bytes(), Err(Error::Eof)));
+    Ok(())
+}
+
+fn cn_07_poll_none() -> TestResult {
+    let (a, mut b) = pipe()?;
+    let mut child = Process::new(move || {
+        let mut a = a;
+        std::thread::sleep(Duration::from_millis(200));
+        a.send(&7u8).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    })
+    .start()?;
+    let t = Instant::now();
+    assert!(b.poll(None)?);
+    assert!(t.elapsed() >= Duration::from_millis(150));
+    assert_eq!(b.recv::<u8>()?, 7);
+    child.join()?;
+    Ok(())
+}
+
+fn cn_09_poll_in_child() -> TestResult {
+    let (mut a, b) = pipe()?;
+    a.send_bytes(b"whole message")?;
+    let mut child = Process::new(move || b.poll(Some(Duration::from_secs(5))).unwrap()).start()?;
+    let peeker_end = a.try_clone()?; // keep a peer copy alive so EOF does not interfere
+    assert!(child.join()?);
+    drop(peeker_end);
+    // The child polled on a copy of `b`, which it took with it; a fresh pair shows the
+    // message is still whole for another reader of the same socket.
+    let (mut c, d) = pipe()?;
+    let mut reader = Process::new(move || {
+        let mut d = d;
+        let _ = d.poll(Some(Duration::from_secs(5)));
+        d.recv_bytes().unwrap()
+    })
+    .start()?;
+    c.send_bytes(b"polled then read")?;
+    assert_eq!(reader.join()?, b"polled then read");
+    Ok(())
+}
+
+fn cn_10_eof_every_copy() -> TestResult {
+    let (mut a, b) = pipe()?;
+    let b_copy = b.try_clone()?;
+    let (mut release, mut hold) = pipe()?;
+    let mut holder = Process::new(move || {
+        let _keep = b_copy;
+        let _ = hold.recv::<u8>();
+    })
+    .start()?;
+    drop(b);
+    assert!(
+        !a.poll(Some(Duration::from_millis(100)))?,
+        "a live child still holds a copy"
+    );
+    release.send(&1u8)?;
+    holder.join()?;
+    assert!(a.poll(Some(Duration::from_secs(5)))?);
+    assert!(matches!(a.recv::<u8>(), Err(Error::Eof)));
+    Ok(())
+}
+
+fn cn_10_eof_on_exit() -> TestResult {
+    let (mut rx, tx) = pipe()?;
+    let mut child = Process::new(move || -> () {
+        let mut tx = tx;
+        tx.send(&"last words").unwrap();
+        std::mem::forget(tx); // exit without closing: the kernel closes it
+        std::process::exit(0)
+    })
+    .start()?;
+    assert_eq!(rx.recv::<String>()?, "last words");
+    assert!(matches!(rx.recv::<String>(), Err(Error::Eof)));
+    assert!(matches!(child.join(), Err(Error::Exited(0))));
+    Ok(())
+}
+
+fn cn_11_oneway() -> TestResult {
+    let (mut rx, tx) = pipe_oneway()?;
+    let mut child = Process::new(move || {
+        let mut tx = tx;
+        for i in 0..3u8 {
+            tx.send(&i).unwrap();
+        }
+    })
+    .start()?;
+    for i in 0..3u8 {
+        assert_eq!(rx.recv::<u8>()?, i);
+    }
+    assert!(matches!(rx.recv::<u8>(), Err(Error::Eof)));
+    child.join()?;
+    // A raw write on the receiving end is refused by the socket itself.
+    let raw = UnixStream::from(rx.as_fd().try_clone_to_owned()?);
+    assert!((&raw).write_all(b"x").is_err());
+    Ok(())
+}
+
+fn cn_14_max() -> TestResult {
+    let (mut conn, mut child) = echo_child()?;
+    conn.send_bytes(&[1u8; 1000])?;
+    match conn.recv_bytes_max(999) {
+        Err(Error::MessageTooLong { len, max }) => assert_eq!((len, max), (1000, 999)),
+        other => panic!("expected MessageTooLong, got {other:?}"),
+    }
+    conn.send_bytes(b"still usable")?;
+    assert_eq!(conn.recv_bytes_max(12)?, b"still usable");
+    drop(conn);
+    child.join()?;
+    Ok(())
+}
+
+/// Seed 000: the consumer must see EOF although nobody closes inherited copies by hand.
+fn cn_18_seed_pitfall() -> TestResult {
+    let (mut left, right) = pipe()?;
+    let mut consumer = Process::new(move || {
+        let mut right = right;
+        let mut got = Vec::new();
+        while let Ok(i) = right.recv::<i32>() {
+            got.push(i);
+        }
+        got
+    })
+    .start()?;
+    for i in 1..=5 {
+        left.send(&i)?;
+    }
+    drop(left);
+    let mut got = None;
+    for _ in 0..50 {
+        if let Some(v) = consumer.join_timeout(Duration::from_millis(100))? {
+            got = Some(v);
+            break;
+        }
+    }
+    assert_eq!(got, Some(vec![1, 2, 3, 4, 5]), "the consumer saw EOF");
+    Ok(())
+}
+
+fn cn_19_broken_pipe() -> TestResult {
+    let (mut a, b) = pipe()?;
+    let mut child = Process::new(move || drop(b)).start()?;
+    child.join()?;
+    match a.send_bytes(&vec![0u8; 1 << 20]) {
+        Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe),
+        other => panic!("expected BrokenPipe, got {other:?}"),
+    }
+    Ok(())
+}
+
+fn cn_23_eintr() -> TestResult {
+    let flag = SignalFlag::register(Signal::USR2)?;
+    let parent = std::process::id();
+    let (mut rx, tx) = pipe()?;
+    let mut child = Process::new(move || {
+        let mut tx = tx;
+        std::thread::sleep(Duration::from_millis(100));
+        send_signal(parent, Signal::USR2).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        tx.send(&"after the signal").unwrap();
+    })
+    .start()?;
+    assert_eq!(rx.recv::<String>()?, "after the signal");
+    assert!(flag.take());
+    child.join()?;
+    Ok(())
+}
+
+fn peer_dies_mid_message() -> TestResult {
+    let (mut rx, tx) = pipe()?;
+    let mut child = Process::new(move || -> () {
+        let raw = UnixStream::from(tx.as_fd().try_clone_to_owned().unwrap());
+        (&raw).write_all(&[0, 0, 3, 232]).unwrap(); // announces 1000 bytes
+        (&raw).write_all(&[7; 10]).unwrap(); // sends 10, then dies
+        std::process::exit(0)
+    })
+    .start()?;
+    match rx.recv_bytes() {
+        Err(Error::Protocol(msg)) => assert!(msg.contains("10 of 1000"), "{msg}"),
+        other => panic!("expected a protocol error, got {other:?}"),
+    }
+    let _ = child.join();
+    Ok(())
+}
+
+fn peer_killed_mid_send() -> TestResult {
+    let (mut rx, tx) = pipe()?;
+    let (mut ready_rx, ready_tx) = pipe()?;
+    let mut child = Process::new(move || {
+        let (mut tx, mut ready) = (tx, ready_tx);
+        ready.send(&()).unwrap();
+        tx.send_bytes(&vec![1u8; 64 << 20]).unwrap();
+        std::thread::sleep(Duration::from_secs(60));
+    })
+    .start()?;
+    ready_rx.recv::<()>()?;
+    // Take part of the message, then kill the sender while it is blocked mid-write.
+    let mut head = [0u8; 4];
+    let raw = UnixStream::from(rx.as_fd().try_clone_to_owned()?);
+    std::io::Read::read_exact(&mut &raw, &mut head)?;
+    child.kill()?;
+    let _ = child.join();
+    let mut buf = [0u8; 1 << 16];
+    let mut total = 0usize;
+    loop {
+        match std::io::Read::read(&mut &raw, &mut buf)? {
+            0 => break,
+            n => total += n,
+        }
+    }
+    assert!(total < 64 << 20, "the sender died before finishing");
+    assert!(
+        matches!(rx.recv_bytes(), Err(Error::Eof)),
+        "nothing left, and no hang"
+    );
+    Ok(())
+}
+
+/// CN-20: our frames are Python's. Python's `multiprocessing.connection.Client` connects to
+/// a Unix socket we listen on, sends bytes, and checks what we send back.
+fn cn_20_python_interop() -> TestResult {
+    if Command::new("python3").arg("--version").output().is_err() {
+        eprintln!("python3 not found: interop not checked");
+        return Ok(());
+    }
+    let dir = std::env::temp_dir().join(common::unique_name("interop"));
+    std::fs::create_dir(&dir)?;
+    let path = dir.join("sock");
+    let listener = UnixListener::bind(&path)?;
+    let script = r#"
+import sys
+from multiprocessing.connection import Client
+c = Client(sys.argv[1])
+c.send_bytes(b"from python")
+c.send_bytes(b"")
+c.send_bytes(b"x" * 100000)
+echo = c.recv_bytes()
+assert echo == b"from rust" * 3, echo
+big = c.recv_bytes()
+assert big == bytes(range(256)) * 4096, len(big)
+print("python ok")
+"#;
+    let py = Command::new("python3")
+        .args(["-c", script, path.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let (stream, _) = listener.accept()?;
+    let mut conn = Connection::try_from(std::os::fd::OwnedFd::from(stream))?;
+    assert_eq!(conn.recv_bytes()?, b"from python");
+    assert_eq!(conn.recv_bytes()?, b"");
+    assert_eq!(conn.recv_bytes()?, vec![b'x'; 100_000]);
+    conn.send_bytes(&b"from rust".repeat(3))?;
+    let big: Vec<u8> = (0..=255u8).cycle().take(256 * 4096).collect();
+    conn.send_bytes(&big)?;
+    let out = py.wait_with_output()?;
+    std::fs::remove_dir_all(&dir)?;
+    assert!(out.status.success(), "python failed: {:?}", out.status);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "python ok");
+    Ok(())
+}

@@ -1,0 +1,157 @@
+//! Every example runs and prints what its seed prints. `cargo test` builds the examples;
+//! these tests run the built binaries as a user would.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{test, TestResult};
+
+fn main() {
+    common::run(vec![
+        test("seed_000_pipe_producer_consumer", pipe_producer_consumer),
+        test("seed_000_pipe_adder_server", pipe_adder_server),
+        test("seed_002_process_basics", process_basics),
+        test("seed_001_signals", signals),
+        test("tour_runs_every_example", tour),
+    ])
+}
+
+/// Runs `target/<profile>/examples/<name>` and returns its stdout lines.
+fn run_example(name: &str) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let exe = std::env::current_exe()?;
+    // The test binary is target/<profile>/deps/<name>-<hash>.
+    let profile_dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .ok_or("no target dir")?;
+    let path: PathBuf = profile_dir.join("examples").join(name);
+    if !path.exists() {
+        return Err(format!(
+            "{} is missing: build the examples (cargo test does)",
+            path.display()
+        )
+        .into());
+    }
+    let out = Command::new(&path).output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "{name} failed with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(String::from_utf8(out.stdout)?
+        .lines()
+        .map(str::to_string)
+        .collect())
+}
+
+fn pipe_producer_consumer() -> TestResult {
+    assert_eq!(
+        run_example("pipe_producer_consumer")?,
+        ["1", "2", "3", "4", "5", "结束"]
+    );
+    Ok(())
+}
+
+fn pipe_adder_server() -> TestResult {
+    assert_eq!(
+        run_example("pipe_adder_server")?,
+        ["30", "server done", "结束"]
+    );
+    Ok(())
+}
+
+fn process_basics() -> TestResult {
+    let lines = run_example("process_basics")?;
+    let pos = |prefix: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in {lines:?}"))
+    };
+    let main_pid: u32 = lines[pos("主进程")]
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()?;
+    let parent_pid: u32 = lines[pos("父进程")]
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()?;
+    assert_eq!(
+        main_pid, parent_pid,
+        "the child's parent is the main process"
+    );
+    assert!(lines.contains(&"传入的参数: haha".to_string()));
+    assert!(lines.contains(&"子进程的名字 haha".to_string()));
+    assert_eq!(lines[pos("p.start前")], "p.start前--> false");
+    assert_eq!(lines[pos("p.start后")], "p.start后--> true");
+    assert_eq!(lines[pos("子进程结束后")], "子进程结束后--> false");
+    let time = |line: &str| -> f64 {
+        line.split("--> ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (before, after, child) = (
+        time(&lines[pos("p.join前")]),
+        time(&lines[pos("p.join后")]),
+        time(&lines[pos("子进程中")]),
+    );
+    assert!(
+        pos("p.join后") < pos("子进程中"),
+        "join(1 s) returned before the 2 s child ended"
+    );
+    assert!(
+        after - before >= 0.99,
+        "join waited its second: {before} -> {after}"
+    );
+    assert!(child >= after);
+    assert!(lines[pos("p.join后")].ends_with("(finished: false)"));
+    assert!(lines.contains(&"++++++++++".to_string()));
+    assert!(
+        !lines.contains(&"----------".to_string()),
+        "the daemon outlived its parent"
+    );
+    Ok(())
+}
+
+fn signals() -> TestResult {
+    let lines = run_example("signals")?;
+    assert!(lines[0].starts_with("kill -l: HUP INT QUIT"));
+    assert_eq!(
+        &lines[1..],
+        [
+            "child got SIGUSR1",
+            "exit code after SIGTERM: -15",
+            "exit code after SIGKILL: -9"
+        ]
+    );
+    Ok(())
+}
+
+fn tour() -> TestResult {
+    let lines = run_example("tour")?;
+    for name in [
+        "pipe_producer_consumer",
+        "pipe_adder_server",
+        "process_basics",
+        "signals",
+    ] {
+        assert!(
+            lines.contains(&format!("=== {name}")),
+            "tour skipped {name}"
+        );
+    }
+    assert!(lines.last().is_some_and(|l| l.starts_with("=== tour done")));
+    Ok(())
+}

@@ -1,0 +1,475 @@
+//! Processes: start, join, exit codes, signals, names, daemons, reaping (contract section PR).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{eventually, is_zombie, process_running, test, TestResult};
+use multiproc::process::{send_signal, SignalFlag};
+use multiproc::{
+    active_children, current_process, parent_process, pipe, Error, Process, Run, Signal,
+};
+
+fn main() {
+    common::run(vec![
+        test(
+            "pr_01_02_main_process_identity",
+            pr_01_02_main_process_identity,
+        ),
+        test(
+            "pr_02_09_child_knows_its_name_pid_and_parent",
+            pr_02_09_child_identity,
+        ),
+        test(
+            "pr_07_08_16_lifecycle_and_active_children",
+            pr_07_08_16_lifecycle,
+        ),
+        test(
+            "pr_10_join_timeout_returns_before_the_child_ends",
+            pr_10_join_timeout,
+        ),
+        test("pr_11_terminate_gives_minus_sigterm", pr_11_terminate),
+        test(
+            "pr_11_kill_gives_minus_sigkill_and_join_says_signaled",
+            pr_11_kill,
+        ),
+        test(
+            "pr_13_panic_message_and_location_reach_the_parent",
+            pr_13_panic,
+        ),
+        test("pr_14_exit_code_without_a_value", pr_14_exit_code),
+        test("pr_17_recursion_depth_first_order", pr_17_recursion),
+        test("pr_20_many_processes", pr_20_many_processes),
+        test("pr_25_run_trait_like_subclassing", pr_25_run_trait),
+        test(
+            "pr_27_daemons_may_not_have_children",
+            pr_27_daemon_no_children,
+        ),
+        test("pr_28_default_names_count_per_creator", pr_28_default_names),
+        test(
+            "pr_03_dd_04_grandchild_sees_its_parent_die",
+            pr_03_parent_death,
+        ),
+        test(
+            "daemon_dies_when_its_parent_is_sigkilled",
+            daemon_dies_with_sigkilled_parent,
+        ),
+        test("pr_32_join_not_aborted_by_a_signal", pr_32_join_eintr),
+        test("pr_34_dropped_handle_leaves_no_zombie", pr_34_no_zombie),
+        test("join_twice_is_an_error_not_a_hang", join_twice),
+        test("large_return_value_round_trips", large_return_value),
+        test(
+            "fork_refused_with_a_second_thread",
+            fork_refused_with_threads,
+        ),
+        test(
+            "start_unchecked_forks_with_a_second_thread",
+            start_unchecked_with_threads,
+        ),
+        test("signal_flag_in_a_child", signal_flag_in_child),
+        test("unhandled_signal_ends_the_child", unhandled_signal),
+    ])
+}
+
+fn pr_01_02_main_process_identity() -> TestResult {
+    let me = current_process();
+    assert_eq!(me.name(), "MainProcess");
+    assert_eq!(me.pid(), std::process::id());
+    assert!(!me.is_daemon());
+    assert!(
+        parent_process().is_none(),
+        "PR-02: no parent in the main process"
+    );
+    Ok(())
+}
+
+fn pr_02_09_child_identity() -> TestResult {
+    let mut child = Process::new(|| {
+        let me = current_process();
+        let parent = parent_process().expect("a child has a parent");
+        (
+            me.name().to_string(),
+            me.pid(),
+            parent.pid(),
+            parent.name().to_string(),
+        )
+    })
+    .name("worker-7")
+    .start()?;
+    let (name, pid, ppid, pname) = child.join()?;
+    assert_eq!(name, "worker-7");
+    assert_eq!(name, child.name());
+    assert_eq!(pid, child.pid());
+    assert_eq!(ppid, std::process::id());
+    assert_eq!(pname, "MainProcess");
+    Ok(())
+}
+
+fn pr_07_08_16_lifecycle() -> TestResult {
+    let (mut go, mut wait) = pipe()?;
+    let mut child = Process::new(move || wait.recv::<u8>().unwrap()).start()?;
+    assert!(child.is_alive());
+    assert_eq!(child.exit_code(), None);
+    assert!(active_children().iter().any(|c| c.pid() == child.pid()));
+    go.send(&5u8)?;
+    assert_eq!(child.join()?, 5);
+    assert!(!child.is_alive());
+    assert_eq!(child.exit_code(), Some(0));
+    assert!(!active_children().iter().any(|c| c.pid() == child.pid()));
+    Ok(())
+}
+
+fn pr_10_join_timeout() -> TestResult {
+    let mut child = Process::new(|| std::thread::sleep(Duration::from_secs(2))).start()?;
+    let t = Instant::now();
+    assert!(
+        child.join_timeout(Duration::ZERO)?.is_none(),
+        "join(0) only looks"
+    );
+    let t1 = Instant::now();
+    assert!(child.join_timeout(Duration::from_millis(300))?.is_none());
+    assert!(t1.elapsed() >= Duration::from_millis(300));
+    assert!(
+        child.is_alive(),
+        "a timed-out join leaves the child running"
+    );
+    child.join()?;
+    assert!(t.elapsed() >= Duration::from_secs(2));
+    assert_eq!(child.exit_code(), Some(0));
+    Ok(())
+}
+
+fn pr_11_terminate() -> TestResult {
+    let mut child = Process::new(|| std::thread::sleep(Duration::from_secs(60))).start()?;
+    child.terminate()?;
+    assert!(matches!(child.join(), Err(Error::Signaled(Signal::TERM))));
+    assert_eq!(child.exit_code(), Some(-15));
+    child.terminate()?; // an ended child: nothing to do, no error
+    Ok(())
+}
+
+fn pr_11_kill() -> TestResult {
+    let mut child = Process::new(|| std::thread::sleep(Duration::from_secs(60))).start()?;
+    child.kill()?;
+    match child.join() {
+        Err(Error::Signaled(sig)) => assert_eq!(sig, Signal::KILL),
+        other => panic!("expected Signaled(SIGKILL), got {other:?}"),
+    }
+    assert_eq!(child.exit_code(), Some(-9));
+    Ok(())
+}
+
+fn pr_13_panic() -> TestResult {
+    let mut child = Process::new(|| -> u32 { panic!("boom {}", 42) }).start()?;
+    match child.join() {
+        Err(Error::Panicked { message, location }) => {
+            assert_eq!(message, "boom 42");
+            assert!(location.unwrap_or_default().contains("process.rs"));
+        }
+        other => panic!("expected Panicked, got {other:?}"),
+    }
+    assert_eq!(child.exit_code(), Some(1));
+    Ok(())
+}
+
+fn pr_14_exit_code() -> TestResult {
+    let mut child = Process::new(|| -> () { std::process::exit(7) }).start()?;
+    assert!(matches!(child.join(), Err(Error::Exited(7))));
+    assert_eq!(child.exit_code(), Some(7));
+    Ok(())
+}
+
+/// Each process sends its path, then starts and joins two children (PR-17).
+fn pr_17_recursion() -> TestResult {
+    fn node(tx: multiproc::Connection, path: Vec<u8>) {
+        let mut tx = tx;
+        tx.send(&path).unwrap();
+        if path.len() < 2 {
+            for i in 0..2u8 {
+                let sub = tx.try_clone().unwrap();
+                let mut next = path.clone();
+                next.push(i);
+                Process::new(move || node(sub, next))
+                    .start()
+                    .unwrap()
+                    .join()
+                    .unwrap();
+            }
+        }
+    }
+    let (mut rx, tx) = pipe()?;
+    let mut root = Process::new(move || node(tx, Vec::new())).start()?;
+    let mut got = Vec::new();
+    loop {
+        match rx.recv::<Vec<u8>>() {
+            Ok(path) => got.push(path),
+            Err(Error::Eof) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    root.join()?;
+    let want: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0],
+        vec![0, 0],
+        vec![0, 1],
+        vec![1],
+        vec![1, 0],
+        vec![1, 1],
+    ];
+    assert_eq!(got, want);
+    Ok(())
+}
+
+fn pr_20_many_processes() -> TestResult {
+    let mut quick: Vec<_> = (0..100)
+        .map(|i| Process::new(move || i * 2).start())
+        .collect::<Result<_, _>>()?;
+    for (i, c) in quick.iter_mut().enumerate() {
+        assert_eq!(c.join()?, i * 2);
+        assert_eq!(c.exit_code(), Some(0));
+    }
+    let mut sleepers: Vec<_> = (0..100)
+        .map(|_| Process::new(|| std::thread::sleep(Duration::from_secs(60))).start())
+        .collect::<Result<_, _>>()?;
+    for c in &sleepers {
+        c.terminate()?;
+    }
+    for c in &mut sleepers {
+        assert!(c.join().is_err());
+        assert_eq!(c.exit_code(), Some(-15));
+    }
+    Ok(())
+}
+
+struct MyProcess {
+    word: String,
+}
+
+impl Run for MyProcess {
+    type Output = (String, u32);
+    fn run(self) -> (String, u32) {
+        (
+            format!("{} from {}", self.word, current_process().name()),
+            parent_process().unwrap().pid(),
+        )
+    }
+}
+
+fn pr_25_run_trait() -> TestResult {
+    let mut child = Process::new(MyProcess {
+        word: "haha".into(),
+    })
+    .name("MyProcess")
+    .start()?;
+    assert_eq!(
+        child.join()?,
+        ("haha from MyProcess".to_string(), std::process::id())
+    );
+    Ok(())
+}
+
+fn pr_27_daemon_no_children() -> TestResult {
+    let mut child = Process::new(|| match Process::new(|| ()).start() {
+        Err(Error::InvalidState(msg)) => msg,
+        other => format!("unexpected: {other:?}"),
+    })
+    .daemon(true)
+    .start()?;
+    assert_eq!(
+        child.join()?,
+        "daemonic processes are not allowed to have children"
+    );
+    Ok(())
+}
+
+fn pr_28_default_names() -> TestResult {
+    let mut a = Process::new(|| current_process().name().to_string()).start()?;
+    let mut b = Process::new(|| {
+        let mut grandchild = Process::new(|| current_process().name().to_string())
+            .start()
+            .unwrap();
+        (
+            current_process().name().to_string(),
+            grandchild.join().unwrap(),
+        )
+    })
+    .start()?;
+    let a_name = a.join()?;
+    let (b_name, g_name) = b.join()?;
+    let n: u32 = a_name
+        .strip_prefix("Process-")
+        .expect("Process-N")
+        .parse()?;
+    assert_eq!(b_name, format!("Process-{}", n + 1));
+    assert_eq!(g_name, format!("Process-{}:1", n + 1));
+    assert_eq!(a.name(), a_name);
+    Ok(())
+}
+
+fn pr_03_parent_death() -> TestResult {
+    let (mut rx, tx) = pipe()?;
+    let mut middle = Process::new(move || {
+        let mut tx = tx;
+        let report = tx.try_clone().unwrap();
+        let _grandchild = Process::new(move || {
+            let mut report = report;
+            let parent = parent_process().unwrap();
+            let alive_before = parent.is_alive().unwrap();
+            report.send(&("ready", alive_before)).unwrap();
+            let ended = parent.wait_timeout(Duration::from_secs(20)).unwrap();
+            report
+                .send(&("parent gone", !parent.is_alive().unwrap() && ended))
+                .unwrap();
+        })
+        .start()
+        .unwrap();
+        tx.send(&("middle", true)).unwrap();
+        std::thread::sleep(Duration::from_secs(60));
+    })
+    .start()?;
+    let mut msgs = vec![rx.recv::<(String, bool)>()?, rx.recv::<(String, bool)>()?];
+    msgs.sort();
+    assert_eq!(msgs, vec![("middle".into(), true), ("ready".into(), true)]);
+    middle.kill()?;
+    assert_eq!(rx.recv::<(String, bool)>()?, ("parent gone".into(), true));
+    assert!(
+        matches!(rx.recv::<(String, bool)>(), Err(Error::Eof)),
+        "grandchild exited"
+    );
+    assert!(middle.join().is_err());
+    Ok(())
+}
+
+fn daemon_dies_with_sigkilled_parent() -> TestResult {
+    let (mut rx, tx) = pipe()?;
+    let mut parent = Process::new(move || {
+        let mut tx = tx;
+        let daemon = Process::new(|| std::thread::sleep(Duration::from_secs(60)))
+            .daemon(true)
+            .start()
+            .unwrap();
+        tx.send(&daemon.pid()).unwrap();
+        std::thread::sleep(Duration::from_secs(60));
+    })
+    .start()?;
+    let daemon_pid: u32 = rx.recv()?;
+    assert!(process_running(daemon_pid));
+    parent.kill()?;
+    assert!(parent.join().is_err());
+    assert!(
+        eventually(Duration::from_secs(10), || !process_running(daemon_pid)),
+        "the daemon outlived its SIGKILLed parent"
+    );
+    Ok(())
+}
+
+fn pr_32_join_eintr() -> TestResult {
+    let flag = SignalFlag::register(Signal::USR1)?;
+    let parent = std::process::id();
+    let mut child = Process::new(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        send_signal(parent, Signal::USR1).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        17
+    })
+    .start()?;
+    assert_eq!(child.join()?, 17);
+    assert!(flag.take(), "the signal did arrive during join");
+    assert_eq!(child.exit_code(), Some(0));
+    Ok(())
+}
+
+fn pr_34_no_zombie() -> TestResult {
+    let child = Process::new(|| ()).start()?;
+    let pid = child.pid();
+    drop(child);
+    assert!(eventually(Duration::from_secs(10), || {
+        let _ = active_children();
+        !is_zombie(pid) && !process_running(pid)
+    }));
+    Ok(())
+}
+
+fn join_twice() -> TestResult {
+    let mut child = Process::new(|| 1u8).start()?;
+    assert_eq!(child.join()?, 1);
+    assert!(matches!(child.join(), Err(Error::InvalidState(_))));
+    assert_eq!(child.exit_code(), Some(0));
+    Ok(())
+}
+
+fn large_return_value() -> TestResult {
+    let mut child = Process::new(|| vec![0xA5u8; 16 << 20]).start()?;
+    let v = child.join()?;
+    assert_eq!(v.len(), 16 << 20);
+    assert!(v.iter().all(|&b| b == 0xA5));
+    Ok(())
+}
+
+fn fork_refused_with_threads() -> TestResult {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let helper = std::thread::spawn(move || rx.recv());
+    let err = Process::new(|| ())
+        .start()
+        .expect_err("fork with two threads must be refused");
+    tx.send(())?;
+    helper.join().unwrap()?;
+    match err {
+        Error::InvalidState(msg) => {
+            assert!(msg.contains("2 threads"), "{msg}");
+            assert!(
+                msg.contains("start_unchecked"),
+                "names the alternative: {msg}"
+            );
+        }
+        other => panic!("expected InvalidState, got {other:?}"),
+    }
+    assert!(common::eventually(Duration::from_secs(5), || {
+        std::fs::read_dir("/proc/self/task")
+            .map(|d| d.count() == 1)
+            .unwrap_or(false)
+    }));
+    let mut child = Process::new(|| 3u8).start()?;
+    assert_eq!(child.join()?, 3, "with one thread again, fork works");
+    Ok(())
+}
+
+fn start_unchecked_with_threads() -> TestResult {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let helper = std::thread::spawn(move || rx.recv());
+    // SAFETY: the helper thread only blocks in `recv` on a channel the child never touches;
+    // it holds no lock the child's closure (which only adds numbers) needs.
+    let mut child = unsafe { Process::new(|| 20 + 22).start_unchecked()? };
+    assert_eq!(child.join()?, 42);
+    tx.send(())?;
+    helper.join().unwrap()?;
+    Ok(())
+}
+
+fn signal_flag_in_child() -> TestResult {
+    let (mut rx, tx) = pipe()?;
+    let mut child = Process::new(move || {
+        let mut tx = tx;
+        let flag = SignalFlag::register(Signal::USR1).unwrap();
+        tx.send(&"ready").unwrap();
+        let t = Instant::now();
+        while !flag.is_raised() && t.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        flag.take()
+    })
+    .start()?;
+    assert_eq!(rx.recv::<String>()?, "ready");
+    child.signal(Signal::USR1)?;
+    assert!(child.join()?, "the child saw its flag raised");
+    Ok(())
+}
+
+fn unhandled_signal() -> TestResult {
+    let mut child = Process::new(|| std::thread::sleep(Duration::from_secs(60))).start()?;
+    child.signal(Signal::HUP)?;
+    assert!(matches!(child.join(), Err(Error::Signaled(Signal::HUP))));
+    assert_eq!(child.exit_code(), Some(-1));
+    Ok(())
+}
