@@ -12,6 +12,8 @@ pub mod codec;
 pub mod connection;
 pub mod process;
 pub mod queue;
+pub mod shm;
+pub mod sync;
 
 pub use crate::connection::{pipe, pipe_oneway, Connection};
 pub use crate::error::{Error, PutError, Result};
@@ -20,3 +22,4 @@ pub use crate::process::{
     Signal, StartMethod,
 };
 pub use crate::queue::{JoinableQueue, Queue, SimpleQueue};
+pub use crate::sync::{Lock, RLock};

@@ -2,6 +2,7 @@
 
 pub(crate) mod fd;
 pub(crate) mod futex;
+pub(crate) mod identity;
 pub(crate) mod mman;
 pub(crate) mod process;
 pub(crate) mod robust_mutex;

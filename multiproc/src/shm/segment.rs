@@ -1,0 +1,307 @@
+//! Anonymous shared segments: a `memfd` mapped `MAP_SHARED`, reference-counted in this
+//! process and shared with forked children (and, through its fd, with any process).
+//!
+//! A segment dies with its last user: once every process has dropped its mapping and closed
+//! its fd, the kernel frees the memory, so a crash leaks nothing.
+//!
+//! # Layout
+//!
+//! ```text
+//! offset 0    Header (64 bytes): magic, version, kind, payload size, payload alignment
+//! offset 64   payload: the shared objects, reached by offset with `get` / `ptr`
+//! ```
+//!
+//! Internal links between shared objects are offsets, never addresses: every process maps
+//! the segment at its own address.
+
+use std::io;
+use std::mem::{align_of, size_of};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use super::pod::{ShmSafe, ShmSync};
+use crate::sys::mman::{self, Mapping};
+
+/// `b"MPROCSHM"`, first in every segment this crate makes.
+const MAGIC: u64 = u64::from_le_bytes(*b"MPROCSHM");
+
+/// Bumped whenever the layout of any shared object changes, so an old binary cannot attach
+/// to a new one's segment (an fd passed between different builds).
+const VERSION: u32 = 1;
+
+/// Size of the header, and the offset of the payload. Also the largest payload alignment.
+pub(crate) const HEADER_SIZE: usize = 64;
+
+/// What a segment holds: a tag chosen by the owning type (`Kind(*b"LOCK")`), checked when
+/// an fd is attached so a lock's fd cannot be opened as a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Kind(pub(crate) [u8; 4]);
+
+/// The segment header, at offset 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+struct Header {
+    magic: u64,
+    version: u32,
+    kind: [u8; 4],
+    payload_size: u64,
+    payload_align: u64,
+    reserved: [u64; 4],
+}
+
+const _: () = assert!(size_of::<Header>() == HEADER_SIZE);
+
+/// An anonymous shared segment. Cloning it is cheap and shares the same mapping; a forked
+/// child inherits the mapping, so a clone captured by a child's closure reaches the same
+/// memory.
+#[derive(Debug, Clone)]
+pub(crate) struct Segment {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    // Field order matters only for readability: unmapping and closing are independent.
+    map: Mapping,
+    fd: OwnedFd,
+    kind: Kind,
+    payload_size: usize,
+}
+
+impl Segment {
+    /// Creates a zero-filled segment of `kind` with `payload_size` bytes of payload aligned
+    /// to at most [`HEADER_SIZE`] bytes.
+    pub(crate) fn create(
+        kind: Kind,
+        payload_size: usize,
+        payload_align: usize,
+    ) -> io::Result<Segment> {
+        check_align(payload_align)?;
+        let len = total_len(payload_size)?;
+        let fd = mman::memfd(c"multiproc", len)?;
+        let map = Mapping::new(fd.as_fd(), len)?;
+        let header = Header {
+            magic: MAGIC,
+            version: VERSION,
+            kind: kind.0,
+            payload_size: payload_size as u64,
+            payload_align: payload_align as u64,
+            reserved: [0; 4],
+        };
+        // SAFETY: the mapping is at least HEADER_SIZE bytes and page aligned, so it holds an
+        // aligned `Header`; nobody else can see this brand-new memfd yet.
+        unsafe { map.as_ptr().cast::<Header>().write(header) };
+        Ok(Segment {
+            inner: Arc::new(Inner {
+                map,
+                fd,
+                kind,
+                payload_size,
+            }),
+        })
+    }
+
+    /// Creates a segment holding one `T`, zero-filled (every `ShmSafe` type is valid zeroed).
+    pub(crate) fn create_for<T: ShmSafe>(kind: Kind) -> io::Result<Segment> {
+        Segment::create(kind, size_of::<T>(), align_of::<T>())
+    }
+
+    /// Attaches to a segment made by [`Segment::create`] from its fd (received from another
+    /// process), checking that it is one of ours, of `kind`, and of the expected layout.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidData` when the file is too short, or its header's magic, version, kind, size
+    /// or alignment differ from what is expected.
+    pub(crate) fn attach(
+        fd: OwnedFd,
+        kind: Kind,
+        payload_size: usize,
+        payload_align: usize,
+    ) -> io::Result<Segment> {
+        check_align(payload_align)?;
+        let len = total_len(payload_size)?;
+        if mman::file_len(fd.as_fd())? < len {
+            return Err(invalid("shared segment is shorter than its layout"));
+        }
+        let map = Mapping::new(fd.as_fd(), len)?;
+        // SAFETY: the mapping is at least HEADER_SIZE bytes and page aligned; `Header` is
+        // plain integers, valid for any bits, and written once before the fd was shared.
+        let header = unsafe { map.as_ptr().cast::<Header>().read() };
+        if header.magic != MAGIC {
+            return Err(invalid("not a multiproc shared segment (bad magic)"));
+        }
+        if header.version != VERSION {
+            return Err(invalid(
+                "shared segment from an incompatible multiproc version",
+            ));
+        }
+        if header.kind != kind.0 {
+            return Err(invalid("shared segment holds a different kind of object"));
+        }
+        if header.payload_size != payload_size as u64
+            || header.payload_align != payload_align as u64
+        {
+            return Err(invalid(
+                "shared segment layout differs (another build of the type?)",
+            ));
+        }
+        Ok(Segment {
+            inner: Arc::new(Inner {
+                map,
+                fd,
+                kind,
+                payload_size,
+            }),
+        })
+    }
+
+    /// The memfd behind the segment, to pass to another process.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.inner.fd.as_fd()
+    }
+
+    /// The kind this segment was created with.
+    pub(crate) fn kind(&self) -> Kind {
+        self.inner.kind
+    }
+
+    /// The payload's size in bytes.
+    pub(crate) fn payload_size(&self) -> usize {
+        self.inner.payload_size
+    }
+
+    /// A pointer to the `T` at payload `offset`, for types that are read and written under a
+    /// protocol of the caller's (a lock), not only through atomics.
+    ///
+    /// # Panics
+    ///
+    /// If `T` at `offset` does not fit in the payload or is misaligned: offsets come from the
+    /// owning type's layout, so that is a bug in this crate, not bad input.
+    pub(crate) fn ptr<T: ShmSafe>(&self, offset: usize) -> NonNull<T> {
+        self.slice_ptr::<T>(offset, 1).cast()
+    }
+
+    /// A pointer to `len` consecutive `T`s at payload `offset` (see [`Segment::ptr`]).
+    ///
+    /// # Panics
+    ///
+    /// As [`Segment::ptr`].
+    pub(crate) fn slice_ptr<T: ShmSafe>(&self, offset: usize, len: usize) -> NonNull<[T]> {
+        let bytes = size_of::<T>()
+            .checked_mul(len)
+            .and_then(|b| b.checked_add(offset))
+            .expect("shared object layout overflows");
+        assert!(
+            bytes <= self.inner.payload_size,
+            "shared object out of its segment"
+        );
+        assert!(
+            offset % align_of::<T>() == 0 && align_of::<T>() <= HEADER_SIZE,
+            "shared object misaligned"
+        );
+        // SAFETY: `HEADER_SIZE + offset + len * size_of::<T>()` is within the mapping (checked
+        // above against the payload size, and the mapping is HEADER_SIZE + payload bytes).
+        let first = unsafe { self.inner.map.as_ptr().add(HEADER_SIZE + offset) };
+        let slice = std::ptr::slice_from_raw_parts_mut(first.cast::<T>(), len);
+        // SAFETY: derived from the mapping's non-null base by an in-bounds offset.
+        unsafe { NonNull::new_unchecked(slice) }
+    }
+
+    /// A shared reference to the `T` at payload `offset`, valid as long as this handle.
+    /// `T: ShmSync` is written only through atomics, so other processes may change it while
+    /// the reference lives.
+    ///
+    /// # Panics
+    ///
+    /// As [`Segment::ptr`].
+    pub(crate) fn get<T: ShmSync>(&self, offset: usize) -> &T {
+        // SAFETY: `ptr` checked bounds and alignment; the memory is mapped for as long as
+        // `self` (the `Arc` keeps the mapping); every bit pattern is a valid `T` (`ShmSafe`);
+        // and `ShmSync` means all writers use atomics, so a shared reference races with none.
+        unsafe { self.ptr::<T>(offset).as_ref() }
+    }
+}
+
+fn check_align(align: usize) -> io::Result<()> {
+    if align.is_power_of_two() && align <= HEADER_SIZE {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "shared payload alignment must be a power of two of at most 64",
+        ))
+    }
+}
+
+fn total_len(payload_size: usize) -> io::Result<usize> {
+    payload_size
+        .checked_add(HEADER_SIZE)
+        .filter(|&len| isize::try_from(len).is_ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "shared segment too large"))
+}
+
+fn invalid(msg: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::fd::dup;
+    use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+    const TEST: Kind = Kind(*b"TEST");
+
+    #[test]
+    fn new_segment_is_zeroed_and_clones_share_it() {
+        let a = Segment::create(TEST, 128, 8).unwrap();
+        let b = a.clone();
+        let w: &AtomicU64 = a.get(8);
+        assert_eq!(w.load(Ordering::Relaxed), 0);
+        w.store(7, Ordering::Relaxed);
+        assert_eq!(b.get::<AtomicU64>(8).load(Ordering::Relaxed), 7);
+        assert_eq!(a.payload_size(), 128);
+        assert_eq!(a.kind(), TEST);
+    }
+
+    #[test]
+    fn attach_by_fd_sees_the_same_memory() {
+        let a = Segment::create_for::<[AtomicU32; 4]>(TEST).unwrap();
+        a.get::<[AtomicU32; 4]>(0)[3].store(9, Ordering::Relaxed);
+        let b = Segment::attach(dup(a.fd()).unwrap(), TEST, 16, 4).unwrap();
+        assert_eq!(b.get::<[AtomicU32; 4]>(0)[3].load(Ordering::Relaxed), 9);
+    }
+
+    #[test]
+    fn attach_checks_kind_and_layout() {
+        let a = Segment::create(TEST, 16, 4).unwrap();
+        let wrong_kind = Segment::attach(dup(a.fd()).unwrap(), Kind(*b"LOCK"), 16, 4);
+        assert_eq!(wrong_kind.unwrap_err().kind(), io::ErrorKind::InvalidData);
+        let wrong_size = Segment::attach(dup(a.fd()).unwrap(), TEST, 8, 4);
+        assert_eq!(wrong_size.unwrap_err().kind(), io::ErrorKind::InvalidData);
+        let too_long = Segment::attach(dup(a.fd()).unwrap(), TEST, 1 << 20, 4);
+        assert_eq!(too_long.unwrap_err().kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn attach_refuses_a_foreign_file() {
+        let fd = mman::memfd(c"other", 4096).unwrap();
+        let err = Segment::attach(fd, TEST, 16, 4).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn bad_alignment_is_refused() {
+        assert!(Segment::create(TEST, 16, 3).is_err());
+        assert!(Segment::create(TEST, 16, 128).is_err());
+    }
+
+    #[test]
+    #[should_panic(expected = "out of its segment")]
+    fn out_of_bounds_offset_is_a_bug() {
+        let a = Segment::create(TEST, 16, 8).unwrap();
+        let _ = a.get::<AtomicU64>(16);
+    }
+}

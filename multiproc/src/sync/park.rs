@@ -1,0 +1,228 @@
+//! Waiting on a process-shared word: the one blocking primitive under every lock, semaphore,
+//! condition, event, barrier and queue of this crate.
+//!
+//! A waiter calls [`wait`] (or [`spin`] then [`sleep`]) while a shared [`AtomicU32`] holds a
+//! value it cannot proceed on; whoever changes the word calls [`wake`].
+//!
+//! # Why a spin first, and why it yields
+//!
+//! On the machines this crate is tuned for (see DESIGN.md, "Performance"), waking a process
+//! that sleeps in `futex(2)` on the other CPU costs about 40 us, whatever the mechanism.
+//! Most hand-offs between two processes happen much sooner than that, so [`spin`] first
+//! polls the word for up to [`SPIN_BUDGET`] (about 50 us): a few rounds of
+//! [`std::hint::spin_loop`] and then [`std::thread::yield_now`] (`sched_yield(2)`) between
+//! polls. Yielding is what keeps the spin cheap when both processes share one CPU: the
+//! process that will change the word gets the CPU at once instead of waiting for this one's
+//! time slice to run out. Only when the budget is spent does the waiter sleep in the kernel.
+//!
+//! # Who counts the sleepers
+//!
+//! [`wake`] always makes a `futex(2)` call (about 0.3 us with nobody asleep). Keeping that
+//! call off the fast path is the *caller's* job, because only the caller's protocol knows
+//! how to announce a sleeper atomically with its own state: a lock sets a "contended" bit
+//! in its word before [`sleep`], a semaphore or queue keeps a waiter count beside its word.
+//! The rule every caller follows:
+//!
+//! 1. [`spin`] without announcing anything (a hand-off that arrives during the spin costs the
+//!    waker no syscall);
+//! 2. announce (set the bit / increment the count) with the same atomic operation that
+//!    re-checks the condition;
+//! 3. [`sleep`] on the word with the value it had after the announcement, in a loop that
+//!    re-checks the condition, since sleeps return spuriously;
+//! 4. the waker changes the word first, then calls [`wake`] only if a sleeper was announced.
+//!
+//! [`wait`] is steps 1 and 3 for callers whose word changes on every event anyway (an event
+//! flag, a generation counter) and whose wakers therefore always call [`wake`].
+//!
+//! # Deadlines
+//!
+//! Deadlines are absolute ([`Instant`]) so a loop that sleeps several times keeps one limit;
+//! [`deadline_after`] turns a `Duration` into one (`None` means forever, and a timeout too
+//! large to represent is forever too).
+//!
+//! Under `--cfg loom` the word is loom's model atomic and waiting is a model yield, so the
+//! protocols above can be checked by `loom` with threads standing in for processes.
+#![forbid(unsafe_code)]
+
+use std::time::{Duration, Instant};
+
+use crate::loom::{AtomicU32, Ordering};
+
+/// How long [`spin`] polls before giving up, about what a cross-CPU futex wake costs here.
+pub(crate) const SPIN_BUDGET: Duration = Duration::from_micros(50);
+
+/// Busy rounds (each `2^round` spin hints, so about 1 us in all) before [`spin`] starts to
+/// yield; they catch a hand-off that is already on its way without a system call.
+#[cfg(not(loom))]
+const BUSY_ROUNDS: u32 = 6;
+
+/// What a [`sleep`] or [`wait`] ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Parked {
+    /// The word may have changed (or the sleep ended spuriously): re-check the condition.
+    Woken,
+    /// The deadline passed.
+    TimedOut,
+}
+
+/// The deadline `timeout` from now; `None` (forever) when it is too far to represent.
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+/// Polls `word` while it equals `expected`, for at most [`SPIN_BUDGET`] and never past
+/// `deadline`. Returns `true` as soon as the word differs, `false` when the budget or the
+/// deadline ran out first. Makes no system call other than `sched_yield`.
+#[cfg(not(loom))]
+pub(crate) fn spin(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> bool {
+    for round in 0..BUSY_ROUNDS {
+        if word.load(Ordering::Acquire) != expected {
+            return true;
+        }
+        for _ in 0..1u32 << round {
+            std::hint::spin_loop();
+        }
+    }
+    let start = Instant::now();
+    let limit = match deadline {
+        Some(d) => d.min(start + SPIN_BUDGET),
+        None => start + SPIN_BUDGET,
+    };
+    loop {
+        if word.load(Ordering::Acquire) != expected {
+            return true;
+        }
+        if Instant::now() >= limit {
+            return false;
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// Under loom a spin is one look and one model yield: loom explores the interleavings a
+/// real spin would meet without multiplying them by the spin's length.
+#[cfg(loom)]
+pub(crate) fn spin(word: &AtomicU32, expected: u32, _deadline: Option<Instant>) -> bool {
+    if word.load(Ordering::Acquire) != expected {
+        return true;
+    }
+    loom::thread::yield_now();
+    word.load(Ordering::Acquire) != expected
+}
+
+/// Sleeps in the kernel while `word` equals `expected`, until woken by [`wake`], a signal,
+/// or `deadline`. Makes no spin. May return [`Parked::Woken`] spuriously: callers loop.
+pub(crate) fn sleep(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> Parked {
+    let timeout = match deadline {
+        None => None,
+        Some(d) => match d.checked_duration_since(Instant::now()) {
+            Some(left) if !left.is_zero() => Some(left),
+            _ => return Parked::TimedOut,
+        },
+    };
+    futex_wait(word, expected, timeout)
+}
+
+/// [`spin`], then [`sleep`] once: the whole wait for callers whose wakers always [`wake`].
+/// Returns [`Parked::Woken`] when the word differs (or may differ) from `expected`.
+pub(crate) fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> Parked {
+    if spin(word, expected, deadline) {
+        return Parked::Woken;
+    }
+    sleep(word, expected, deadline)
+}
+
+/// Wakes at most `n` processes (or threads) sleeping on `word`; `u32::MAX` wakes them all.
+/// Returns how many were woken.
+pub(crate) fn wake(word: &AtomicU32, n: u32) -> usize {
+    futex_wake(word, n)
+}
+
+#[cfg(not(loom))]
+fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Parked {
+    match crate::sys::futex::wait(word, expected, timeout) {
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Parked::TimedOut,
+        // Any other error (there is none for a valid, aligned word) is treated as a spurious
+        // wake-up: the caller re-checks its condition and its deadline.
+        _ => Parked::Woken,
+    }
+}
+
+#[cfg(not(loom))]
+fn futex_wake(word: &AtomicU32, n: u32) -> usize {
+    crate::sys::futex::wake(word, n)
+}
+
+// loom has no futex and no clock: a sleep is a model yield (loom explores who runs next),
+// and deadlines never expire inside a model.
+#[cfg(loom)]
+fn futex_wait(word: &AtomicU32, expected: u32, _timeout: Option<Duration>) -> Parked {
+    if word.load(Ordering::Acquire) == expected {
+        loom::thread::yield_now();
+    }
+    Parked::Woken
+}
+
+#[cfg(loom)]
+fn futex_wake(_word: &AtomicU32, _n: u32) -> usize {
+    0
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn spin_returns_at_once_when_the_word_differs() {
+        let w = AtomicU32::new(1);
+        assert!(spin(&w, 0, None));
+    }
+
+    #[test]
+    fn spin_gives_up_after_its_budget() {
+        let w = AtomicU32::new(0);
+        let t = Instant::now();
+        assert!(!spin(&w, 0, None));
+        assert!(t.elapsed() >= SPIN_BUDGET);
+    }
+
+    #[test]
+    fn sleep_with_a_past_deadline_times_out_without_sleeping() {
+        let w = AtomicU32::new(0);
+        assert_eq!(sleep(&w, 0, Some(Instant::now())), Parked::TimedOut);
+    }
+
+    #[test]
+    fn wait_times_out_after_at_least_the_deadline() {
+        let w = AtomicU32::new(0);
+        let t = Instant::now();
+        let deadline = deadline_after(Duration::from_millis(30));
+        loop {
+            if wait(&w, 0, deadline) == Parked::TimedOut {
+                break;
+            }
+        }
+        assert!(t.elapsed() >= Duration::from_millis(30));
+    }
+
+    #[test]
+    fn deadline_too_far_is_forever() {
+        assert_eq!(deadline_after(Duration::MAX), None);
+    }
+
+    #[test]
+    fn wake_ends_a_sleep() {
+        let w = Arc::new(AtomicU32::new(0));
+        let w2 = Arc::clone(&w);
+        let t = std::thread::spawn(move || {
+            while w2.load(Ordering::Acquire) == 0 {
+                sleep(&w2, 0, None);
+            }
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        w.store(1, Ordering::Release);
+        wake(&w, u32::MAX);
+        t.join().unwrap();
+    }
+}

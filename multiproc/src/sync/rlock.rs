@@ -1,0 +1,221 @@
+//! [`RLock`]: a recursive lock owned by one thread of one process.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+
+use super::lock::{outcome, LockError};
+use super::park::deadline_after;
+use super::raw::RawRLock;
+use crate::error::{Error, Result};
+use crate::shm::segment::{Kind, Segment};
+use crate::sys::identity;
+
+const KIND: Kind = Kind(*b"RLCK");
+
+/// A recursive lock shared by processes: Python's `multiprocessing.RLock`.
+///
+/// The owner is one thread of one process: it may take the lock again (each take needs its
+/// own release), and nobody else may release it. Robust like [`Lock`](super::Lock): if the
+/// owning thread's process dies inside the lock, the next locker gets
+/// [`LockError::OwnerDied`].
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let rlock = multiproc::RLock::new()?;
+/// let outer = rlock.lock()?;
+/// let inner = rlock.lock()?; // the owner may take it again
+/// assert_eq!(rlock.depth(), 2);
+/// drop(inner);
+/// drop(outer);
+/// assert!(!rlock.is_locked());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RLock {
+    seg: Segment,
+}
+
+/// Holds one level of an [`RLock`]; gives it up when dropped.
+#[must_use = "the lock level is released as soon as the guard is dropped"]
+pub struct RLockGuard<'a> {
+    rlock: &'a RLock,
+    /// The level belongs to this thread: the guard must not move to another.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl RLock {
+    /// Creates an unlocked recursive lock in a new shared segment.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the system refuses the memory.
+    pub fn new() -> Result<RLock> {
+        Ok(RLock {
+            seg: Segment::create_for::<RawRLock>(KIND)?,
+        })
+    }
+
+    pub(crate) fn raw(&self) -> &RawRLock {
+        self.seg.get(0)
+    }
+
+    /// Takes the lock (again, if the calling thread holds it), waiting as long as it takes.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::OwnerDied`], holding the guard, when the owner died inside the lock.
+    pub fn lock(&self) -> std::result::Result<RLockGuard<'_>, LockError<RLockGuard<'_>>> {
+        self.lock_until(None)
+    }
+
+    /// Takes the lock if it is free or already the calling thread's.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::Timeout`] when another thread or process holds it.
+    pub fn try_lock(&self) -> std::result::Result<RLockGuard<'_>, LockError<RLockGuard<'_>>> {
+        if self.raw().try_lock(identity::thread()) {
+            Ok(RLockGuard { rlock: self, _not_send: PhantomData })
+        } else {
+            Err(LockError::Timeout)
+        }
+    }
+
+    /// Takes the lock, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::Timeout`] after at least `timeout`; [`LockError::OwnerDied`] as for
+    /// [`RLock::lock`].
+    pub fn lock_timeout(
+        &self,
+        timeout: Duration,
+    ) -> std::result::Result<RLockGuard<'_>, LockError<RLockGuard<'_>>> {
+        self.lock_until(deadline_after(timeout))
+    }
+
+    fn lock_until(
+        &self,
+        deadline: Option<Instant>,
+    ) -> std::result::Result<RLockGuard<'_>, LockError<RLockGuard<'_>>> {
+        outcome(self.raw().lock(identity::thread(), deadline), || RLockGuard {
+            rlock: self,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// Python's `acquire()`: one more level, no guard; pair it with [`RLock::release`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OwnerDied`] when the owner died inside the lock (the lock is then held).
+    pub fn acquire(&self) -> Result<()> {
+        match self.lock() {
+            Ok(g) => {
+                std::mem::forget(g);
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(g) = e.into_inner() {
+                    std::mem::forget(g);
+                }
+                Err(Error::OwnerDied)
+            }
+        }
+    }
+
+    /// Python's `release()`: gives up one level.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidState`] when the calling thread does not hold the lock (Python's
+    /// `AssertionError`, RL-03), including when nobody does.
+    pub fn release(&self) -> Result<()> {
+        self.raw().unlock(identity::thread())
+    }
+
+    /// Whether any thread holds the lock now.
+    pub fn is_locked(&self) -> bool {
+        self.raw().owner_id().is_some()
+    }
+
+    /// Whether the calling thread holds the lock.
+    pub fn is_owned(&self) -> bool {
+        self.raw().is_mine(identity::thread())
+    }
+
+    /// How many levels the owner holds (0 when free).
+    pub fn depth(&self) -> u32 {
+        if self.is_locked() {
+            self.raw().depth()
+        } else {
+            0
+        }
+    }
+}
+
+impl Drop for RLockGuard<'_> {
+    fn drop(&mut self) {
+        // The guard was made by this thread and guards cannot cross threads (not Send), so
+        // this thread still owns the level: unlock cannot fail.
+        let _ = self.rlock.raw().unlock(identity::thread());
+    }
+}
+
+impl fmt::Debug for RLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RLock")
+            .field("owner_tid", &self.raw().owner_id())
+            .field("depth", &self.depth())
+            .finish()
+    }
+}
+
+impl fmt::Debug for RLockGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RLockGuard").finish_non_exhaustive()
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rl_01_owner_takes_three_levels_and_a_fourth_release_fails() {
+        let r = RLock::new().unwrap();
+        for _ in 0..3 {
+            r.acquire().unwrap();
+        }
+        assert_eq!(r.depth(), 3);
+        for _ in 0..3 {
+            assert!(r.is_locked());
+            r.release().unwrap();
+        }
+        assert!(!r.is_locked());
+        assert!(r.release().is_err());
+    }
+
+    #[test]
+    fn rl_03_rl_04_another_thread_can_neither_release_nor_take_it() {
+        let r = RLock::new().unwrap();
+        let _g = r.lock().unwrap();
+        let r2 = r.clone();
+        std::thread::spawn(move || {
+            assert!(r2.release().unwrap_err().to_string().contains("not owned"));
+            assert!(r2.try_lock().is_err());
+            assert!(!r2.is_owned());
+        })
+        .join()
+        .unwrap();
+        assert_eq!(r.depth(), 1);
+        assert!(r.is_owned());
+    }
+}
