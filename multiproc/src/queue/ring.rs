@@ -4,8 +4,8 @@
 //!
 //! # Layout
 //!
-//! One anonymous memfd segment: a control page ([`Control`], each group of fields on its own
-//! 128-byte line) and a data area of [`MAX_CAP`] bytes of address space, of which only the
+//! One anonymous shared segment (`shm::segment`): a control page ([`Control`], each group of
+//! fields on its own cache line) and a data area of [`MAX_CAP`] bytes of address space, of which only the
 //! first `cap` bytes (a power of two, starting at [`INITIAL_CAP`]) are in use. Pages the
 //! ring never reached are never touched, so they cost no memory.
 //!
@@ -19,8 +19,8 @@
 //!
 //! # Claim and commit
 //!
-//! Producers serialise on `plock`, consumers on `clock`: two process-shared robust mutexes
-//! (see `sys::robust_mutex`), held only for a copy, never while sleeping. Between the two
+//! Producers serialise on `plock`, consumers on `clock`: two robust process-shared locks
+//! (`sync::raw::RawLock`), held only for a copy, never while sleeping. Between the two
 //! sides the ring is single-producer single-consumer, synchronised by the `state` word:
 //!
 //! | step | producer (holds `plock`) | consumer (holds `clock`) |
@@ -33,8 +33,8 @@
 //!
 //! # Crash safety
 //!
-//! When a process dies holding `plock` or `clock`, the kernel hands the mutex to the next
-//! taker with `EOWNERDEAD`, who repairs:
+//! When a process dies holding `plock` or `clock`, the next locker finds the holder dead
+//! (`RawLock` checks its liveness while it waits), takes the lock over and repairs:
 //! - producer side: every step before the commit only wrote free space, so an uncommitted
 //!   record is simply overwritten. If the commit happened but step 5 did not finish,
 //!   `state(tail)` is committed at `tail`: the repair advances `tail`/`tail_idx` past it and
@@ -61,17 +61,21 @@
 //!
 //! # Waiting
 //!
-//! A get that finds nothing, or a put that finds no room, polls with `sched_yield` for a
-//! short while (waking a process on another CPU costs ~40 us here), then counts itself in
-//! `waiters` and sleeps on the `seq` futex word of `not_empty` or `not_full`. The other side
-//! bumps `seq` and wakes only when `waiters` is non-zero, so a put with no sleeping consumer
-//! makes no system call.
+//! Each direction has a [`Signal`]: a `seq` word that every put (for `not_empty`) or every
+//! get (for `not_full`) bumps, and a count of sleepers. A get that finds nothing, or a put
+//! that finds no room, follows `sync::park`'s rule: it spins on `seq` for a short while
+//! (waking a process on another CPU costs ~40 us here, so most hand-offs are caught by the
+//! spin), then counts itself in `waiters` and sleeps on `seq`. The other side wakes only when
+//! `waiters` is non-zero, so a put with no sleeping consumer makes no system call.
 #![allow(unsafe_code)]
 
 use std::io;
 use std::time::{Duration, Instant};
 
 use crate::loom::{fence, AtomicU32, AtomicU64, Ordering};
+use crate::sync::park::{self, Parked};
+use crate::sync::raw::{Acquired, RawLock};
+use crate::sys::identity::Token;
 
 /// Size of a record header: `state`, `len`, `idx`.
 const HEADER: u64 = 24;
@@ -92,16 +96,12 @@ const MAX_CAP: u64 = 256;
 #[cfg(loom)]
 const INITIAL_CAP: u64 = 64;
 
-/// Where the data area starts in the segment (after the control page).
+/// Where the data area starts in the segment's payload: the rest of the first page.
 #[cfg(not(loom))]
-const DATA_OFFSET: usize = 4096;
-/// Identifies a queue segment (checked when a segment is attached).
-const MAGIC: u64 = u64::from_le_bytes(*b"mpqring\0");
-/// Bumped whenever [`Control`] or the record format changes.
-const VERSION: u64 = 1;
-
-/// Poll this long before sleeping on a futex (see "Waiting").
-const SPIN_FOR: Duration = Duration::from_micros(50);
+const DATA_OFFSET: usize = 4096 - crate::shm::segment::HEADER_SIZE;
+/// The segment kind of a queue.
+#[cfg(not(loom))]
+const KIND: crate::shm::segment::Kind = crate::shm::segment::Kind(*b"QUEU");
 
 /// How long a put or get may wait for room or for a message.
 #[derive(Debug, Clone, Copy)]
@@ -122,11 +122,11 @@ impl Wait {
             .map_or(Wait::Forever, Wait::Until)
     }
 
+    /// The deadline for a call that is allowed to wait (`No` is handled before).
     fn deadline(self) -> Option<Instant> {
         match self {
-            Wait::No => Some(Instant::now()),
             Wait::Until(d) => Some(d),
-            Wait::Forever => None,
+            Wait::No | Wait::Forever => None,
         }
     }
 }
@@ -153,20 +153,19 @@ pub(crate) enum GetFail {
     Corrupt(String),
 }
 
-/// A cache-line-sized (two lines: the adjacent-line prefetcher pairs them) slot for one
-/// group of fields that one side writes.
-#[repr(C, align(128))]
+/// A cache line for one group of fields that one side writes.
+#[repr(C, align(64))]
 #[derive(Debug)]
 struct Line<T>(T);
 
-/// A futex word with its sleeper count.
+/// A futex word bumped on every event of one kind, with its sleeper count.
 #[repr(C)]
 #[derive(Debug)]
 struct Signal {
+    /// Bumped by every put (`not_empty`), get (`not_full`) or last `task_done` (`all_done`).
+    seq: AtomicU32,
     /// Processes asleep (or about to sleep) on `seq`.
     waiters: AtomicU32,
-    /// Bumped by every notification that found sleepers.
-    seq: AtomicU32,
 }
 
 /// The fields only producers write, under `plock`.
@@ -199,11 +198,11 @@ struct ConsumerSide {
 struct Control {
     /// Written once by the creator before anyone else can see the segment.
     ident: Line<Ident>,
-    plock: Line<SideLock>,
+    plock: Line<RawLock>,
     producer: Line<ProducerSide>,
     /// Messages committed so far (producers write it, everyone reads it).
     puts: Line<AtomicU64>,
-    clock: Line<SideLock>,
+    clock: Line<RawLock>,
     consumer: Line<ConsumerSide>,
     /// The data area's capacity in use; changes only with both locks held.
     cap: Line<AtomicU64>,
@@ -220,72 +219,61 @@ struct Control {
 #[repr(C)]
 #[derive(Debug)]
 struct Ident {
-    magic: u64,
-    version: u64,
     /// At most this many messages at once; 0 for unbounded.
-    bound: u64,
-    max_cap: u64,
+    bound: AtomicU64,
+    /// The largest capacity the data area may grow to.
+    max_cap: AtomicU64,
 }
 
 #[cfg(not(loom))]
 const _: () = assert!(std::mem::size_of::<Control>() <= DATA_OFFSET);
+
+// SAFETY: `Control` is repr(C) of atomics and `RawLock`s (themselves ShmSafe): fixed
+// layout, no pointers, and all zero bytes are its initial state (unlocked, empty ring, cap
+// set right after creation).
 #[cfg(not(loom))]
-const _: () = assert!(std::mem::size_of::<SideLock>() <= 128);
-
+unsafe impl crate::shm::pod::ShmSafe for Control {}
+// SAFETY: every field is written only through atomics (the locks included).
 #[cfg(not(loom))]
-use crate::sys::robust_mutex::{Acquired, RobustMutex as SideLock};
-
-/// Under loom, a plain spin lock stands in for the robust mutex (loom models threads, and
-/// threads do not die holding locks).
-#[cfg(loom)]
-#[derive(Debug)]
-struct SideLock(AtomicU32);
-
-#[cfg(loom)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Acquired {
-    Clean,
-}
-
-#[cfg(loom)]
-impl SideLock {
-    fn new() -> SideLock {
-        SideLock(AtomicU32::new(0))
-    }
-
-    fn lock(&self, _deadline: Option<Instant>) -> io::Result<Acquired> {
-        while self
-            .0
-            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            loom::thread::yield_now();
-        }
-        Ok(Acquired::Clean)
-    }
-
-    unsafe fn make_consistent(&self) {}
-
-    unsafe fn unlock(&self) {
-        self.0.store(0, Ordering::Release);
-    }
-}
+unsafe impl crate::shm::pod::ShmSync for Control {}
 
 /// Holds one side's lock; unlocks on drop.
-struct SideGuard<'a>(&'a SideLock);
+struct SideGuard<'a>(&'a RawLock);
 
 impl Drop for SideGuard<'_> {
     fn drop(&mut self) {
-        // SAFETY: a `SideGuard` exists only while this thread holds the lock (see `Ring::lock`).
-        unsafe { self.0.unlock() }
+        self.0.unlock();
     }
+}
+
+/// Who this thread is for the side locks, and how to tell a dead holder.
+#[cfg(not(loom))]
+fn me() -> Token {
+    crate::sys::identity::thread()
+}
+
+#[cfg(not(loom))]
+fn is_alive(token: Token) -> bool {
+    crate::sys::identity::is_alive(token)
+}
+
+/// In loom models every thread is the same live owner: mutual exclusion needs no ids.
+#[cfg(loom)]
+fn me() -> Token {
+    Token::from_id(1)
+}
+
+#[cfg(loom)]
+fn is_alive(_: Token) -> bool {
+    true
 }
 
 /// The memory the ring lives in.
 #[cfg(not(loom))]
 #[derive(Debug)]
 struct Memory {
-    mapping: crate::sys::mman::Mapping,
+    segment: crate::shm::segment::Segment,
+    data: std::ptr::NonNull<u8>,
 }
 
 /// Under loom: the control block and the data area as loom atomics (one per 8-byte word),
@@ -311,50 +299,37 @@ unsafe impl Send for Ring {}
 
 #[cfg(not(loom))]
 impl Ring {
-    /// A new ring holding at most `bound` messages (0: unbounded), in a fresh memfd.
+    /// A new ring holding at most `bound` messages (0: unbounded), in a fresh segment.
     pub(crate) fn create(bound: u64) -> io::Result<Ring> {
-        use std::os::fd::AsFd;
-        let len = DATA_OFFSET + MAX_CAP as usize;
-        let fd = crate::sys::mman::memfd(c"multiproc-queue", len)?;
-        let mapping = crate::sys::mman::Mapping::new(fd.as_fd(), len)?;
-        let control = mapping.as_ptr().cast::<Control>();
-        // SAFETY: the mapping is fresh, zero-filled, page-aligned and large enough for a
-        // `Control` (asserted above); nobody else can see it yet. All-zero bytes are valid
-        // for every field but the mutexes, which are initialised in place here.
-        unsafe {
-            std::ptr::addr_of_mut!((*control).ident.0).write(Ident {
-                magic: MAGIC,
-                version: VERSION,
-                bound,
-                max_cap: MAX_CAP,
-            });
-            SideLock::init(std::ptr::addr_of_mut!((*control).plock.0))?;
-            SideLock::init(std::ptr::addr_of_mut!((*control).clock.0))?;
-        }
+        let segment =
+            crate::shm::segment::Segment::create(KIND, DATA_OFFSET + MAX_CAP as usize, 64)?;
+        let data = segment
+            .slice_ptr::<u8>(DATA_OFFSET, MAX_CAP as usize)
+            .cast::<u8>();
         let ring = Ring {
-            memory: Memory { mapping },
+            memory: Memory { segment, data },
         };
-        ring.ctl().cap.0.store(INITIAL_CAP, Ordering::Release);
+        let c = ring.ctl();
+        c.ident.0.bound.store(bound, Ordering::Relaxed);
+        c.ident.0.max_cap.store(MAX_CAP, Ordering::Relaxed);
+        c.cap.0.store(INITIAL_CAP, Ordering::Release);
         Ok(ring)
     }
 
     fn ctl(&self) -> &Control {
-        // SAFETY: the mapping starts with a `Control` initialised in `create` and lives as
-        // long as `self`.
-        unsafe { &*self.memory.mapping.as_ptr().cast::<Control>() }
+        self.memory.segment.get::<Control>(0)
     }
 
     fn data(&self) -> *mut u8 {
-        // SAFETY: DATA_OFFSET + MAX_CAP is the mapping's length, so this stays inside it.
-        unsafe { self.memory.mapping.as_ptr().add(DATA_OFFSET) }
+        self.memory.data.as_ptr()
     }
 
     /// The header word at `pos` under capacity `cap`.
     fn word(&self, cap: u64, pos: u64) -> &AtomicU64 {
         debug_assert!(pos % 8 == 0 && cap <= MAX_CAP);
-        // SAFETY: the offset is below `cap <= MAX_CAP`, 8-aligned, inside the mapping; the
-        // memory is only ever accessed as `u64` words or bytes, and `AtomicU64` has the
-        // layout of a `u64`.
+        // SAFETY: the offset is below `cap <= MAX_CAP`, 8-aligned (the data area starts at
+        // a page boundary), inside the mapping; the memory is only ever accessed as `u64`
+        // words or bytes, and `AtomicU64` has the layout of a `u64`.
         unsafe { &*self.data().add((pos & (cap - 1)) as usize).cast::<AtomicU64>() }
     }
 
@@ -398,18 +373,16 @@ impl Ring {
     pub(crate) fn create(bound: u64) -> io::Result<Ring> {
         let signal = || {
             Line(Signal {
-                waiters: AtomicU32::new(0),
                 seq: AtomicU32::new(0),
+                waiters: AtomicU32::new(0),
             })
         };
         let control = Box::new(Control {
             ident: Line(Ident {
-                magic: MAGIC,
-                version: VERSION,
-                bound,
-                max_cap: MAX_CAP,
+                bound: AtomicU64::new(bound),
+                max_cap: AtomicU64::new(MAX_CAP),
             }),
-            plock: Line(SideLock::new()),
+            plock: Line(RawLock::default()),
             producer: Line(ProducerSide {
                 tail: AtomicU64::new(0),
                 tail_idx: AtomicU64::new(0),
@@ -417,7 +390,7 @@ impl Ring {
                 gets_cache: AtomicU64::new(0),
             }),
             puts: Line(AtomicU64::new(0)),
-            clock: Line(SideLock::new()),
+            clock: Line(RawLock::default()),
             consumer: Line(ConsumerSide {
                 head: AtomicU64::new(0),
                 gets: AtomicU64::new(0),
@@ -483,7 +456,7 @@ fn record_size(len: u64) -> u64 {
 impl Ring {
     /// The bound given at creation (0: unbounded).
     pub(crate) fn bound(&self) -> u64 {
-        self.ctl().ident.0.bound
+        self.ctl().ident.0.bound.load(Ordering::Relaxed)
     }
 
     /// Messages in the queue now (committed and not yet taken).
@@ -506,31 +479,21 @@ impl Ring {
         self.notify(&c.not_full.0);
     }
 
-    /// Takes one side's lock, repairing what a dead owner left.
+    /// Takes one side's lock, repairing what a dead owner left; `None` on timeout.
     fn lock<'a>(
         &'a self,
-        lock: &'a SideLock,
+        lock: &'a RawLock,
         wait: Wait,
         repair: impl FnOnce(&Ring),
-    ) -> io::Result<SideGuard<'a>> {
-        let deadline = match wait {
-            // A holder never sleeps and holds the lock for one copy: even a non-blocking
-            // call waits for it, so `try_put` on a queue with room never fails spuriously.
-            Wait::No | Wait::Forever => None,
-            Wait::Until(d) => Some(d),
-        };
-        let got = lock.lock(deadline)?;
+    ) -> Option<SideGuard<'a>> {
+        // A holder never sleeps and holds the lock for one copy: even a non-blocking call
+        // waits for it, so `try_put` on a queue with room never fails spuriously.
+        let got = lock.lock(me(), wait.deadline(), is_alive).ok()?;
         let guard = SideGuard(lock);
-        #[allow(unreachable_patterns)]
-        match got {
-            Acquired::Clean => {}
-            _ => {
-                repair(self);
-                // SAFETY: this thread holds the lock (the guard exists) after OwnerDied.
-                unsafe { lock.make_consistent() };
-            }
+        if got == Acquired::OwnerDied {
+            repair(self);
         }
-        Ok(guard)
+        Some(guard)
     }
 
     /// Producer-side repair after a producer died holding `plock` (see "Crash safety").
@@ -564,7 +527,7 @@ impl Ring {
             {
                 let _guard = self
                     .lock(&c.plock.0, wait, Ring::repair_producers)
-                    .map_err(|_| PutFail::Full)?;
+                    .ok_or(PutFail::Full)?;
                 if self.put_locked(msg, size) {
                     drop(_guard);
                     self.notify(&c.not_empty.0);
@@ -588,7 +551,7 @@ impl Ring {
         let cap = c.cap.0.load(Ordering::Acquire);
         let head = c.consumer.0.head.load(Ordering::Acquire);
         let used = c.producer.0.tail.load(Ordering::Acquire).saturating_sub(head);
-        cap < c.ident.0.max_cap || used.saturating_add(size + 8) <= cap
+        cap < c.ident.0.max_cap.load(Ordering::Relaxed) || used.saturating_add(size + 8) <= cap
     }
 
     /// The producer's steps 1-5 under `plock`; `false` when there is no room.
@@ -652,10 +615,8 @@ impl Ring {
     fn grow(&self, tail: u64, need: u64) -> Option<u64> {
         let c = self.ctl();
         let cap = c.cap.0.load(Ordering::Relaxed);
-        let max_cap = c.ident.0.max_cap;
-        let _consumers = self
-            .lock(&c.clock.0, Wait::Forever, |_| {})
-            .ok()?;
+        let max_cap = c.ident.0.max_cap.load(Ordering::Relaxed);
+        let _consumers = self.lock(&c.clock.0, Wait::Forever, |_| {})?;
         let head = c.consumer.0.head.load(Ordering::Acquire);
         c.producer.0.head_cache.store(head, Ordering::Relaxed);
         let used = tail - head;
@@ -693,7 +654,7 @@ impl Ring {
             {
                 let _guard = self
                     .lock(&c.clock.0, wait, |_| {})
-                    .map_err(|_| GetFail::Empty)?;
+                    .ok_or(GetFail::Empty)?;
                 if let Some(out) = self.get_locked(&mut read)? {
                     drop(_guard);
                     self.notify(&c.not_full.0);
@@ -808,96 +769,48 @@ impl Ring {
         all_done() || self.wait_for(&self.ctl().all_done.0, wait, all_done)
     }
 
-    /// Wakes the sleepers of `signal`, if there are any. The fence pairs with the one in
-    /// `wait_for`: either the sleeper sees our change, or we see its count.
+    /// Announces one event of `signal`'s kind: bumps `seq` (spinners see it) and wakes the
+    /// sleepers, if there are any. The fence pairs with the one in `wait_for`: either the
+    /// sleeper's re-check sees our change, or we see its count.
     fn notify(&self, signal: &Signal) {
+        signal.seq.fetch_add(1, Ordering::Release);
         fence(Ordering::SeqCst);
         if signal.waiters.load(Ordering::Relaxed) != 0 {
-            signal.seq.fetch_add(1, Ordering::SeqCst);
-            wake_all(&signal.seq);
+            park::wake(&signal.seq, u32::MAX);
         }
     }
 
-    /// Waits until `ready()` or the wait runs out; `false` on timeout.
-    #[cfg(not(loom))]
+    /// Waits until `ready()` or the wait runs out; `false` on timeout. Follows the rule of
+    /// `sync::park`: spin unannounced, then count itself in `waiters` and sleep.
     fn wait_for(&self, signal: &Signal, wait: Wait, ready: impl Fn() -> bool) -> bool {
-        if ready() {
-            return true;
+        if matches!(wait, Wait::No) {
+            return ready();
         }
         let deadline = wait.deadline();
-        if matches!(wait, Wait::No) {
-            return false;
-        }
-        let spin_until = Instant::now() + SPIN_FOR;
         loop {
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                return ready();
-            }
-            if now >= spin_until {
-                break;
-            }
-            yield_now();
+            let seen = signal.seq.load(Ordering::Acquire);
             if ready() {
                 return true;
             }
-        }
-        loop {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return false;
+            }
+            if park::spin(&signal.seq, seen, deadline) {
+                continue;
+            }
             signal.waiters.fetch_add(1, Ordering::SeqCst);
             fence(Ordering::SeqCst);
-            let seq = signal.seq.load(Ordering::SeqCst);
-            if ready() {
-                signal.waiters.fetch_sub(1, Ordering::SeqCst);
-                return true;
-            }
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if left.is_some_and(|l| l.is_zero()) {
-                signal.waiters.fetch_sub(1, Ordering::SeqCst);
-                return false;
-            }
-            sleep_on(&signal.seq, seq, left);
+            let seen = signal.seq.load(Ordering::SeqCst);
+            let parked = (!ready()).then(|| park::sleep(&signal.seq, seen, deadline));
             signal.waiters.fetch_sub(1, Ordering::SeqCst);
-            if ready() {
-                return true;
+            match parked {
+                None => return true,
+                Some(Parked::TimedOut) => return ready(),
+                Some(Parked::Woken) => {}
             }
         }
     }
 }
-
-#[cfg(loom)]
-impl Ring {
-    /// Under loom there is no time: wait by yielding until `ready()`.
-    fn wait_for(&self, _signal: &Signal, wait: Wait, ready: impl Fn() -> bool) -> bool {
-        loop {
-            if ready() {
-                return true;
-            }
-            if matches!(wait, Wait::No) {
-                return false;
-            }
-            loom::thread::yield_now();
-        }
-    }
-}
-
-#[cfg(not(loom))]
-fn yield_now() {
-    std::thread::yield_now();
-}
-
-#[cfg(not(loom))]
-fn sleep_on(word: &AtomicU32, seq: u32, timeout: Option<Duration>) {
-    // Timeouts and spurious wake-ups are both handled by the caller's re-check.
-    let _ = crate::sys::futex::wait(word, seq, timeout);
-}
-
-#[cfg(not(loom))]
-fn wake_all(word: &AtomicU32) {
-    crate::sys::futex::wake(word, u32::MAX);
-}
-
-#[cfg(loom)]
-fn wake_all(_word: &AtomicU32) {}
 
 #[cfg(all(test, not(loom)))]
 mod tests {

@@ -7,8 +7,6 @@
 //! - `mman`: `memfd`, `map_shared`, `Mapping` (unmapped on drop), `shm_open`, `shm_unlink`.
 //! - `process`: `fork`, `exit_now`, `pidfd_open`, `pidfd_send_signal`, `wait_exit`,
 //!   `set_parent_death_signal`, `thread_count`, `getpid`, `getppid`.
-//! - `robust_mutex`: `init`, `lock(m, deadline) -> Acquired::{Clean, OwnerDied}`,
-//!   `make_consistent`, `unlock` on a process-shared mutex the kernel hands on when its owner dies.
 //! - `signal`: the signal numbers and names of the platform, `kill`.
 //!
 //! Linux is the one backend today; `unsupported` answers `io::ErrorKind::Unsupported`

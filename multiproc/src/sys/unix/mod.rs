@@ -5,7 +5,6 @@ pub(crate) mod futex;
 pub(crate) mod identity;
 pub(crate) mod mman;
 pub(crate) mod process;
-pub(crate) mod robust_mutex;
 pub(crate) mod signal;
 
 use std::io;
