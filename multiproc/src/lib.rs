@@ -22,4 +22,5 @@ pub use crate::process::{
     Signal, StartMethod,
 };
 pub use crate::queue::{JoinableQueue, Queue, SimpleQueue};
-pub use crate::sync::{Lock, RLock};
+pub use crate::shm::{Array, SharedMemory, Value};
+pub use crate::sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};

@@ -222,6 +222,16 @@ impl Segment {
         // and `ShmSync` means all writers use atomics, so a shared reference races with none.
         unsafe { self.ptr::<T>(offset).as_ref() }
     }
+
+    /// A shared reference to `len` consecutive `T`s at payload `offset` (see [`Segment::get`]).
+    ///
+    /// # Panics
+    ///
+    /// As [`Segment::ptr`].
+    pub(crate) fn get_slice<T: ShmSync>(&self, offset: usize, len: usize) -> &[T] {
+        // SAFETY: as in `get`, for each of the `len` elements `slice_ptr` checked.
+        unsafe { self.slice_ptr::<T>(offset, len).as_ref() }
+    }
 }
 
 fn check_align(align: usize) -> io::Result<()> {

@@ -67,7 +67,9 @@ impl<G> fmt::Debug for LockError<G> {
 impl<G> fmt::Display for LockError<G> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LockError::OwnerDied(_) => f.write_str("the previous owner died while holding the lock"),
+            LockError::OwnerDied(_) => {
+                f.write_str("the previous owner died while holding the lock")
+            }
             LockError::Timeout => f.write_str("timed out waiting for the lock"),
         }
     }
@@ -310,7 +312,9 @@ mod tests {
         let l = Lock::new().unwrap();
         l.acquire().unwrap();
         let l2 = l.clone();
-        std::thread::spawn(move || l2.release().unwrap()).join().unwrap();
+        std::thread::spawn(move || l2.release().unwrap())
+            .join()
+            .unwrap();
         assert!(!l.is_locked());
     }
 

@@ -69,10 +69,10 @@ const _: () = assert!(std::mem::size_of::<RawLock>() == 16);
 
 // SAFETY: repr(C) of two atomics and a u32: fixed layout, no pointers, every bit pattern is a
 // state (an unknown owner id is treated as a live owner until its liveness check), no Drop.
-#[cfg(not(loom))]
+// (Under `--cfg loom` the atomics are loom's heap models; loom builds run only the loom
+// models, which keep these types on the heap, never in a segment.)
 unsafe impl crate::shm::pod::ShmSafe for RawLock {}
 // SAFETY: `word` and `owner` are only written atomically; `_pad` is never written.
-#[cfg(not(loom))]
 unsafe impl crate::shm::pod::ShmSync for RawLock {}
 
 impl RawLock {
@@ -231,10 +231,8 @@ pub(crate) struct RawRLock {
 }
 
 // SAFETY: repr(C) of a `RawLock` and an atomic counter, both valid for any bits, no pointers.
-#[cfg(not(loom))]
 unsafe impl crate::shm::pod::ShmSafe for RawRLock {}
 // SAFETY: both parts are written only atomically.
-#[cfg(not(loom))]
 unsafe impl crate::shm::pod::ShmSync for RawRLock {}
 
 impl RawRLock {
@@ -284,14 +282,12 @@ impl RawRLock {
         Ok(())
     }
 
-    /// Releases every level the caller holds and returns how many (for `Condition::wait`).
-    pub(crate) fn unlock_all(&self, me: Token) -> Result<u32> {
-        if !self.is_mine(me) {
-            return Err(Error::InvalidState("lock is not owned".into()));
-        }
+    /// Releases every level the caller holds (it must hold the lock: see `is_mine`) and
+    /// returns how many (for `Condition::wait`).
+    pub(crate) fn unlock_all(&self) -> u32 {
         let depth = self.depth.swap(0, Ordering::Relaxed);
         self.lock.unlock();
-        Ok(depth)
+        depth
     }
 
     /// Takes the lock back after [`RawRLock::unlock_all`], restoring `depth` levels.
@@ -337,10 +333,8 @@ pub(crate) struct RawSemaphore {
 const _: () = assert!(std::mem::size_of::<RawSemaphore>() == 8);
 
 // SAFETY: repr(C) of two atomic counters: any bits are a count, no pointers, no Drop.
-#[cfg(not(loom))]
 unsafe impl crate::shm::pod::ShmSafe for RawSemaphore {}
 // SAFETY: both fields are only written atomically.
-#[cfg(not(loom))]
 unsafe impl crate::shm::pod::ShmSync for RawSemaphore {}
 
 /// A release that would take the count above its bound.
@@ -432,6 +426,186 @@ impl RawSemaphore {
     /// The count now (a snapshot).
     pub(crate) fn value(&self) -> u32 {
         self.value.load(Ordering::Relaxed)
+    }
+}
+
+/// Declares `#[repr(C)]` structs of atomics that live in shared memory, with the
+/// `ShmSafe`/`ShmSync` promises they all keep for the same reason.
+macro_rules! shared_state {
+    ($($(#[$meta:meta])* pub(crate) struct $name:ident { $($(#[$fmeta:meta])* pub(crate) $field:ident: $ty:ty,)* })*) => {$(
+        $(#[$meta])*
+        #[derive(Debug, Default)]
+        #[repr(C)]
+        pub(crate) struct $name {
+            $($(#[$fmeta])* pub(crate) $field: $ty,)*
+        }
+        // SAFETY: repr(C) of atomics and shared-state structs, all valid for any bits (every
+        // value is a state the protocols handle), holding no pointers, with no Drop.
+        unsafe impl crate::shm::pod::ShmSafe for $name {}
+        // SAFETY: every field is written only atomically.
+        unsafe impl crate::shm::pod::ShmSync for $name {}
+    )*};
+}
+
+shared_state! {
+    /// A semaphore and its bound (`u32::MAX` when unbounded).
+    pub(crate) struct SemaphoreState {
+        pub(crate) sem: RawSemaphore,
+        pub(crate) max: AtomicU32,
+    }
+
+    /// An event: `flag` (0 unset, 1 set) is the futex word; `sleepers` counts waiters that
+    /// announced themselves, so `set` with nobody asleep makes no syscall.
+    pub(crate) struct RawEvent {
+        pub(crate) flag: AtomicU32,
+        pub(crate) sleepers: AtomicU32,
+    }
+
+    /// A condition variable's own state (its lock lives apart, in an `RLock`).
+    ///
+    /// `counts` packs `waiters << 32 | tokens`: waiters registered (under the lock) and not
+    /// yet gone, and wake-up tokens `notify` handed out and nobody took yet; always
+    /// `tokens <= waiters`. One atomic word, so taking a token (both counts down by one) is
+    /// one CAS and `notify` never sees the pair half-updated. `seq`, the futex word, is
+    /// bumped by every notify that hands out tokens.
+    pub(crate) struct RawCondition {
+        pub(crate) counts: AtomicU64,
+        pub(crate) seq: AtomicU32,
+    }
+
+    /// A barrier's state, all guarded by `lock` except `seq` (the futex word, bumped at every
+    /// pass, break and reset). `cancelled` is the last generation a reset cancelled. The
+    /// waiting parties' tokens follow the struct in the segment, one `AtomicU64` per party.
+    pub(crate) struct RawBarrier {
+        pub(crate) lock: RawLock,
+        pub(crate) seq: AtomicU32,
+        pub(crate) generation: AtomicU32,
+        pub(crate) cancelled: AtomicU32,
+        pub(crate) broken: AtomicU32,
+        pub(crate) waiting: AtomicU32,
+        pub(crate) parties: AtomicU32,
+    }
+}
+
+const ONE_WAITER: u64 = 1 << 32;
+const TOKENS: u64 = ONE_WAITER - 1;
+
+impl RawEvent {
+    /// Sets the flag and wakes every waiter.
+    pub(crate) fn set(&self) {
+        if self.flag.swap(1, Ordering::SeqCst) == 0 && self.sleepers.load(Ordering::SeqCst) > 0 {
+            park::wake(&self.flag, u32::MAX);
+        }
+    }
+
+    /// Clears the flag.
+    pub(crate) fn clear(&self) {
+        self.flag.store(0, Ordering::Release);
+    }
+
+    /// Whether the flag is set.
+    pub(crate) fn is_set(&self) -> bool {
+        self.flag.load(Ordering::Acquire) == 1
+    }
+
+    /// Waits until the flag is set or `deadline`; returns whether it is set.
+    pub(crate) fn wait(&self, deadline: Option<Instant>) -> bool {
+        if self.is_set() || park::spin(&self.flag, 0, deadline) && self.is_set() {
+            return true;
+        }
+        loop {
+            self.sleepers.fetch_add(1, Ordering::SeqCst);
+            let parked = if self.flag.load(Ordering::SeqCst) == 0 {
+                park::sleep(&self.flag, 0, deadline)
+            } else {
+                Parked::Woken
+            };
+            self.sleepers.fetch_sub(1, Ordering::SeqCst);
+            if self.is_set() {
+                return true;
+            }
+            if parked == Parked::TimedOut {
+                return false;
+            }
+        }
+    }
+}
+
+impl RawCondition {
+    /// Registers a waiter; the caller holds the condition's lock. Returns the `seq` to wait on.
+    pub(crate) fn register(&self) -> u32 {
+        self.counts.fetch_add(ONE_WAITER, Ordering::Relaxed);
+        self.seq.load(Ordering::Acquire)
+    }
+
+    /// Takes a wake-up token if one is there (leaving the waiters).
+    pub(crate) fn try_take(&self) -> bool {
+        let mut c = self.counts.load(Ordering::Acquire);
+        while c & TOKENS > 0 {
+            match self.counts.compare_exchange_weak(
+                c,
+                c - ONE_WAITER - 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(now) => c = now,
+            }
+        }
+        false
+    }
+
+    /// Waits (without the lock) for a token until `deadline`; `seq` comes from `register`.
+    /// Returns whether a token was taken.
+    pub(crate) fn wait(&self, mut seq: u32, deadline: Option<Instant>) -> bool {
+        loop {
+            if self.try_take() {
+                return true;
+            }
+            if park::wait(&self.seq, seq, deadline) == Parked::TimedOut {
+                return false;
+            }
+            seq = self.seq.load(Ordering::Acquire);
+        }
+    }
+
+    /// Leaves after a timeout; the caller holds the lock again. A token handed out in the
+    /// meantime is taken (and reported) rather than left for a waiter that never comes.
+    pub(crate) fn leave(&self) -> bool {
+        if self.try_take() {
+            return true;
+        }
+        self.counts.fetch_sub(ONE_WAITER, Ordering::AcqRel);
+        false
+    }
+
+    /// Hands out up to `n` tokens to waiters that have none; the caller holds the lock.
+    /// Returns how many.
+    pub(crate) fn notify(&self, n: u32) -> u32 {
+        let mut c = self.counts.load(Ordering::Acquire);
+        let given = loop {
+            let (waiters, tokens) = (c >> 32, c & TOKENS);
+            let k = (waiters - tokens).min(u64::from(n));
+            if k == 0 {
+                return 0;
+            }
+            match self
+                .counts
+                .compare_exchange_weak(c, c + k, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => break k as u32,
+                Err(now) => c = now,
+            }
+        };
+        self.seq.fetch_add(1, Ordering::Release);
+        park::wake(&self.seq, given);
+        given
+    }
+
+    /// Waiters registered and not yet woken or gone.
+    pub(crate) fn waiting(&self) -> u32 {
+        let c = self.counts.load(Ordering::Acquire);
+        ((c >> 32) - (c & TOKENS)) as u32
     }
 }
 
@@ -551,24 +725,20 @@ mod loom_tests {
         loom::model(|| {
             let l = Arc::new(RawLock::default());
             let inside = Arc::new(AtomicU32::new(0));
-            let handles: Vec<_> = (1..=2u32)
-                .map(|i| {
-                    let (l, inside) = (Arc::clone(&l), Arc::clone(&inside));
-                    thread::spawn(move || {
-                        l.lock(Token::from_id(i), None, alive).unwrap();
-                        assert_eq!(inside.fetch_add(1, Ordering::Relaxed), 0);
-                        inside.fetch_sub(1, Ordering::Relaxed);
-                        assert!(l.unlock());
-                    })
+            let other = {
+                let (l, inside) = (Arc::clone(&l), Arc::clone(&inside));
+                thread::spawn(move || {
+                    l.lock(Token::from_id(1), None, alive).unwrap();
+                    assert_eq!(inside.fetch_add(1, Ordering::Relaxed), 0);
+                    inside.fetch_sub(1, Ordering::Relaxed);
+                    assert!(l.unlock());
                 })
-                .collect();
-            l.lock(Token::from_id(3), None, alive).unwrap();
+            };
+            l.lock(Token::from_id(2), None, alive).unwrap();
             assert_eq!(inside.fetch_add(1, Ordering::Relaxed), 0);
             inside.fetch_sub(1, Ordering::Relaxed);
             assert!(l.unlock());
-            for h in handles {
-                h.join().unwrap();
-            }
+            other.join().unwrap();
             assert_eq!(l.owner_id(), None);
         });
     }

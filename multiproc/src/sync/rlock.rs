@@ -5,7 +5,6 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
-
 use super::lock::{outcome, LockError};
 use super::park::deadline_after;
 use super::raw::RawRLock;
@@ -81,7 +80,10 @@ impl RLock {
     /// [`LockError::Timeout`] when another thread or process holds it.
     pub fn try_lock(&self) -> std::result::Result<RLockGuard<'_>, LockError<RLockGuard<'_>>> {
         if self.raw().try_lock(identity::thread()) {
-            Ok(RLockGuard { rlock: self, _not_send: PhantomData })
+            Ok(RLockGuard {
+                rlock: self,
+                _not_send: PhantomData,
+            })
         } else {
             Err(LockError::Timeout)
         }
@@ -104,9 +106,11 @@ impl RLock {
         &self,
         deadline: Option<Instant>,
     ) -> std::result::Result<RLockGuard<'_>, LockError<RLockGuard<'_>>> {
-        outcome(self.raw().lock(identity::thread(), deadline), || RLockGuard {
-            rlock: self,
-            _not_send: PhantomData,
+        outcome(self.raw().lock(identity::thread(), deadline), || {
+            RLockGuard {
+                rlock: self,
+                _not_send: PhantomData,
+            }
         })
     }
 
@@ -182,7 +186,6 @@ impl fmt::Debug for RLockGuard<'_> {
         f.debug_struct("RLockGuard").finish_non_exhaustive()
     }
 }
-
 
 #[cfg(test)]
 mod tests {

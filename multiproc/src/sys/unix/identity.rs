@@ -162,7 +162,11 @@ mod tests {
         let s = parse_stat(line).unwrap();
         assert!(!s.dead);
         assert_eq!(s.start, 123456);
-        assert!(parse_stat("7 (z) Z 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99").unwrap().dead);
+        assert!(
+            parse_stat("7 (z) Z 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99")
+                .unwrap()
+                .dead
+        );
         assert!(parse_stat("garbage").is_none());
     }
 
@@ -188,7 +192,10 @@ mod tests {
         let token = Token::from_id(child.id());
         let t = std::time::Instant::now();
         while is_alive(token) {
-            assert!(t.elapsed() < std::time::Duration::from_secs(10), "child never exited");
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(10),
+                "child never exited"
+            );
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         child.wait().unwrap();

@@ -1,0 +1,455 @@
+//! [`Array`] and [`RawArray`]: a fixed number of `T`s in shared memory, with and without a
+//! lock.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::mem::{align_of, size_of};
+use std::ops::{Bound, Deref, DerefMut, Range, RangeBounds};
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use super::cell;
+use super::pod::ShmSafe;
+use super::segment::{Kind, Segment};
+use super::value::{lock_cells, unlock_cells, Wait, DATA};
+use crate::error::{Error, Result};
+use crate::sync::park::deadline_after;
+use crate::sync::raw::{Acquired, TimedOut};
+use crate::sync::LockError;
+
+const KIND: Kind = Kind(*b"ARRY");
+const RAW_KIND: Kind = Kind(*b"RARR");
+
+/// Payload bytes for `len` elements after `offset`, or `InvalidArgument` if too many.
+fn payload_size<T>(offset: usize, len: usize) -> Result<usize> {
+    size_of::<T>()
+        .checked_mul(len)
+        .and_then(|b| b.checked_add(offset))
+        .filter(|&b| b <= isize::MAX as usize / 2)
+        .ok_or_else(|| Error::InvalidArgument(format!("an array of {len} elements is too large")))
+}
+
+/// The index range `range` selects in a sequence of `len`, checked (VA-10).
+fn checked_range(range: impl RangeBounds<usize>, len: usize) -> Result<Range<usize>> {
+    let start = match range.start_bound() {
+        Bound::Included(&s) => s,
+        Bound::Excluded(&s) => s.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(&e) => e.saturating_add(1),
+        Bound::Excluded(&e) => e,
+        Bound::Unbounded => len,
+    };
+    if start > end || end > len {
+        return Err(Error::InvalidArgument(format!(
+            "range {start}..{end} out of range for length {len}"
+        )));
+    }
+    Ok(start..end)
+}
+
+fn index_error(index: usize, len: usize) -> Error {
+    Error::InvalidArgument(format!("index {index} out of range for length {len}"))
+}
+
+/// A fixed-length array in shared memory with its own lock: Python's
+/// `multiprocessing.Array`.
+///
+/// Created in the parent, it is the same array in forked children (and clones). The
+/// guard of [`lock`](Array::lock) dereferences to `[T]`; [`get`](Array::get),
+/// [`set`](Array::set), [`to_vec`](Array::to_vec), [`slice`](Array::slice) and
+/// [`set_slice`](Array::set_slice) take the lock for one copy. The lock is robust and not
+/// recursive, as [`Value`](super::Value)'s.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let a = multiproc::Array::from_slice(&[1.0f64, 2.0, 3.0])?;
+/// a.lock()?[1] = 20.0;
+/// a.set(2, 30.0)?;
+/// assert_eq!(a.to_vec(), [1.0, 20.0, 30.0]);
+/// assert_eq!(a.slice(1..)?, [20.0, 30.0]);
+/// # Ok(())
+/// # }
+/// ```
+pub struct Array<T: ShmSafe> {
+    seg: Segment,
+    len: usize,
+    _t: PhantomData<T>,
+}
+
+/// The lock of an [`Array`], held; dereferences to the elements.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct ArrayGuard<'a, T: ShmSafe> {
+    array: &'a Array<T>,
+    /// The lock belongs to this thread: the guard must not move to another.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<T: ShmSafe + Copy> Array<T> {
+    /// Creates an array of `len` zeroed elements (every `ShmSafe` type is valid zeroed).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when it would be too large; [`Error::Io`] when the system
+    /// refuses the memory.
+    pub fn new(len: usize) -> Result<Array<T>> {
+        let seg = Segment::create(KIND, payload_size::<T>(DATA, len)?, align_of::<T>().max(8))?;
+        Ok(Array {
+            seg,
+            len,
+            _t: PhantomData,
+        })
+    }
+
+    /// Creates an array holding a copy of `items`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Array::new`].
+    pub fn from_slice(items: &[T]) -> Result<Array<T>> {
+        let a = Array::new(items.len())?;
+        a.lock().unwrap_or_else(repaired).copy_from_slice(items);
+        Ok(a)
+    }
+
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Takes the lock, waiting as long as it takes.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::OwnerDied`], holding the guard, when the holder died inside the lock.
+    ///
+    /// # Panics
+    ///
+    /// If this thread already holds the lock.
+    pub fn lock(&self) -> std::result::Result<ArrayGuard<'_, T>, LockError<ArrayGuard<'_, T>>> {
+        self.guard(lock_cells(&self.seg, Wait::Until(None)))
+    }
+
+    /// Takes the lock if it is free now.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::Timeout`] when it is held.
+    ///
+    /// # Panics
+    ///
+    /// If this thread already holds the lock.
+    pub fn try_lock(&self) -> std::result::Result<ArrayGuard<'_, T>, LockError<ArrayGuard<'_, T>>> {
+        self.guard(lock_cells(&self.seg, Wait::No))
+    }
+
+    /// Takes the lock, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::Timeout`] after at least `timeout`; [`LockError::OwnerDied`] as for
+    /// [`Array::lock`].
+    ///
+    /// # Panics
+    ///
+    /// If this thread already holds the lock.
+    pub fn lock_timeout(
+        &self,
+        timeout: Duration,
+    ) -> std::result::Result<ArrayGuard<'_, T>, LockError<ArrayGuard<'_, T>>> {
+        self.guard(lock_cells(&self.seg, Wait::Until(deadline_after(timeout))))
+    }
+
+    fn guard(
+        &self,
+        acquired: std::result::Result<Acquired, TimedOut>,
+    ) -> std::result::Result<ArrayGuard<'_, T>, LockError<ArrayGuard<'_, T>>> {
+        crate::sync::lock_outcome(acquired, || ArrayGuard {
+            array: self,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// The element at `index`, read under the lock; `None` when out of range.
+    pub fn get(&self, index: usize) -> Option<T> {
+        self.lock().unwrap_or_else(repaired).get(index).copied()
+    }
+
+    /// Replaces the element at `index`, under the lock.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when `index` is out of range.
+    pub fn set(&self, index: usize, value: T) -> Result<()> {
+        let mut g = self.lock().unwrap_or_else(repaired);
+        let len = g.len();
+        *g.get_mut(index).ok_or_else(|| index_error(index, len))? = value;
+        Ok(())
+    }
+
+    /// A copy of every element, read under the lock.
+    pub fn to_vec(&self) -> Vec<T> {
+        self.lock().unwrap_or_else(repaired).to_vec()
+    }
+
+    /// A copy of the elements in `range`, read under the lock (Python's `arr[a:b]`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when `range` is out of range.
+    pub fn slice(&self, range: impl RangeBounds<usize>) -> Result<Vec<T>> {
+        let range = checked_range(range, self.len)?;
+        Ok(self.lock().unwrap_or_else(repaired)[range].to_vec())
+    }
+
+    /// Replaces the elements in `range` with `items`, under the lock (Python's
+    /// `arr[a:b] = items`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when `range` is out of range or `items` has another
+    /// length (Python's "can only assign sequence of same size").
+    pub fn set_slice(&self, range: impl RangeBounds<usize>, items: &[T]) -> Result<()> {
+        let range = checked_range(range, self.len)?;
+        if range.len() != items.len() {
+            return Err(Error::InvalidArgument(format!(
+                "can only assign a sequence of the same size ({} into {})",
+                items.len(),
+                range.len()
+            )));
+        }
+        self.lock().unwrap_or_else(repaired)[range].copy_from_slice(items);
+        Ok(())
+    }
+}
+
+/// The guard of a lock whose previous holder died: the copying methods go on regardless.
+fn repaired<G>(e: LockError<G>) -> G {
+    e.into_inner()
+        .expect("a blocking lock without timeout only fails with OwnerDied")
+}
+
+impl<T: ShmSafe> Clone for Array<T> {
+    fn clone(&self) -> Self {
+        Array {
+            seg: self.seg.clone(),
+            len: self.len,
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T: ShmSafe> fmt::Debug for Array<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Array")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: ShmSafe> Deref for ArrayGuard<'_, T> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        let a = self.array;
+        // SAFETY: the elements are in `a`'s live segment (bounds and alignment checked by
+        // `slice_ptr`), valid for any bits, and this thread holds the array's lock, which
+        // every access to them takes: nobody writes them while this borrow lives.
+        unsafe { a.seg.slice_ptr::<T>(DATA, a.len).as_ref() }
+    }
+}
+
+impl<T: ShmSafe> DerefMut for ArrayGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        let a = self.array;
+        // SAFETY: as in `deref`; the lock makes this borrow the only access, and `&mut self`
+        // makes it the only one through this guard.
+        unsafe { a.seg.slice_ptr::<T>(DATA, a.len).as_mut() }
+    }
+}
+
+impl<T: ShmSafe> Drop for ArrayGuard<'_, T> {
+    fn drop(&mut self) {
+        unlock_cells(&self.array.seg);
+    }
+}
+
+impl<T: ShmSafe + fmt::Debug> fmt::Debug for ArrayGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ArrayGuard").field(&&**self).finish()
+    }
+}
+
+/// A fixed-length array in shared memory without a lock: Python's
+/// `multiprocessing.RawArray`. Each element is read and written atomically per machine word.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let a = multiproc::shm::RawArray::<i32>::new(10)?;
+/// a.set(3, 7)?;
+/// assert_eq!(a.get(3), Some(7));
+/// assert_eq!(a.get(10), None);
+/// # Ok(())
+/// # }
+/// ```
+pub struct RawArray<T: ShmSafe> {
+    seg: Segment,
+    len: usize,
+    _t: PhantomData<T>,
+}
+
+impl<T: ShmSafe + Copy> RawArray<T> {
+    /// Creates an array of `len` zeroed elements.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when it would be too large; [`Error::Io`] when the system
+    /// refuses the memory.
+    pub fn new(len: usize) -> Result<RawArray<T>> {
+        let seg = Segment::create(RAW_KIND, payload_size::<T>(0, len)?, align_of::<T>())?;
+        Ok(RawArray {
+            seg,
+            len,
+            _t: PhantomData,
+        })
+    }
+
+    /// Creates an array holding a copy of `items`.
+    ///
+    /// # Errors
+    ///
+    /// As [`RawArray::new`].
+    pub fn from_slice(items: &[T]) -> Result<RawArray<T>> {
+        let a = RawArray::new(items.len())?;
+        for (i, &item) in items.iter().enumerate() {
+            a.set(i, item)?;
+        }
+        Ok(a)
+    }
+
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn cell(&self, index: usize) -> NonNull<T> {
+        self.seg.ptr(index * size_of::<T>())
+    }
+
+    /// The element at `index`; `None` when out of range.
+    pub fn get(&self, index: usize) -> Option<T> {
+        // SAFETY: in range, so the cell is in our live segment, aligned; access is atomic.
+        (index < self.len).then(|| unsafe { cell::load(self.cell(index)) })
+    }
+
+    /// Replaces the element at `index`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when `index` is out of range.
+    pub fn set(&self, index: usize, value: T) -> Result<()> {
+        if index >= self.len {
+            return Err(index_error(index, self.len));
+        }
+        // SAFETY: as in `get`.
+        unsafe { cell::store(self.cell(index), value) };
+        Ok(())
+    }
+
+    /// A copy of every element.
+    pub fn to_vec(&self) -> Vec<T> {
+        (0..self.len).filter_map(|i| self.get(i)).collect()
+    }
+}
+
+impl<T: ShmSafe> Clone for RawArray<T> {
+    fn clone(&self) -> Self {
+        RawArray {
+            seg: self.seg.clone(),
+            len: self.len,
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T: ShmSafe> fmt::Debug for RawArray<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawArray")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn va_07_va_10_len_index_slices_and_their_errors() {
+        let seq: Vec<i32> = (0..10).collect();
+        let a = Array::from_slice(&seq).unwrap();
+        assert_eq!(a.len(), 10);
+        assert_eq!(a.get(3), Some(3));
+        assert_eq!(a.get(10), None);
+        assert_eq!(a.slice(2..7).unwrap(), [2, 3, 4, 5, 6]);
+        a.set_slice(4..8, &[40, 50, 60, 70]).unwrap();
+        assert_eq!(a.to_vec(), [0, 1, 2, 3, 40, 50, 60, 70, 8, 9]);
+        assert!(a
+            .set(10, 0)
+            .unwrap_err()
+            .to_string()
+            .contains("out of range"));
+        assert!(a
+            .set_slice(0..2, &[1])
+            .unwrap_err()
+            .to_string()
+            .contains("same size"));
+        assert!(a.slice(5..11).is_err());
+        #[allow(clippy::reversed_empty_ranges)]
+        let reversed = a.slice(5..4);
+        assert!(reversed.is_err());
+    }
+
+    #[test]
+    fn va_08_new_arrays_are_zeroed() {
+        for _ in 0..3 {
+            let a = Array::<i32>::new(10).unwrap();
+            assert_eq!(a.to_vec(), [0; 10]);
+            a.set_slice(.., &(0..10).collect::<Vec<_>>()).unwrap();
+            let r = RawArray::<u64>::new(10).unwrap();
+            assert_eq!(r.to_vec(), [0; 10]);
+        }
+        assert!(Array::<u8>::new(0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn raw_array_reads_and_writes() {
+        let r = RawArray::from_slice(&[1.5f64, 2.5]).unwrap();
+        r.set(1, 4.0).unwrap();
+        assert_eq!(r.to_vec(), [1.5, 4.0]);
+        assert!(r.set(2, 0.0).is_err());
+    }
+
+    #[test]
+    fn a_huge_array_is_refused() {
+        assert!(matches!(
+            Array::<u64>::new(usize::MAX / 4),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+}

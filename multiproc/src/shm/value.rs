@@ -1,0 +1,469 @@
+//! [`Value`] and [`RawValue`]: one `T` in shared memory, with and without a lock.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+use super::cell::{self, AtomicInt, AtomicOps};
+use super::pod::ShmSafe;
+use super::segment::{Kind, Segment};
+use crate::error::Result;
+use crate::sync::park::deadline_after;
+use crate::sync::raw::{Acquired, RawLock, TimedOut};
+use crate::sync::LockError;
+use crate::sys::identity;
+
+const KIND: Kind = Kind(*b"VALU");
+const RAW_KIND: Kind = Kind(*b"RVAL");
+
+/// Payload offset of the data in `Value`/`Array` segments: past the lock, aligned for any
+/// `ShmSafe` type (at most 64).
+pub(crate) const DATA: usize = 64;
+
+/// How long to wait for the lock of a `Value` or `Array`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Wait {
+    /// Not at all (`try_lock`).
+    No,
+    /// Until the deadline, or forever with `None`.
+    Until(Option<Instant>),
+}
+
+/// Takes the lock of a `Value` or `Array` (at payload offset 0) for the calling thread.
+///
+/// # Panics
+///
+/// If the calling thread holds it already.
+pub(crate) fn lock_cells(seg: &Segment, wait: Wait) -> std::result::Result<Acquired, TimedOut> {
+    let raw: &RawLock = seg.get(0);
+    let me = identity::thread();
+    assert!(
+        !raw.is_held_by(me),
+        "this thread already holds the lock of this Value or Array (it is not recursive)"
+    );
+    match wait {
+        Wait::No if raw.try_lock(me) => Ok(Acquired::Normally),
+        Wait::No => Err(TimedOut),
+        Wait::Until(deadline) => raw.lock(me, deadline, identity::is_alive),
+    }
+}
+
+/// Releases the lock of a `Value` or `Array`.
+pub(crate) fn unlock_cells(seg: &Segment) {
+    seg.get::<RawLock>(0).unlock();
+}
+
+/// One `T` in shared memory with its own lock: Python's `multiprocessing.Value`.
+///
+/// Created in the parent, it is the same value in forked children (and clones). Access it
+/// under the lock with [`lock`](Value::lock), whose guard dereferences to `T`, or with
+/// [`load`](Value::load)/[`store`](Value::store), which take the lock for the copy. Integer
+/// values also have lock-free atomic operations ([`fetch_add`](Value::fetch_add) ...).
+///
+/// The lock is robust: if a process dies holding it, the next [`lock`](Value::lock) gets
+/// [`LockError::OwnerDied`] (`load`/`store` go on: any bits are a valid `T`). It is not
+/// recursive (Python's default is an `RLock`): taking it twice in one thread panics instead
+/// of deadlocking.
+///
+/// A guard works on a copy that is written back when it drops, so a `fetch_add` from
+/// another process while a guard is held is lost: use the lock or the atomics for a given
+/// value, not both.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let v = multiproc::Value::new(0u64)?;
+/// *v.lock()? += 10;
+/// v.fetch_add(5);
+/// assert_eq!(v.load(), 15);
+/// # Ok(())
+/// # }
+/// ```
+pub struct Value<T: ShmSafe> {
+    seg: Segment,
+    _t: PhantomData<T>,
+}
+
+/// The lock of a [`Value`], held; dereferences to (a copy of) the value, which is written
+/// back when the guard drops.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct ValueGuard<'a, T: ShmSafe> {
+    value: &'a Value<T>,
+    copy: T,
+    /// The lock belongs to this thread: the guard must not move to another.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<T: ShmSafe + Copy> Value<T> {
+    /// Creates a value holding `init`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`](crate::Error::Io) when the system refuses the memory (or `T` needs an
+    /// alignment above 64).
+    pub fn new(init: T) -> Result<Value<T>> {
+        let seg = Segment::create(
+            KIND,
+            DATA + std::mem::size_of::<T>(),
+            std::mem::align_of::<T>().max(8),
+        )?;
+        let v = Value {
+            seg,
+            _t: PhantomData,
+        };
+        // SAFETY: the cell is in this fresh segment, aligned, and nobody else sees it yet.
+        unsafe { cell::store(v.cell(), init) };
+        Ok(v)
+    }
+
+    fn cell(&self) -> NonNull<T> {
+        self.seg.ptr(DATA)
+    }
+
+    /// Takes the lock, waiting as long as it takes.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::OwnerDied`], holding the guard, when the holder died inside the lock.
+    ///
+    /// # Panics
+    ///
+    /// If this thread already holds the lock.
+    pub fn lock(&self) -> std::result::Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
+        self.guard(lock_cells(&self.seg, Wait::Until(None)))
+    }
+
+    /// Takes the lock if it is free now.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::Timeout`] when it is held.
+    ///
+    /// # Panics
+    ///
+    /// If this thread already holds the lock.
+    pub fn try_lock(&self) -> std::result::Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
+        self.guard(lock_cells(&self.seg, Wait::No))
+    }
+
+    /// Takes the lock, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::Timeout`] after at least `timeout`; [`LockError::OwnerDied`] as for
+    /// [`Value::lock`].
+    ///
+    /// # Panics
+    ///
+    /// If this thread already holds the lock.
+    pub fn lock_timeout(
+        &self,
+        timeout: Duration,
+    ) -> std::result::Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
+        self.guard(lock_cells(&self.seg, Wait::Until(deadline_after(timeout))))
+    }
+
+    fn guard(
+        &self,
+        acquired: std::result::Result<Acquired, TimedOut>,
+    ) -> std::result::Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
+        crate::sync::lock_outcome(acquired, || ValueGuard {
+            value: self,
+            // SAFETY: the cell is in our live segment, aligned; all access is atomic.
+            copy: unsafe { cell::load(self.cell()) },
+            _not_send: PhantomData,
+        })
+    }
+
+    /// A copy of the value, read under the lock.
+    ///
+    /// # Panics
+    ///
+    /// If this thread already holds the lock.
+    pub fn load(&self) -> T {
+        *self.lock().unwrap_or_else(repaired)
+    }
+
+    /// Replaces the value, under the lock.
+    ///
+    /// # Panics
+    ///
+    /// If this thread already holds the lock.
+    pub fn store(&self, value: T) {
+        *self.lock().unwrap_or_else(repaired) = value;
+    }
+}
+
+/// The guard of a lock whose previous holder died: `load`/`store` go on regardless.
+fn repaired<G>(e: LockError<G>) -> G {
+    e.into_inner()
+        .expect("a blocking lock without timeout only fails with OwnerDied")
+}
+
+impl<T: AtomicInt> Value<T> {
+    /// Adds `v` atomically, without the lock (wrapping); returns the previous value.
+    pub fn fetch_add(&self, v: T) -> T {
+        // SAFETY: the cell is in our live segment, aligned, and the integer cells of
+        // a Value are only accessed atomically (`cell::load`/`store` and these).
+        unsafe { T::fetch_add(self.cell(), v) }
+    }
+
+    /// Subtracts `v` atomically, without the lock (wrapping); returns the previous value.
+    pub fn fetch_sub(&self, v: T) -> T {
+        // SAFETY: as in `fetch_add`.
+        unsafe { T::fetch_sub(self.cell(), v) }
+    }
+
+    /// Stores `v` atomically, without the lock; returns the previous value.
+    pub fn swap(&self, v: T) -> T {
+        // SAFETY: as in `fetch_add`.
+        unsafe { T::swap(self.cell(), v) }
+    }
+
+    /// Stores `new` if the value is `current`, atomically and without the lock; returns the
+    /// previous value, `Err` when it was not `current`.
+    ///
+    /// # Errors
+    ///
+    /// `Err(actual)` when the value was not `current`.
+    pub fn compare_exchange(&self, current: T, new: T) -> std::result::Result<T, T> {
+        // SAFETY: as in `fetch_add`.
+        unsafe { T::compare_exchange(self.cell(), current, new) }
+    }
+}
+
+impl<T: ShmSafe> Clone for Value<T> {
+    fn clone(&self) -> Self {
+        Value {
+            seg: self.seg.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T: ShmSafe + Copy + fmt::Debug> fmt::Debug for Value<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Reading without the lock: a debug print must not block or panic.
+        // SAFETY: the cell is in our live segment, aligned; all access is atomic.
+        let now = unsafe { cell::load(self.cell()) };
+        f.debug_struct("Value").field("value", &now).finish()
+    }
+}
+
+impl<T: ShmSafe> Deref for ValueGuard<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.copy
+    }
+}
+
+impl<T: ShmSafe> DerefMut for ValueGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.copy
+    }
+}
+
+impl<T: ShmSafe> Drop for ValueGuard<'_, T> {
+    fn drop(&mut self) {
+        let cell = self.value.seg.ptr::<T>(DATA);
+        // SAFETY: the cell is in a live segment, aligned; all access is atomic. `T` has no
+        // meaningful Drop (`ShmSafe`), so a bitwise copy out of `self.copy` is fine.
+        unsafe { cell::store(cell, std::ptr::read(&self.copy)) };
+        unlock_cells(&self.value.seg);
+    }
+}
+
+impl<T: ShmSafe + fmt::Debug> fmt::Debug for ValueGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ValueGuard").field(&self.copy).finish()
+    }
+}
+
+/// One `T` in shared memory without a lock: Python's `multiprocessing.RawValue`.
+///
+/// Loads and stores are atomic per machine word, so a value wider than 8 bytes may be
+/// read half-written; integers have the same lock-free atomics as [`Value`].
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let hits = multiproc::shm::RawValue::new(0u32)?;
+/// hits.fetch_add(1);
+/// assert_eq!(hits.load(), 1);
+/// # Ok(())
+/// # }
+/// ```
+pub struct RawValue<T: ShmSafe> {
+    seg: Segment,
+    _t: PhantomData<T>,
+}
+
+impl<T: ShmSafe + Copy> RawValue<T> {
+    /// Creates a value holding `init`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`](crate::Error::Io) when the system refuses the memory.
+    pub fn new(init: T) -> Result<RawValue<T>> {
+        let seg = Segment::create(
+            RAW_KIND,
+            std::mem::size_of::<T>(),
+            std::mem::align_of::<T>(),
+        )?;
+        let v = RawValue {
+            seg,
+            _t: PhantomData,
+        };
+        v.store(init);
+        Ok(v)
+    }
+
+    fn cell(&self) -> NonNull<T> {
+        self.seg.ptr(0)
+    }
+
+    /// A copy of the value (atomic per word).
+    pub fn load(&self) -> T {
+        // SAFETY: the cell is in our live segment, aligned; all access is atomic.
+        unsafe { cell::load(self.cell()) }
+    }
+
+    /// Replaces the value (atomic per word).
+    pub fn store(&self, value: T) {
+        // SAFETY: as in `load`.
+        unsafe { cell::store(self.cell(), value) }
+    }
+}
+
+impl<T: AtomicInt> RawValue<T> {
+    /// Adds `v` atomically (wrapping); returns the previous value.
+    pub fn fetch_add(&self, v: T) -> T {
+        // SAFETY: the cell is in our live segment, aligned, and only accessed atomically.
+        unsafe { T::fetch_add(self.cell(), v) }
+    }
+
+    /// Subtracts `v` atomically (wrapping); returns the previous value.
+    pub fn fetch_sub(&self, v: T) -> T {
+        // SAFETY: as in `fetch_add`.
+        unsafe { T::fetch_sub(self.cell(), v) }
+    }
+
+    /// Stores `v` atomically; returns the previous value.
+    pub fn swap(&self, v: T) -> T {
+        // SAFETY: as in `fetch_add`.
+        unsafe { T::swap(self.cell(), v) }
+    }
+
+    /// Stores `new` if the value is `current`; returns the previous value.
+    ///
+    /// # Errors
+    ///
+    /// `Err(actual)` when the value was not `current`.
+    pub fn compare_exchange(&self, current: T, new: T) -> std::result::Result<T, T> {
+        // SAFETY: as in `fetch_add`.
+        unsafe { T::compare_exchange(self.cell(), current, new) }
+    }
+}
+
+impl<T: ShmSafe> Clone for RawValue<T> {
+    fn clone(&self) -> Self {
+        RawValue {
+            seg: self.seg.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T: ShmSafe + Copy + fmt::Debug> fmt::Debug for RawValue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawValue")
+            .field("value", &self.load())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn va_01_value_holds_and_changes() {
+        let v = Value::new(4343i32).unwrap();
+        assert_eq!(v.load(), 4343);
+        v.store(24234);
+        assert_eq!(v.load(), 24234);
+        let d = Value::new(3.625f64).unwrap();
+        *d.lock().unwrap() = -4.25;
+        assert_eq!(d.load(), -4.25);
+        let r = RawValue::new(1i64 << 33).unwrap();
+        r.store(1 << 34);
+        assert_eq!(r.load(), 1 << 34);
+    }
+
+    #[test]
+    fn va_14_atomics_need_no_lock_and_lose_nothing() {
+        let v = Value::new(0u64).unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let v = v.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..10_000 {
+                        v.fetch_add(1);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(v.load(), 40_000);
+        assert_eq!(v.compare_exchange(40_000, 1), Ok(40_000));
+        assert_eq!(v.compare_exchange(40_000, 2), Err(1));
+        assert_eq!(v.swap(9), 1);
+        assert_eq!(v.fetch_sub(10), 9);
+        assert_eq!(v.load(), u64::MAX);
+    }
+
+    #[test]
+    fn locked_increments_from_threads_lose_nothing() {
+        let v = Value::new(0u64).unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let v = v.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..5_000 {
+                        *v.lock().unwrap() += 1;
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(v.load(), 20_000);
+    }
+
+    #[test]
+    #[should_panic(expected = "not recursive")]
+    fn relocking_in_one_thread_panics_instead_of_deadlocking() {
+        let v = Value::new(0u8).unwrap();
+        let _g = v.lock().unwrap();
+        let _ = v.load();
+    }
+
+    #[test]
+    fn try_lock_fails_while_held_elsewhere() {
+        let v = Value::new(0u8).unwrap();
+        let _g = v.lock().unwrap();
+        let v2 = v.clone();
+        let held = std::thread::spawn(move || v2.try_lock().is_err())
+            .join()
+            .unwrap();
+        assert!(held);
+    }
+}

@@ -1,0 +1,392 @@
+//! [`Barrier`]: a process-shared barrier that breaks, rather than hangs, when a waiting
+//! party dies.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::mem::size_of;
+use std::time::{Duration, Instant};
+
+use super::park::{self, deadline_after, Parked};
+use super::raw::{Acquired, RawBarrier, LIVENESS_PERIOD};
+use crate::error::{Error, Result};
+use crate::loom::Ordering;
+use crate::shm::segment::{Kind, Segment};
+use crate::sys::identity::{self, Token};
+use std::sync::atomic::AtomicU64;
+
+const KIND: Kind = Kind(*b"BARR");
+
+/// A wait on a broken barrier: aborted, reset while waiting, timed out, or a party died
+/// inside it (Python's `BrokenBarrierError`). `?` turns it into [`Error::InvalidState`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrokenBarrier;
+
+impl fmt::Display for BrokenBarrier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the barrier is broken")
+    }
+}
+
+impl std::error::Error for BrokenBarrier {}
+
+impl From<BrokenBarrier> for Error {
+    fn from(e: BrokenBarrier) -> Error {
+        Error::InvalidState(e.to_string())
+    }
+}
+
+/// A barrier for a fixed number of processes (or threads): Python's
+/// `multiprocessing.Barrier`.
+///
+/// Each party calls [`wait`](Barrier::wait); nobody leaves until all `parties` have arrived,
+/// then all leave together and the barrier is ready for the next round. Each gets its
+/// arrival index (`0` for the first). A wait that times out, an [`abort`](Barrier::abort),
+/// a [`reset`](Barrier::reset) during a round, or a waiting party that dies, *breaks* the
+/// barrier: every waiter gets [`BrokenBarrier`], as does every later wait until `reset`.
+/// Waiters check every 0.1 s that the others still run.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let barrier = multiproc::Barrier::new(1)?;
+/// assert_eq!(barrier.wait()?, 0);
+/// assert_eq!(barrier.parties(), 1);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Barrier {
+    seg: Segment,
+    parties: u32,
+    action: Option<fn()>,
+}
+
+/// The payload offset of the waiting parties' tokens.
+const SLOTS: usize = size_of::<RawBarrier>().next_multiple_of(8);
+
+impl Barrier {
+    /// Creates a barrier for `parties` parties.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when `parties` is 0; [`Error::Io`] when the system
+    /// refuses the memory.
+    pub fn new(parties: u32) -> Result<Barrier> {
+        if parties == 0 {
+            return Err(Error::InvalidArgument(
+                "a barrier needs at least one party".into(),
+            ));
+        }
+        let size = SLOTS + parties as usize * size_of::<AtomicU64>();
+        let seg = Segment::create(KIND, size, 8)?;
+        let b = Barrier {
+            seg,
+            parties,
+            action: None,
+        };
+        b.raw().parties.store(parties, Ordering::Relaxed);
+        Ok(b)
+    }
+
+    /// Creates a barrier whose last arriving party runs `action` before anyone is released
+    /// (BR-03). If `action` panics, the barrier breaks and the panic goes on in that party.
+    ///
+    /// # Errors
+    ///
+    /// As [`Barrier::new`].
+    pub fn with_action(parties: u32, action: fn()) -> Result<Barrier> {
+        let mut b = Barrier::new(parties)?;
+        b.action = Some(action);
+        Ok(b)
+    }
+
+    fn raw(&self) -> &RawBarrier {
+        self.seg.get(0)
+    }
+
+    fn slots(&self) -> &[AtomicU64] {
+        self.seg.get_slice(SLOTS, self.parties as usize)
+    }
+
+    /// Waits for every party; returns this party's arrival index in `0..parties`.
+    ///
+    /// # Errors
+    ///
+    /// [`BrokenBarrier`] when the barrier is or becomes broken.
+    pub fn wait(&self) -> std::result::Result<u32, BrokenBarrier> {
+        self.wait_until(None)
+    }
+
+    /// Like [`Barrier::wait`], for at most `timeout`; running out of time breaks the
+    /// barrier (BR-07).
+    ///
+    /// # Errors
+    ///
+    /// [`BrokenBarrier`] when the barrier is or becomes broken, or the time runs out.
+    pub fn wait_timeout(&self, timeout: Duration) -> std::result::Result<u32, BrokenBarrier> {
+        self.wait_until(deadline_after(timeout))
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> std::result::Result<u32, BrokenBarrier> {
+        let raw = self.raw();
+        let state = self.locked();
+        if raw.broken.load(Ordering::Relaxed) != 0 {
+            return Err(BrokenBarrier);
+        }
+        let generation = raw.generation.load(Ordering::Relaxed);
+        let index = raw.waiting.load(Ordering::Relaxed);
+        if index + 1 == self.parties {
+            if let Some(action) = self.action {
+                if let Err(panic) = std::panic::catch_unwind(action) {
+                    self.break_locked();
+                    drop(state);
+                    std::panic::resume_unwind(panic);
+                }
+            }
+            raw.waiting.store(0, Ordering::Relaxed);
+            raw.generation
+                .store(generation.wrapping_add(1), Ordering::Relaxed);
+            self.wake_all();
+            return Ok(index);
+        }
+        self.slots()[index as usize].store(identity::process().0, Ordering::Relaxed);
+        raw.waiting.store(index + 1, Ordering::Relaxed);
+        drop(state);
+
+        loop {
+            let seq = raw.seq.load(Ordering::Acquire);
+            if let Some(outcome) = self.outcome(generation) {
+                return outcome.map(|()| index);
+            }
+            let check_at = Instant::now() + LIVENESS_PERIOD;
+            let wake_at = deadline.map_or(check_at, |d| d.min(check_at));
+            if park::wait(&raw.seq, seq, Some(wake_at)) == Parked::Woken {
+                continue;
+            }
+            let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
+            let _state = self.locked();
+            if let Some(outcome) = self.outcome(generation) {
+                return outcome.map(|()| index);
+            }
+            if timed_out || self.a_waiter_died() {
+                self.break_locked();
+                return Err(BrokenBarrier);
+            }
+        }
+    }
+
+    /// How the round `generation` ended for its waiters, `None` while it goes on.
+    fn outcome(&self, generation: u32) -> Option<std::result::Result<(), BrokenBarrier>> {
+        let raw = self.raw();
+        if raw.generation.load(Ordering::Acquire) != generation {
+            if raw.cancelled.load(Ordering::Acquire) == generation.wrapping_add(1) {
+                return Some(Err(BrokenBarrier));
+            }
+            return Some(Ok(()));
+        }
+        if raw.broken.load(Ordering::Acquire) != 0 {
+            return Some(Err(BrokenBarrier));
+        }
+        None
+    }
+
+    fn a_waiter_died(&self) -> bool {
+        let waiting = self.raw().waiting.load(Ordering::Relaxed) as usize;
+        self.slots()[..waiting.min(self.parties as usize)]
+            .iter()
+            .any(|slot| !identity::is_alive(Token(slot.load(Ordering::Relaxed))))
+    }
+
+    /// Takes the barrier's internal lock. A party that died holding it may have left the
+    /// state half-updated: the barrier is broken then.
+    fn locked(&self) -> StateGuard<'_> {
+        let raw = self.raw();
+        let acquired = raw
+            .lock
+            .lock(identity::thread(), None, identity::is_alive)
+            .unwrap_or(Acquired::Normally);
+        let guard = StateGuard { barrier: self };
+        if acquired == Acquired::OwnerDied {
+            self.break_locked();
+        }
+        guard
+    }
+
+    /// Breaks the barrier; the caller holds the internal lock.
+    fn break_locked(&self) {
+        let raw = self.raw();
+        raw.broken.store(1, Ordering::Release);
+        raw.waiting.store(0, Ordering::Relaxed);
+        self.wake_all();
+    }
+
+    fn wake_all(&self) {
+        let raw = self.raw();
+        raw.seq.fetch_add(1, Ordering::Release);
+        park::wake(&raw.seq, u32::MAX);
+    }
+
+    /// Breaks the barrier: every current and later waiter gets [`BrokenBarrier`] until
+    /// [`Barrier::reset`] (BR-04).
+    pub fn abort(&self) {
+        let _state = self.locked();
+        self.break_locked();
+    }
+
+    /// Returns the barrier to its empty, unbroken state; parties waiting now get
+    /// [`BrokenBarrier`] (BR-05, BR-06).
+    pub fn reset(&self) {
+        let raw = self.raw();
+        let _state = self.locked();
+        if raw.waiting.load(Ordering::Relaxed) > 0 {
+            let generation = raw.generation.load(Ordering::Relaxed).wrapping_add(1);
+            raw.cancelled.store(generation, Ordering::Relaxed);
+            raw.generation.store(generation, Ordering::Release);
+            raw.waiting.store(0, Ordering::Relaxed);
+        }
+        raw.broken.store(0, Ordering::Release);
+        self.wake_all();
+    }
+
+    /// Whether the barrier is broken.
+    pub fn is_broken(&self) -> bool {
+        self.raw().broken.load(Ordering::Acquire) != 0
+    }
+
+    /// The number of parties.
+    pub fn parties(&self) -> u32 {
+        self.parties
+    }
+
+    /// How many parties wait now (a snapshot).
+    pub fn n_waiting(&self) -> u32 {
+        self.raw().waiting.load(Ordering::Relaxed)
+    }
+}
+
+/// Holds the barrier's internal lock.
+struct StateGuard<'a> {
+    barrier: &'a Barrier,
+}
+
+impl Drop for StateGuard<'_> {
+    fn drop(&mut self) {
+        self.barrier.raw().lock.unlock();
+    }
+}
+
+impl fmt::Debug for Barrier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Barrier")
+            .field("parties", &self.parties)
+            .field("n_waiting", &self.n_waiting())
+            .field("broken", &self.is_broken())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    fn run_parties(b: &Barrier, n: u32, f: fn(&Barrier) -> u32) -> Vec<u32> {
+        let threads: Vec<_> = (0..n)
+            .map(|_| {
+                let b = b.clone();
+                std::thread::spawn(move || f(&b))
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    }
+
+    #[test]
+    fn br_01_br_02_br_11_parties_pass_together_and_one_gets_zero() {
+        let b = Barrier::new(5).unwrap();
+        for _ in 0..10 {
+            let mut idx = run_parties(&b, 5, |b| b.wait().unwrap());
+            idx.sort_unstable();
+            assert_eq!(idx, vec![0, 1, 2, 3, 4]);
+        }
+        assert_eq!(b.n_waiting(), 0);
+        assert!(!b.is_broken());
+        assert_eq!(b.parties(), 5);
+    }
+
+    static ACTIONS: AtomicU32 = AtomicU32::new(0);
+
+    #[test]
+    fn br_03_action_runs_once_per_round() {
+        let b = Barrier::with_action(3, || {
+            ACTIONS.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+        run_parties(&b, 3, |b| b.wait().unwrap());
+        run_parties(&b, 3, |b| b.wait().unwrap());
+        assert_eq!(ACTIONS.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn br_04_br_06_abort_breaks_and_reset_repairs() {
+        let b = Barrier::new(2).unwrap();
+        let b2 = b.clone();
+        let t = std::thread::spawn(move || b2.wait());
+        while b.n_waiting() < 1 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        b.abort();
+        assert_eq!(t.join().unwrap(), Err(BrokenBarrier));
+        assert!(b.is_broken());
+        assert_eq!(b.wait(), Err(BrokenBarrier));
+        b.reset();
+        assert!(!b.is_broken());
+        run_parties(&b, 2, |b| b.wait().unwrap());
+    }
+
+    #[test]
+    fn br_05_reset_breaks_the_waiters_and_the_barrier_is_reusable() {
+        let b = Barrier::new(3).unwrap();
+        let waiting: Vec<_> = (0..2)
+            .map(|_| {
+                let b = b.clone();
+                std::thread::spawn(move || b.wait())
+            })
+            .collect();
+        while b.n_waiting() < 2 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        b.reset();
+        for t in waiting {
+            assert_eq!(t.join().unwrap(), Err(BrokenBarrier));
+        }
+        assert!(!b.is_broken());
+        run_parties(&b, 3, |b| b.wait().unwrap());
+    }
+
+    #[test]
+    fn br_07_br_08_a_timeout_breaks_it_for_everyone() {
+        let b = Barrier::new(2).unwrap();
+        let t = Instant::now();
+        assert_eq!(
+            b.wait_timeout(Duration::from_millis(50)),
+            Err(BrokenBarrier)
+        );
+        assert!(t.elapsed() >= Duration::from_millis(50));
+        assert!(b.is_broken());
+        assert_eq!(b.wait(), Err(BrokenBarrier));
+    }
+
+    #[test]
+    fn br_09_a_barrier_of_one_never_waits() {
+        let b = Barrier::new(1).unwrap();
+        for _ in 0..3 {
+            assert_eq!(b.wait(), Ok(0));
+        }
+    }
+
+    #[test]
+    fn zero_parties_is_refused() {
+        assert!(matches!(Barrier::new(0), Err(Error::InvalidArgument(_))));
+    }
+}

@@ -1,0 +1,351 @@
+//! [`Condition`]: a process-shared condition variable over an [`RLock`].
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use super::lock::LockError;
+use super::park::deadline_after;
+use super::raw::{Acquired, RawCondition};
+use super::rlock::{RLock, RLockGuard};
+use crate::error::{Error, Result};
+use crate::shm::segment::{Kind, Segment};
+use crate::sys::identity;
+
+const KIND: Kind = Kind(*b"COND");
+
+/// What a wait that re-takes the lock ends with: the guard, or `OwnerDied` carrying it.
+type Relocked<'a, T> = std::result::Result<T, LockError<RLockGuard<'a>>>;
+
+/// A condition variable shared by processes: Python's `multiprocessing.Condition`.
+///
+/// Its lock is an [`RLock`] (Python's default, CD-10), its own or one given to
+/// [`Condition::with_lock`]. Waiting releases every level the caller holds and restores
+/// them before returning (CD-09). `notify(n)` wakes exactly `n` waiters, or all there are
+/// if fewer (CD-01, CD-03); a waiter that times out takes no wake-up from the others.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// let cond = multiproc::Condition::new()?;
+/// let guard = cond.lock()?;
+/// let (guard, notified) = cond.wait_timeout(guard, Duration::from_millis(10))?;
+/// assert!(!notified);
+/// cond.notify_all()?; // wakes nobody, but the lock is held as it must be
+/// drop(guard);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Condition {
+    lock: RLock,
+    seg: Segment,
+}
+
+impl Condition {
+    /// Creates a condition with its own new [`RLock`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the system refuses the memory.
+    pub fn new() -> Result<Condition> {
+        Condition::with_lock(RLock::new()?)
+    }
+
+    /// Creates a condition over `lock` (a clone of the caller's: the same lock).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the system refuses the memory.
+    pub fn with_lock(lock: RLock) -> Result<Condition> {
+        Ok(Condition {
+            lock,
+            seg: Segment::create_for::<RawCondition>(KIND)?,
+        })
+    }
+
+    fn raw(&self) -> &RawCondition {
+        self.seg.get(0)
+    }
+
+    /// The condition's lock.
+    pub fn get_lock(&self) -> &RLock {
+        &self.lock
+    }
+
+    /// Takes the condition's lock (see [`RLock::lock`]).
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::OwnerDied`] when the holder died inside the lock.
+    pub fn lock(&self) -> std::result::Result<RLockGuard<'_>, LockError<RLockGuard<'_>>> {
+        self.lock.lock()
+    }
+
+    /// Takes the condition's lock if it is free (see [`RLock::try_lock`]).
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::Timeout`] when it is held by another thread.
+    pub fn try_lock(&self) -> std::result::Result<RLockGuard<'_>, LockError<RLockGuard<'_>>> {
+        self.lock.try_lock()
+    }
+
+    /// Takes the condition's lock, waiting at most `timeout` (see [`RLock::lock_timeout`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`RLock::lock_timeout`].
+    pub fn lock_timeout(
+        &self,
+        timeout: Duration,
+    ) -> std::result::Result<RLockGuard<'_>, LockError<RLockGuard<'_>>> {
+        self.lock.lock_timeout(timeout)
+    }
+
+    /// Releases the lock, waits for a notification, and takes the lock back.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::OwnerDied`], holding the guard, when a holder died inside the lock
+    /// while this process waited.
+    ///
+    /// # Panics
+    ///
+    /// If `guard` is not a guard of this condition's lock.
+    pub fn wait<'a>(&'a self, guard: RLockGuard<'a>) -> Relocked<'a, RLockGuard<'a>> {
+        self.wait_until(guard, None).map(|(g, _)| g)
+    }
+
+    /// Like [`Condition::wait`], for at most `timeout`; the `bool` says whether it was
+    /// notified (`false` after a timeout of at least `timeout`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Condition::wait`].
+    ///
+    /// # Panics
+    ///
+    /// As [`Condition::wait`].
+    pub fn wait_timeout<'a>(
+        &'a self,
+        guard: RLockGuard<'a>,
+        timeout: Duration,
+    ) -> Relocked<'a, (RLockGuard<'a>, bool)> {
+        self.wait_until(guard, deadline_after(timeout))
+    }
+
+    /// Waits while `condition()` is true (Python's `wait_for(not condition)`), checking it
+    /// with the lock held; returns at once if it is already false.
+    ///
+    /// # Errors
+    ///
+    /// As [`Condition::wait`].
+    ///
+    /// # Panics
+    ///
+    /// As [`Condition::wait`].
+    pub fn wait_while<'a>(
+        &'a self,
+        guard: RLockGuard<'a>,
+        condition: impl FnMut() -> bool,
+    ) -> Relocked<'a, RLockGuard<'a>> {
+        self.wait_while_until(guard, None, condition)
+            .map(|(g, _)| g)
+    }
+
+    /// Like [`Condition::wait_while`], for at most `timeout`; the `bool` is `true` when it
+    /// gave up with `condition()` still true.
+    ///
+    /// # Errors
+    ///
+    /// As [`Condition::wait`].
+    ///
+    /// # Panics
+    ///
+    /// As [`Condition::wait`].
+    pub fn wait_while_timeout<'a>(
+        &'a self,
+        guard: RLockGuard<'a>,
+        timeout: Duration,
+        condition: impl FnMut() -> bool,
+    ) -> Relocked<'a, (RLockGuard<'a>, bool)> {
+        self.wait_while_until(guard, deadline_after(timeout), condition)
+    }
+
+    fn wait_while_until<'a>(
+        &'a self,
+        mut guard: RLockGuard<'a>,
+        deadline: Option<Instant>,
+        mut condition: impl FnMut() -> bool,
+    ) -> Relocked<'a, (RLockGuard<'a>, bool)> {
+        while condition() {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok((guard, true));
+            }
+            guard = self.wait_until(guard, deadline)?.0;
+        }
+        Ok((guard, false))
+    }
+
+    fn wait_until<'a>(
+        &'a self,
+        guard: RLockGuard<'a>,
+        deadline: Option<Instant>,
+    ) -> Relocked<'a, (RLockGuard<'a>, bool)> {
+        let me = identity::thread();
+        let lock = self.lock.raw();
+        assert!(
+            lock.is_mine(me),
+            "Condition::wait needs a guard of the condition's own lock"
+        );
+        // Registered before the lock is released, so a notify from the next holder counts us.
+        let seq = self.raw().register();
+        let depth = lock.unlock_all();
+        let mut notified = self.raw().wait(seq, deadline);
+        let relocked = lock.relock(me, depth);
+        if !notified {
+            notified = self.raw().leave();
+        }
+        match relocked {
+            Acquired::Normally => Ok((guard, notified)),
+            Acquired::OwnerDied => Err(LockError::OwnerDied(guard)),
+        }
+    }
+
+    /// Wakes up to `n` waiters. The caller must hold the lock (CD-08).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidState`] when the calling thread does not hold the lock.
+    pub fn notify(&self, n: u32) -> Result<()> {
+        if !self.lock.is_owned() {
+            return Err(Error::InvalidState("lock is not owned".into()));
+        }
+        self.raw().notify(n);
+        Ok(())
+    }
+
+    /// Wakes one waiter (Python's `notify()`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Condition::notify`].
+    pub fn notify_one(&self) -> Result<()> {
+        self.notify(1)
+    }
+
+    /// Wakes every waiter.
+    ///
+    /// # Errors
+    ///
+    /// As [`Condition::notify`].
+    pub fn notify_all(&self) -> Result<()> {
+        self.notify(u32::MAX)
+    }
+
+    /// How many processes or threads wait and have not been notified (a snapshot).
+    pub fn n_waiting(&self) -> u32 {
+        self.raw().waiting()
+    }
+}
+
+impl fmt::Debug for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Condition")
+            .field("lock", &self.lock)
+            .field("n_waiting", &self.n_waiting())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn cd_04_wait_times_out_after_at_least_the_timeout() {
+        let c = Condition::new().unwrap();
+        let g = c.lock().unwrap();
+        let (g, notified) = c.wait_timeout(g, Duration::ZERO).unwrap();
+        assert!(!notified);
+        let t = Instant::now();
+        let (_g, notified) = c.wait_timeout(g, Duration::from_millis(50)).unwrap();
+        assert!(!notified);
+        assert!(t.elapsed() >= Duration::from_millis(50));
+        assert_eq!(c.n_waiting(), 0);
+    }
+
+    #[test]
+    fn cd_08_notify_without_the_lock_is_an_error() {
+        let c = Condition::new().unwrap();
+        assert!(c.notify(1).unwrap_err().to_string().contains("not owned"));
+    }
+
+    #[test]
+    fn cd_09_wait_releases_every_level_and_restores_them() {
+        let c = Condition::new().unwrap();
+        let outer = c.lock().unwrap();
+        let inner = c.lock().unwrap();
+        let c2 = c.clone();
+        let t = std::thread::spawn(move || {
+            let g = c2.lock().unwrap();
+            c2.notify_one().unwrap();
+            drop(g);
+        });
+        let inner = c.wait(inner).unwrap();
+        assert_eq!(c.get_lock().depth(), 2);
+        drop(inner);
+        drop(outer);
+        t.join().unwrap();
+        assert!(!c.get_lock().is_locked());
+    }
+
+    #[test]
+    fn cd_01_cd_03_notify_n_wakes_exactly_n() {
+        let c = Condition::new().unwrap();
+        let woken = Arc::new(AtomicU32::new(0));
+        let threads: Vec<_> = (0..6)
+            .map(|_| {
+                let (c, woken) = (c.clone(), Arc::clone(&woken));
+                std::thread::spawn(move || {
+                    let g = c.lock().unwrap();
+                    let _g = c.wait(g).unwrap();
+                    woken.fetch_add(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        while c.n_waiting() < 6 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let g = c.lock().unwrap();
+        c.notify(2).unwrap();
+        drop(g);
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(woken.load(Ordering::SeqCst), 2);
+        assert_eq!(c.n_waiting(), 4);
+        let g = c.lock().unwrap();
+        c.notify(4).unwrap();
+        c.notify(3).unwrap(); // nobody left to wake: a no-op
+        drop(g);
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(woken.load(Ordering::SeqCst), 6);
+        assert_eq!(c.n_waiting(), 0);
+    }
+
+    #[test]
+    fn cd_05_wait_while_returns_at_once_when_already_false() {
+        let c = Condition::new().unwrap();
+        let g = c.lock().unwrap();
+        let (_g, timed_out) = c
+            .wait_while_timeout(g, Duration::from_secs(60), || false)
+            .unwrap();
+        assert!(!timed_out);
+    }
+}

@@ -1,0 +1,116 @@
+//! [`Event`]: a process-shared flag that processes can wait for.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::time::Duration;
+
+use super::park::deadline_after;
+use super::raw::RawEvent;
+use crate::error::Result;
+use crate::shm::segment::{Kind, Segment};
+
+const KIND: Kind = Kind(*b"EVNT");
+
+/// A flag shared by processes: Python's `multiprocessing.Event`.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// let ev = multiproc::Event::new()?;
+/// assert!(!ev.wait_timeout(Duration::ZERO));
+/// ev.set();
+/// assert!(ev.is_set());
+/// ev.wait();
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Event {
+    seg: Segment,
+}
+
+impl Event {
+    /// Creates an unset event.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`](crate::Error::Io) when the system refuses the memory.
+    pub fn new() -> Result<Event> {
+        Ok(Event {
+            seg: Segment::create_for::<RawEvent>(KIND)?,
+        })
+    }
+
+    fn raw(&self) -> &RawEvent {
+        self.seg.get(0)
+    }
+
+    /// Sets the flag and wakes every waiter.
+    pub fn set(&self) {
+        self.raw().set();
+    }
+
+    /// Clears the flag.
+    pub fn clear(&self) {
+        self.raw().clear();
+    }
+
+    /// Whether the flag is set.
+    pub fn is_set(&self) -> bool {
+        self.raw().is_set()
+    }
+
+    /// Waits until the flag is set.
+    pub fn wait(&self) {
+        let set = self.raw().wait(None);
+        debug_assert!(set);
+    }
+
+    /// Waits at most `timeout` for the flag; returns whether it is set (Python's
+    /// `wait(timeout)`).
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.raw().wait(deadline_after(timeout))
+    }
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("is_set", &self.is_set())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn ev_01_ev_02_unset_times_out_set_returns_at_once() {
+        let e = Event::new().unwrap();
+        assert!(!e.is_set());
+        assert!(!e.wait_timeout(Duration::ZERO));
+        let t = Instant::now();
+        assert!(!e.wait_timeout(Duration::from_millis(50)));
+        assert!(t.elapsed() >= Duration::from_millis(50));
+        e.set();
+        assert!(e.is_set());
+        assert!(e.wait_timeout(Duration::from_millis(50)));
+        e.wait();
+        e.clear();
+        assert!(!e.is_set());
+    }
+
+    #[test]
+    fn ev_03_set_from_another_thread_wakes_the_waiter() {
+        let e = Event::new().unwrap();
+        let e2 = e.clone();
+        let t = std::thread::spawn(move || e2.wait_timeout(Duration::from_secs(60)));
+        std::thread::sleep(Duration::from_millis(100));
+        e.set();
+        assert!(t.join().unwrap());
+    }
+}

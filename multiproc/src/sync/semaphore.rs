@@ -1,0 +1,258 @@
+//! [`Semaphore`] and [`BoundedSemaphore`]: process-shared counting semaphores.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::ops::Deref;
+use std::time::{Duration, Instant};
+
+use super::lock::released_too_many_times;
+use super::park::deadline_after;
+use super::raw::SemaphoreState;
+use crate::error::Result;
+use crate::loom::Ordering;
+use crate::shm::segment::{Kind, Segment};
+
+const KIND: Kind = Kind(*b"SEMA");
+
+/// A counting semaphore shared by processes: Python's `multiprocessing.Semaphore`.
+///
+/// `acquire` takes a unit, waiting while there is none; `release` gives one back (any
+/// process may). The count lives in shared memory, so [`Semaphore::value`] works
+/// everywhere (Python's `get_value`). A process that dies holding units keeps them: a
+/// semaphore has no owner to check.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let sem = multiproc::Semaphore::new(2)?;
+/// let a = sem.lock();
+/// let b = sem.lock();
+/// assert!(sem.try_lock().is_none());
+/// drop(a);
+/// assert_eq!(sem.value(), 1);
+/// # drop(b);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Semaphore {
+    seg: Segment,
+}
+
+/// Holds one unit of a [`Semaphore`]; gives it back when dropped.
+#[must_use = "the unit is given back as soon as the guard is dropped"]
+pub struct SemaphoreGuard<'a> {
+    sem: &'a Semaphore,
+}
+
+impl Semaphore {
+    /// Creates a semaphore holding `value` units, with no upper bound.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`](crate::Error::Io) when the system refuses the memory.
+    pub fn new(value: u32) -> Result<Semaphore> {
+        Semaphore::with_bound(value, u32::MAX)
+    }
+
+    fn with_bound(value: u32, max: u32) -> Result<Semaphore> {
+        let seg = Segment::create_for::<SemaphoreState>(KIND)?;
+        let state: &SemaphoreState = seg.get(0);
+        state.sem.init(value);
+        state.max.store(max, Ordering::Relaxed);
+        Ok(Semaphore { seg })
+    }
+
+    fn state(&self) -> &SemaphoreState {
+        self.seg.get(0)
+    }
+
+    /// Takes a unit, waiting as long as it takes; gives it back when the guard drops.
+    pub fn lock(&self) -> SemaphoreGuard<'_> {
+        self.acquire();
+        SemaphoreGuard { sem: self }
+    }
+
+    /// Takes a unit if one is there now.
+    pub fn try_lock(&self) -> Option<SemaphoreGuard<'_>> {
+        self.try_acquire().then_some(SemaphoreGuard { sem: self })
+    }
+
+    /// Takes a unit, waiting at most `timeout`; `None` on timeout.
+    pub fn lock_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
+        self.acquire_timeout(timeout)
+            .then_some(SemaphoreGuard { sem: self })
+    }
+
+    /// Python's `acquire()`: takes a unit, waiting as long as it takes.
+    pub fn acquire(&self) {
+        let forever = self.acquire_until(None);
+        debug_assert!(forever);
+    }
+
+    /// Python's `acquire(False)`: takes a unit if one is there, and says whether it did.
+    pub fn try_acquire(&self) -> bool {
+        self.state().sem.try_acquire()
+    }
+
+    /// Python's `acquire(timeout=t)`: `true` if a unit was taken within `timeout`.
+    pub fn acquire_timeout(&self, timeout: Duration) -> bool {
+        self.acquire_until(deadline_after(timeout))
+    }
+
+    fn acquire_until(&self, deadline: Option<Instant>) -> bool {
+        self.state().sem.acquire(deadline).is_ok()
+    }
+
+    /// Python's `release()`: gives a unit back.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidState`](crate::Error::InvalidState) when that would exceed the bound
+    /// of a [`BoundedSemaphore`] (or `u32::MAX`); the count is unchanged.
+    pub fn release(&self) -> Result<()> {
+        let state = self.state();
+        state
+            .sem
+            .release(state.max.load(Ordering::Relaxed))
+            .map_err(|_| released_too_many_times())
+    }
+
+    /// The number of units now (Python's `get_value`); a snapshot.
+    pub fn value(&self) -> u32 {
+        self.state().sem.value()
+    }
+}
+
+impl Drop for SemaphoreGuard<'_> {
+    fn drop(&mut self) {
+        // The guard's own unit goes back; only a stray `release` elsewhere could have made
+        // the count reach the bound, and then the unit is simply not added twice.
+        let _ = self.sem.release();
+    }
+}
+
+impl fmt::Debug for Semaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Semaphore")
+            .field("value", &self.value())
+            .finish()
+    }
+}
+
+impl fmt::Debug for SemaphoreGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SemaphoreGuard").finish_non_exhaustive()
+    }
+}
+
+/// A [`Semaphore`] whose count may never exceed its initial value: Python's
+/// `multiprocessing.BoundedSemaphore`. Releasing one unit too many is an error (SM-03).
+///
+/// It dereferences to [`Semaphore`] for everything else.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let sem = multiproc::BoundedSemaphore::new(1)?;
+/// assert!(sem.release().is_err());
+/// sem.acquire();
+/// sem.release()?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct BoundedSemaphore {
+    sem: Semaphore,
+}
+
+impl BoundedSemaphore {
+    /// Creates a semaphore holding `value` units, which is also its bound.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`](crate::Error::Io) when the system refuses the memory.
+    pub fn new(value: u32) -> Result<BoundedSemaphore> {
+        Ok(BoundedSemaphore {
+            sem: Semaphore::with_bound(value, value)?,
+        })
+    }
+
+    /// The bound (the initial value).
+    pub fn max_value(&self) -> u32 {
+        self.sem.state().max.load(Ordering::Relaxed)
+    }
+}
+
+impl Deref for BoundedSemaphore {
+    type Target = Semaphore;
+
+    fn deref(&self) -> &Semaphore {
+        &self.sem
+    }
+}
+
+impl fmt::Debug for BoundedSemaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoundedSemaphore")
+            .field("value", &self.value())
+            .field("max_value", &self.max_value())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sm_01_value_steps_and_may_exceed_the_initial_value() {
+        let s = Semaphore::new(2).unwrap();
+        assert_eq!(s.value(), 2);
+        s.acquire();
+        assert_eq!(s.value(), 1);
+        s.acquire();
+        assert_eq!(s.value(), 0);
+        assert!(!s.try_acquire());
+        assert_eq!(s.value(), 0);
+        for v in 1..=4 {
+            s.release().unwrap();
+            assert_eq!(s.value(), v);
+        }
+    }
+
+    #[test]
+    fn sm_02_sm_03_bounded_follows_the_same_steps_and_refuses_over_release() {
+        let s = BoundedSemaphore::new(2).unwrap();
+        s.acquire();
+        s.acquire();
+        assert!(!s.try_acquire());
+        s.release().unwrap();
+        s.release().unwrap();
+        let err = s.release().unwrap_err();
+        assert!(err.to_string().contains("released too many times"));
+        assert_eq!(s.value(), 2);
+    }
+
+    #[test]
+    fn sm_04_zero_semaphore_times_out_after_at_least_the_timeout() {
+        let s = Semaphore::new(0).unwrap();
+        assert!(!s.try_acquire());
+        assert!(!s.acquire_timeout(Duration::ZERO));
+        let t = Instant::now();
+        assert!(s.lock_timeout(Duration::from_millis(50)).is_none());
+        assert!(t.elapsed() >= Duration::from_millis(50));
+    }
+
+    #[test]
+    fn sm_05_timed_acquire_returns_when_released() {
+        let s = Semaphore::new(0).unwrap();
+        let s2 = s.clone();
+        let t = std::thread::spawn(move || s2.acquire_timeout(Duration::from_secs(60)));
+        std::thread::sleep(Duration::from_millis(20));
+        s.release().unwrap();
+        assert!(t.join().unwrap());
+    }
+}
