@@ -409,6 +409,19 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     }
 }
 
+impl<T: Serialize + DeserializeOwned, C: Codec> JoinableQueue<T, C> {
+    /// A joinable queue whose messages are encoded with codec `C` (see
+    /// [`Queue::with_codec`]).
+    ///
+    /// # Errors
+    /// As [`Queue::bounded`].
+    pub fn with_codec(maxsize: Option<usize>) -> Result<JoinableQueue<T, C>> {
+        Ok(JoinableQueue {
+            queue: Queue::with_codec(maxsize)?,
+        })
+    }
+}
+
 impl<T, C> JoinableQueue<T, C> {
     /// Marks one task as done.
     ///
