@@ -52,7 +52,9 @@ pub(crate) fn main() -> Result<(), Box<dyn std::error::Error>> {
         queue: JoinableQueue::with_codec(None)?,
     };
     let (w1, w2, w3) = (work.clone(), work.clone(), work.clone());
-    let mut send_all = Process::new(move || w1.send_all()).name("send_all").start()?;
+    let mut send_all = Process::new(move || w1.send_all())
+        .name("send_all")
+        .start()?;
     let mut send =
         Process::new(move || w2.send(json!({"message": "这是一条测试的消息"}))).start()?;
     let mut receive = Process::new(move || w3.receive()).name("receive").start()?;

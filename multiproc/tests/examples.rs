@@ -14,10 +14,7 @@ fn main() {
         test("seed_000_pipe_adder_server", pipe_adder_server),
         test("seed_002_process_basics", process_basics),
         test("seed_001_signals", signals),
-        test(
-            "seed_002_queue_producer_consumer",
-            queue_producer_consumer,
-        ),
+        test("seed_002_queue_producer_consumer", queue_producer_consumer),
         test("seed_003_queue_json_work", queue_json_work),
         test("seed_004_queue_first_ten", queue_first_ten),
         test("tour_runs_every_example", tour),

@@ -20,8 +20,14 @@ fn main() {
             "qu_11_four_producers_two_consumers_exactly_once_in_order",
             qu_11_mpmc_exactly_once,
         ),
-        test("qu_12_w4_unencodable_put_returns_the_error", qu_12_encode_error),
-        test("qu_14_16_close_refuses_puts_drains_then_closed", qu_16_close),
+        test(
+            "qu_12_w4_unencodable_put_returns_the_error",
+            qu_12_encode_error,
+        ),
+        test(
+            "qu_14_16_close_refuses_puts_drains_then_closed",
+            qu_16_close,
+        ),
         test("qu_21_grandchild_puts_reach_the_parent", qu_21_nested),
         test("qu_64_mib_message_round_trip", qu_64_mib_round_trip),
         test("qu_messages_of_every_size_cross_processes", qu_sizes),
@@ -104,7 +110,10 @@ fn qu_02_03_07_put_forms() -> TestResult {
         other => panic!("expected Full, got {other:?}"),
     }
     // QU-07: a zero timeout is an immediate Full.
-    assert!(q.put_timeout("d".into(), Duration::ZERO).unwrap_err().is_full());
+    assert!(q
+        .put_timeout("d".into(), Duration::ZERO)
+        .unwrap_err()
+        .is_full());
     let t = Instant::now();
     let timeout = Duration::from_millis(200);
     assert!(q.put_timeout("d".into(), timeout).unwrap_err().is_full());
@@ -245,7 +254,9 @@ struct Unencodable;
 
 impl serde::Serialize for Unencodable {
     fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
-        Err(serde::ser::Error::custom("this value refuses to be encoded"))
+        Err(serde::ser::Error::custom(
+            "this value refuses to be encoded",
+        ))
     }
 }
 
@@ -348,8 +359,25 @@ fn qu_sizes() -> TestResult {
     // Sizes around the header and word boundaries, the initial ring (128 KiB) and above,
     // so records wrap and the ring grows while another process reads.
     let sizes: Vec<u64> = vec![
-        0, 1, 7, 8, 9, 15, 16, 17, 23, 24, 25, 4095, 4096, 65_536, 131_000, 131_072, 140_000,
-        1 << 20, 3,
+        0,
+        1,
+        7,
+        8,
+        9,
+        15,
+        16,
+        17,
+        23,
+        24,
+        25,
+        4095,
+        4096,
+        65_536,
+        131_000,
+        131_072,
+        140_000,
+        1 << 20,
+        3,
     ];
     let q: Queue<(u64, ByteBuf)> = Queue::new()?;
     let q2 = q.clone();

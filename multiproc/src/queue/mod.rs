@@ -121,16 +121,15 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Queue<T, C> {
     /// # Errors
     /// As [`Queue::bounded`].
     pub fn with_codec(maxsize: Option<usize>) -> Result<Queue<T, C>> {
-        let bound = match maxsize {
-            None => 0,
-            Some(0) => {
-                return Err(Error::InvalidArgument(
+        let bound =
+            match maxsize {
+                None => 0,
+                Some(0) => return Err(Error::InvalidArgument(
                     "a bounded queue needs room for at least 1 message; Queue::new() is unbounded"
                         .into(),
-                ))
-            }
-            Some(n) => n as u64,
-        };
+                )),
+                Some(n) => n as u64,
+            };
         Ok(Queue {
             ring: Arc::new(Ring::create(bound)?),
             _types: PhantomData,
@@ -263,7 +262,7 @@ fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
         static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     }
     /// Buffers larger than this are freed after use rather than kept per thread.
-    const KEEP: usize = 1 << 20;
+    const KEEP: usize = 4 << 20;
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => {
             buf.clear();

@@ -364,7 +364,12 @@ impl Ring {
         // SAFETY: the offset is below `cap <= MAX_CAP`, 8-aligned (the data area starts at
         // a page boundary), inside the mapping; the memory is only ever accessed as `u64`
         // words or bytes, and `AtomicU64` has the layout of a `u64`.
-        unsafe { &*self.data().add((pos & (cap - 1)) as usize).cast::<AtomicU64>() }
+        unsafe {
+            &*self
+                .data()
+                .add((pos & (cap - 1)) as usize)
+                .cast::<AtomicU64>()
+        }
     }
 
     /// Copies `src` into the data area at `off..off + src.len()` (no wrap).
@@ -372,11 +377,7 @@ impl Ring {
         // SAFETY: callers pass ranges inside `[0, cap)` that the protocol gives this side
         // alone (free space for a producer, the upper half during growth).
         unsafe {
-            std::ptr::copy_nonoverlapping(
-                src.as_ptr(),
-                self.data().add(off as usize),
-                src.len(),
-            )
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.data().add(off as usize), src.len())
         }
     }
 
@@ -587,7 +588,12 @@ impl Ring {
         }
         let cap = c.cap.0.load(Ordering::Acquire);
         let head = c.consumer.0.head.load(Ordering::Acquire);
-        let used = c.producer.0.tail.load(Ordering::Acquire).saturating_sub(head);
+        let used = c
+            .producer
+            .0
+            .tail
+            .load(Ordering::Acquire)
+            .saturating_sub(head);
         cap < c.ident.0.max_cap.load(Ordering::Relaxed) || used.saturating_add(size + 8) <= cap
     }
 
@@ -629,7 +635,8 @@ impl Ring {
         // Step 3: the next record's state word reads "not committed".
         self.word(cap, tail + size).store(0, Ordering::Relaxed);
         // Step 4: the commit.
-        self.word(cap, tail).store(tail | COMMITTED, Ordering::Release);
+        self.word(cap, tail)
+            .store(tail | COMMITTED, Ordering::Release);
         // Step 5 (order matters for the repair: `tail_idx` before `tail`).
         p.tail_idx.store(idx + 1, Ordering::Release);
         p.tail.store(tail + size, Ordering::Release);
@@ -689,9 +696,7 @@ impl Ring {
         loop {
             let closed = self.is_closed();
             {
-                let _guard = self
-                    .lock(&c.clock.0, wait, |_| {})
-                    .ok_or(GetFail::Empty)?;
+                let _guard = self.lock(&c.clock.0, wait, |_| {}).ok_or(GetFail::Empty)?;
                 if let Some(out) = self.get_locked(&mut read)? {
                     drop(_guard);
                     self.notify(&c.not_full.0);
@@ -947,7 +952,10 @@ mod tests {
         let ring = Ring::create(0).unwrap();
         ring.put(b"first", Wait::No).unwrap();
         let p = &ring.ctl().producer.0;
-        let (tail, idx) = (p.tail.load(Ordering::Relaxed), p.tail_idx.load(Ordering::Relaxed));
+        let (tail, idx) = (
+            p.tail.load(Ordering::Relaxed),
+            p.tail_idx.load(Ordering::Relaxed),
+        );
         assert!(ring.put_locked(b"second", record_size(6)));
         // Roll step 5 back: the state a producer killed right after its commit leaves.
         p.tail.store(tail, Ordering::Relaxed);
