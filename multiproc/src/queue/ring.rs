@@ -1067,24 +1067,32 @@ mod loom_tests {
         ring.get(Wait::Forever, <[u8]>::to_vec).unwrap()
     }
 
+    /// Starts producers 0 and 1, each putting its message 0.
+    fn two_producers(ring: &Arc<Ring>) -> Vec<thread::JoinHandle<()>> {
+        (0..2u8)
+            .map(|p| {
+                let ring = Arc::clone(ring);
+                thread::spawn(move || ring.put(&message(p, 0), Wait::Forever).unwrap())
+            })
+            .collect()
+    }
+
+    /// Checks that `got` holds the two producers' messages once each, in any order.
+    fn assert_both(mut got: Vec<Vec<u8>>) {
+        got.sort();
+        assert_eq!(got, vec![message(0, 0), message(1, 0)]);
+    }
+
     /// Two producers race for the claim (`plock`); the second put finds the 64-byte ring
     /// too small and grows it. Both messages arrive once and intact.
     #[test]
     fn loom_two_producers_claim_and_grow() {
         loom::model(|| {
             let ring = Arc::new(Ring::create(0).unwrap());
-            let producers: Vec<_> = (0..2u8)
-                .map(|p| {
-                    let ring = Arc::clone(&ring);
-                    thread::spawn(move || ring.put(&message(p, 0), Wait::Forever).unwrap())
-                })
-                .collect();
-            for p in producers {
+            for p in two_producers(&ring) {
                 p.join().unwrap();
             }
-            let mut got = vec![take(&ring), take(&ring)];
-            got.sort();
-            assert_eq!(got, vec![message(0, 0), message(1, 0)]);
+            assert_both(vec![take(&ring), take(&ring)]);
         });
     }
 
@@ -1114,18 +1122,12 @@ mod loom_tests {
         model.max_branches = 10_000;
         model.check(|| {
             let ring = Arc::new(Ring::create(0).unwrap());
-            let producers: Vec<_> = (0..2u8)
-                .map(|p| {
-                    let ring = Arc::clone(&ring);
-                    thread::spawn(move || ring.put(&message(p, 0), Wait::Forever).unwrap())
-                })
-                .collect();
-            let mut got = vec![take(&ring), take(&ring)];
+            let producers = two_producers(&ring);
+            let got = vec![take(&ring), take(&ring)];
             for p in producers {
                 p.join().unwrap();
             }
-            got.sort();
-            assert_eq!(got, vec![message(0, 0), message(1, 0)]);
+            assert_both(got);
             assert_eq!(ring.len(), 0);
         });
     }
