@@ -74,6 +74,11 @@ fn payload(seq: u64, max: u64) -> ByteBuf {
 }
 
 fn qu_01_04_22_bounded() -> TestResult {
+    // Handles move between threads (they are `Sync` too: every method takes `&self`).
+    common::assert_send::<Queue<String>>();
+    common::assert_send::<SimpleQueue<String>>();
+    common::assert_send::<JoinableQueue<String>>();
+    common::assert_send::<&Queue<String>>();
     let q: Queue<u32> = Queue::bounded(6)?;
     assert!(q.is_empty() && !q.is_full());
     assert_eq!(q.maxsize(), Some(6));
