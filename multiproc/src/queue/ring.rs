@@ -984,6 +984,48 @@ mod tests {
         assert_eq!(take(&ring, Wait::No).unwrap(), b"whole");
     }
 
+    /// A pid that certainly names no process: a child that has exited and been reaped.
+    fn dead_token() -> Token {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        Token::from_id(pid)
+    }
+
+    #[test]
+    fn a_producer_that_died_holding_the_lock_is_taken_over_and_repaired() {
+        let ring = Ring::create(0).unwrap();
+        ring.put(b"before", Wait::No).unwrap();
+        // A producer got the lock and committed a record, then died before step 5.
+        let c = ring.ctl();
+        assert!(c.plock.0.try_lock(dead_token()));
+        let p = &c.producer.0;
+        let (tail, idx) = (
+            p.tail.load(Ordering::Relaxed),
+            p.tail_idx.load(Ordering::Relaxed),
+        );
+        assert!(ring.put_locked(b"committed", record_size(9)));
+        p.tail.store(tail, Ordering::Relaxed);
+        p.tail_idx.store(idx, Ordering::Relaxed);
+        c.puts.0.store(idx, Ordering::Relaxed);
+        ring.put(b"after", Wait::Forever).unwrap();
+        for m in [&b"before"[..], b"committed", b"after"] {
+            assert_eq!(take(&ring, Wait::No).unwrap(), m);
+        }
+        assert_eq!(ring.len(), 0);
+    }
+
+    #[test]
+    fn a_consumer_that_died_holding_the_lock_loses_nothing_it_had_not_released() {
+        let ring = Ring::create(0).unwrap();
+        ring.put(b"one", Wait::No).unwrap();
+        ring.put(b"two", Wait::No).unwrap();
+        // A consumer took the lock and read "one" but died before moving `head`.
+        assert!(ring.ctl().clock.0.try_lock(dead_token()));
+        assert_eq!(take(&ring, Wait::Forever).unwrap(), b"one");
+        assert_eq!(take(&ring, Wait::No).unwrap(), b"two");
+    }
+
     #[test]
     fn task_accounting() {
         let ring = Ring::create(0).unwrap();
