@@ -5,9 +5,9 @@
 //! # Layout
 //!
 //! One anonymous shared segment (`shm::segment`): a control page ([`Control`], each group of
-//! fields on its own cache line) and a data area of [`MAX_CAP`] bytes of address space, of which only the
-//! first `cap` bytes (a power of two, starting at [`INITIAL_CAP`]) are in use. Pages the
-//! ring never reached are never touched, so they cost no memory.
+//! fields on its own cache line) and a data area of [`MAX_CAP`] bytes of address space, of
+//! which only the first `cap` bytes (a power of two, starting at [`INITIAL_CAP`]) are in
+//! use. Pages the ring never reached are never touched, so they cost no memory.
 //!
 //! A message is a record at a byte position `pos` (monotonic `u64`, offset `pos % cap`,
 //! 8-aligned): three 8-byte header words `state`, `len`, `idx`, then the payload, padded to
@@ -55,8 +55,9 @@
 //! `clock` (lock order is always `plock` then `clock`; consumers never take `plock`),
 //! copies the live bytes `[head, tail)` to their offsets under the doubled capacity, zeroes
 //! `state(tail)` there and then stores the new `cap`. Doubling maps every position either to
-//! its old offset or into the untouched upper half, so the copy overwrites nothing live: a
-//! grower killed mid-copy leaves the old ring intact. Messages larger than the current ring
+//! its old offset or into the upper half, which holds nothing live (at most the leftovers
+//! of a grower killed mid-copy, whose stale `state` words name old positions), so the copy
+//! overwrites nothing live: a grower killed mid-copy leaves the old ring intact. Messages larger than the current ring
 //! therefore just grow it; the limit is [`MAX_CAP`] of encoded messages at once.
 //!
 //! # Waiting
@@ -391,7 +392,7 @@ impl Ring {
     /// Copies `len` bytes inside the data area from `from` to `to` (disjoint ranges).
     fn move_within(&self, from: u64, to: u64, len: u64) {
         // SAFETY: growth holds both locks; `from` is live data under the old capacity and
-        // `to` is in the untouched upper half, so the ranges are disjoint and in the mapping.
+        // `to` is in the upper half, which holds nothing live, so the ranges are disjoint and in the mapping.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 self.data().add(from as usize),
