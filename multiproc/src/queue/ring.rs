@@ -392,7 +392,8 @@ impl Ring {
     /// Copies `len` bytes inside the data area from `from` to `to` (disjoint ranges).
     fn move_within(&self, from: u64, to: u64, len: u64) {
         // SAFETY: growth holds both locks; `from` is live data under the old capacity and
-        // `to` is in the upper half, which holds nothing live, so the ranges are disjoint and in the mapping.
+        // `to` is in the upper half, which holds nothing live, so the ranges are disjoint;
+        // both lie below the new capacity, inside the mapping.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 self.data().add(from as usize),
