@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use super::cell;
 use super::pod::ShmSafe;
-use super::segment::{Kind, Segment};
-use super::value::{lock_cells, unlock_cells, Wait, DATA};
+use super::segment::{Kind, Segment, Shared};
+use super::value::{lock_cells, repaired, Wait, DATA};
 use crate::error::{Error, Result};
 use crate::sync::park::deadline_after;
-use crate::sync::raw::{Acquired, TimedOut};
+use crate::sync::raw::{Acquired, RawLock, TimedOut};
 use crate::sync::LockError;
 
 const KIND: Kind = Kind(*b"ARRY");
@@ -65,7 +65,7 @@ fn index_error(index: usize, len: usize) -> Error {
 /// # Examples
 ///
 /// ```
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # fn main() -> multiproc::Result<()> {
 /// let a = multiproc::Array::from_slice(&[1.0f64, 2.0, 3.0])?;
 /// a.lock()?[1] = 20.0;
 /// a.set(2, 30.0)?;
@@ -75,7 +75,8 @@ fn index_error(index: usize, len: usize) -> Error {
 /// # }
 /// ```
 pub struct Array<T: ShmSafe> {
-    seg: Segment,
+    /// The array's lock, at payload offset 0; the elements follow at `DATA`.
+    lock: Shared<RawLock>,
     len: usize,
     _t: PhantomData<T>,
 }
@@ -98,7 +99,7 @@ impl<T: ShmSafe + Copy> Array<T> {
     pub fn new(len: usize) -> Result<Array<T>> {
         let seg = Segment::create(KIND, payload_size::<T>(DATA, len)?, align_of::<T>().max(8))?;
         Ok(Array {
-            seg,
+            lock: Shared::new(seg, 0),
             len,
             _t: PhantomData,
         })
@@ -135,7 +136,7 @@ impl<T: ShmSafe + Copy> Array<T> {
     ///
     /// If this thread already holds the lock.
     pub fn lock(&self) -> std::result::Result<ArrayGuard<'_, T>, LockError<ArrayGuard<'_, T>>> {
-        self.guard(lock_cells(&self.seg, Wait::Until(None)))
+        self.guard(lock_cells(&self.lock, Wait::Until(None)))
     }
 
     /// Takes the lock if it is free now.
@@ -148,7 +149,7 @@ impl<T: ShmSafe + Copy> Array<T> {
     ///
     /// If this thread already holds the lock.
     pub fn try_lock(&self) -> std::result::Result<ArrayGuard<'_, T>, LockError<ArrayGuard<'_, T>>> {
-        self.guard(lock_cells(&self.seg, Wait::No))
+        self.guard(lock_cells(&self.lock, Wait::No))
     }
 
     /// Takes the lock, waiting at most `timeout`.
@@ -165,7 +166,7 @@ impl<T: ShmSafe + Copy> Array<T> {
         &self,
         timeout: Duration,
     ) -> std::result::Result<ArrayGuard<'_, T>, LockError<ArrayGuard<'_, T>>> {
-        self.guard(lock_cells(&self.seg, Wait::Until(deadline_after(timeout))))
+        self.guard(lock_cells(&self.lock, Wait::Until(deadline_after(timeout))))
     }
 
     fn guard(
@@ -176,6 +177,16 @@ impl<T: ShmSafe + Copy> Array<T> {
             array: self,
             _not_send: PhantomData,
         })
+    }
+
+    /// A new, independent shared array holding a copy of this one (Python's
+    /// `sharedctypes.copy`, VA-13).
+    ///
+    /// # Errors
+    ///
+    /// As [`Array::new`].
+    pub fn duplicate(&self) -> Result<Array<T>> {
+        Array::from_slice(&self.to_vec())
     }
 
     /// The element at `index`, read under the lock; `None` when out of range.
@@ -231,16 +242,10 @@ impl<T: ShmSafe + Copy> Array<T> {
     }
 }
 
-/// The guard of a lock whose previous holder died: the copying methods go on regardless.
-fn repaired<G>(e: LockError<G>) -> G {
-    e.into_inner()
-        .expect("a blocking lock without timeout only fails with OwnerDied")
-}
-
 impl<T: ShmSafe> Clone for Array<T> {
     fn clone(&self) -> Self {
         Array {
-            seg: self.seg.clone(),
+            lock: self.lock.clone(),
             len: self.len,
             _t: PhantomData,
         }
@@ -263,7 +268,7 @@ impl<T: ShmSafe> Deref for ArrayGuard<'_, T> {
         // SAFETY: the elements are in `a`'s live segment (bounds and alignment checked by
         // `slice_ptr`), valid for any bits, and this thread holds the array's lock, which
         // every access to them takes: nobody writes them while this borrow lives.
-        unsafe { a.seg.slice_ptr::<T>(DATA, a.len).as_ref() }
+        unsafe { a.lock.segment().slice_ptr::<T>(DATA, a.len).as_ref() }
     }
 }
 
@@ -272,13 +277,13 @@ impl<T: ShmSafe> DerefMut for ArrayGuard<'_, T> {
         let a = self.array;
         // SAFETY: as in `deref`; the lock makes this borrow the only access, and `&mut self`
         // makes it the only one through this guard.
-        unsafe { a.seg.slice_ptr::<T>(DATA, a.len).as_mut() }
+        unsafe { a.lock.segment().slice_ptr::<T>(DATA, a.len).as_mut() }
     }
 }
 
 impl<T: ShmSafe> Drop for ArrayGuard<'_, T> {
     fn drop(&mut self) {
-        unlock_cells(&self.array.seg);
+        self.array.lock.unlock();
     }
 }
 
@@ -435,6 +440,14 @@ mod tests {
             assert_eq!(r.to_vec(), [0; 10]);
         }
         assert!(Array::<u8>::new(0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn va_13_a_duplicate_is_independent() {
+        let a = Array::from_slice(&[1u8, 2]).unwrap();
+        let d = a.duplicate().unwrap();
+        a.set(0, 9).unwrap();
+        assert_eq!((a.to_vec(), d.to_vec()), (vec![9, 2], vec![1, 2]));
     }
 
     #[test]

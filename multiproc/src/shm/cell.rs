@@ -53,7 +53,10 @@ pub(crate) unsafe fn load<T: ShmSafe>(src: NonNull<T>) -> T {
 ///
 /// As [`load`], for `dst`.
 pub(crate) unsafe fn store<T: ShmSafe>(dst: NonNull<T>, value: T) {
-    let (src, dst) = ((&raw const value).cast::<u8>(), dst.as_ptr().cast::<u8>());
+    let (src, dst) = (
+        std::ptr::addr_of!(value).cast::<u8>(),
+        dst.as_ptr().cast::<u8>(),
+    );
     let step = chunk::<T>();
     for at in (0..size_of::<T>()).step_by(step) {
         // SAFETY: as in `load`, with the roles of the two pointers swapped; `src` is a live
@@ -97,7 +100,6 @@ mod sealed {
         ) -> Result<Self, Self>;
     }
 }
-pub(crate) use sealed::Sealed as AtomicOps;
 
 macro_rules! impl_atomic_int {
     ($($t:ty => $a:ident),*) => {$(

@@ -108,7 +108,10 @@ impl SharedMemory {
     }
 
     fn bytes(&self, offset: usize, len: usize) -> Result<&[AtomicU8]> {
-        if offset.checked_add(len).is_none_or(|end| end > self.size()) {
+        if offset
+            .checked_add(len)
+            .map_or(true, |end| end > self.size())
+        {
             return Err(Error::InvalidArgument(format!(
                 "{len} bytes at offset {offset} do not fit in {} bytes",
                 self.size()

@@ -14,6 +14,7 @@
 //! Internal links between shared objects are offsets, never addresses: every process maps
 //! the segment at its own address.
 
+use std::fmt;
 use std::io;
 use std::mem::{align_of, size_of};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -52,6 +53,20 @@ struct Header {
 
 const _: () = assert!(size_of::<Header>() == HEADER_SIZE);
 
+impl Header {
+    /// The header of a segment of this crate's build holding `kind` with this layout.
+    fn new(kind: Kind, payload_size: usize, payload_align: usize) -> Header {
+        Header {
+            magic: MAGIC,
+            version: VERSION,
+            kind: kind.0,
+            payload_size: payload_size as u64,
+            payload_align: payload_align as u64,
+            reserved: [0; 4],
+        }
+    }
+}
+
 /// An anonymous shared segment. Cloning it is cheap and shares the same mapping; a forked
 /// child inherits the mapping, so a clone captured by a child's closure reaches the same
 /// memory.
@@ -64,8 +79,9 @@ pub(crate) struct Segment {
 struct Inner {
     // Field order matters only for readability: unmapping and closing are independent.
     map: Mapping,
+    /// Kept so the segment can be handed to another process (`fd`, `attach`).
+    #[cfg_attr(not(test), allow(dead_code))]
     fd: OwnedFd,
-    kind: Kind,
     payload_size: usize,
 }
 
@@ -81,14 +97,7 @@ impl Segment {
         let len = total_len(payload_size)?;
         let fd = mman::memfd(c"multiproc", len)?;
         let map = Mapping::new(fd.as_fd(), len)?;
-        let header = Header {
-            magic: MAGIC,
-            version: VERSION,
-            kind: kind.0,
-            payload_size: payload_size as u64,
-            payload_align: payload_align as u64,
-            reserved: [0; 4],
-        };
+        let header = Header::new(kind, payload_size, payload_align);
         // SAFETY: the mapping is at least HEADER_SIZE bytes and page aligned, so it holds an
         // aligned `Header`; nobody else can see this brand-new memfd yet.
         unsafe { map.as_ptr().cast::<Header>().write(header) };
@@ -96,7 +105,6 @@ impl Segment {
             inner: Arc::new(Inner {
                 map,
                 fd,
-                kind,
                 payload_size,
             }),
         })
@@ -114,6 +122,7 @@ impl Segment {
     ///
     /// `InvalidData` when the file is too short, or its header's magic, version, kind, size
     /// or alignment differ from what is expected.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn attach(
         fd: OwnedFd,
         kind: Kind,
@@ -151,25 +160,17 @@ impl Segment {
             inner: Arc::new(Inner {
                 map,
                 fd,
-                kind,
                 payload_size,
             }),
         })
     }
 
-    /// The memfd behind the segment, to pass to another process.
+    /// The memfd behind the segment, to pass to another process. (Handles that travel
+    /// through a `Connection` use it with [`Segment::attach`]; until they do, only the tests
+    /// call them.)
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.inner.fd.as_fd()
-    }
-
-    /// The kind this segment was created with.
-    pub(crate) fn kind(&self) -> Kind {
-        self.inner.kind
-    }
-
-    /// The payload's size in bytes.
-    pub(crate) fn payload_size(&self) -> usize {
-        self.inner.payload_size
     }
 
     /// A pointer to the `T` at payload `offset`, for types that are read and written under a
@@ -234,6 +235,65 @@ impl Segment {
     }
 }
 
+/// A typed handle to one shared object: the segment (kept alive) and the object's address,
+/// checked once when made, so reaching the object is one pointer load (the lock fast paths
+/// need that). Clones share the segment.
+pub(crate) struct Shared<T: ShmSync> {
+    seg: Segment,
+    ptr: NonNull<T>,
+}
+
+// SAFETY: `T: ShmSync` is `Sync` and only written atomically; the pointer stays valid in any
+// thread as long as `seg` (moved along) keeps the mapping.
+unsafe impl<T: ShmSync> Send for Shared<T> {}
+// SAFETY: as above: sharing `&Shared<T>` hands out only `&T`, and `T: Sync`.
+unsafe impl<T: ShmSync> Sync for Shared<T> {}
+
+impl<T: ShmSync> Shared<T> {
+    /// The `T` at payload `offset` of `seg`.
+    ///
+    /// # Panics
+    ///
+    /// As [`Segment::ptr`].
+    pub(crate) fn new(seg: Segment, offset: usize) -> Shared<T> {
+        let ptr = seg.ptr(offset);
+        Shared { seg, ptr }
+    }
+
+    /// The segment the object lives in.
+    pub(crate) fn segment(&self) -> &Segment {
+        &self.seg
+    }
+}
+
+impl<T: ShmSync> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Shared {
+            seg: self.seg.clone(),
+            ptr: self.ptr,
+        }
+    }
+}
+
+impl<T: ShmSync> std::ops::Deref for Shared<T> {
+    type Target = T;
+
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: as in `Segment::get`: checked in `new`, kept mapped by `self.seg`, valid
+        // for any bits, written only atomically.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<T: ShmSync> fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("seg", &self.seg)
+            .finish_non_exhaustive()
+    }
+}
+
 fn check_align(align: usize) -> io::Result<()> {
     if align.is_power_of_two() && align <= HEADER_SIZE {
         Ok(())
@@ -252,6 +312,7 @@ fn total_len(payload_size: usize) -> io::Result<usize> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "shared segment too large"))
 }
 
+#[cfg_attr(not(test), allow(dead_code))]
 fn invalid(msg: &'static str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
@@ -272,8 +333,6 @@ mod tests {
         assert_eq!(w.load(Ordering::Relaxed), 0);
         w.store(7, Ordering::Relaxed);
         assert_eq!(b.get::<AtomicU64>(8).load(Ordering::Relaxed), 7);
-        assert_eq!(a.payload_size(), 128);
-        assert_eq!(a.kind(), TEST);
     }
 
     #[test]

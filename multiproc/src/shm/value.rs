@@ -6,9 +6,9 @@ use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
-use super::cell::{self, AtomicInt, AtomicOps};
+use super::cell::{self, AtomicInt};
 use super::pod::ShmSafe;
-use super::segment::{Kind, Segment};
+use super::segment::{Kind, Segment, Shared};
 use crate::error::Result;
 use crate::sync::park::deadline_after;
 use crate::sync::raw::{Acquired, RawLock, TimedOut};
@@ -36,8 +36,7 @@ pub(crate) enum Wait {
 /// # Panics
 ///
 /// If the calling thread holds it already.
-pub(crate) fn lock_cells(seg: &Segment, wait: Wait) -> std::result::Result<Acquired, TimedOut> {
-    let raw: &RawLock = seg.get(0);
+pub(crate) fn lock_cells(raw: &RawLock, wait: Wait) -> std::result::Result<Acquired, TimedOut> {
     let me = identity::thread();
     assert!(
         !raw.is_held_by(me),
@@ -50,9 +49,41 @@ pub(crate) fn lock_cells(seg: &Segment, wait: Wait) -> std::result::Result<Acqui
     }
 }
 
-/// Releases the lock of a `Value` or `Array`.
-pub(crate) fn unlock_cells(seg: &Segment) {
-    seg.get::<RawLock>(0).unlock();
+/// The lock-free integer operations of `Value` and `RawValue`, on their cell.
+macro_rules! atomic_int_methods {
+    ($ty:ident) => {
+        impl<T: AtomicInt> $ty<T> {
+            /// Adds `v` atomically, without any lock (wrapping); returns the previous value.
+            pub fn fetch_add(&self, v: T) -> T {
+                // SAFETY: the cell is in our live segment, aligned, and the integer cells of a
+                // `Value`/`RawValue` are only accessed atomically (`cell::load`/`store` and these).
+                unsafe { T::fetch_add(self.cell(), v) }
+            }
+
+            /// Subtracts `v` atomically, without any lock (wrapping); returns the previous value.
+            pub fn fetch_sub(&self, v: T) -> T {
+                // SAFETY: as in `fetch_add`.
+                unsafe { T::fetch_sub(self.cell(), v) }
+            }
+
+            /// Stores `v` atomically, without any lock; returns the previous value.
+            pub fn swap(&self, v: T) -> T {
+                // SAFETY: as in `fetch_add`.
+                unsafe { T::swap(self.cell(), v) }
+            }
+
+            /// Stores `new` if the value is `current`, atomically and without any lock;
+            /// returns the previous value.
+            ///
+            /// # Errors
+            ///
+            /// `Err(actual)` when the value was not `current`.
+            pub fn compare_exchange(&self, current: T, new: T) -> std::result::Result<T, T> {
+                // SAFETY: as in `fetch_add`.
+                unsafe { T::compare_exchange(self.cell(), current, new) }
+            }
+        }
+    };
 }
 
 /// One `T` in shared memory with its own lock: Python's `multiprocessing.Value`.
@@ -74,7 +105,7 @@ pub(crate) fn unlock_cells(seg: &Segment) {
 /// # Examples
 ///
 /// ```
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # fn main() -> multiproc::Result<()> {
 /// let v = multiproc::Value::new(0u64)?;
 /// *v.lock()? += 10;
 /// v.fetch_add(5);
@@ -83,9 +114,17 @@ pub(crate) fn unlock_cells(seg: &Segment) {
 /// # }
 /// ```
 pub struct Value<T: ShmSafe> {
-    seg: Segment,
-    _t: PhantomData<T>,
+    lock: Shared<RawLock>,
+    /// The value's cell in `lock`'s segment, at `DATA`.
+    cell: NonNull<T>,
 }
+
+// SAFETY: a `Value` is a handle to shared memory; the `T` in it is only reached through the
+// lock or atomics (never by reference shared between threads without them), and `T:
+// ShmSafe` holds no pointers, so moving or sharing the handle between threads is sound.
+unsafe impl<T: ShmSafe> Send for Value<T> {}
+// SAFETY: as above.
+unsafe impl<T: ShmSafe> Sync for Value<T> {}
 
 /// The lock of a [`Value`], held; dereferences to (a copy of) the value, which is written
 /// back when the guard drops.
@@ -111,8 +150,8 @@ impl<T: ShmSafe + Copy> Value<T> {
             std::mem::align_of::<T>().max(8),
         )?;
         let v = Value {
-            seg,
-            _t: PhantomData,
+            cell: seg.ptr(DATA),
+            lock: Shared::new(seg, 0),
         };
         // SAFETY: the cell is in this fresh segment, aligned, and nobody else sees it yet.
         unsafe { cell::store(v.cell(), init) };
@@ -120,7 +159,7 @@ impl<T: ShmSafe + Copy> Value<T> {
     }
 
     fn cell(&self) -> NonNull<T> {
-        self.seg.ptr(DATA)
+        self.cell
     }
 
     /// Takes the lock, waiting as long as it takes.
@@ -133,7 +172,7 @@ impl<T: ShmSafe + Copy> Value<T> {
     ///
     /// If this thread already holds the lock.
     pub fn lock(&self) -> std::result::Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
-        self.guard(lock_cells(&self.seg, Wait::Until(None)))
+        self.guard(lock_cells(&self.lock, Wait::Until(None)))
     }
 
     /// Takes the lock if it is free now.
@@ -146,7 +185,7 @@ impl<T: ShmSafe + Copy> Value<T> {
     ///
     /// If this thread already holds the lock.
     pub fn try_lock(&self) -> std::result::Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
-        self.guard(lock_cells(&self.seg, Wait::No))
+        self.guard(lock_cells(&self.lock, Wait::No))
     }
 
     /// Takes the lock, waiting at most `timeout`.
@@ -163,7 +202,7 @@ impl<T: ShmSafe + Copy> Value<T> {
         &self,
         timeout: Duration,
     ) -> std::result::Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
-        self.guard(lock_cells(&self.seg, Wait::Until(deadline_after(timeout))))
+        self.guard(lock_cells(&self.lock, Wait::Until(deadline_after(timeout))))
     }
 
     fn guard(
@@ -187,6 +226,16 @@ impl<T: ShmSafe + Copy> Value<T> {
         *self.lock().unwrap_or_else(repaired)
     }
 
+    /// A new, independent shared value holding a copy of this one (Python's
+    /// `sharedctypes.copy`, VA-13).
+    ///
+    /// # Errors
+    ///
+    /// As [`Value::new`].
+    pub fn duplicate(&self) -> Result<Value<T>> {
+        Value::new(self.load())
+    }
+
     /// Replaces the value, under the lock.
     ///
     /// # Panics
@@ -197,49 +246,20 @@ impl<T: ShmSafe + Copy> Value<T> {
     }
 }
 
-/// The guard of a lock whose previous holder died: `load`/`store` go on regardless.
-fn repaired<G>(e: LockError<G>) -> G {
+/// The guard of a lock whose previous holder died: the copying methods (`load`, `store`,
+/// `get`, `set`, ...) go on regardless, since any bits are a valid `T`.
+pub(crate) fn repaired<G>(e: LockError<G>) -> G {
     e.into_inner()
         .expect("a blocking lock without timeout only fails with OwnerDied")
 }
 
-impl<T: AtomicInt> Value<T> {
-    /// Adds `v` atomically, without the lock (wrapping); returns the previous value.
-    pub fn fetch_add(&self, v: T) -> T {
-        // SAFETY: the cell is in our live segment, aligned, and the integer cells of
-        // a Value are only accessed atomically (`cell::load`/`store` and these).
-        unsafe { T::fetch_add(self.cell(), v) }
-    }
-
-    /// Subtracts `v` atomically, without the lock (wrapping); returns the previous value.
-    pub fn fetch_sub(&self, v: T) -> T {
-        // SAFETY: as in `fetch_add`.
-        unsafe { T::fetch_sub(self.cell(), v) }
-    }
-
-    /// Stores `v` atomically, without the lock; returns the previous value.
-    pub fn swap(&self, v: T) -> T {
-        // SAFETY: as in `fetch_add`.
-        unsafe { T::swap(self.cell(), v) }
-    }
-
-    /// Stores `new` if the value is `current`, atomically and without the lock; returns the
-    /// previous value, `Err` when it was not `current`.
-    ///
-    /// # Errors
-    ///
-    /// `Err(actual)` when the value was not `current`.
-    pub fn compare_exchange(&self, current: T, new: T) -> std::result::Result<T, T> {
-        // SAFETY: as in `fetch_add`.
-        unsafe { T::compare_exchange(self.cell(), current, new) }
-    }
-}
+atomic_int_methods!(Value);
 
 impl<T: ShmSafe> Clone for Value<T> {
     fn clone(&self) -> Self {
         Value {
-            seg: self.seg.clone(),
-            _t: PhantomData,
+            lock: self.lock.clone(),
+            cell: self.cell,
         }
     }
 }
@@ -269,11 +289,10 @@ impl<T: ShmSafe> DerefMut for ValueGuard<'_, T> {
 
 impl<T: ShmSafe> Drop for ValueGuard<'_, T> {
     fn drop(&mut self) {
-        let cell = self.value.seg.ptr::<T>(DATA);
         // SAFETY: the cell is in a live segment, aligned; all access is atomic. `T` has no
         // meaningful Drop (`ShmSafe`), so a bitwise copy out of `self.copy` is fine.
-        unsafe { cell::store(cell, std::ptr::read(&self.copy)) };
-        unlock_cells(&self.value.seg);
+        unsafe { cell::store(self.value.cell, std::ptr::read(&self.copy)) };
+        self.value.lock.unlock();
     }
 }
 
@@ -300,8 +319,14 @@ impl<T: ShmSafe + fmt::Debug> fmt::Debug for ValueGuard<'_, T> {
 /// ```
 pub struct RawValue<T: ShmSafe> {
     seg: Segment,
-    _t: PhantomData<T>,
+    /// The value's cell, at payload offset 0 of `seg`.
+    cell: NonNull<T>,
 }
+
+// SAFETY: as for `Value`: the `T` is reached only through atomics, and holds no pointers.
+unsafe impl<T: ShmSafe> Send for RawValue<T> {}
+// SAFETY: as above.
+unsafe impl<T: ShmSafe> Sync for RawValue<T> {}
 
 impl<T: ShmSafe + Copy> RawValue<T> {
     /// Creates a value holding `init`.
@@ -316,15 +341,15 @@ impl<T: ShmSafe + Copy> RawValue<T> {
             std::mem::align_of::<T>(),
         )?;
         let v = RawValue {
+            cell: seg.ptr(0),
             seg,
-            _t: PhantomData,
         };
         v.store(init);
         Ok(v)
     }
 
     fn cell(&self) -> NonNull<T> {
-        self.seg.ptr(0)
+        self.cell
     }
 
     /// A copy of the value (atomic per word).
@@ -340,41 +365,13 @@ impl<T: ShmSafe + Copy> RawValue<T> {
     }
 }
 
-impl<T: AtomicInt> RawValue<T> {
-    /// Adds `v` atomically (wrapping); returns the previous value.
-    pub fn fetch_add(&self, v: T) -> T {
-        // SAFETY: the cell is in our live segment, aligned, and only accessed atomically.
-        unsafe { T::fetch_add(self.cell(), v) }
-    }
-
-    /// Subtracts `v` atomically (wrapping); returns the previous value.
-    pub fn fetch_sub(&self, v: T) -> T {
-        // SAFETY: as in `fetch_add`.
-        unsafe { T::fetch_sub(self.cell(), v) }
-    }
-
-    /// Stores `v` atomically; returns the previous value.
-    pub fn swap(&self, v: T) -> T {
-        // SAFETY: as in `fetch_add`.
-        unsafe { T::swap(self.cell(), v) }
-    }
-
-    /// Stores `new` if the value is `current`; returns the previous value.
-    ///
-    /// # Errors
-    ///
-    /// `Err(actual)` when the value was not `current`.
-    pub fn compare_exchange(&self, current: T, new: T) -> std::result::Result<T, T> {
-        // SAFETY: as in `fetch_add`.
-        unsafe { T::compare_exchange(self.cell(), current, new) }
-    }
-}
+atomic_int_methods!(RawValue);
 
 impl<T: ShmSafe> Clone for RawValue<T> {
     fn clone(&self) -> Self {
         RawValue {
             seg: self.seg.clone(),
-            _t: PhantomData,
+            cell: self.cell,
         }
     }
 }
@@ -403,6 +400,14 @@ mod tests {
         let r = RawValue::new(1i64 << 33).unwrap();
         r.store(1 << 34);
         assert_eq!(r.load(), 1 << 34);
+    }
+
+    #[test]
+    fn va_13_a_duplicate_is_independent() {
+        let v = Value::new(7u16).unwrap();
+        let d = v.duplicate().unwrap();
+        v.store(8);
+        assert_eq!((v.load(), d.load()), (8, 7));
     }
 
     #[test]

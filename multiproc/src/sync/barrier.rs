@@ -137,6 +137,12 @@ impl Barrier {
         let generation = raw.generation.load(Ordering::Relaxed);
         let index = raw.waiting.load(Ordering::Relaxed);
         if index + 1 == self.parties {
+            // A party killed while waiting still counts in `waiting`: passing would pretend
+            // it arrived, so the round breaks instead.
+            if self.a_waiter_died() {
+                self.break_locked();
+                return Err(BrokenBarrier);
+            }
             if let Some(action) = self.action {
                 if let Err(panic) = std::panic::catch_unwind(action) {
                     self.break_locked();

@@ -9,7 +9,7 @@ use super::park::deadline_after;
 use super::raw::{Acquired, RawCondition};
 use super::rlock::{RLock, RLockGuard};
 use crate::error::{Error, Result};
-use crate::shm::segment::{Kind, Segment};
+use crate::shm::segment::{Kind, Segment, Shared};
 use crate::sys::identity;
 
 const KIND: Kind = Kind(*b"COND");
@@ -27,7 +27,7 @@ type Relocked<'a, T> = std::result::Result<T, LockError<RLockGuard<'a>>>;
 /// # Examples
 ///
 /// ```
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # fn main() -> multiproc::Result<()> {
 /// use std::time::Duration;
 /// let cond = multiproc::Condition::new()?;
 /// let guard = cond.lock()?;
@@ -41,7 +41,7 @@ type Relocked<'a, T> = std::result::Result<T, LockError<RLockGuard<'a>>>;
 #[derive(Clone)]
 pub struct Condition {
     lock: RLock,
-    seg: Segment,
+    shared: Shared<RawCondition>,
 }
 
 impl Condition {
@@ -62,12 +62,12 @@ impl Condition {
     pub fn with_lock(lock: RLock) -> Result<Condition> {
         Ok(Condition {
             lock,
-            seg: Segment::create_for::<RawCondition>(KIND)?,
+            shared: Shared::new(Segment::create_for::<RawCondition>(KIND)?, 0),
         })
     }
 
     fn raw(&self) -> &RawCondition {
-        self.seg.get(0)
+        &self.shared
     }
 
     /// The condition's lock.

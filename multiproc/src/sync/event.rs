@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::park::deadline_after;
 use super::raw::RawEvent;
 use crate::error::Result;
-use crate::shm::segment::{Kind, Segment};
+use crate::shm::segment::{Kind, Segment, Shared};
 
 const KIND: Kind = Kind(*b"EVNT");
 
@@ -28,7 +28,7 @@ const KIND: Kind = Kind(*b"EVNT");
 /// ```
 #[derive(Clone)]
 pub struct Event {
-    seg: Segment,
+    shared: Shared<RawEvent>,
 }
 
 impl Event {
@@ -39,12 +39,12 @@ impl Event {
     /// [`Error::Io`](crate::Error::Io) when the system refuses the memory.
     pub fn new() -> Result<Event> {
         Ok(Event {
-            seg: Segment::create_for::<RawEvent>(KIND)?,
+            shared: Shared::new(Segment::create_for::<RawEvent>(KIND)?, 0),
         })
     }
 
     fn raw(&self) -> &RawEvent {
-        self.seg.get(0)
+        &self.shared
     }
 
     /// Sets the flag and wakes every waiter.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::park::deadline_after;
 use super::raw::{Acquired, RawLock, TimedOut};
 use crate::error::{Error, Result};
-use crate::shm::segment::{Kind, Segment};
+use crate::shm::segment::{Kind, Segment, Shared};
 use crate::sys::identity;
 
 /// Why a lock acquisition did not simply succeed.
@@ -45,14 +45,6 @@ impl<G> LockError<G> {
     pub fn is_timeout(&self) -> bool {
         matches!(self, LockError::Timeout)
     }
-
-    /// Applies `f` to the guard an `OwnerDied` carries.
-    pub(crate) fn map<H>(self, f: impl FnOnce(G) -> H) -> LockError<H> {
-        match self {
-            LockError::OwnerDied(g) => LockError::OwnerDied(f(g)),
-            LockError::Timeout => LockError::Timeout,
-        }
-    }
 }
 
 impl<G> fmt::Debug for LockError<G> {
@@ -87,6 +79,7 @@ impl<G> From<LockError<G>> for Error {
 }
 
 /// Turns a raw acquisition into the public result, building the guard once acquired.
+#[inline]
 pub(crate) fn outcome<G>(
     acquired: std::result::Result<Acquired, TimedOut>,
     guard: impl FnOnce() -> G,
@@ -95,6 +88,24 @@ pub(crate) fn outcome<G>(
         Ok(Acquired::Normally) => Ok(guard()),
         Ok(Acquired::OwnerDied) => Err(LockError::OwnerDied(guard())),
         Err(TimedOut) => Err(LockError::Timeout),
+    }
+}
+
+/// Python's `acquire`: keeps an acquired lock taken with no guard (the caller releases it).
+/// `Ok(true)` when acquired, `Ok(false)` on timeout, `Err(OwnerDied)` when acquired after
+/// the previous holder died.
+#[inline]
+pub(crate) fn keep_acquired<G>(r: std::result::Result<G, LockError<G>>) -> Result<bool> {
+    match r {
+        Ok(g) => {
+            std::mem::forget(g);
+            Ok(true)
+        }
+        Err(LockError::Timeout) => Ok(false),
+        Err(LockError::OwnerDied(g)) => {
+            std::mem::forget(g);
+            Err(Error::OwnerDied)
+        }
     }
 }
 
@@ -114,7 +125,7 @@ const KIND: Kind = Kind(*b"LOCK");
 /// # Examples
 ///
 /// ```
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # fn main() -> multiproc::Result<()> {
 /// let lock = multiproc::Lock::new()?;
 /// {
 ///     let _guard = lock.lock()?;
@@ -127,7 +138,7 @@ const KIND: Kind = Kind(*b"LOCK");
 /// ```
 #[derive(Clone)]
 pub struct Lock {
-    seg: Segment,
+    shared: Shared<RawLock>,
 }
 
 /// Holds a [`Lock`]; releases it when dropped.
@@ -144,12 +155,13 @@ impl Lock {
     /// [`Error::Io`] when the system refuses the memory (`memfd_create`, `mmap`).
     pub fn new() -> Result<Lock> {
         Ok(Lock {
-            seg: Segment::create_for::<RawLock>(KIND)?,
+            shared: Shared::new(Segment::create_for::<RawLock>(KIND)?, 0),
         })
     }
 
+    #[inline]
     fn raw(&self) -> &RawLock {
-        self.seg.get(0)
+        &self.shared
     }
 
     /// Takes the lock, waiting as long as it takes.
@@ -157,6 +169,7 @@ impl Lock {
     /// # Errors
     ///
     /// [`LockError::OwnerDied`], holding the guard, when the holder died inside the lock.
+    #[inline]
     pub fn lock(&self) -> std::result::Result<LockGuard<'_>, LockError<LockGuard<'_>>> {
         self.lock_until(None)
     }
@@ -167,6 +180,7 @@ impl Lock {
     ///
     /// [`LockError::Timeout`] when it is held (even by a process that died: only the
     /// blocking forms check the holder's life).
+    #[inline]
     pub fn try_lock(&self) -> std::result::Result<LockGuard<'_>, LockError<LockGuard<'_>>> {
         if self.raw().try_lock(identity::process()) {
             Ok(LockGuard { lock: self })
@@ -188,6 +202,7 @@ impl Lock {
         self.lock_until(deadline_after(timeout))
     }
 
+    #[inline]
     fn lock_until(
         &self,
         deadline: Option<Instant>,
@@ -204,11 +219,9 @@ impl Lock {
     ///
     /// [`Error::OwnerDied`] when the holder died inside the lock: the lock **is** acquired
     /// then, and must still be released.
+    #[inline]
     pub fn acquire(&self) -> Result<()> {
-        self.lock().map(std::mem::forget).map_err(|e| {
-            e.into_inner().map(std::mem::forget);
-            Error::OwnerDied
-        })
+        keep_acquired(self.lock()).map(drop)
     }
 
     /// Python's `acquire(timeout=t)`: `Ok(true)` when acquired, `Ok(false)` on timeout.
@@ -217,22 +230,12 @@ impl Lock {
     ///
     /// [`Error::OwnerDied`] as for [`Lock::acquire`] (the lock is then held).
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<bool> {
-        match self.lock_timeout(timeout) {
-            Ok(g) => {
-                std::mem::forget(g);
-                Ok(true)
-            }
-            Err(LockError::Timeout) => Ok(false),
-            Err(LockError::OwnerDied(g)) => {
-                std::mem::forget(g);
-                Err(Error::OwnerDied)
-            }
-        }
+        keep_acquired(self.lock_timeout(timeout))
     }
 
     /// Python's `acquire(False)`: takes the lock if it is free, and says whether it did.
     pub fn try_acquire(&self) -> bool {
-        self.try_lock().map(std::mem::forget).is_ok()
+        matches!(keep_acquired(self.try_lock()), Ok(true))
     }
 
     /// Python's `release()`: releases the lock, whoever took it.
@@ -240,6 +243,7 @@ impl Lock {
     /// # Errors
     ///
     /// [`Error::InvalidState`] when the lock is not locked, as Python's `ValueError`.
+    #[inline]
     pub fn release(&self) -> Result<()> {
         if self.raw().unlock() {
             Ok(())
@@ -264,6 +268,7 @@ pub(crate) fn released_too_many_times() -> Error {
 }
 
 impl Drop for LockGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.lock.raw().unlock();
     }

@@ -5,11 +5,11 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
-use super::lock::{outcome, LockError};
+use super::lock::{keep_acquired, outcome, LockError};
 use super::park::deadline_after;
 use super::raw::RawRLock;
-use crate::error::{Error, Result};
-use crate::shm::segment::{Kind, Segment};
+use crate::error::Result;
+use crate::shm::segment::{Kind, Segment, Shared};
 use crate::sys::identity;
 
 const KIND: Kind = Kind(*b"RLCK");
@@ -24,7 +24,7 @@ const KIND: Kind = Kind(*b"RLCK");
 /// # Examples
 ///
 /// ```
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # fn main() -> multiproc::Result<()> {
 /// let rlock = multiproc::RLock::new()?;
 /// let outer = rlock.lock()?;
 /// let inner = rlock.lock()?; // the owner may take it again
@@ -37,7 +37,7 @@ const KIND: Kind = Kind(*b"RLCK");
 /// ```
 #[derive(Clone)]
 pub struct RLock {
-    seg: Segment,
+    shared: Shared<RawRLock>,
 }
 
 /// Holds one level of an [`RLock`]; gives it up when dropped.
@@ -53,15 +53,15 @@ impl RLock {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] when the system refuses the memory.
+    /// [`Error::Io`](crate::Error::Io) when the system refuses the memory.
     pub fn new() -> Result<RLock> {
         Ok(RLock {
-            seg: Segment::create_for::<RawRLock>(KIND)?,
+            shared: Shared::new(Segment::create_for::<RawRLock>(KIND)?, 0),
         })
     }
 
     pub(crate) fn raw(&self) -> &RawRLock {
-        self.seg.get(0)
+        &self.shared
     }
 
     /// Takes the lock (again, if the calling thread holds it), waiting as long as it takes.
@@ -118,27 +118,16 @@ impl RLock {
     ///
     /// # Errors
     ///
-    /// [`Error::OwnerDied`] when the owner died inside the lock (the lock is then held).
+    /// [`Error::OwnerDied`](crate::Error::OwnerDied) when the owner died inside the lock (the lock is then held).
     pub fn acquire(&self) -> Result<()> {
-        match self.lock() {
-            Ok(g) => {
-                std::mem::forget(g);
-                Ok(())
-            }
-            Err(e) => {
-                if let Some(g) = e.into_inner() {
-                    std::mem::forget(g);
-                }
-                Err(Error::OwnerDied)
-            }
-        }
+        keep_acquired(self.lock()).map(drop)
     }
 
     /// Python's `release()`: gives up one level.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidState`] when the calling thread does not hold the lock (Python's
+    /// [`Error::InvalidState`](crate::Error::InvalidState) when the calling thread does not hold the lock (Python's
     /// `AssertionError`, RL-03), including when nobody does.
     pub fn release(&self) -> Result<()> {
         self.raw().unlock(identity::thread())

@@ -10,7 +10,7 @@ use super::park::deadline_after;
 use super::raw::SemaphoreState;
 use crate::error::Result;
 use crate::loom::Ordering;
-use crate::shm::segment::{Kind, Segment};
+use crate::shm::segment::{Kind, Segment, Shared};
 
 const KIND: Kind = Kind(*b"SEMA");
 
@@ -37,7 +37,7 @@ const KIND: Kind = Kind(*b"SEMA");
 /// ```
 #[derive(Clone)]
 pub struct Semaphore {
-    seg: Segment,
+    shared: Shared<SemaphoreState>,
 }
 
 /// Holds one unit of a [`Semaphore`]; gives it back when dropped.
@@ -57,15 +57,15 @@ impl Semaphore {
     }
 
     fn with_bound(value: u32, max: u32) -> Result<Semaphore> {
-        let seg = Segment::create_for::<SemaphoreState>(KIND)?;
-        let state: &SemaphoreState = seg.get(0);
-        state.sem.init(value);
-        state.max.store(max, Ordering::Relaxed);
-        Ok(Semaphore { seg })
+        let shared: Shared<SemaphoreState> =
+            Shared::new(Segment::create_for::<SemaphoreState>(KIND)?, 0);
+        shared.sem.init(value);
+        shared.max.store(max, Ordering::Relaxed);
+        Ok(Semaphore { shared })
     }
 
     fn state(&self) -> &SemaphoreState {
-        self.seg.get(0)
+        &self.shared
     }
 
     /// Takes a unit, waiting as long as it takes; gives it back when the guard drops.
@@ -76,13 +76,13 @@ impl Semaphore {
 
     /// Takes a unit if one is there now.
     pub fn try_lock(&self) -> Option<SemaphoreGuard<'_>> {
-        self.try_acquire().then_some(SemaphoreGuard { sem: self })
+        self.try_acquire().then(|| SemaphoreGuard { sem: self })
     }
 
     /// Takes a unit, waiting at most `timeout`; `None` on timeout.
     pub fn lock_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
         self.acquire_timeout(timeout)
-            .then_some(SemaphoreGuard { sem: self })
+            .then(|| SemaphoreGuard { sem: self })
     }
 
     /// Python's `acquire()`: takes a unit, waiting as long as it takes.
@@ -244,6 +244,14 @@ mod tests {
         let t = Instant::now();
         assert!(s.lock_timeout(Duration::from_millis(50)).is_none());
         assert!(t.elapsed() >= Duration::from_millis(50));
+    }
+
+    #[test]
+    fn failed_try_lock_and_lock_timeout_give_nothing_back() {
+        let s = Semaphore::new(0).unwrap();
+        assert!(s.try_lock().is_none());
+        assert!(s.lock_timeout(Duration::ZERO).is_none());
+        assert_eq!(s.value(), 0);
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub(crate) struct Token(pub(crate) u64);
 
 impl Token {
     /// The pid or tid.
+    #[inline]
     pub(crate) fn id(self) -> u32 {
         (self.0 >> START_BITS) as u32
     }
@@ -57,6 +58,7 @@ extern "C" fn forget_process_after_fork() {
 }
 
 /// The calling process's token.
+#[inline]
 pub(crate) fn process() -> Token {
     let cached = PROCESS.load(Ordering::Relaxed);
     if cached != 0 {
@@ -88,6 +90,7 @@ thread_local! {
 }
 
 /// The calling thread's token.
+#[inline]
 pub(crate) fn thread() -> Token {
     let process = process().0;
     let (under, token) = THREAD.with(Cell::get);

@@ -1,0 +1,104 @@
+//! Seed 004: buyers race for the last ticket in a JSON file. Looking is concurrent; buying
+//! (read, decrement, write) happens under one `Lock`, so the ticket is sold exactly once
+//! and the count never goes below zero.
+//!
+//! Run: `cargo run --example ticket_file_lock -- [buyers]` (4 to 50, default 10). Each buyer
+//! prints `<pid> saw 1 ticket(s) left`, then `user <pid> bought a ticket` (exactly one) or
+//! `user <pid> found no ticket`; the last line is `tickets left: 0`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use multiproc::{Lock, Process};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+struct Tickets {
+    count: i64,
+}
+
+fn read(path: &Path) -> Result<Tickets, Box<dyn std::error::Error>> {
+    Ok(serde_json::from_str(&std::fs::read_to_string(path)?)?)
+}
+
+fn write(path: &Path, t: &Tickets) -> Result<(), Box<dyn std::error::Error>> {
+    Ok(std::fs::write(path, serde_json::to_string(t)?)?)
+}
+
+/// A short pseudo-random pause (the seed sleeps 1 to 3 s; milliseconds show the same race).
+fn pause(salt: u32) {
+    let ms = (std::process::id().wrapping_mul(2_654_435_761) ^ salt) % 20;
+    std::thread::sleep(Duration::from_millis(u64::from(ms) + 1));
+}
+
+fn search(path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    pause(1);
+    println!(
+        "{} saw {} ticket(s) left",
+        std::process::id(),
+        read(path)?.count
+    );
+    Ok(())
+}
+
+fn paid(path: &Path) -> Result<bool, Box<dyn std::error::Error>> {
+    let mut t = read(path)?;
+    if t.count > 0 {
+        t.count -= 1;
+        pause(2); // between reading and writing: without the lock, others would buy too
+        write(path, &t)?;
+        println!("user {} bought a ticket", std::process::id());
+        Ok(true)
+    } else {
+        println!("user {} found no ticket", std::process::id());
+        Ok(false)
+    }
+}
+
+/// Removes the ticket directory however the example ends.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs the example.
+pub(crate) fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let buyers: u32 = match std::env::args().nth(1) {
+        Some(n) => n.parse()?,
+        None => 10,
+    };
+    if !(4..=50).contains(&buyers) {
+        return Err(format!("buyers must be 4 to 50, not {buyers}").into());
+    }
+    let dir =
+        TempDir(std::env::temp_dir().join(format!("ticket_file_lock-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0)?;
+    let path = dir.0.join("ticket.json");
+    write(&path, &Tickets { count: 1 })?;
+
+    let lock = Lock::new()?;
+    let children: Vec<_> = (0..buyers)
+        .map(|_| {
+            let (lock, path) = (lock.clone(), path.clone());
+            Process::new(move || -> bool {
+                search(&path).expect("search");
+                let _guard = lock.lock().expect("lock");
+                paid(&path).expect("pay")
+            })
+            .start()
+        })
+        .collect::<Result<_, _>>()?;
+    let mut sold = 0;
+    for mut c in children {
+        if c.join()? {
+            sold += 1;
+        }
+    }
+    let left = read(&path)?.count;
+    println!("sold: {sold}");
+    println!("tickets left: {left}");
+    Ok(())
+}

@@ -1,0 +1,533 @@
+//! Process-shared synchronisation with real processes: Lock, RLock, Semaphore, Condition,
+//! Event, Barrier (contract sections LK, RL, SM, CD, EV, BR; weakness W5, item DD-02).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{test, TestResult};
+use multiproc::process::send_signal;
+use multiproc::sync::LockError;
+use multiproc::{
+    Barrier, BoundedSemaphore, Condition, Error, Event, Lock, Process, RLock, Semaphore, Signal,
+    Value,
+};
+
+fn main() {
+    common::run(vec![
+        test("lk_03_lock_taken_in_a_child_is_locked_in_the_parent", lk_03),
+        test("lk_04_a_child_may_release_the_parents_lock", lk_04),
+        test(
+            "lk_05_child_waits_at_least_its_timeout_for_the_parents_lock",
+            lk_05,
+        ),
+        test(
+            "dd_02_w5_lock_holder_sigkilled_next_locker_gets_owner_died_within_1s",
+            lock_owner_died,
+        ),
+        test(
+            "dd_02_w5_rlock_holder_sigkilled_next_locker_gets_owner_died",
+            rlock_owner_died,
+        ),
+        test(
+            "dd_02_w5_condition_lock_holder_sigkilled_waiter_gets_owner_died",
+            condition_owner_died,
+        ),
+        test(
+            "dd_02_w5_waiters_all_blocked_on_a_dead_holder_exactly_one_takes_over",
+            one_takes_over,
+        ),
+        test(
+            "rl_03_rl_05_child_holds_rlock_parent_sees_it_and_cannot_release",
+            rl_05,
+        ),
+        test(
+            "sm_semaphore_limits_five_processes_to_two_at_a_time",
+            semaphore_limits,
+        ),
+        test("sm_03_bounded_semaphore_over_release_from_a_child", sm_03),
+        test(
+            "cd_condition_producer_consumer_with_timeouts",
+            condition_producer_consumer,
+        ),
+        test("cd_02_notify_all_wakes_every_process", cd_02),
+        test("cd_03_notify_n_wakes_exactly_n_processes", cd_03),
+        test("ev_03_child_sets_event_parent_wakes", ev_03),
+        test(
+            "br_01_br_02_three_processes_pass_a_barrier_ten_times",
+            barrier_3,
+        ),
+        test(
+            "br_barrier_breaks_when_a_waiting_party_is_sigkilled",
+            barrier_broken_by_kill,
+        ),
+        test("br_10_lockstep_passes_never_get_ahead", br_10),
+    ])
+}
+
+/// The `Value<u32>` a child sets to say where it is.
+fn flag() -> Result<Value<u32>, Error> {
+    Value::new(0u32)
+}
+
+fn wait_for(v: &Value<u32>, want: u32) -> TestResult {
+    if common::eventually(Duration::from_secs(10), || v.load() == want) {
+        Ok(())
+    } else {
+        Err(format!("the child never reached step {want}").into())
+    }
+}
+
+fn lk_03() -> TestResult {
+    let lock = Lock::new()?;
+    let (step, l) = (flag()?, lock.clone());
+    let s = step.clone();
+    let mut child = Process::new(move || {
+        let g = l.lock().unwrap();
+        s.store(1);
+        while s.load() != 2 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(g);
+    })
+    .start()?;
+    wait_for(&step, 1)?;
+    assert!(lock.is_locked());
+    assert_eq!(lock.owner_pid(), Some(child.pid()));
+    assert!(lock.try_lock().is_err());
+    step.store(2);
+    child.join()?;
+    assert!(!lock.is_locked());
+    Ok(())
+}
+
+fn lk_04() -> TestResult {
+    let lock = Lock::new()?;
+    lock.acquire()?;
+    let l = lock.clone();
+    Process::new(move || l.release().unwrap()).start()?.join()?;
+    assert!(!lock.is_locked());
+    let l = lock.clone();
+    let second: bool = Process::new(move || l.release().is_err()).start()?.join()?;
+    assert!(second, "LK-01: releasing an unlocked lock is an error");
+    Ok(())
+}
+
+fn lk_05() -> TestResult {
+    let lock = Lock::new()?;
+    let _g = lock.lock().map_err(Error::from)?;
+    let l = lock.clone();
+    let waited: (bool, Duration) = Process::new(move || {
+        let t = Instant::now();
+        let got = l.acquire_timeout(Duration::from_millis(200)).unwrap();
+        (got, t.elapsed())
+    })
+    .start()?
+    .join()?;
+    assert!(!waited.0);
+    assert!(waited.1 >= Duration::from_millis(200));
+    Ok(())
+}
+
+/// A child takes the lock, says so, and sleeps; the parent kills it.
+fn start_holder<F>(
+    hold: F,
+) -> Result<(multiproc::Child<()>, Value<u32>), Box<dyn std::error::Error>>
+where
+    F: FnOnce() + Send + 'static,
+{
+    let step = flag()?;
+    let s = step.clone();
+    let child = Process::new(move || {
+        hold();
+        s.store(1);
+        std::thread::sleep(Duration::from_secs(600));
+    })
+    .start()?;
+    wait_for(&step, 1)?;
+    Ok((child, step))
+}
+
+fn lock_owner_died() -> TestResult {
+    let lock = Lock::new()?;
+    let l = lock.clone();
+    let (mut holder, _) = start_holder(move || std::mem::forget(l.lock().unwrap()))?;
+    holder.kill()?;
+    let killed = Instant::now();
+    // The holder is a zombie until joined: the lock must see it as dead all the same.
+    let guard = match lock.lock_timeout(Duration::from_secs(1)) {
+        Err(LockError::OwnerDied(g)) => g,
+        Err(LockError::Timeout) => return Err("no OwnerDied within 1 s of the kill".into()),
+        Ok(_) => return Err("the dead holder's lock was taken as if free".into()),
+    };
+    eprintln!("OwnerDied after {:?}", killed.elapsed());
+    assert_eq!(lock.owner_pid(), Some(std::process::id()));
+    drop(guard);
+    assert!(!lock.is_locked());
+    // Only the first locker after the death is told.
+    drop(lock.lock().map_err(|_| "the lock stayed poisoned")?);
+    assert!(matches!(holder.join(), Err(Error::Signaled(_))));
+    Ok(())
+}
+
+fn rlock_owner_died() -> TestResult {
+    let rlock = RLock::new()?;
+    let r = rlock.clone();
+    let (mut holder, _) = start_holder(move || {
+        std::mem::forget(r.lock().unwrap());
+        std::mem::forget(r.lock().unwrap());
+    })?;
+    holder.kill()?;
+    let g = rlock
+        .lock_timeout(Duration::from_secs(1))
+        .err()
+        .and_then(LockError::into_inner)
+        .ok_or("no OwnerDied within 1 s")?;
+    assert_eq!(rlock.depth(), 1, "the dead owner's depth is not inherited");
+    drop(g);
+    assert!(!rlock.is_locked());
+    let _ = holder.join();
+    Ok(())
+}
+
+fn condition_owner_died() -> TestResult {
+    let cond = Condition::new()?;
+    let step = flag()?;
+    let (c, s) = (cond.clone(), step.clone());
+    // The waiter is the parent: it waits; the child takes the lock, notifies, and is
+    // SIGKILLed (by itself) while holding it, so the waiter's relock finds a dead holder.
+    let mut child = Process::new(move || {
+        while s.load() != 1 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let g = c.lock().unwrap();
+        c.notify_all().unwrap();
+        std::mem::forget(g);
+        std::thread::sleep(Duration::from_millis(50));
+        send_signal(std::process::id(), Signal::KILL).unwrap();
+    })
+    .start()?;
+    let g = cond.lock().map_err(Error::from)?;
+    step.store(1);
+    let t = Instant::now();
+    let outcome = cond.wait_timeout(g, Duration::from_secs(30));
+    match outcome {
+        Err(LockError::OwnerDied(g)) => drop(g),
+        Ok(_) => {
+            // The notify came before the child died; the next lock must report the death.
+            assert!(cond.lock().is_err_and(|e| e.is_owner_died()));
+        }
+        Err(LockError::Timeout) => return Err("wait timed out".into()),
+    }
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "waited out the whole timeout"
+    );
+    assert!(matches!(child.join(), Err(Error::Signaled(Signal::KILL))));
+    Ok(())
+}
+
+fn one_takes_over() -> TestResult {
+    let lock = Lock::new()?;
+    let count = Value::new(0u32)?;
+    let l = lock.clone();
+    let (mut holder, _) = start_holder(move || std::mem::forget(l.lock().unwrap()))?;
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            let (l, count) = (lock.clone(), count.clone());
+            Process::new(move || {
+                let died = match l.lock() {
+                    Ok(_) => false,
+                    Err(e) => e.is_owner_died(),
+                };
+                if died {
+                    count.fetch_add(1);
+                }
+            })
+            .start()
+        })
+        .collect::<Result<_, _>>()?;
+    std::thread::sleep(Duration::from_millis(50));
+    holder.kill()?;
+    for mut w in waiters {
+        w.join()?;
+    }
+    assert_eq!(count.load(), 1, "exactly one waiter learns of the death");
+    let _ = holder.join();
+    Ok(())
+}
+
+fn rl_05() -> TestResult {
+    let rlock = RLock::new()?;
+    let step = flag()?;
+    let (r, s) = (rlock.clone(), step.clone());
+    let mut child = Process::new(move || {
+        let _a = r.lock().unwrap();
+        let _b = r.lock().unwrap();
+        s.store(1);
+        while s.load() != 2 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    })
+    .start()?;
+    wait_for(&step, 1)?;
+    assert!(rlock.is_locked());
+    assert!(!rlock.is_owned());
+    assert_eq!(rlock.depth(), 2);
+    assert!(rlock.release().is_err(), "RL-03: not the owner");
+    assert!(rlock.try_lock().is_err(), "RL-04");
+    step.store(2);
+    child.join()?;
+    assert!(!rlock.is_locked());
+    Ok(())
+}
+
+fn semaphore_limits() -> TestResult {
+    let sem = Semaphore::new(2)?;
+    let inside = Value::new(0u32)?;
+    let max_inside = Value::new(0u32)?;
+    let children: Vec<_> = (0..5)
+        .map(|_| {
+            let (sem, inside, max_inside) = (sem.clone(), inside.clone(), max_inside.clone());
+            Process::new(move || {
+                for _ in 0..20 {
+                    let _unit = sem.lock();
+                    let now = inside.fetch_add(1) + 1;
+                    let mut seen = max_inside.load();
+                    while now > seen {
+                        match max_inside.compare_exchange(seen, now) {
+                            Ok(_) => break,
+                            Err(actual) => seen = actual,
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                    inside.fetch_sub(1);
+                }
+            })
+            .start()
+        })
+        .collect::<Result<_, _>>()?;
+    for mut c in children {
+        c.join()?;
+    }
+    assert_eq!(
+        max_inside.load(),
+        2,
+        "never more than 2 inside, and 2 at some point"
+    );
+    assert_eq!(sem.value(), 2);
+    Ok(())
+}
+
+fn sm_03() -> TestResult {
+    let sem = BoundedSemaphore::new(1)?;
+    sem.acquire();
+    let s = sem.clone();
+    let results: (bool, bool) = Process::new(move || (s.release().is_ok(), s.release().is_err()))
+        .start()?
+        .join()?;
+    assert_eq!(results, (true, true));
+    assert_eq!(sem.value(), 1);
+    Ok(())
+}
+
+fn condition_producer_consumer() -> TestResult {
+    let cond = Condition::new()?;
+    let items = Value::new(0u32)?;
+    let (c, it) = (cond.clone(), items.clone());
+    let mut consumer = Process::new(move || {
+        let mut taken = 0;
+        let mut timeouts = 0;
+        while taken < 5 {
+            let g = c.lock().unwrap();
+            let (g, still_empty) = c
+                .wait_while_timeout(g, Duration::from_millis(50), || it.load() == 0)
+                .unwrap();
+            if still_empty {
+                timeouts += 1;
+            } else {
+                it.fetch_sub(1);
+                taken += 1;
+            }
+            drop(g);
+        }
+        (taken, timeouts)
+    })
+    .start()?;
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(120));
+        let g = cond.lock().map_err(Error::from)?;
+        items.fetch_add(1);
+        cond.notify_one()?;
+        drop(g);
+    }
+    let (taken, timeouts): (u32, u32) = consumer.join()?;
+    assert_eq!(taken, 5);
+    assert!(
+        timeouts >= 5,
+        "the consumer timed out between items: {timeouts}"
+    );
+    assert_eq!(cond.n_waiting(), 0, "CD-11: no phantom sleepers");
+    Ok(())
+}
+
+fn start_waiters(
+    cond: &Condition,
+    woken: &Value<u32>,
+    n: usize,
+) -> Result<Vec<multiproc::Child<()>>, Error> {
+    (0..n)
+        .map(|_| {
+            let (c, w) = (cond.clone(), woken.clone());
+            Process::new(move || {
+                let g = c.lock().unwrap();
+                let _g = c.wait(g).unwrap();
+                w.fetch_add(1);
+            })
+            .start()
+        })
+        .collect()
+}
+
+fn wait_waiting(cond: &Condition, n: u32) -> TestResult {
+    if common::eventually(Duration::from_secs(10), || cond.n_waiting() == n) {
+        Ok(())
+    } else {
+        Err(format!("expected {n} waiters, have {}", cond.n_waiting()).into())
+    }
+}
+
+fn cd_02() -> TestResult {
+    let cond = Condition::new()?;
+    let woken = Value::new(0u32)?;
+    let children = start_waiters(&cond, &woken, 4)?;
+    wait_waiting(&cond, 4)?;
+    let g = cond.lock().map_err(Error::from)?;
+    cond.notify_all()?;
+    drop(g);
+    for mut c in children {
+        c.join()?;
+    }
+    assert_eq!(woken.load(), 4);
+    Ok(())
+}
+
+fn cd_03() -> TestResult {
+    let cond = Condition::new()?;
+    let woken = Value::new(0u32)?;
+    let children = start_waiters(&cond, &woken, 6)?;
+    wait_waiting(&cond, 6)?;
+    let g = cond.lock().map_err(Error::from)?;
+    cond.notify(2)?;
+    drop(g);
+    if !common::eventually(Duration::from_secs(10), || woken.load() == 2) {
+        return Err("notify(2) did not wake 2".into());
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(woken.load(), 2, "notify(2) woke more than 2");
+    assert_eq!(cond.n_waiting(), 4);
+    let g = cond.lock().map_err(Error::from)?;
+    cond.notify(4)?;
+    drop(g);
+    for mut c in children {
+        c.join()?;
+    }
+    assert_eq!(woken.load(), 6);
+    Ok(())
+}
+
+fn ev_03() -> TestResult {
+    let ev = Event::new()?;
+    let e = ev.clone();
+    let mut child = Process::new(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        e.set();
+    })
+    .start()?;
+    let t = Instant::now();
+    assert!(ev.wait_timeout(Duration::from_secs(30)));
+    assert!(t.elapsed() >= Duration::from_millis(50));
+    child.join()?;
+    Ok(())
+}
+
+fn barrier_3() -> TestResult {
+    let barrier = Barrier::new(3)?;
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            let b = barrier.clone();
+            Process::new(move || (0..10).map(|_| b.wait().unwrap()).collect::<Vec<u32>>()).start()
+        })
+        .collect::<Result<_, _>>()?;
+    let mine: Vec<u32> = (0..10).map(|_| barrier.wait()).collect::<Result<_, _>>()?;
+    let mut all = vec![mine];
+    for mut c in children {
+        all.push(c.join()?);
+    }
+    for pass in 0..10 {
+        let mut idx: Vec<u32> = all.iter().map(|v| v[pass]).collect();
+        idx.sort_unstable();
+        assert_eq!(idx, [0, 1, 2], "pass {pass}: one index each");
+    }
+    assert_eq!(barrier.n_waiting(), 0);
+    assert!(!barrier.is_broken());
+    Ok(())
+}
+
+fn barrier_broken_by_kill() -> TestResult {
+    let barrier = Barrier::new(3)?;
+    let b = barrier.clone();
+    let mut victim = Process::new(move || {
+        let _ = b.wait();
+    })
+    .start()?;
+    if !common::eventually(Duration::from_secs(10), || barrier.n_waiting() == 1) {
+        return Err("the victim never reached the barrier".into());
+    }
+    victim.kill()?;
+    let b = barrier.clone();
+    let mut other = Process::new(move || b.wait().is_err()).start()?;
+    // Bounded so a hang fails the test instead of the watchdog.
+    let t = Instant::now();
+    assert!(barrier.wait_timeout(Duration::from_secs(30)).is_err());
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "broken only by the timeout"
+    );
+    assert!(other.join()?, "the other waiter saw the barrier break");
+    assert!(barrier.is_broken());
+    let _ = victim.join();
+    Ok(())
+}
+
+fn br_10() -> TestResult {
+    const PASSES: u32 = 200;
+    let barrier = Barrier::new(3)?;
+    let passes = multiproc::Array::<u32>::new(3)?;
+    let children: Vec<_> = (1..3)
+        .map(|me| {
+            let (b, p) = (barrier.clone(), passes.clone());
+            Process::new(move || {
+                for pass in 0..PASSES {
+                    p.set(me, pass + 1).unwrap();
+                    b.wait().unwrap();
+                }
+            })
+            .start()
+        })
+        .collect::<Result<_, _>>()?;
+    for pass in 0..PASSES {
+        passes.set(0, pass + 1)?;
+        barrier.wait()?;
+        // After the barrier of pass p, nobody is past pass p + 1.
+        let seen = passes.to_vec();
+        assert!(
+            seen.iter().all(|&s| s == pass + 1 || s == pass + 2),
+            "pass {pass}: {seen:?}"
+        );
+    }
+    for mut c in children {
+        c.join()?;
+    }
+    Ok(())
+}
