@@ -60,6 +60,13 @@
 //! overwrites nothing live: a grower killed mid-copy leaves the old ring intact. Messages larger than the current ring
 //! therefore just grow it; the limit is [`MAX_CAP`] of encoded messages at once.
 //!
+//! Below [`GROW_FREELY`] (4 MiB) a full ring grows at once. Above it, and when the message
+//! would fit in half the ring, a put that finds no room first spins (`sync::park::spin`,
+//! at most ~50 us) for a consumer to make room, and grows only if none does: an active
+//! consumer keeps the ring small (cache- and page-friendly: every byte of growth is a fresh
+//! page to fault in), while a stalled or absent one costs one spin per doubling. So an
+//! unbounded put never waits for longer than one spin, and only while a consumer keeps up.
+//!
 //! # Waiting
 //!
 //! Each direction has a [`Signal`]: a `seq` word that every put (for `not_empty`) or every
@@ -92,11 +99,17 @@ const MAX_CAP: u64 = 8 << 30;
 /// Capacity of a new ring.
 #[cfg(not(loom))]
 const INITIAL_CAP: u64 = 128 << 10;
+/// Below this capacity a full ring grows at once; above, a put first gives consumers a
+/// moment to make room (see "Growth").
+#[cfg(not(loom))]
+const GROW_FREELY: u64 = 4 << 20;
 /// Small rings in loom models, so wrap-around and growth happen within a few messages.
 #[cfg(loom)]
 const MAX_CAP: u64 = 256;
 #[cfg(loom)]
 const INITIAL_CAP: u64 = 64;
+#[cfg(loom)]
+const GROW_FREELY: u64 = 128;
 
 /// Where the data area starts in the segment's payload: the rest of the first page.
 #[cfg(not(loom))]
@@ -142,6 +155,17 @@ pub(crate) enum PutFail {
     Closed,
     /// The message is longer than [`MAX_MESSAGE`].
     TooLong,
+}
+
+/// What one locked put attempt did.
+#[derive(Debug, PartialEq, Eq)]
+enum Attempt {
+    /// The message is in the ring.
+    Put,
+    /// No room: the bound is reached, or the ring is as large as it may get.
+    Full,
+    /// No room without growing a ring that is already large; not allowed this time.
+    WouldGrow,
 }
 
 /// Why a get returned no message.
@@ -560,23 +584,34 @@ impl Ring {
         }
         let size = record_size(msg.len() as u64);
         let c = self.ctl();
+        let mut may_grow = matches!(wait, Wait::No);
         loop {
             if self.is_closed() {
                 return Err(PutFail::Closed);
             }
-            {
+            let (attempt, gets_seen) = {
                 let _guard = self
                     .lock(&c.plock.0, wait, Ring::repair_producers)
                     .ok_or(PutFail::Full)?;
-                if self.put_locked(msg, size) {
-                    drop(_guard);
+                // Read before looking for room, so a get after the look changes it.
+                let gets_seen = c.not_full.0.seq.load(Ordering::Acquire);
+                (self.put_locked(msg, size, may_grow), gets_seen)
+            };
+            match attempt {
+                Attempt::Put => {
                     self.notify(&c.not_empty.0);
                     return Ok(());
                 }
-            }
-            let room = || self.is_closed() || self.has_room(size);
-            if !self.wait_for(&c.not_full.0, wait, room) {
-                return Err(PutFail::Full);
+                Attempt::WouldGrow => {
+                    // See "Growth": give an active consumer one spin's time to make room.
+                    may_grow = !park::spin(&c.not_full.0.seq, gets_seen, wait.deadline());
+                }
+                Attempt::Full => {
+                    let room = || self.is_closed() || self.has_room(size);
+                    if !self.wait_for(&c.not_full.0, wait, room) {
+                        return Err(PutFail::Full);
+                    }
+                }
             }
         }
     }
@@ -599,8 +634,9 @@ impl Ring {
         cap < c.ident.0.max_cap.load(Ordering::Relaxed) || used.saturating_add(size + 8) <= cap
     }
 
-    /// The producer's steps 1-5 under `plock`; `false` when there is no room.
-    fn put_locked(&self, msg: &[u8], size: u64) -> bool {
+    /// The producer's steps 1-5 under `plock`, growing the ring if it must and `may_grow`
+    /// (or the ring is still small).
+    fn put_locked(&self, msg: &[u8], size: u64, may_grow: bool) -> Attempt {
         let c = self.ctl();
         let p = &c.producer.0;
         let bound = self.bound();
@@ -612,7 +648,7 @@ impl Ring {
                 gets = c.consumer.0.gets.load(Ordering::Acquire);
                 p.gets_cache.store(gets, Ordering::Relaxed);
                 if idx.saturating_sub(gets) >= bound {
-                    return false;
+                    return Attempt::Full;
                 }
             }
         }
@@ -623,9 +659,15 @@ impl Ring {
             head = c.consumer.0.head.load(Ordering::Acquire);
             p.head_cache.store(head, Ordering::Relaxed);
             if tail + need - head > cap {
+                if cap >= c.ident.0.max_cap.load(Ordering::Relaxed) {
+                    return Attempt::Full;
+                }
+                if !may_grow && cap >= GROW_FREELY && need <= cap / 2 {
+                    return Attempt::WouldGrow;
+                }
                 match self.grow(tail, need) {
                     Some(grown) => cap = grown,
-                    None => return false,
+                    None => return Attempt::Full,
                 }
             }
         }
@@ -643,7 +685,7 @@ impl Ring {
         p.tail_idx.store(idx + 1, Ordering::Release);
         p.tail.store(tail + size, Ordering::Release);
         c.puts.0.store(idx + 1, Ordering::Release);
-        true
+        Attempt::Put
     }
 
     /// Copies `src` to position `pos` onwards, wrapping at `cap`.
@@ -891,6 +933,19 @@ mod tests {
     }
 
     #[test]
+    fn an_unbounded_put_without_consumers_grows_past_the_free_growth_size() {
+        let ring = Ring::create(0).unwrap();
+        let m = vec![9u8; 100 << 10];
+        for _ in 0..100 {
+            ring.put(&m, Wait::Forever).unwrap();
+        }
+        assert!(ring.ctl().cap.0.load(Ordering::Relaxed) > GROW_FREELY);
+        for _ in 0..100 {
+            assert_eq!(take(&ring, Wait::No).unwrap(), m);
+        }
+    }
+
+    #[test]
     fn growth_keeps_messages_queued_across_the_old_end() {
         let ring = Ring::create(0).unwrap();
         // Fill to just below the initial capacity with a few messages, drain some so the
@@ -958,7 +1013,10 @@ mod tests {
             p.tail.load(Ordering::Relaxed),
             p.tail_idx.load(Ordering::Relaxed),
         );
-        assert!(ring.put_locked(b"second", record_size(6)));
+        assert_eq!(
+            ring.put_locked(b"second", record_size(6), true),
+            Attempt::Put
+        );
         // Roll step 5 back: the state a producer killed right after its commit leaves.
         p.tail.store(tail, Ordering::Relaxed);
         p.tail_idx.store(idx, Ordering::Relaxed);
@@ -1006,7 +1064,10 @@ mod tests {
             p.tail.load(Ordering::Relaxed),
             p.tail_idx.load(Ordering::Relaxed),
         );
-        assert!(ring.put_locked(b"committed", record_size(9)));
+        assert_eq!(
+            ring.put_locked(b"committed", record_size(9), true),
+            Attempt::Put
+        );
         p.tail.store(tail, Ordering::Relaxed);
         p.tail_idx.store(idx, Ordering::Relaxed);
         c.puts.0.store(idx, Ordering::Relaxed);
