@@ -12,8 +12,10 @@
 //! | `put(x)` / `put(x, False)` / `put(x, timeout=t)` | [`Queue::put`] / [`Queue::try_put`] / [`Queue::put_timeout`] |
 //! | `get()` / `get_nowait()` / `get(timeout=t)` | [`Queue::get`] / [`Queue::try_get`] / [`Queue::get_timeout`] |
 //! | `queue.Full` / `queue.Empty` | [`PutError::Full`] (with the value) / [`Error::Empty`] |
-//! | `qsize()`, `empty()`, `full()`, `close()` | [`Queue::qsize`], [`Queue::is_empty`], [`Queue::is_full`], [`Queue::close`] |
+//! | `qsize()`, `empty()`, `full()` | [`Queue::qsize`], [`Queue::is_empty`], [`Queue::is_full`] |
+//! | `close()`; 3.13's `shutdown()` | [`Queue::close`]: for every process, like `shutdown()` |
 //! | `join_thread()`, `cancel_join_thread()` | not needed: nothing is buffered in the process |
+//! | `SimpleQueue()`, `JoinableQueue()` | [`SimpleQueue::new`], [`JoinableQueue::new`] |
 // `deny`, not `forbid`: the ring below is the one file of this module that maps shared memory.
 #![deny(unsafe_code)]
 
@@ -320,6 +322,17 @@ impl<T: Serialize + DeserializeOwned> SimpleQueue<T> {
 }
 
 impl<T: Serialize + DeserializeOwned, C: Codec> SimpleQueue<T, C> {
+    /// A new, empty queue whose messages are encoded with codec `C` (see
+    /// [`Queue::with_codec`]).
+    ///
+    /// # Errors
+    /// As [`SimpleQueue::new`].
+    pub fn with_codec() -> Result<SimpleQueue<T, C>> {
+        Ok(SimpleQueue {
+            queue: Queue::with_codec(None)?,
+        })
+    }
+
     /// Puts `value`; the message is in the queue when this returns.
     ///
     /// # Errors
