@@ -1004,23 +1004,24 @@ mod tests {
         assert_eq!(sleeper.join().unwrap(), Err(GetFail::Closed));
     }
 
+    /// Leaves the state of a producer killed right after its commit: `msg` committed, step
+    /// 5 (`tail_idx`, `tail`, `puts`) not done.
+    fn commit_without_step_5(ring: &Ring, msg: &[u8]) {
+        let p = &ring.ctl().producer.0;
+        let tail = p.tail.load(Ordering::Relaxed);
+        let idx = p.tail_idx.load(Ordering::Relaxed);
+        let size = record_size(msg.len() as u64);
+        assert_eq!(ring.put_locked(msg, size, true), Attempt::Put);
+        p.tail.store(tail, Ordering::Relaxed);
+        p.tail_idx.store(idx, Ordering::Relaxed);
+        ring.ctl().puts.0.store(idx, Ordering::Relaxed);
+    }
+
     #[test]
     fn repair_finishes_a_commit_whose_producer_died_before_step_5() {
         let ring = Ring::create(0).unwrap();
         ring.put(b"first", Wait::No).unwrap();
-        let p = &ring.ctl().producer.0;
-        let (tail, idx) = (
-            p.tail.load(Ordering::Relaxed),
-            p.tail_idx.load(Ordering::Relaxed),
-        );
-        assert_eq!(
-            ring.put_locked(b"second", record_size(6), true),
-            Attempt::Put
-        );
-        // Roll step 5 back: the state a producer killed right after its commit leaves.
-        p.tail.store(tail, Ordering::Relaxed);
-        p.tail_idx.store(idx, Ordering::Relaxed);
-        ring.ctl().puts.0.store(idx, Ordering::Relaxed);
+        commit_without_step_5(&ring, b"second");
         ring.repair_producers();
         assert_eq!(ring.len(), 2);
         ring.put(b"third", Wait::No).unwrap();
@@ -1057,20 +1058,8 @@ mod tests {
         let ring = Ring::create(0).unwrap();
         ring.put(b"before", Wait::No).unwrap();
         // A producer got the lock and committed a record, then died before step 5.
-        let c = ring.ctl();
-        assert!(c.plock.0.try_lock(dead_token()));
-        let p = &c.producer.0;
-        let (tail, idx) = (
-            p.tail.load(Ordering::Relaxed),
-            p.tail_idx.load(Ordering::Relaxed),
-        );
-        assert_eq!(
-            ring.put_locked(b"committed", record_size(9), true),
-            Attempt::Put
-        );
-        p.tail.store(tail, Ordering::Relaxed);
-        p.tail_idx.store(idx, Ordering::Relaxed);
-        c.puts.0.store(idx, Ordering::Relaxed);
+        assert!(ring.ctl().plock.0.try_lock(dead_token()));
+        commit_without_step_5(&ring, b"committed");
         ring.put(b"after", Wait::Forever).unwrap();
         for m in [&b"before"[..], b"committed", b"after"] {
             assert_eq!(take(&ring, Wait::No).unwrap(), m);
