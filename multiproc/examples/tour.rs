@@ -10,6 +10,12 @@ mod pipe_adder_server;
 mod pipe_producer_consumer;
 #[path = "process_basics.rs"]
 mod process_basics;
+#[path = "queue_first_ten.rs"]
+mod queue_first_ten;
+#[path = "queue_json_work.rs"]
+mod queue_json_work;
+#[path = "queue_producer_consumer.rs"]
+mod queue_producer_consumer;
 #[path = "shared_value_array.rs"]
 mod shared_value_array;
 #[path = "signals.rs"]
@@ -28,6 +34,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("shared_value_array", shared_value_array::main),
         ("lock_printing", lock_printing::main),
         ("ticket_file_lock", ticket_file_lock::main),
+        ("queue_producer_consumer", queue_producer_consumer::main),
+        ("queue_json_work", queue_json_work::main),
+        ("queue_first_ten", queue_first_ten::main),
     ];
     for (name, run) in examples {
         println!("=== {name}");

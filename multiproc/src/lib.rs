@@ -123,6 +123,7 @@ mod sys;
 pub mod codec;
 pub mod connection;
 pub mod process;
+pub mod queue;
 pub mod shm;
 pub mod sync;
 
@@ -132,5 +133,6 @@ pub use crate::process::{
     active_children, cpu_count, current_process, parent_process, Child, ExitStatus, Process, Run,
     Signal, StartMethod,
 };
+pub use crate::queue::{JoinableQueue, Queue, SimpleQueue};
 pub use crate::shm::{Array, SharedMemory, Value};
 pub use crate::sync::{Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore};

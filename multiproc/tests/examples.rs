@@ -11,6 +11,9 @@ fn main() {
         test("seed_000_pipe_adder_server", pipe_adder_server),
         test("seed_002_process_basics", process_basics),
         test("seed_001_signals", signals),
+        test("seed_002_queue_producer_consumer", queue_producer_consumer),
+        test("seed_003_queue_json_work", queue_json_work),
+        test("seed_004_queue_first_ten", queue_first_ten),
         test("tour_runs_every_example", tour),
     ])
 }
@@ -106,6 +109,63 @@ fn signals() -> TestResult {
             "exit code after SIGKILL: -9"
         ]
     );
+    Ok(())
+}
+
+fn queue_producer_consumer() -> TestResult {
+    assert_eq!(
+        run_example("queue_producer_consumer")?,
+        [
+            r#"put Text("haha")"#,
+            "put List([1, 2])",
+            r#"put Dict([("a", 1)])"#,
+            "qsize 3, full true",
+            "try_put: Full, Number(5) came back",
+            "put_timeout 0.1 s: Full",
+            r#"get Text("haha")"#,
+            "get List([1, 2])",
+            r#"get Dict([("a", 1)])"#,
+            "try_get: Empty",
+            "get_timeout 0.1 s: Empty",
+            "2 producers, 2 consumers: [0, 1, 2, 3, 4, 100, 101, 102, 103, 104]",
+            "结束",
+        ]
+    );
+    Ok(())
+}
+
+fn queue_json_work() -> TestResult {
+    let lines = run_example("queue_json_work")?;
+    let (received, tail) = lines.split_at(lines.len() - 2);
+    assert_eq!(tail, ["receiver terminated, exit code Some(-15)", "结束"]);
+    let mut expected: Vec<String> = (0..20)
+        .map(|i| format!("接收到的信息为:第 {i} 次循环,发送的消息为:{i}"))
+        .collect();
+    expected.push(r#"接收到的信息为:{"message":"这是一条测试的消息"}"#.to_string());
+    let mut got = received.to_vec();
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected, "every message printed exactly once");
+    // One producer's messages arrive in the order they were sent.
+    let batch: Vec<&String> = received.iter().filter(|l| l.contains("次循环")).collect();
+    for (i, line) in batch.iter().enumerate() {
+        assert!(line.ends_with(&format!("发送的消息为:{i}")), "{line}");
+    }
+    Ok(())
+}
+
+fn queue_first_ten() -> TestResult {
+    let lines = run_example("queue_first_ten")?;
+    assert_eq!(lines.len(), 12, "{lines:?}");
+    let mut pids = std::collections::HashSet::new();
+    for (i, line) in lines[..10].iter().enumerate() {
+        let pid = line
+            .strip_prefix(&format!("排名{}号的,用户", i + 1))
+            .ok_or_else(|| format!("unexpected line {line:?}"))?;
+        assert!(pids.insert(pid.parse::<u32>()?), "pid {pid} printed twice");
+    }
+    assert_eq!(lines[10], "40 buyers found the queue full");
+    assert_eq!(lines[11], "结束");
     Ok(())
 }
 
