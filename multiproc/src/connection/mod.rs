@@ -28,6 +28,7 @@ use serde::Serialize;
 use crate::codec::{Binary, Codec};
 use crate::error::{Error, Result};
 use crate::process::inherit;
+use crate::sync::park;
 use crate::sys;
 
 pub use self::direction::{Duplex, Readable, RecvOnly, SendOnly, Writable};
@@ -86,10 +87,11 @@ const GROW_STEP: usize = 8 * 1024 * 1024;
 /// Dropping a connection closes this process's copy of its descriptor.
 pub struct Connection<D = Duplex> {
     fd: OwnedFd,
-    /// Bytes read from the socket but not yet returned: `buf[start..end]`.
-    buf: Box<[u8]>,
+    /// Bytes read from the socket but not yet returned: `buf[start..]`. Its capacity is
+    /// never zero-filled, so a process that reads little touches (and, after `fork`, copies)
+    /// few pages.
+    buf: Vec<u8>,
     start: usize,
-    end: usize,
     /// Reused for encoding `send`, so steady-state sends allocate nothing.
     scratch: Vec<u8>,
     _dir: PhantomData<D>,
@@ -103,7 +105,7 @@ impl<D> fmt::Debug for Connection<D> {
                 "direction",
                 &std::any::type_name::<D>().rsplit("::").next().unwrap_or(""),
             )
-            .field("buffered", &(self.end - self.start))
+            .field("buffered", &(self.buf.len() - self.start))
             .finish()
     }
 }
@@ -170,9 +172,8 @@ impl<D> Connection<D> {
         inherit::track(fd.as_raw_fd());
         Ok(Connection {
             fd,
-            buf: Box::new([]),
+            buf: Vec::new(),
             start: 0,
-            end: 0,
             scratch: Vec::new(),
             _dir: PhantomData,
         })
@@ -194,7 +195,7 @@ impl<D> Connection<D> {
     }
 
     fn buffered(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
+        &self.buf[self.start..]
     }
 }
 
@@ -206,11 +207,10 @@ impl<D: Readable> Connection<D> {
     /// # Errors
     /// [`Error::Io`] if the descriptor is unusable.
     pub fn poll(&self, timeout: Option<Duration>) -> Result<bool> {
-        if self.start < self.end {
+        if self.start < self.buf.len() {
             return Ok(true);
         }
-        let ready = sys::fd::poll_readable(&[self.fd.as_raw_fd()], timeout)?;
-        Ok(ready[0])
+        Ok(wait_readable(&[self.fd.as_raw_fd()], timeout)?[0])
     }
 
     /// Receives one message and decodes it as a `T`.
@@ -221,7 +221,7 @@ impl<D: Readable> Connection<D> {
     /// [`Error::Codec`] when the bytes are not a `T`.
     pub fn recv<T: DeserializeOwned>(&mut self) -> Result<T> {
         let len = self.read_header()?;
-        if len <= (self.end - self.start) as u64 {
+        if len <= (self.buf.len() - self.start) as u64 {
             let len = len as usize;
             let value = Binary::decode(&self.buf[self.start..self.start + len]);
             self.start += len;
@@ -286,7 +286,7 @@ impl<D: Readable> Connection<D> {
             return Err(Error::BufferTooShort { message });
         }
         let len = len as usize;
-        let from_buf = len.min(self.end - self.start);
+        let from_buf = len.min(self.buf.len() - self.start);
         buf[..from_buf].copy_from_slice(&self.buf[self.start..self.start + from_buf]);
         self.start += from_buf;
         self.read_exact_direct(&mut buf[from_buf..len])?;
@@ -295,20 +295,43 @@ impl<D: Readable> Connection<D> {
 
     /// Reads more bytes into the read buffer; `Ok(0)` at EOF.
     fn fill(&mut self) -> Result<usize> {
-        if self.buf.is_empty() {
-            self.buf = vec![0; READ_BUF].into_boxed_slice();
+        if self.buf.capacity() == 0 {
+            self.buf = Vec::with_capacity(READ_BUF);
         }
-        if self.start == self.end {
+        if self.start == self.buf.len() {
             self.start = 0;
-            self.end = 0;
-        } else if self.end == self.buf.len() {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
+            self.buf.clear();
+        } else if self.buf.len() == self.buf.capacity() {
+            self.buf.drain(..self.start);
             self.start = 0;
         }
-        let n = sys::fd::read(self.fd.as_fd(), &mut self.buf[self.end..])?;
-        self.end += n;
-        Ok(n)
+        // Data that arrives within the spin budget is taken without sleeping: a sleeping
+        // reader costs the writer a cross-CPU wake-up (tens of microseconds here).
+        let (fd, buf) = (self.fd.as_fd(), &mut self.buf);
+        let mut got = None;
+        park::spin_until(
+            || match sys::fd::recv_nowait_to_spare(fd, buf) {
+                Ok(Some(n)) => {
+                    got = Some(n);
+                    true
+                }
+                Ok(None) => false,
+                // Not a socket (a wrapped pipe), or a real error: the blocking read decides.
+                Err(_) => true,
+            },
+            None,
+        );
+        match got {
+            Some(n) => Ok(n),
+            None => {
+                let room = self.buf.capacity() - self.buf.len();
+                Ok(sys::fd::read_to_spare(
+                    self.fd.as_fd(),
+                    &mut self.buf,
+                    room,
+                )?)
+            }
+        }
     }
 
     /// Reads the next frame header and returns the payload length.
@@ -318,7 +341,7 @@ impl<D: Readable> Connection<D> {
                 self.start += header_len;
                 return Ok(len);
             }
-            let had = self.end - self.start;
+            let had = self.buf.len() - self.start;
             if self.fill()? == 0 {
                 return Err(if had == 0 {
                     Error::Eof
@@ -335,7 +358,7 @@ impl<D: Readable> Connection<D> {
     fn read_payload(&mut self, len: u64) -> Result<Vec<u8>> {
         let len = usize::try_from(len)
             .map_err(|_| Error::Protocol(format!("message of {len} bytes cannot be held here")))?;
-        let from_buf = len.min(self.end - self.start);
+        let from_buf = len.min(self.buf.len() - self.start);
         let mut out = Vec::with_capacity(len.min(from_buf + GROW_STEP));
         out.extend_from_slice(&self.buf[self.start..self.start + from_buf]);
         self.start += from_buf;
@@ -369,7 +392,7 @@ impl<D: Readable> Connection<D> {
     fn discard(&mut self, len: u64) -> Result<()> {
         let mut left = len;
         loop {
-            let take = left.min((self.end - self.start) as u64) as usize;
+            let take = left.min((self.buf.len() - self.start) as u64) as usize;
             self.start += take;
             left -= take as u64;
             if left == 0 {
@@ -380,6 +403,39 @@ impl<D: Readable> Connection<D> {
             }
         }
     }
+}
+
+/// Waits at most `timeout` (`None`: forever) for some of `fds` to become readable, with a
+/// short yield-polling spin first (see [`park::spin_until`]); one flag per descriptor.
+pub(crate) fn wait_readable(fds: &[RawFd], timeout: Option<Duration>) -> Result<Vec<bool>> {
+    if timeout == Some(Duration::ZERO) {
+        return Ok(sys::fd::poll_readable(fds, timeout)?);
+    }
+    let deadline = timeout.and_then(park::deadline_after);
+    let mut ready = Vec::new();
+    let mut failed = None;
+    let spun = park::spin_until(
+        || match sys::fd::poll_readable(fds, Some(Duration::ZERO)) {
+            Ok(flags) => {
+                let any = flags.iter().any(|&f| f);
+                ready = flags;
+                any
+            }
+            Err(e) => {
+                failed = Some(e);
+                true
+            }
+        },
+        deadline,
+    );
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    if spun {
+        return Ok(ready);
+    }
+    let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+    Ok(sys::fd::poll_readable(fds, left)?)
 }
 
 fn truncated(got: usize, len: usize) -> Error {

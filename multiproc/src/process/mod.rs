@@ -264,7 +264,7 @@ impl<R: DeserializeOwned> Child<R> {
             if watch_ctl {
                 fds.push(std::os::fd::AsRawFd::as_raw_fd(&self.ctl));
             }
-            let ready = crate::sys::fd::poll_readable(&fds, left)?;
+            let ready = crate::connection::wait_readable(&fds, left)?;
             if watch_ctl && ready[1] {
                 self.receive();
             }

@@ -120,6 +120,27 @@ pub(crate) fn spin(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -
     }
 }
 
+/// [`spin`] for conditions that are not a shared word (a descriptor becoming readable, a
+/// child's exit): calls `ready` between yields for at most [`SPIN_BUDGET`], never past
+/// `deadline`, and returns whether it said `true`. Each call of `ready` may cost a
+/// system call, so there is no plain-load phase.
+pub(crate) fn spin_until(mut ready: impl FnMut() -> bool, deadline: Option<Instant>) -> bool {
+    let start = Instant::now();
+    let limit = match deadline {
+        Some(d) => d.min(start + SPIN_BUDGET),
+        None => start + SPIN_BUDGET,
+    };
+    loop {
+        if ready() {
+            return true;
+        }
+        if Instant::now() >= limit {
+            return false;
+        }
+        std::thread::yield_now();
+    }
+}
+
 /// Under loom a spin is one look, with no yield (a model yield would let the other threads
 /// run first, so the model would never sleep while the word is still held): loom explores
 /// the interleavings a real spin meets without multiplying them by the spin's length.
