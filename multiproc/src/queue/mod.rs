@@ -16,9 +16,6 @@
 //! | `close()`; 3.13's `shutdown()` | [`Queue::close`]: for every process, like `shutdown()` |
 //! | `join_thread()`, `cancel_join_thread()` | not needed: nothing is buffered in the process |
 //! | `SimpleQueue()`, `JoinableQueue()` | [`SimpleQueue::new`], [`JoinableQueue::new`] |
-// `deny`, not `forbid`: the ring below is the one file of this module that maps shared memory.
-#![deny(unsafe_code)]
-
 mod ring;
 
 use std::cell::RefCell;

@@ -4,6 +4,7 @@
 //! Both are `#[repr(C)]` structs of atomics that live in shared memory and are reached by
 //! reference from every process mapping them. They protect no memory themselves; the typed
 //! wrappers (`Lock`, `Value`, ...) decide what the lock guards.
+#![allow(unsafe_code)] // `RawLock::unlock` is an `unsafe fn`: only the holder may call it.
 
 use std::time::{Duration, Instant};
 
