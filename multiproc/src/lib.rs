@@ -35,6 +35,18 @@
 //!   sending end (the wrong direction does not compile). Values go through serde
 //!   ([`Connection::send`], [`Connection::recv`]); bytes go raw and are framed exactly as
 //!   Python frames them, so a Python peer can read them.
+//! - **Queues.** [`Queue`] (unbounded or [`Queue::bounded`]), [`SimpleQueue`] and
+//!   [`JoinableQueue`] live on a ring in shared memory: no feeder thread, `put` encodes in
+//!   the caller and a full queue hands the value back ([`PutError::Full`]); a producer or
+//!   consumer killed at any instant neither corrupts the ring nor blocks the others.
+//! - **Shared memory.** [`Value`] and [`Array`] (with their lock, and lock-free atomics such
+//!   as `fetch_add` for integers), `RawValue`/`RawArray` without one, and named
+//!   [`SharedMemory`] for unrelated processes. See [`shm`].
+//! - **Synchronisation across processes.** [`Lock`], [`RLock`], [`Semaphore`],
+//!   [`BoundedSemaphore`], [`Condition`], [`Event`], [`Barrier`], all in shared memory on
+//!   futexes; an uncontended lock makes no system call, and a process that dies holding a
+//!   lock does not deadlock the others: the next locker is told the owner died
+//!   ([`sync::LockError::OwnerDied`]) and gets the guard to repair the data. See [`sync`].
 //! - **Signals.** [`Signal`] knows every name `kill -l` prints;
 //!   [`process::send_signal`] signals any pid, [`Child::signal`] a child (through a pidfd,
 //!   so never a recycled pid), and [`process::SignalFlag`] is the safe way to react to one.
@@ -56,6 +68,14 @@
 //! | `recv_bytes_into(buf, off)` | `recv_bytes_into(&mut buf[off..])` |
 //! | `conn.poll(timeout)` | [`Connection::poll`] (`Some(Duration::ZERO)` looks, `None` waits) |
 //! | `EOFError`, `BufferTooShort`, `OSError("bad message length")` | [`Error::Eof`], [`Error::BufferTooShort`], [`Error::MessageTooLong`] |
+//! | `Queue(maxsize)`, `put`, `get(timeout=t)`, `put_nowait` | [`Queue::bounded`], [`Queue::put`], [`Queue::get_timeout`], [`Queue::try_put`] |
+//! | `queue.Full`, `queue.Empty` | [`PutError::Full`] (with the value), [`Error::Empty`] |
+//! | `SimpleQueue`, `JoinableQueue.task_done()/join()` | [`SimpleQueue`], [`JoinableQueue::task_done`], [`JoinableQueue::join`] |
+//! | `Value('i', 0)`, `with v.get_lock(): v.value += 1` | `Value::<i32>::new(0)?`, `*v.lock()? += 1` |
+//! | `Array('d', [1, 2])`, `RawValue`, `RawArray` | `Array::<f64>::from_slice(&[1.0, 2.0])?`, [`shm::RawValue`], [`shm::RawArray`] |
+//! | `shared_memory.SharedMemory(name, create=True, size=n)` | [`SharedMemory::create`] |
+//! | `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore` | [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`] (RAII guards; `acquire`/`release` too) |
+//! | `Condition`, `Event`, `Barrier` | [`Condition`], [`Event`], [`Barrier`] |
 //!
 //! # Pipe ends follow ownership: EOF without closing by hand
 //!
@@ -111,8 +131,8 @@
 //!
 //! - Linux (x86_64 and aarch64). The platform layer (`sys`) is one module, so other Unix
 //!   systems can follow.
-//! - Shared memory, locks and queues land in the modules that the DESIGN lists; see the
-//!   README for what exists today.
+//! - Manager, pool, named listeners and the forkserver/spawn start methods are still to
+//!   come; the README says what exists today.
 
 #![doc(test(attr(deny(warnings))))]
 // `unsafe` is allowed only where STYLE.md puts it: `sys/` (system calls), `shm/` (the types
