@@ -1,4 +1,5 @@
-"""Queue: small messages from 1 or 4 producers to 1 consumer, and 1 MiB messages."""
+"""Queue: small messages from 1 or 4 producers to 1 consumer, 1 MiB messages, and a
+put/get ping-pong through two queues."""
 
 import time
 from multiprocessing import get_context
@@ -52,3 +53,31 @@ def big(n, size):
     if total != n * size:
         raise RuntimeError(f"sent {n * size} bytes, received {total}")
     return total, seconds
+
+
+def _echo(ping, pong, count):
+    for _ in range(count):
+        pong.put(ping.get())
+
+
+def round_trip(n, warmup):
+    ping, pong = CTX.Queue(), CTX.Queue()
+    child = CTX.Process(target=_echo, args=(ping, pong, warmup + n))
+    child.start()
+    try:
+        for i in range(warmup):
+            ping.put(i)
+            pong.get()
+        start = time.perf_counter()
+        for i in range(n):
+            ping.put(i)
+            if pong.get() != i:
+                raise RuntimeError("echo changed the message")
+        seconds = time.perf_counter() - start
+        child.join()
+        if child.exitcode != 0:
+            raise RuntimeError(f"echo child exit code {child.exitcode}")
+        return n, seconds
+    finally:
+        child.kill()
+        child.join()

@@ -1,4 +1,5 @@
-"""Lock acquire+release uncontended and contended by 2 processes; Value += 1 under get_lock()."""
+"""Lock acquire+release uncontended and contended by 2 processes, a hand-off ping-pong
+through two Locks; Value += 1 under get_lock()."""
 
 import time
 from multiprocessing import get_context
@@ -49,6 +50,38 @@ def lock_contended(n):
     if counter.value != 2 * n:
         raise RuntimeError(f"lock let updates through: {counter.value} != {2 * n}")
     return 2 * n, seconds
+
+
+def _answer(ping, pong, count):
+    for _ in range(count):
+        ping.acquire()
+        pong.release()
+
+
+def lock_round_trip(n, warmup):
+    """Two Locks used as binary semaphores (any process may release a Lock): this process
+    releases ping, the child takes it and releases pong, this process takes pong."""
+    ping, pong = CTX.Lock(), CTX.Lock()
+    ping.acquire()
+    pong.acquire()
+    child = CTX.Process(target=_answer, args=(ping, pong, warmup + n))
+    child.start()
+    try:
+        for _ in range(warmup):
+            ping.release()
+            pong.acquire()
+        start = time.perf_counter()
+        for _ in range(n):
+            ping.release()
+            pong.acquire()
+        seconds = time.perf_counter() - start
+        child.join()
+        if child.exitcode != 0:
+            raise RuntimeError(f"child exit code {child.exitcode}")
+        return n, seconds
+    finally:
+        child.kill()
+        child.join()
 
 
 def _increment(value, go, n):

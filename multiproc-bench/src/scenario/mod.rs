@@ -2,7 +2,9 @@
 //! function per scenario (returning `Outcome::NotYet` until the component lands) next to
 //! the peers that do the same work.
 
-use crate::harness::{Ctx, Outcome, Result, Scenario, System};
+use crate::child;
+use crate::floor::SharedWord;
+use crate::harness::{Ctx, Outcome, Result, Sample, Scenario, System};
 
 mod lock;
 mod manager;
@@ -34,6 +36,7 @@ const PYTHON: &str = "python multiprocessing";
 const IPC_CHANNEL: &str = "ipc-channel";
 const PROCSPAWN: &str = "procspawn";
 const THREADS: &str = "crossbeam-channel (threads)";
+const FUTEX_FLOOR: &str = "floor: futex wake (no data)";
 
 /// The Python peer of a scenario: `request` builds the driver request for `n` operations.
 fn python(request: impl Fn(u64) -> serde_json::Value + 'static) -> System {
@@ -45,6 +48,15 @@ fn python_named(
     request: impl Fn(u64) -> serde_json::Value + 'static,
 ) -> System {
     System::new(name, move |ctx: &mut Ctx, n| ctx.python(request(n)))
+}
+
+/// The id and title suffixes of a scenario run with both processes on one CPU.
+fn pinned_suffix(pinned: bool) -> (&'static str, &'static str) {
+    if pinned {
+        ("_pinned", ", both on CPU 0")
+    } else {
+        ("", "")
+    }
 }
 
 /// Untimed operations before the timed ones, so that caches, page tables and the
@@ -60,6 +72,51 @@ fn check<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> Result<
     } else {
         Err(format!("{what}: got {got:?}, want {want:?}").into())
     }
+}
+
+/// Forks `echo` (which must answer `warmup(n) + n` round trips), does the warm-up, then
+/// times `n` calls of `round_trip`.
+fn ping_pong(
+    n: u64,
+    echo: impl FnOnce(u64) -> Result<()>,
+    mut round_trip: impl FnMut() -> Result<()>,
+) -> Result<Outcome> {
+    let warm = warmup(n);
+    let child = child::fork(move || echo(warm + n))?;
+    for _ in 0..warm {
+        round_trip()?;
+    }
+    let sample = Sample::time(n, || (0..n).try_for_each(|_| round_trip()))?;
+    child.wait()?;
+    Ok(Outcome::Sample(sample))
+}
+
+/// The floor of any blocking hand-off: one shared word, each side waits on a futex for
+/// its turn. Turns are numbered: the parent's round trip `i` moves the word from `2i` to
+/// `2i + 1`, the child answers with `2i + 2`.
+fn futex_round_trip(n: u64) -> Result<Outcome> {
+    let word = SharedWord::new()?;
+    let mut turn = 0u32;
+    ping_pong(
+        n,
+        |count| {
+            for i in 0..u32::try_from(count)? {
+                word.wait_while(2 * i);
+                word.set_and_wake(2 * i + 2);
+            }
+            Ok(())
+        },
+        || {
+            word.set_and_wake(turn + 1);
+            word.wait_while(turn + 1);
+            turn += 2;
+            check(
+                "turn",
+                word.get().load(std::sync::atomic::Ordering::Acquire),
+                turn,
+            )
+        },
+    )
 }
 
 /// For the multiproc side of a component that has not landed yet.
