@@ -4,6 +4,8 @@ put/get ping-pong through two queues."""
 import time
 from multiprocessing import get_context
 
+from bench_common import ping_pong
+
 CTX = get_context("fork")
 
 
@@ -62,22 +64,10 @@ def _echo(ping, pong, count):
 
 def round_trip(n, warmup):
     ping, pong = CTX.Queue(), CTX.Queue()
-    child = CTX.Process(target=_echo, args=(ping, pong, warmup + n))
-    child.start()
-    try:
-        for i in range(warmup):
-            ping.put(i)
-            pong.get()
-        start = time.perf_counter()
-        for i in range(n):
-            ping.put(i)
-            if pong.get() != i:
-                raise RuntimeError("echo changed the message")
-        seconds = time.perf_counter() - start
-        child.join()
-        if child.exitcode != 0:
-            raise RuntimeError(f"echo child exit code {child.exitcode}")
-        return n, seconds
-    finally:
-        child.kill()
-        child.join()
+
+    def one(i):
+        ping.put(i)
+        if pong.get() != i:
+            raise RuntimeError("echo changed the message")
+
+    return ping_pong(CTX, _echo, (ping, pong), n, warmup, one)

@@ -4,6 +4,8 @@ through two Locks; Value += 1 under get_lock()."""
 import time
 from multiprocessing import get_context
 
+from bench_common import ping_pong
+
 CTX = get_context("fork")
 
 
@@ -64,24 +66,12 @@ def lock_round_trip(n, warmup):
     ping, pong = CTX.Lock(), CTX.Lock()
     ping.acquire()
     pong.acquire()
-    child = CTX.Process(target=_answer, args=(ping, pong, warmup + n))
-    child.start()
-    try:
-        for _ in range(warmup):
-            ping.release()
-            pong.acquire()
-        start = time.perf_counter()
-        for _ in range(n):
-            ping.release()
-            pong.acquire()
-        seconds = time.perf_counter() - start
-        child.join()
-        if child.exitcode != 0:
-            raise RuntimeError(f"child exit code {child.exitcode}")
-        return n, seconds
-    finally:
-        child.kill()
-        child.join()
+
+    def one(_):
+        ping.release()
+        pong.acquire()
+
+    return ping_pong(CTX, _answer, (ping, pong), n, warmup, one)
 
 
 def _increment(value, go, n):

@@ -9,9 +9,7 @@ use multiproc::shm::RawValue;
 use multiproc::{Event, Lock, Process, Value};
 use serde_json::json;
 
-use super::{
-    check, futex_round_trip, ping_pong, pinned_suffix, python, python_named, warmup, FUTEX_FLOOR,
-};
+use super::{check, hand_off, ping_pong, python, python_named};
 use crate::harness::{Counts, Outcome, Result, Sample, Scenario, System, Unit, MULTIPROC};
 
 /// The in-process ceiling for locks: there is no channel in these scenarios.
@@ -21,7 +19,17 @@ const STD_ATOMIC: &str = "std AtomicU64 (threads)";
 
 pub(super) fn scenarios() -> Vec<Scenario> {
     let ns = Unit::time("ns/op", 1e9);
-    let increments = Counts::new(100, 50_000, 200_000);
+    // Two locks used as binary semaphores (any process may release a `Lock`, as in
+    // Python): this process releases `ping`, the child takes it and releases `pong`, this
+    // process takes `pong`.
+    let round_trip = |pinned| {
+        hand_off(
+            "lock_rt",
+            "lock ping-pong round trip (two locks)",
+            pinned,
+            multiproc_round_trip,
+        )
+    };
     vec![
         Scenario::new(
             "lock_uncontended",
@@ -51,7 +59,7 @@ pub(super) fn scenarios() -> Vec<Scenario> {
             "value_increment",
             "Value += 1 under its lock, 2 processes x n",
             ns,
-            increments,
+            Counts::new(100, 50_000, 200_000),
             vec![
                 System::new(MULTIPROC, |_, n| multiproc_value_increment(n)),
                 python(|n| json!({"scenario": "value_increment", "n": n})),
@@ -59,12 +67,14 @@ pub(super) fn scenarios() -> Vec<Scenario> {
             ],
         ),
         // Python has no atomic add: what a Python user writes is the locked increment, so
-        // its row is the same measurement as in `value_increment`.
+        // its row is the same measurement as in `value_increment`. More increments than
+        // there: waking and joining the two children costs about 0.1 ms, which must stay
+        // small beside 2n increments of a few ns each.
         Scenario::new(
             "value_fetch_add",
             "Value fetch_add, 2 processes x n",
             ns,
-            increments,
+            Counts::new(100, 500_000, 1_000_000),
             vec![
                 System::new(MULTIPROC, |_, n| multiproc_value_fetch_add(n)),
                 python_named(
@@ -75,25 +85,6 @@ pub(super) fn scenarios() -> Vec<Scenario> {
             ],
         ),
     ]
-}
-
-/// A hand-off through two locks used as binary semaphores (any process may release a
-/// `Lock`, as in Python): this process releases `ping`, the child takes it and releases
-/// `pong`, this process takes `pong`.
-fn round_trip(pinned: bool) -> Scenario {
-    let (id, title) = pinned_suffix(pinned);
-    Scenario::new(
-        format!("lock_rt{id}"),
-        format!("lock ping-pong round trip (two locks){title}"),
-        Unit::time("us/RT", 1e6),
-        Counts::new(20, 5_000, 50_000),
-        vec![
-            System::new(MULTIPROC, |_, n| multiproc_round_trip(n)),
-            python(|n| json!({"scenario": "lock_rt", "n": n, "warmup": warmup(n)})),
-            System::new(FUTEX_FLOOR, |_, n| futex_round_trip(n)),
-        ],
-    )
-    .pinned(pinned)
 }
 
 fn multiproc_lock_uncontended(n: u64) -> Result<Outcome> {
@@ -162,31 +153,26 @@ fn multiproc_lock_contended(n: u64) -> Result<Outcome> {
 }
 
 fn multiproc_value_increment(n: u64) -> Result<Outcome> {
-    let value = Value::new(0u64)?;
-    let shared = value.clone();
-    two_processes(
-        n,
-        move || {
-            for _ in 0..n {
-                *shared.lock().map_err(|e| e.to_string())? += 1;
-            }
-            Ok(())
-        },
-        || value.load(),
-    )
+    value_race(n, |value| {
+        *value.lock().map_err(|e| e.to_string())? += 1;
+        Ok(())
+    })
 }
 
 fn multiproc_value_fetch_add(n: u64) -> Result<Outcome> {
+    value_race(n, |value| {
+        value.fetch_add(1);
+        Ok(())
+    })
+}
+
+/// Two processes each add 1 to one `Value` `n` times with `add`.
+fn value_race(n: u64, add: fn(&Value<u64>) -> Result<(), String>) -> Result<Outcome> {
     let value = Value::new(0u64)?;
     let shared = value.clone();
     two_processes(
         n,
-        move || {
-            for _ in 0..n {
-                shared.fetch_add(1);
-            }
-            Ok(())
-        },
+        move || (0..n).try_for_each(|_| add(&shared)),
         || value.load(),
     )
 }

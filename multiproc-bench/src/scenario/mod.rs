@@ -2,9 +2,11 @@
 //! function per scenario (returning `Outcome::NotYet` until the component lands) next to
 //! the peers that do the same work.
 
+use serde_json::json;
+
 use crate::child;
 use crate::floor::SharedWord;
-use crate::harness::{Ctx, Outcome, Result, Sample, Scenario, System};
+use crate::harness::{Counts, Ctx, Outcome, Result, Sample, Scenario, System, Unit, MULTIPROC};
 
 mod lock;
 mod manager;
@@ -57,6 +59,30 @@ fn pinned_suffix(pinned: bool) -> (&'static str, &'static str) {
     } else {
         ("", "")
     }
+}
+
+/// A round-trip scenario of a primitive used as a hand-off between two processes: `multiproc`
+/// and the Python driver's scenario of the same `id`, beside the futex wake that any
+/// blocking hand-off costs at least; `pinned` puts both processes on one CPU.
+fn hand_off(
+    id: &'static str,
+    title: &str,
+    pinned: bool,
+    multiproc: fn(u64) -> Result<Outcome>,
+) -> Scenario {
+    let (id_suffix, title_suffix) = pinned_suffix(pinned);
+    Scenario::new(
+        format!("{id}{id_suffix}"),
+        format!("{title}{title_suffix}"),
+        Unit::time("us/RT", 1e6),
+        Counts::new(20, 5_000, 50_000),
+        vec![
+            System::new(MULTIPROC, move |_, n| multiproc(n)),
+            python(move |n| json!({"scenario": id, "n": n, "warmup": warmup(n)})),
+            System::new(FUTEX_FLOOR, |_, n| futex_round_trip(n)),
+        ],
+    )
+    .pinned(pinned)
 }
 
 /// Untimed operations before the timed ones, so that caches, page tables and the

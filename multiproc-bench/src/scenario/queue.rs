@@ -7,14 +7,20 @@ use serde_json::json;
 
 use multiproc::Queue;
 
-use super::{
-    check, futex_round_trip, ping_pong, pinned_suffix, python, warmup, BIG, FUTEX_FLOOR,
-    IPC_CHANNEL, THREADS,
-};
+use super::{check, hand_off, ping_pong, python, BIG, IPC_CHANNEL, THREADS};
 use crate::child::{self, Gate};
 use crate::harness::{Counts, Outcome, Result, Sample, Scenario, System, Unit, MULTIPROC};
 
 pub(super) fn scenarios() -> Vec<Scenario> {
+    // A put into one queue, answered by an echoing child through another.
+    let round_trip = |pinned| {
+        hand_off(
+            "queue_rt",
+            "queue put/get round trip",
+            pinned,
+            multiproc_round_trip,
+        )
+    };
     vec![
         small(1),
         small(4),
@@ -52,24 +58,6 @@ fn big() -> Scenario {
             System::new(THREADS, |_, n| threads_big(n)),
         ],
     )
-}
-
-/// A put into one queue, answered by an echoing child through another: the latency of a
-/// hand-off, beside the futex wake that every blocking queue needs at least.
-fn round_trip(pinned: bool) -> Scenario {
-    let (id, title) = pinned_suffix(pinned);
-    Scenario::new(
-        format!("queue_rt{id}"),
-        format!("queue put/get round trip{title}"),
-        Unit::time("us/RT", 1e6),
-        Counts::new(20, 5_000, 50_000),
-        vec![
-            System::new(MULTIPROC, |_, n| multiproc_round_trip(n)),
-            python(|n| json!({"scenario": "queue_rt", "n": n, "warmup": warmup(n)})),
-            System::new(FUTEX_FLOOR, |_, n| futex_round_trip(n)),
-        ],
-    )
-    .pinned(pinned)
 }
 
 fn multiproc_small(producers: u64, n: u64) -> Result<Outcome> {
