@@ -1,6 +1,7 @@
 //! Every scenario, one module per family. Each family module holds one `multiproc_*`
 //! function per scenario (returning `Outcome::NotYet` until the component lands) next to
-//! the peers that do the same work.
+//! the peers that do the same work. What several families share lives here: system names,
+//! the forked ping-pong and its futex floor, and the hand-off round-trip scenario.
 
 use serde_json::json;
 
