@@ -3,6 +3,8 @@
 import time
 from multiprocessing import get_context
 
+from bench_common import ping_pong
+
 CTX = get_context("fork")
 
 
@@ -13,26 +15,14 @@ def _echo(conn, count):
 
 def round_trip(n, size, warmup):
     parent, child_end = CTX.Pipe()
-    child = CTX.Process(target=_echo, args=(child_end, warmup + n))
-    child.start()
-    try:
-        message = b"x" * size
-        for _ in range(warmup):
-            parent.send_bytes(message)
-            parent.recv_bytes()
-        start = time.perf_counter()
-        for _ in range(n):
-            parent.send_bytes(message)
-            if len(parent.recv_bytes()) != size:
-                raise RuntimeError("echo changed the message")
-        seconds = time.perf_counter() - start
-        child.join()
-        if child.exitcode != 0:
-            raise RuntimeError(f"echo child exit code {child.exitcode}")
-        return n, seconds
-    finally:
-        child.kill()
-        child.join()
+    message = b"x" * size
+
+    def one(_):
+        parent.send_bytes(message)
+        if len(parent.recv_bytes()) != size:
+            raise RuntimeError("echo changed the message")
+
+    return ping_pong(CTX, _echo, (child_end,), n, warmup, one)
 
 
 def _sink(conn, count):

@@ -1,7 +1,10 @@
-"""Queue: small messages from 1 or 4 producers to 1 consumer, and 1 MiB messages."""
+"""Queue: small messages from 1 or 4 producers to 1 consumer, 1 MiB messages, and a
+put/get ping-pong through two queues."""
 
 import time
 from multiprocessing import get_context
+
+from bench_common import ping_pong
 
 CTX = get_context("fork")
 
@@ -52,3 +55,19 @@ def big(n, size):
     if total != n * size:
         raise RuntimeError(f"sent {n * size} bytes, received {total}")
     return total, seconds
+
+
+def _echo(ping, pong, count):
+    for _ in range(count):
+        pong.put(ping.get())
+
+
+def round_trip(n, warmup):
+    ping, pong = CTX.Queue(), CTX.Queue()
+
+    def one(i):
+        ping.put(i)
+        if pong.get() != i:
+            raise RuntimeError("echo changed the message")
+
+    return ping_pong(CTX, _echo, (ping, pong), n, warmup, one)

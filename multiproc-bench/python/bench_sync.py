@@ -1,7 +1,10 @@
-"""Lock acquire+release uncontended and contended by 2 processes; Value += 1 under get_lock()."""
+"""Lock acquire+release uncontended and contended by 2 processes, a hand-off ping-pong
+through two Locks; Value += 1 under get_lock()."""
 
 import time
 from multiprocessing import get_context
+
+from bench_common import ping_pong
 
 CTX = get_context("fork")
 
@@ -49,6 +52,26 @@ def lock_contended(n):
     if counter.value != 2 * n:
         raise RuntimeError(f"lock let updates through: {counter.value} != {2 * n}")
     return 2 * n, seconds
+
+
+def _answer(ping, pong, count):
+    for _ in range(count):
+        ping.acquire()
+        pong.release()
+
+
+def lock_round_trip(n, warmup):
+    """Two Locks used as binary semaphores (any process may release a Lock): this process
+    releases ping, the child takes it and releases pong, this process takes pong."""
+    ping, pong = CTX.Lock(), CTX.Lock()
+    ping.acquire()
+    pong.acquire()
+
+    def one(_):
+        ping.release()
+        pong.acquire()
+
+    return ping_pong(CTX, _answer, (ping, pong), n, warmup, one)
 
 
 def _increment(value, go, n):

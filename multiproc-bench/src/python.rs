@@ -18,6 +18,7 @@ use crate::harness::{Result, Sample};
 
 const SCRIPTS: &[(&str, &str)] = &[
     ("driver.py", include_str!("../python/driver.py")),
+    ("bench_common.py", include_str!("../python/bench_common.py")),
     ("bench_pipe.py", include_str!("../python/bench_pipe.py")),
     ("bench_queue.py", include_str!("../python/bench_queue.py")),
     ("bench_sync.py", include_str!("../python/bench_sync.py")),

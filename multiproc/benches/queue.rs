@@ -2,18 +2,22 @@
 //!
 //! Run: `cargo bench -p multiproc --bench queue` (unpinned) and
 //! `taskset -c 0 cargo bench -p multiproc --bench queue -- pingpong` (both processes on one
-//! CPU). Python's `multiprocessing.Queue` on the same machine:
-//! `python3 multiproc/benches/python/queue_bench.py` (and under `taskset -c 0`).
+//! CPU). Python's `multiprocessing.Queue` side by side with ours, the same run and machine
+//! (throughput 1:1, 4:1, 1 MiB, and the ping-pong unpinned and on one CPU):
+//! `cargo run --release -p multiproc-bench -- --filter queue`.
 //!
 //! Every child process is forked at the start of `main`, before criterion starts threads,
 //! and serves commands (how many messages to move) over a control queue until told to stop.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+mod common;
+
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 use multiproc::{Process, Queue};
 use serde_bytes::ByteBuf;
+
+use common::FutexPingPong;
 
 /// Bytes in a "big" message.
 const BIG: usize = 1 << 20;
@@ -36,79 +40,6 @@ where
             }
             done.put(n).unwrap();
         }
-    }
-}
-
-/// A bare futex ping-pong between two processes: the floor for a blocking hand-off.
-struct FutexPingPong {
-    word: &'static AtomicU32,
-}
-
-impl FutexPingPong {
-    /// Maps one shared word and forks the echoing child, which flips 1 -> 2 until it sees 3.
-    fn start() -> FutexPingPong {
-        // SAFETY: a fresh anonymous shared mapping of one page; nothing aliases it. It is
-        // never unmapped, so the 'static reference stays valid.
-        let word = unsafe {
-            let p = libc::mmap(
-                std::ptr::null_mut(),
-                4096,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            );
-            assert_ne!(p, libc::MAP_FAILED);
-            &*p.cast::<AtomicU32>()
-        };
-        Process::new(move || loop {
-            let w = word.load(Ordering::Acquire);
-            match w {
-                1 => {
-                    word.store(2, Ordering::Release);
-                    futex_wake(word);
-                }
-                3 => break,
-                _ => futex_wait(word, w),
-            }
-        })
-        .daemon(true)
-        .start()
-        .expect("fork");
-        FutexPingPong { word }
-    }
-
-    fn round_trip(&self) {
-        self.word.store(1, Ordering::Release);
-        futex_wake(self.word);
-        while self.word.load(Ordering::Acquire) == 1 {
-            futex_wait(self.word, 1);
-        }
-    }
-
-    fn stop(&self) {
-        self.word.store(3, Ordering::Release);
-        futex_wake(self.word);
-    }
-}
-
-fn futex_wait(word: &AtomicU32, expected: u32) {
-    // SAFETY: the word is a live, aligned u32 in shared memory; FUTEX_WAIT reads only it.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            expected,
-            std::ptr::null::<libc::timespec>(),
-        );
-    }
-}
-
-fn futex_wake(word: &AtomicU32) {
-    // SAFETY: as above; FUTEX_WAKE dereferences nothing else.
-    unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1);
     }
 }
 
@@ -158,7 +89,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .start()?,
     );
-    let futex = FutexPingPong::start();
+    let futex = FutexPingPong::start()?;
 
     let mut c = Criterion::default()
         .configure_from_args()
@@ -221,7 +152,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     g.finish();
 
     c.final_summary();
-    futex.stop();
+    futex.stop()?;
     ping.put(-1)?;
     for p in &producer_ctl {
         p.put(0)?;

@@ -1,7 +1,9 @@
 //! Shared values: lock-free `fetch_add`, locked increments, and the issue's
 //! "2 processes x 100,000 increments" race, locked and with `fetch_add`.
 //!
-//! Run: `cargo bench --bench shared`. Compare with `python3 benches/python/shared_bench.py`.
+//! Run: `cargo bench --bench shared`. Python's `Value` with `get_lock()` side by side with
+//! ours (locked and `fetch_add`, 2 processes x n), the same run and machine:
+//! `cargo run --release -p multiproc-bench -- --filter value`.
 
 use std::time::{Duration, Instant};
 

@@ -8,9 +8,12 @@ use serde_json::json;
 
 use multiproc::Process;
 
-use super::{check, python, warmup, BIG, IPC_CHANNEL, THREADS};
+use super::{
+    check, futex_round_trip, ping_pong, pinned_suffix, python, warmup, BIG, FUTEX_FLOOR,
+    IPC_CHANNEL, THREADS,
+};
 use crate::child;
-use crate::floor::{self, SharedWord};
+use crate::floor;
 use crate::harness::{Counts, Outcome, Result, Sample, Scenario, System, Unit, MULTIPROC};
 
 pub(super) fn scenarios() -> Vec<Scenario> {
@@ -23,14 +26,6 @@ pub(super) fn scenarios() -> Vec<Scenario> {
     ]
 }
 
-fn pinned_suffix(pinned: bool) -> (&'static str, &'static str) {
-    if pinned {
-        ("_pinned", ", both on CPU 0")
-    } else {
-        ("", "")
-    }
-}
-
 fn round_trip(size: usize, pinned: bool) -> Scenario {
     let (id, title) = pinned_suffix(pinned);
     let mut systems = vec![
@@ -40,7 +35,7 @@ fn round_trip(size: usize, pinned: bool) -> Scenario {
         System::new("floor: socketpair", move |_, n| {
             socketpair_round_trip(size, n)
         }),
-        System::new("floor: futex wake (no data)", |_, n| futex_round_trip(n)),
+        System::new(FUTEX_FLOOR, |_, n| futex_round_trip(n)),
     ];
     if !pinned {
         systems.push(System::new(THREADS, move |_, n| {
@@ -132,23 +127,6 @@ fn multiproc_throughput(n: u64) -> Result<Outcome> {
     Ok(Outcome::Sample(sample))
 }
 
-/// Forks `echo` (which must answer `warmup(n) + n` round trips), does the warm-up, then
-/// times `n` calls of `round_trip`.
-fn ping_pong(
-    n: u64,
-    echo: impl FnOnce(u64) -> Result<()>,
-    mut round_trip: impl FnMut() -> Result<()>,
-) -> Result<Outcome> {
-    let warm = warmup(n);
-    let child = child::fork(move || echo(warm + n))?;
-    for _ in 0..warm {
-        round_trip()?;
-    }
-    let sample = Sample::time(n, || (0..n).try_for_each(|_| round_trip()))?;
-    child.wait()?;
-    Ok(Outcome::Sample(sample))
-}
-
 fn ipc_channel_round_trip(size: usize, n: u64) -> Result<Outcome> {
     let (to_child, from_parent) = ipc::bytes_channel()?;
     let (to_parent, from_child) = ipc::bytes_channel()?;
@@ -190,34 +168,6 @@ fn socketpair_round_trip(size: usize, n: u64) -> Result<Outcome> {
             parent.write_all(&message)?;
             parent.read_exact(&mut reply)?;
             check("echoed message", &reply, &message)
-        },
-    )
-}
-
-/// The floor of any blocking hand-off: one shared word, each side waits on a futex for
-/// its turn. Turns are numbered: the parent's round trip `i` moves the word from `2i` to
-/// `2i + 1`, the child answers with `2i + 2`.
-fn futex_round_trip(n: u64) -> Result<Outcome> {
-    let word = SharedWord::new()?;
-    let mut turn = 0u32;
-    ping_pong(
-        n,
-        |count| {
-            for i in 0..u32::try_from(count)? {
-                word.wait_while(2 * i);
-                word.set_and_wake(2 * i + 2);
-            }
-            Ok(())
-        },
-        || {
-            word.set_and_wake(turn + 1);
-            word.wait_while(turn + 1);
-            turn += 2;
-            check(
-                "turn",
-                word.get().load(std::sync::atomic::Ordering::Acquire),
-                turn,
-            )
         },
     )
 }

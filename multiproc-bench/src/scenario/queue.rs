@@ -1,14 +1,33 @@
-//! Queues: small messages from 1 or 4 producers to one consumer, and 1 MiB messages.
+//! Queues: small messages from 1 or 4 producers to one consumer, 1 MiB messages, and a
+//! put/get ping-pong through two queues.
 
 use ipc_channel::ipc;
+use serde_bytes::ByteBuf;
 use serde_json::json;
 
-use super::{check, not_yet, python, BIG, IPC_CHANNEL, THREADS};
+use multiproc::Queue;
+
+use super::{check, hand_off, ping_pong, python, BIG, IPC_CHANNEL, THREADS};
 use crate::child::{self, Gate};
 use crate::harness::{Counts, Outcome, Result, Sample, Scenario, System, Unit, MULTIPROC};
 
 pub(super) fn scenarios() -> Vec<Scenario> {
-    vec![small(1), small(4), big()]
+    // A put into one queue, answered by an echoing child through another.
+    let round_trip = |pinned| {
+        hand_off(
+            "queue_rt",
+            "queue put/get round trip",
+            pinned,
+            multiproc_round_trip,
+        )
+    };
+    vec![
+        small(1),
+        small(4),
+        big(),
+        round_trip(false),
+        round_trip(true),
+    ]
 }
 
 fn small(producers: u64) -> Scenario {
@@ -41,12 +60,35 @@ fn big() -> Scenario {
     )
 }
 
-fn multiproc_small(_producers: u64, _n: u64) -> Result<Outcome> {
-    not_yet()
+fn multiproc_small(producers: u64, n: u64) -> Result<Outcome> {
+    let q: Queue<u64> = Queue::new()?;
+    fan_in(producers, n, |i| Ok(q.put(i)?), || Ok(q.get()?))
 }
 
-fn multiproc_big(_n: u64) -> Result<Outcome> {
-    not_yet()
+fn multiproc_big(n: u64) -> Result<Outcome> {
+    let q: Queue<ByteBuf> = Queue::new()?;
+    let message = ByteBuf::from(vec![7u8; BIG]);
+    stream_big(n, || Ok(q.put(message.clone())?), || Ok(q.get()?.len()))
+}
+
+fn multiproc_round_trip(n: u64) -> Result<Outcome> {
+    let (ping, pong): (Queue<u64>, Queue<u64>) = (Queue::new()?, Queue::new()?);
+    let mut sent = 0;
+    ping_pong(
+        n,
+        |count| {
+            for _ in 0..count {
+                pong.put(ping.get()?)?;
+            }
+            Ok(())
+        },
+        || {
+            ping.put(sent)?;
+            check("echoed message", pong.get()?, sent)?;
+            sent += 1;
+            Ok(())
+        },
+    )
 }
 
 /// The sum a consumer must see from `producers` producers that each send `0..share`.
@@ -55,15 +97,25 @@ fn expected_sum(producers: u64, share: u64) -> u64 {
 }
 
 fn ipc_channel_small(producers: u64, n: u64) -> Result<Outcome> {
-    let share = n / producers;
     let (tx, rx) = ipc::channel::<u64>()?;
+    fan_in(producers, n, |i| Ok(tx.send(i)?), || Ok(rx.recv()?))
+}
+
+/// Forks `producers` children that each `send` the numbers `0..n / producers` once the
+/// gate opens, then times receiving all of them with `recv` and checks their sum.
+fn fan_in(
+    producers: u64,
+    n: u64,
+    send: impl Fn(u64) -> Result<()>,
+    mut recv: impl FnMut() -> Result<u64>,
+) -> Result<Outcome> {
+    let share = n / producers;
     let mut gate = Gate::new()?;
     let children = (0..producers)
         .map(|_| {
             child::fork(|| {
                 gate.wait()?;
-                (0..share).try_for_each(|i| tx.send(i))?;
-                Ok(())
+                (0..share).try_for_each(&send)
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -71,7 +123,7 @@ fn ipc_channel_small(producers: u64, n: u64) -> Result<Outcome> {
         gate.open(children.len())?;
         let mut sum = 0;
         for _ in 0..share * producers {
-            sum += rx.recv()?;
+            sum += recv()?;
         }
         check(
             "sum of received messages",
@@ -106,19 +158,29 @@ fn threads_small(producers: u64, n: u64) -> Result<Outcome> {
 
 fn ipc_channel_big(n: u64) -> Result<Outcome> {
     let (tx, rx) = ipc::bytes_channel()?;
+    let message = vec![7u8; BIG];
+    stream_big(n, || Ok(tx.send(&message)?), || Ok(rx.recv()?.len()))
+}
+
+/// Forks a child that calls `send` (one message of [`BIG`] bytes) `n` times once the gate
+/// opens, then times receiving them with `recv` (which returns a message's length) and
+/// checks the byte count.
+fn stream_big(
+    n: u64,
+    mut send: impl FnMut() -> Result<()>,
+    mut recv: impl FnMut() -> Result<usize>,
+) -> Result<Outcome> {
     let mut gate = Gate::new()?;
     let producer = child::fork(|| {
         gate.wait()?;
-        let message = vec![7u8; BIG];
-        (0..n).try_for_each(|_| tx.send(&message))?;
-        Ok(())
+        (0..n).try_for_each(|_| send())
     })?;
     let bytes = n * BIG as u64;
     let sample = Sample::time(bytes, || {
         gate.open(1)?;
         let mut received = 0;
         for _ in 0..n {
-            received += rx.recv()?.len() as u64;
+            received += recv()? as u64;
         }
         check("bytes received", received, bytes)
     })?;
