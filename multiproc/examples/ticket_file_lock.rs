@@ -21,8 +21,13 @@ fn read(path: &Path) -> Result<Tickets, Box<dyn std::error::Error>> {
     Ok(serde_json::from_str(&std::fs::read_to_string(path)?)?)
 }
 
+/// Replaces the file atomically (write a temporary file, then rename it over): buyers who
+/// only look read without the lock, and must see the old file or the new one, never a
+/// half-written one.
 fn write(path: &Path, t: &Tickets) -> Result<(), Box<dyn std::error::Error>> {
-    Ok(std::fs::write(path, serde_json::to_string(t)?)?)
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&tmp, serde_json::to_string(t)?)?;
+    Ok(std::fs::rename(&tmp, path)?)
 }
 
 /// A short pseudo-random pause (the seed sleeps 1 to 3 s; milliseconds show the same race).
