@@ -382,9 +382,8 @@ fn cn_20_python_interop() -> TestResult {
         eprintln!("python3 not found: interop not checked");
         return Ok(());
     }
-    let dir = std::env::temp_dir().join(common::unique_name("interop"));
-    std::fs::create_dir(&dir)?;
-    let path = dir.join("sock");
+    let dir = common::TempDir::new("interop")?;
+    let path = dir.path().join("sock");
     let listener = UnixListener::bind(&path)?;
     let script = r#"
 import sys
@@ -412,7 +411,6 @@ print("python ok")
     let big: Vec<u8> = (0..=255u8).cycle().take(256 * 4096).collect();
     conn.send_bytes(&big)?;
     let out = py.wait_with_output()?;
-    std::fs::remove_dir_all(&dir)?;
     assert!(out.status.success(), "python failed: {:?}", out.status);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "python ok");
     Ok(())

@@ -220,5 +220,27 @@ pub(crate) fn run_example(
         .collect())
 }
 
+/// A private directory for a test's files (sockets, JSON), removed on drop, so a failing
+/// test leaves nothing behind either.
+pub(crate) struct TempDir(PathBuf);
+
+impl TempDir {
+    pub(crate) fn new(tag: &str) -> std::io::Result<TempDir> {
+        let path = std::env::temp_dir().join(unique_name(tag));
+        std::fs::create_dir(&path)?;
+        Ok(TempDir(path))
+    }
+
+    pub(crate) fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Checks at compile time that `T` can move to another thread.
 pub(crate) fn assert_send<T: Send>() {}
