@@ -68,6 +68,10 @@ fn main() {
         ),
         test("signal_flag_in_a_child", signal_flag_in_child),
         test("unhandled_signal_ends_the_child", unhandled_signal),
+        test(
+            "undecodable_return_value_is_a_codec_error",
+            undecodable_value,
+        ),
     ])
 }
 
@@ -471,5 +475,17 @@ fn unhandled_signal() -> TestResult {
     child.signal(Signal::HUP)?;
     assert!(matches!(child.join(), Err(Error::Signaled(Signal::HUP))));
     assert_eq!(child.exit_code(), Some(-1));
+    Ok(())
+}
+
+/// postcard encodes a `serde_json::Value` but cannot decode one: the parent must say so,
+/// not report a plain exit.
+fn undecodable_value() -> TestResult {
+    let mut child = Process::new(|| serde_json::json!({"tickets": 1})).start()?;
+    match child.join() {
+        Err(Error::Codec(msg)) => assert!(msg.contains("cannot be decoded"), "{msg}"),
+        other => panic!("expected a codec error, got {other:?}"),
+    }
+    assert_eq!(child.exit_code(), Some(0), "the child itself did fine");
     Ok(())
 }

@@ -235,7 +235,8 @@ impl<R: DeserializeOwned> Child<R> {
     /// - [`Error::Panicked`] with the panic's message when the closure panicked;
     /// - [`Error::Signaled`] when a signal killed the child;
     /// - [`Error::Exited`] when it exited (`std::process::exit`) without returning;
-    /// - [`Error::Codec`] when the returned value could not be encoded;
+    /// - [`Error::Codec`] when the returned value could not be encoded in the child or
+    ///   decoded here;
     /// - [`Error::InvalidState`] when an earlier `join` already took the value.
     pub fn join(&mut self) -> Result<R> {
         match self.join_until(None)? {
@@ -295,6 +296,11 @@ impl<R: DeserializeOwned> Child<R> {
     fn receive(&mut self) {
         self.received = match self.ctl.recv::<Outcome<R>>() {
             Ok(outcome) => Received::Outcome(outcome),
+            // The whole report arrived but is not an `Outcome<R>` here (a type the codec
+            // can encode but not decode, such as `serde_json::Value` under postcard).
+            Err(Error::Codec(msg)) => Received::Outcome(Outcome::Unencodable(format!(
+                "the child's value arrived but cannot be decoded: {msg}"
+            ))),
             // EOF, or a child killed mid-report: no value; the exit status tells why.
             Err(_) => Received::Closed,
         };
