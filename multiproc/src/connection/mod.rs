@@ -127,7 +127,7 @@ impl<D> fmt::Debug for Connection<D> {
 /// [`Error::Io`] when the system is out of descriptors.
 pub fn pipe() -> Result<(Connection<Duplex>, Connection<Duplex>)> {
     let (a, b) = sys::fd::socketpair()?;
-    Ok((Connection::from_fd(a)?, Connection::from_fd(b)?))
+    Ok((Connection::from_fd(a), Connection::from_fd(b)))
 }
 
 /// Creates a one-way pipe, like Python's `Pipe(duplex=False)`: the first end receives, the
@@ -162,21 +162,21 @@ pub fn pipe_oneway() -> Result<(Connection<RecvOnly>, Connection<SendOnly>)> {
     // Shut the unused directions so even a raw-fd user cannot send the wrong way.
     sys::fd::shutdown(r.as_fd(), sys::fd::Shutdown::Write)?;
     sys::fd::shutdown(w.as_fd(), sys::fd::Shutdown::Read)?;
-    Ok((Connection::from_fd(r)?, Connection::from_fd(w)?))
+    Ok((Connection::from_fd(r), Connection::from_fd(w)))
 }
 
 impl<D> Connection<D> {
-    fn from_fd(fd: OwnedFd) -> Result<Self> {
+    fn from_fd(fd: OwnedFd) -> Self {
         // Best effort: a kernel that clamps the size still gives a working connection.
         let _ = sys::fd::set_buffer_sizes(fd.as_fd(), SOCKET_BUF);
         inherit::track(fd.as_raw_fd());
-        Ok(Connection {
+        Connection {
             fd,
             buf: Vec::new(),
             start: 0,
             scratch: Vec::new(),
             _dir: PhantomData,
-        })
+        }
     }
 
     /// Closes this end now. Dropping the connection closes it too; `close` makes the
@@ -191,7 +191,7 @@ impl<D> Connection<D> {
     /// # Errors
     /// [`Error::Io`] when the system is out of descriptors.
     pub fn try_clone(&self) -> Result<Self> {
-        Connection::from_fd(sys::fd::dup(self.fd.as_fd())?)
+        Ok(Connection::from_fd(sys::fd::dup(self.fd.as_fd())?))
     }
 
     fn buffered(&self) -> &[u8] {
@@ -510,12 +510,10 @@ impl<D> AsRawFd for Connection<D> {
     }
 }
 
-impl TryFrom<OwnedFd> for Connection<Duplex> {
-    type Error = Error;
-
+impl From<OwnedFd> for Connection<Duplex> {
     /// Wraps a connected stream socket (or any descriptor that reads and writes a byte
     /// stream framed as Python frames it).
-    fn try_from(fd: OwnedFd) -> Result<Self> {
+    fn from(fd: OwnedFd) -> Self {
         Connection::from_fd(fd)
     }
 }
@@ -599,13 +597,13 @@ mod tests {
     #[test]
     fn truncated_frames_are_protocol_errors() -> Result<()> {
         let (raw, b) = sys::fd::socketpair()?;
-        let mut b = Connection::<Duplex>::try_from(b)?;
+        let mut b = Connection::<Duplex>::from(b);
         sys::fd::write_all_vectored(raw.as_fd(), &[&[0, 0, 0, 10], b"abc"])?;
         drop(raw);
         assert!(matches!(b.recv_bytes(), Err(Error::Protocol(_))));
 
         let (raw, b) = sys::fd::socketpair()?;
-        let mut b = Connection::<Duplex>::try_from(b)?;
+        let mut b = Connection::<Duplex>::from(b);
         sys::fd::write_all_vectored(raw.as_fd(), &[&[0, 0]])?;
         drop(raw);
         assert!(matches!(b.recv_bytes(), Err(Error::Protocol(_))));
@@ -615,7 +613,7 @@ mod tests {
     #[test]
     fn a_lying_length_does_not_allocate_it() -> Result<()> {
         let (raw, b) = sys::fd::socketpair()?;
-        let mut b = Connection::<Duplex>::try_from(b)?;
+        let mut b = Connection::<Duplex>::from(b);
         let mut head = vec![0xff; 4];
         head.extend_from_slice(&(1u64 << 60).to_be_bytes());
         sys::fd::write_all_vectored(raw.as_fd(), &[&head, b"tiny"])?;

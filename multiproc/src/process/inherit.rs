@@ -63,11 +63,8 @@ pub(crate) fn drop_recording<T>(value: T) -> Vec<RawFd> {
 }
 
 /// Held across `fork` so the child never inherits the registry locked by another thread.
-pub(crate) struct ForkGuard(#[allow(dead_code)] MutexGuard<'static, Option<HashSet<RawFd>>>);
-
-/// Locks the registry for the duration of a `fork`.
-pub(crate) fn lock_for_fork() -> ForkGuard {
-    ForkGuard(live())
+pub(crate) fn lock_for_fork() -> MutexGuard<'static, impl Sized> {
+    live()
 }
 
 /// In a new child: detaches every registered descriptor not in `keep`.

@@ -1,21 +1,23 @@
 //! The platform layer: the only code that makes raw system calls.
 //!
 //! Every backend provides, with `io::Result` and no crate-level error types:
-//! - `fd`: `socketpair`, `poll_read`, `read`, `read_uninit`, `write_all_vectored`,
-//!   `set_nonblocking`, `shutdown`, `dup`.
+//! - `fd`: `socketpair`, `shutdown`, `set_buffer_sizes`, `dup`, `replace` (dup3), `read`,
+//!   `read_uninit`, `read_to_spare`, `recv_nowait_to_spare`, `send_all`,
+//!   `write_all_vectored`, `poll_readable`.
 //! - `futex`: `wait(word, expected, timeout)` and `wake(word, n)` on a process-shared word.
-//! - `mman`: `memfd`, `map_shared`, `Mapping` (unmapped on drop), `shm_open`, `shm_unlink`.
-//! - `process`: `fork`, `exit_now`, `pidfd_open`, `pidfd_send_signal`, `wait_exit`,
-//!   `set_parent_death_signal`, `thread_count`, `getpid`, `getppid`.
+//! - `mman`: `memfd`, `set_len`, `file_len`, `shm_open`, `shm_unlink`, `Mapping` (unmapped
+//!   on drop); `shm`: `create_named`, `open_named`.
+//! - `process`: `fork`, `fork_single_threaded`, `exit_now`, `pidfd_open`,
+//!   `pidfd_send_signal`, `wait_exit`, `set_parent_death_signal`, `at_exit`,
+//!   `thread_count`, `getpid`, `getppid`, `cpu_count`, `is_gone`.
+//! - `identity`: who owns a lock (id and start time) and whether that owner is alive.
 //! - `signal`: the signal numbers and names of the platform, `kill`.
 //!
-//! Linux is the one backend today; `unsupported` answers `io::ErrorKind::Unsupported`
-//! everywhere else so the crate still type-checks there.
+//! Linux is the one backend today. Elsewhere `unsupported.rs` stops the build with a clear
+//! message rather than compiling into a library whose every call fails.
 
-// The backend contract is wider than what one build of the crate calls.
 #[cfg(target_os = "linux")]
 #[path = "unix/mod.rs"]
-#[allow(dead_code)]
 mod imp;
 
 #[cfg(not(target_os = "linux"))]

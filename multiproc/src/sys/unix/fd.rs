@@ -67,22 +67,6 @@ pub(crate) fn dup(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     fd.try_clone_to_owned()
 }
 
-/// Switches `O_NONBLOCK` on or off.
-pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
-    // SAFETY: F_GETFL on a valid fd reads no memory of ours.
-    let flags = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
-    let new = if on {
-        flags | libc::O_NONBLOCK
-    } else {
-        flags & !libc::O_NONBLOCK
-    };
-    if new != flags {
-        // SAFETY: F_SETFL with an int argument reads no memory of ours.
-        cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, new) })?;
-    }
-    Ok(())
-}
-
 /// Reads into `buf`, retrying on `EINTR`. `Ok(0)` means end of file.
 pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `&mut [u8]` is valid for writes of its length, and any byte pattern is valid

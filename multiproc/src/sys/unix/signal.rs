@@ -57,12 +57,3 @@ pub(crate) fn kill(pid: i32, sig: i32) -> io::Result<()> {
     cvt(unsafe { libc::kill(pid, sig) })?;
     Ok(())
 }
-
-/// Restores the default disposition of `sig` (used in children before user code runs).
-pub(crate) fn set_default(sig: i32) -> io::Result<()> {
-    // SAFETY: installing SIG_DFL runs no handler code of ours.
-    if unsafe { libc::signal(sig, libc::SIG_DFL) } == libc::SIG_ERR {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
