@@ -32,12 +32,12 @@ pub struct Binary;
 impl Codec for Binary {
     fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<()> {
         let taken = std::mem::take(out);
-        *out = postcard::to_extend(value, taken).map_err(|e| Error::Codec(e.to_string()))?;
+        *out = postcard::to_extend(value, taken).map_err(Error::codec)?;
         Ok(())
     }
 
     fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-        postcard::from_bytes(bytes).map_err(|e| Error::Codec(e.to_string()))
+        postcard::from_bytes(bytes).map_err(Error::codec)
     }
 }
 
@@ -47,11 +47,11 @@ pub struct Json;
 
 impl Codec for Json {
     fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<()> {
-        serde_json::to_writer(out, value).map_err(|e| Error::Codec(e.to_string()))
+        serde_json::to_writer(out, value).map_err(Error::codec)
     }
 
     fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-        serde_json::from_slice(bytes).map_err(|e| Error::Codec(e.to_string()))
+        serde_json::from_slice(bytes).map_err(Error::codec)
     }
 }
 

@@ -1,4 +1,12 @@
-//! The crate's one error type, and the typed error of a failed put.
+//! Every error type of the crate: [`Error`], and the typed errors of the calls whose failure
+//! hands something back ([`PutError`] gives the value back, [`LockError`] the guard of a
+//! lock whose owner died). Each converts into [`Error`] variant for same-named variant, so
+//! `?` keeps the meaning.
+//!
+//! The outcome rule (see `docs/decisions.md`): a call that cannot go on is always an `Err`;
+//! a `try_` form that would block says so with the family's "would block" variant
+//! ([`Error::Empty`], [`Error::Full`], [`Error::WouldBlock`]), a `_timeout` or `_deadline`
+//! form that ran out of time says [`Error::Timeout`].
 #![forbid(unsafe_code)]
 
 use std::fmt;
@@ -9,6 +17,13 @@ use crate::process::Signal;
 /// A specialised `Result` whose error defaults to [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The result of acquiring a lock: the guard, or why not ([`LockError`]).
+pub type LockResult<G> = std::result::Result<G, LockError<G>>;
+
+/// The source error that [`Error::Codec`] and [`Error::Protocol`] keep: the codec's own
+/// error, or a message (a `String` converts with `.into()`).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Everything that can go wrong in `multiproc`, one variant per case a caller can act on.
 ///
 /// Display texts are lowercase and carry no trailing period.
@@ -18,12 +33,22 @@ pub enum Error {
     /// Every copy of the peer end of a connection is closed and no message is left.
     #[error("end of file: every copy of the peer end is closed")]
     Eof,
-    /// A blocking call with a time limit ran out of time.
+    /// A `_timeout` or `_deadline` call ran out of time.
     #[error("timed out")]
     Timeout,
-    /// A non-blocking or timed get found nothing to take.
+    /// A `try_` get or receive found nothing to take.
     #[error("empty")]
     Empty,
+    /// A `try_` put found no room.
+    #[error("full")]
+    Full,
+    /// A `try_` call (lock, acquire, join, wait) would have had to wait.
+    #[error("operation would block")]
+    WouldBlock,
+    /// A barrier was aborted, reset while waited on, timed out for another party, or lost a
+    /// party that died inside it (Python's `BrokenBarrierError`).
+    #[error("the barrier is broken")]
+    BrokenBarrier,
     /// The object was closed (a queue after `close`, a pool after `close`).
     #[error("closed")]
     Closed,
@@ -45,7 +70,7 @@ pub enum Error {
     /// The peer sent bytes that are not a valid frame or message (a truncated frame when it
     /// died mid-message, an impossible length, ...).
     #[error("protocol error: {0}")]
-    Protocol(String),
+    Protocol(#[source] BoxError),
     /// An authkey handshake failed.
     #[error("authentication failed: {0}")]
     Authentication(String),
@@ -77,7 +102,7 @@ pub enum Error {
     InvalidArgument(String),
     /// The codec could not encode or decode a value.
     #[error("codec error: {0}")]
-    Codec(String),
+    Codec(#[source] BoxError),
     /// The operating system refused a call.
     #[error("i/o error: {0}")]
     Io(#[from] io::Error),
@@ -93,6 +118,22 @@ impl Error {
     pub fn is_eof(&self) -> bool {
         matches!(self, Error::Eof)
     }
+
+    /// `true` for the "would block" answers of the `try_` forms: [`Error::Empty`],
+    /// [`Error::Full`], [`Error::WouldBlock`].
+    pub fn is_would_block(&self) -> bool {
+        matches!(self, Error::Empty | Error::Full | Error::WouldBlock)
+    }
+
+    /// [`Error::Codec`] with `source` kept as the error's source.
+    pub(crate) fn codec(source: impl Into<BoxError>) -> Error {
+        Error::Codec(source.into())
+    }
+
+    /// [`Error::Protocol`] with `source` (often just a message) kept as the error's source.
+    pub(crate) fn protocol(source: impl Into<BoxError>) -> Error {
+        Error::Protocol(source.into())
+    }
 }
 
 impl From<Error> for io::Error {
@@ -101,7 +142,8 @@ impl From<Error> for io::Error {
             Error::Io(inner) => inner.kind(),
             Error::Eof => io::ErrorKind::UnexpectedEof,
             Error::Timeout => io::ErrorKind::TimedOut,
-            Error::Empty | Error::Closed => io::ErrorKind::WouldBlock,
+            Error::Empty | Error::Full | Error::WouldBlock => io::ErrorKind::WouldBlock,
+            Error::Closed => io::ErrorKind::BrokenPipe,
             Error::Protocol(_) | Error::Codec(_) | Error::MessageTooLong { .. } => {
                 io::ErrorKind::InvalidData
             }
@@ -118,8 +160,10 @@ impl From<Error> for io::Error {
 
 /// A put that did not happen; the value comes back so nothing is lost.
 pub enum PutError<T> {
-    /// The queue was full (a `try_put`, or a `put_timeout` that ran out of time).
+    /// A `try_put` found the queue full.
     Full(T),
+    /// A `put_timeout` or `put_deadline` found the queue full until its time ran out.
+    Timeout(T),
     /// The queue was closed.
     Closed(T),
     /// The value could not be encoded, or the system refused; the value is given back.
@@ -130,13 +174,21 @@ impl<T> PutError<T> {
     /// The value that was not put.
     pub fn into_inner(self) -> T {
         match self {
-            PutError::Full(v) | PutError::Closed(v) | PutError::Failed(v, _) => v,
+            PutError::Full(v)
+            | PutError::Timeout(v)
+            | PutError::Closed(v)
+            | PutError::Failed(v, _) => v,
         }
     }
 
     /// `true` when the queue was full.
     pub fn is_full(&self) -> bool {
         matches!(self, PutError::Full(_))
+    }
+
+    /// `true` when a timed put ran out of time.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, PutError::Timeout(_))
     }
 
     /// `true` when the queue was closed.
@@ -149,6 +201,7 @@ impl<T> fmt::Debug for PutError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PutError::Full(_) => f.write_str("Full(..)"),
+            PutError::Timeout(_) => f.write_str("Timeout(..)"),
             PutError::Closed(_) => f.write_str("Closed(..)"),
             PutError::Failed(_, e) => write!(f, "Failed(.., {e:?})"),
         }
@@ -159,20 +212,115 @@ impl<T> fmt::Display for PutError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PutError::Full(_) => f.write_str("putting on a full queue"),
+            PutError::Timeout(_) => f.write_str("timed out putting on a full queue"),
             PutError::Closed(_) => f.write_str("putting on a closed queue"),
             PutError::Failed(_, e) => write!(f, "put failed: {e}"),
         }
     }
 }
 
-impl<T> std::error::Error for PutError<T> {}
+impl<T> std::error::Error for PutError<T> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PutError::Failed(_, e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl<T> From<PutError<T>> for Error {
     fn from(e: PutError<T>) -> Error {
         match e {
-            PutError::Full(_) => Error::Timeout,
+            PutError::Full(_) => Error::Full,
+            PutError::Timeout(_) => Error::Timeout,
             PutError::Closed(_) => Error::Closed,
             PutError::Failed(_, e) => e,
+        }
+    }
+}
+
+/// Why a lock acquisition did not simply succeed.
+///
+/// `OwnerDied` carries the guard: the lock *is* held, but the process (or thread) that held
+/// it before died inside it, so the data it guards may be half-updated. Repair it, then go on
+/// with [`LockError::into_inner`], as with [`std::sync::PoisonError`]. Only the first
+/// locker after the death is told; the lock is not poisoned for later ones.
+///
+/// `?` turns it into [`Error::OwnerDied`], [`Error::WouldBlock`] or [`Error::Timeout`]
+/// (dropping the guard, which releases the lock).
+pub enum LockError<G> {
+    /// The previous holder died holding the lock; the caller holds it now.
+    OwnerDied(G),
+    /// A `try_` form found the lock held.
+    WouldBlock,
+    /// A `_timeout` or `_deadline` form found the lock held until its time ran out.
+    Timeout,
+}
+
+impl<G> LockError<G> {
+    /// The guard, if the lock was acquired (after an owner's death).
+    pub fn into_inner(self) -> Option<G> {
+        match self {
+            LockError::OwnerDied(g) => Some(g),
+            LockError::WouldBlock | LockError::Timeout => None,
+        }
+    }
+
+    /// `true` for [`LockError::OwnerDied`].
+    pub fn is_owner_died(&self) -> bool {
+        matches!(self, LockError::OwnerDied(_))
+    }
+
+    /// `true` for [`LockError::WouldBlock`].
+    pub fn is_would_block(&self) -> bool {
+        matches!(self, LockError::WouldBlock)
+    }
+
+    /// `true` for [`LockError::Timeout`].
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, LockError::Timeout)
+    }
+
+    /// The same outcome with the guard mapped by `f`.
+    pub fn map<H>(self, f: impl FnOnce(G) -> H) -> LockError<H> {
+        match self {
+            LockError::OwnerDied(g) => LockError::OwnerDied(f(g)),
+            LockError::WouldBlock => LockError::WouldBlock,
+            LockError::Timeout => LockError::Timeout,
+        }
+    }
+}
+
+impl<G> fmt::Debug for LockError<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockError::OwnerDied(_) => f.write_str("OwnerDied(..)"),
+            LockError::WouldBlock => f.write_str("WouldBlock"),
+            LockError::Timeout => f.write_str("Timeout"),
+        }
+    }
+}
+
+impl<G> fmt::Display for LockError<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockError::OwnerDied(_) => {
+                f.write_str("the previous owner died while holding the lock")
+            }
+            LockError::WouldBlock => f.write_str("the lock is held"),
+            LockError::Timeout => f.write_str("timed out waiting for the lock"),
+        }
+    }
+}
+
+impl<G> std::error::Error for LockError<G> {}
+
+impl<G> From<LockError<G>> for Error {
+    fn from(e: LockError<G>) -> Error {
+        match e {
+            LockError::OwnerDied(_) => Error::OwnerDied,
+            LockError::WouldBlock => Error::WouldBlock,
+            LockError::Timeout => Error::Timeout,
         }
     }
 }

@@ -46,7 +46,7 @@
 //!   [`BoundedSemaphore`], [`Condition`], [`Event`], [`Barrier`], all in shared memory on
 //!   futexes; an uncontended lock makes no system call, and a process that dies holding a
 //!   lock does not deadlock the others: the next locker is told the owner died
-//!   ([`sync::LockError::OwnerDied`]) and gets the guard to repair the data. See [`sync`].
+//!   ([`LockError::OwnerDied`]) and gets the guard to repair the data. See [`sync`].
 //! - **Signals.** [`Signal`] knows every name `kill -l` prints;
 //!   [`process::send_signal`] signals any pid, [`Child::signal`] a child (through a pidfd,
 //!   so never a recycled pid), and [`process::SignalFlag`] is the safe way to react to one.
@@ -139,6 +139,7 @@
 // that map shared memory), `sync/raw.rs`, `queue/ring.rs`, and `Process::start_unchecked`.
 #![deny(unsafe_code)]
 
+mod deadline;
 mod error;
 mod loom;
 #[allow(unsafe_code)]
@@ -153,7 +154,7 @@ pub mod shm;
 pub mod sync;
 
 pub use crate::connection::{pipe, pipe_oneway, Connection};
-pub use crate::error::{Error, PutError, Result};
+pub use crate::error::{BoxError, Error, LockError, LockResult, PutError, Result};
 pub use crate::process::{
     active_children, cpu_count, current_process, parent_process, Child, ExitStatus, Process, Run,
     Signal, StartMethod,

@@ -335,7 +335,7 @@ fn peer_dies_mid_message() -> TestResult {
     })
     .start()?;
     match rx.recv_bytes() {
-        Err(Error::Protocol(msg)) => assert!(msg.contains("10 of 1000"), "{msg}"),
+        Err(Error::Protocol(msg)) => assert!(msg.to_string().contains("10 of 1000"), "{msg}"),
         other => panic!("expected a protocol error, got {other:?}"),
     }
     let _ = child.join();

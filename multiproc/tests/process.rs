@@ -483,7 +483,7 @@ fn unhandled_signal() -> TestResult {
 fn undecodable_value() -> TestResult {
     let mut child = Process::new(|| serde_json::json!({"tickets": 1})).start()?;
     match child.join() {
-        Err(Error::Codec(msg)) => assert!(msg.contains("cannot be decoded"), "{msg}"),
+        Err(Error::Codec(msg)) => assert!(msg.to_string().contains("cannot be decoded"), "{msg}"),
         other => panic!("expected a codec error, got {other:?}"),
     }
     assert_eq!(child.exit_code(), Some(0), "the child itself did fine");

@@ -199,7 +199,7 @@ fn value_owner_died() -> TestResult {
     let mut g = v
         .lock()
         .err()
-        .and_then(multiproc::sync::LockError::into_inner)
+        .and_then(multiproc::LockError::into_inner)
         .ok_or("no OwnerDied")?;
     assert_eq!(*g, 0, "the dead holder's unfinished update never landed");
     *g = 1;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::{test, TestResult};
 use multiproc::process::send_signal;
-use multiproc::sync::LockError;
+use multiproc::LockError;
 use multiproc::{
     Barrier, BoundedSemaphore, Condition, Error, Event, Lock, Process, RLock, Semaphore, Signal,
     Value,
@@ -161,7 +161,7 @@ fn lock_owner_died() -> TestResult {
     // The holder is a zombie until joined: the lock must see it as dead all the same.
     let guard = match lock.lock_timeout(Duration::from_secs(1)) {
         Err(LockError::OwnerDied(g)) => g,
-        Err(LockError::Timeout) => return Err("no OwnerDied within 1 s of the kill".into()),
+        Err(e) => return Err(format!("no OwnerDied within 1 s of the kill: {e}").into()),
         Ok(_) => return Err("the dead holder's lock was taken as if free".into()),
     };
     eprintln!("OwnerDied after {:?}", killed.elapsed());
@@ -242,7 +242,7 @@ fn condition_owner_died() -> TestResult {
             // The notify came before the child died; the next lock must report the death.
             assert!(cond.lock().is_err_and(|e| e.is_owner_died()));
         }
-        Err(LockError::Timeout) => return Err("wait timed out".into()),
+        Err(e) => return Err(format!("wait failed: {e}").into()),
     }
     assert!(
         t.elapsed() < Duration::from_secs(30),

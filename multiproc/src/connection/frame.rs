@@ -56,13 +56,13 @@ pub(crate) fn decode_header(buf: &[u8]) -> Result<Option<(u64, usize)>> {
             };
             let long = u64::from_be_bytes(long.try_into().expect("8 bytes"));
             if long <= SHORT_MAX {
-                return Err(Error::Protocol(format!(
+                return Err(Error::protocol(format!(
                     "long frame header announces {long} bytes, which needs no long header"
                 )));
             }
             Ok(Some((long, 12)))
         }
-        negative => Err(Error::Protocol(format!("negative frame length {negative}"))),
+        negative => Err(Error::protocol(format!("negative frame length {negative}"))),
     }
 }
 

@@ -346,7 +346,7 @@ impl<D: Readable> Connection<D> {
                 return Err(if had == 0 {
                     Error::Eof
                 } else {
-                    Error::Protocol(format!(
+                    Error::protocol(format!(
                         "peer closed the connection after {had} header bytes"
                     ))
                 });
@@ -357,7 +357,7 @@ impl<D: Readable> Connection<D> {
     /// Reads a payload of `len` bytes into a new vector.
     fn read_payload(&mut self, len: u64) -> Result<Vec<u8>> {
         let len = usize::try_from(len)
-            .map_err(|_| Error::Protocol(format!("message of {len} bytes cannot be held here")))?;
+            .map_err(|_| Error::protocol(format!("message of {len} bytes cannot be held here")))?;
         let from_buf = len.min(self.buf.len() - self.start);
         let mut out = Vec::with_capacity(len.min(from_buf + GROW_STEP));
         out.extend_from_slice(&self.buf[self.start..self.start + from_buf]);
@@ -439,7 +439,7 @@ pub(crate) fn wait_readable(fds: &[RawFd], timeout: Option<Duration>) -> Result<
 }
 
 fn truncated(got: usize, len: usize) -> Error {
-    Error::Protocol(format!(
+    Error::protocol(format!(
         "peer closed the connection mid-message: got {got} of {len} bytes"
     ))
 }

@@ -281,7 +281,7 @@ impl<R: DeserializeOwned> Child<R> {
             Received::Outcome(Outcome::Panicked { message, location }) => {
                 Err(Error::Panicked { message, location })
             }
-            Received::Outcome(Outcome::Unencodable(msg)) => Err(Error::Codec(msg)),
+            Received::Outcome(Outcome::Unencodable(msg)) => Err(Error::codec(msg)),
             Received::Taken => Err(Error::InvalidState(
                 "the child's value was already taken by an earlier join".into(),
             )),

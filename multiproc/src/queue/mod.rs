@@ -212,7 +212,7 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Queue<T, C> {
             Ok(decoded) => decoded,
             Err(GetFail::Empty) => Err(Error::Empty),
             Err(GetFail::Closed) => Err(Error::Closed),
-            Err(GetFail::Corrupt(why)) => Err(Error::Protocol(why)),
+            Err(GetFail::Corrupt(why)) => Err(Error::protocol(why)),
         }
     }
 }

@@ -15,7 +15,7 @@ use super::value::{lock_cells, repaired, Wait, DATA};
 use crate::error::{Error, Result};
 use crate::sync::park::deadline_after;
 use crate::sync::raw::{Acquired, RawLock, TimedOut};
-use crate::sync::LockError;
+use crate::error::LockError;
 
 const KIND: Kind = Kind(*b"ARRY");
 const RAW_KIND: Kind = Kind(*b"RARR");

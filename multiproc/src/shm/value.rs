@@ -12,7 +12,7 @@ use super::segment::{Kind, Segment, Shared};
 use crate::error::Result;
 use crate::sync::park::deadline_after;
 use crate::sync::raw::{Acquired, RawLock, TimedOut};
-use crate::sync::LockError;
+use crate::error::LockError;
 use crate::sys::identity;
 
 const KIND: Kind = Kind(*b"VALU");

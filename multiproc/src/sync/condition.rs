@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::lock::LockError;
+use crate::error::LockError;
 use super::park::deadline_after;
 use super::raw::{Acquired, RawCondition};
 use super::rlock::{RLock, RLockGuard};

@@ -1,5 +1,6 @@
-//! [`Lock`]: a process-shared, robust mutual-exclusion lock, and [`LockError`], what a
-//! blocking acquisition of any lock in this crate can end with.
+//! [`Lock`]: a process-shared, robust mutual-exclusion lock.
+
+
 #![forbid(unsafe_code)]
 
 use std::fmt;
@@ -7,76 +8,10 @@ use std::time::{Duration, Instant};
 
 use super::park::deadline_after;
 use super::raw::{Acquired, RawLock, TimedOut};
-use crate::error::{Error, Result};
+use crate::error::{Error, LockError, Result};
 use crate::shm::segment::{Kind, Segment, Shared};
 use crate::sys::identity;
 
-/// Why a lock acquisition did not simply succeed.
-///
-/// `OwnerDied` carries the guard: the lock *is* held, but the process (or thread) that held
-/// it before died inside it, so the data it guards may be half-updated. Repair it, then go on
-/// with [`LockError::into_inner`], as with [`std::sync::PoisonError`]. Only the first
-/// locker after the death is told; the lock is not poisoned for later ones.
-///
-/// `?` turns it into [`Error::OwnerDied`] or [`Error::Timeout`] (dropping the guard, which
-/// releases the lock).
-pub enum LockError<G> {
-    /// The previous holder died holding the lock; the caller holds it now.
-    OwnerDied(G),
-    /// The lock stayed held until the timeout (for the `try_` forms: it was held).
-    Timeout,
-}
-
-impl<G> LockError<G> {
-    /// The guard, if the lock was acquired (after an owner's death).
-    pub fn into_inner(self) -> Option<G> {
-        match self {
-            LockError::OwnerDied(g) => Some(g),
-            LockError::Timeout => None,
-        }
-    }
-
-    /// `true` for [`LockError::OwnerDied`].
-    pub fn is_owner_died(&self) -> bool {
-        matches!(self, LockError::OwnerDied(_))
-    }
-
-    /// `true` for [`LockError::Timeout`].
-    pub fn is_timeout(&self) -> bool {
-        matches!(self, LockError::Timeout)
-    }
-}
-
-impl<G> fmt::Debug for LockError<G> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LockError::OwnerDied(_) => f.write_str("OwnerDied(..)"),
-            LockError::Timeout => f.write_str("Timeout"),
-        }
-    }
-}
-
-impl<G> fmt::Display for LockError<G> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LockError::OwnerDied(_) => {
-                f.write_str("the previous owner died while holding the lock")
-            }
-            LockError::Timeout => f.write_str("timed out waiting for the lock"),
-        }
-    }
-}
-
-impl<G> std::error::Error for LockError<G> {}
-
-impl<G> From<LockError<G>> for Error {
-    fn from(e: LockError<G>) -> Error {
-        match e {
-            LockError::OwnerDied(_) => Error::OwnerDied,
-            LockError::Timeout => Error::Timeout,
-        }
-    }
-}
 
 /// Turns a raw acquisition into the public result, building the guard once acquired.
 #[inline]
@@ -101,7 +36,7 @@ pub(crate) fn keep_acquired<G>(r: std::result::Result<G, LockError<G>>) -> Resul
             std::mem::forget(g);
             Ok(true)
         }
-        Err(LockError::Timeout) => Ok(false),
+        Err(LockError::Timeout | LockError::WouldBlock) => Ok(false),
         Err(LockError::OwnerDied(g)) => {
             std::mem::forget(g);
             Err(Error::OwnerDied)

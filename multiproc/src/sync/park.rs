@@ -86,7 +86,7 @@ pub(crate) enum Parked {
 
 /// The deadline `timeout` from now; `None` (forever) when it is too far to represent.
 pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
+    crate::deadline::Deadline::after(timeout).instant()
 }
 
 /// Polls `word` while it equals `expected`, for at most [`SPIN_BUDGET`] and never past

@@ -5,7 +5,8 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
-use super::lock::{keep_acquired, outcome, LockError};
+use super::lock::{keep_acquired, outcome};
+use crate::error::LockError;
 use super::park::deadline_after;
 use super::raw::RawRLock;
 use crate::error::Result;
