@@ -142,6 +142,7 @@
 mod deadline;
 mod error;
 mod loom;
+mod signal;
 #[allow(unsafe_code)]
 mod sys;
 

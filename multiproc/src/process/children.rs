@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use super::current::ProcessInfo;
 use super::status::ExitStatus;
-use super::Signal;
 use crate::error::{Error, Result};
+use crate::signal::Signal;
 use crate::sys;
 
 /// What a [`Child`](super::Child) handle and the registry share about one child.

@@ -16,7 +16,6 @@
 mod children;
 mod current;
 pub(crate) mod inherit;
-mod signal;
 mod start;
 mod status;
 
@@ -28,9 +27,9 @@ use serde::de::DeserializeOwned;
 
 pub use self::children::active_children;
 pub use self::current::{current_process, parent_process, ParentProcess, ProcessInfo};
-pub use self::signal::{send_signal, Signal, SignalFlag};
 pub use self::start::StartMethod;
 pub use self::status::ExitStatus;
+pub use crate::signal::{send_signal, Signal, SignalFlag};
 
 use self::children::ChildRecord;
 use self::start::Outcome;

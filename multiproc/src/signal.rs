@@ -1,4 +1,7 @@
 //! Signals: every name `kill -l` knows, sending them, and a safe way to catch them.
+//!
+//! A leaf of the crate: it needs only `sys` and the error type, so `error.rs`
+//! can name a [`Signal`] without reaching up into `process/`.
 #![forbid(unsafe_code)]
 
 use std::fmt;
@@ -24,81 +27,13 @@ use crate::sys::signal as sys;
 pub struct Signal(i32);
 
 macro_rules! signal_consts {
-    ($($name:ident = $num:ident, $doc:literal;)*) => {
+    ($($name:ident = $num:expr, $doc:literal;)*) => {
         impl Signal {
-            $(#[doc = $doc] pub const $name: Signal = Signal(libc_num::$num);)*
+            $(#[doc = $doc] pub const $name: Signal = Signal($num);)*
         }
     };
 }
-
-/// Signal numbers, spelled once (the values are Linux's, shared by x86_64 and aarch64).
-mod libc_num {
-    pub(super) const HUP: i32 = 1;
-    pub(super) const INT: i32 = 2;
-    pub(super) const QUIT: i32 = 3;
-    pub(super) const ILL: i32 = 4;
-    pub(super) const TRAP: i32 = 5;
-    pub(super) const ABRT: i32 = 6;
-    pub(super) const BUS: i32 = 7;
-    pub(super) const FPE: i32 = 8;
-    pub(super) const KILL: i32 = 9;
-    pub(super) const USR1: i32 = 10;
-    pub(super) const SEGV: i32 = 11;
-    pub(super) const USR2: i32 = 12;
-    pub(super) const PIPE: i32 = 13;
-    pub(super) const ALRM: i32 = 14;
-    pub(super) const TERM: i32 = 15;
-    pub(super) const STKFLT: i32 = 16;
-    pub(super) const CHLD: i32 = 17;
-    pub(super) const CONT: i32 = 18;
-    pub(super) const STOP: i32 = 19;
-    pub(super) const TSTP: i32 = 20;
-    pub(super) const TTIN: i32 = 21;
-    pub(super) const TTOU: i32 = 22;
-    pub(super) const URG: i32 = 23;
-    pub(super) const XCPU: i32 = 24;
-    pub(super) const XFSZ: i32 = 25;
-    pub(super) const VTALRM: i32 = 26;
-    pub(super) const PROF: i32 = 27;
-    pub(super) const WINCH: i32 = 28;
-    pub(super) const IO: i32 = 29;
-    pub(super) const PWR: i32 = 30;
-    pub(super) const SYS: i32 = 31;
-}
-
-signal_consts! {
-    HUP = HUP, "Hangup: the controlling terminal or connection went away.";
-    INT = INT, "Interrupt from the keyboard (Ctrl-C).";
-    QUIT = QUIT, "Quit from the keyboard (Ctrl-\\).";
-    ILL = ILL, "Illegal instruction.";
-    TRAP = TRAP, "Trace or breakpoint trap.";
-    ABRT = ABRT, "Abort, as from `abort(3)`.";
-    BUS = BUS, "Bus error (bad memory access).";
-    FPE = FPE, "Floating-point exception.";
-    KILL = KILL, "Kill: cannot be caught or ignored.";
-    USR1 = USR1, "User-defined signal 1.";
-    SEGV = SEGV, "Invalid memory reference.";
-    USR2 = USR2, "User-defined signal 2.";
-    PIPE = PIPE, "Broken pipe: write with no reader.";
-    ALRM = ALRM, "Timer signal from `alarm(2)`.";
-    TERM = TERM, "Termination request; what `terminate()` sends.";
-    STKFLT = STKFLT, "Stack fault on coprocessor (unused).";
-    CHLD = CHLD, "A child stopped or ended.";
-    CONT = CONT, "Continue if stopped.";
-    STOP = STOP, "Stop the process: cannot be caught or ignored.";
-    TSTP = TSTP, "Stop typed at the terminal (Ctrl-Z).";
-    TTIN = TTIN, "Terminal input for a background process.";
-    TTOU = TTOU, "Terminal output for a background process.";
-    URG = URG, "Urgent condition on a socket.";
-    XCPU = XCPU, "CPU time limit exceeded.";
-    XFSZ = XFSZ, "File size limit exceeded.";
-    VTALRM = VTALRM, "Virtual alarm clock.";
-    PROF = PROF, "Profiling timer expired.";
-    WINCH = WINCH, "Window resize.";
-    IO = IO, "I/O now possible.";
-    PWR = PWR, "Power failure.";
-    SYS = SYS, "Bad system call.";
-}
+sys::standard_signals!(signal_consts);
 
 impl Signal {
     /// The signal with this number, if the platform has it.
