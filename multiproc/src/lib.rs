@@ -141,6 +141,7 @@
 
 mod deadline;
 mod error;
+mod fd;
 mod loom;
 mod signal;
 #[allow(unsafe_code)]

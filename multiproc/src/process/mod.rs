@@ -15,7 +15,7 @@
 
 mod children;
 mod current;
-pub(crate) mod inherit;
+mod signal;
 mod start;
 mod status;
 
@@ -27,9 +27,10 @@ use serde::de::DeserializeOwned;
 
 pub use self::children::active_children;
 pub use self::current::{current_process, parent_process, ParentProcess, ProcessInfo};
+pub use self::signal::{send_signal, SignalFlag};
 pub use self::start::StartMethod;
 pub use self::status::ExitStatus;
-pub use crate::signal::{send_signal, Signal, SignalFlag};
+pub use crate::signal::Signal;
 
 use self::children::ChildRecord;
 use self::start::Outcome;
@@ -264,7 +265,7 @@ impl<R: DeserializeOwned> Child<R> {
             if watch_ctl {
                 fds.push(std::os::fd::AsRawFd::as_raw_fd(&self.ctl));
             }
-            let ready = crate::connection::wait_readable(&fds, left)?;
+            let ready = crate::fd::wait_readable(&fds, crate::deadline::Deadline::from(left))?;
             if watch_ctl && ready[1] {
                 self.receive();
             }

@@ -13,9 +13,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::children::{self, ChildRecord};
-use super::{current, inherit, Child, Process, Run};
+use super::{current, Child, Process, Run};
 use crate::connection::{pipe, Connection};
 use crate::error::{Error, Result};
+use crate::fd::registry;
 use crate::sys;
 use crate::sys::process::Forked;
 
@@ -109,7 +110,7 @@ where
         let _ = std::io::stderr().flush();
 
         let forked = {
-            let _registry = inherit::lock_for_fork();
+            let _registry = registry::lock_for_fork();
             let _identity = current::lock_for_fork();
             let _children = children::lock_for_fork();
             fork()?
@@ -123,7 +124,7 @@ where
                 drop(ctl_child);
                 // The parent drops the task it moved into the child: the connections it owned
                 // report themselves, and only those stay open in the child.
-                let captured = inherit::drop_recording(self.task);
+                let captured = registry::drop_recording(self.task);
                 let record = ChildRecord::new(pid, name, daemon)?;
                 children::register(record.clone());
                 ctl_parent.send(&captured)?;
@@ -158,7 +159,7 @@ where
         Err(_) => sys::process::exit_now(1),
     };
     keep.push(std::os::fd::AsRawFd::as_raw_fd(&ctl));
-    if inherit::keep_only(&keep).is_err() {
+    if registry::keep_only(&keep).is_err() {
         sys::process::exit_now(1);
     }
 
