@@ -16,7 +16,10 @@ struct MyProcess {
 impl Run for MyProcess {
     type Output = ();
     fn run(self) {
-        println!("父进程 {}", parent_process().map_or(0, |p| p.pid()));
+        println!(
+            "父进程 {}",
+            parent_process().map_or(0, |p| p.pid().as_raw())
+        );
         println!("子进程 {}", current_process().pid());
         println!("子进程的名字 {}", self.name);
     }
@@ -34,7 +37,10 @@ pub(crate) fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 1. A closure with an argument.
     let word = "haha";
     let mut p = Process::new(move || {
-        println!("父进程 {}", parent_process().map_or(0, |p| p.pid()));
+        println!(
+            "父进程 {}",
+            parent_process().map_or(0, |p| p.pid().as_raw())
+        );
         println!("子进程 {}", current_process().pid());
         println!("传入的参数: {word}");
     })

@@ -143,6 +143,7 @@ mod deadline;
 mod error;
 mod fd;
 mod loom;
+mod pid;
 mod signal;
 #[allow(unsafe_code)]
 mod sys;
@@ -157,6 +158,7 @@ pub mod sync;
 
 pub use crate::connection::{pipe, pipe_oneway, Connection};
 pub use crate::error::{BoxError, Error, LockError, LockResult, PutError, Result};
+pub use crate::pid::Pid;
 pub use crate::process::{
     active_children, cpu_count, current_process, parent_process, Child, ExitStatus, Process, Run,
     Signal, StartMethod,

@@ -309,7 +309,7 @@ fn cn_19_broken_pipe() -> TestResult {
 
 fn cn_23_eintr() -> TestResult {
     let flag = SignalFlag::register(Signal::USR2)?;
-    let parent = std::process::id();
+    let parent = multiproc::current_process().pid();
     let (mut rx, tx) = pipe()?;
     let mut child = Process::new(move || {
         let mut tx = tx;

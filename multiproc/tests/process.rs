@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use common::{eventually, is_zombie, process_running, test, TestResult};
 use multiproc::process::{send_signal, SignalFlag};
 use multiproc::{
-    active_children, current_process, parent_process, pipe, Error, Process, Run, Signal,
+    active_children, current_process, parent_process, pipe, Error, Pid, Process, Run, Signal,
 };
 
 fn main() {
@@ -78,7 +78,7 @@ fn main() {
 fn pr_01_02_main_process_identity() -> TestResult {
     let me = current_process();
     assert_eq!(me.name(), "MainProcess");
-    assert_eq!(me.pid(), std::process::id());
+    assert_eq!(me.pid(), Pid::from(std::process::id()));
     assert!(!me.is_daemon());
     assert!(
         parent_process().is_none(),
@@ -104,7 +104,7 @@ fn pr_02_09_child_identity() -> TestResult {
     assert_eq!(name, "worker-7");
     assert_eq!(name, child.name());
     assert_eq!(pid, child.pid());
-    assert_eq!(ppid, std::process::id());
+    assert_eq!(ppid, current_process().pid());
     assert_eq!(pname, "MainProcess");
     Ok(())
 }
@@ -251,8 +251,8 @@ struct MyProcess {
 }
 
 impl Run for MyProcess {
-    type Output = (String, u32);
-    fn run(self) -> (String, u32) {
+    type Output = (String, Pid);
+    fn run(self) -> (String, Pid) {
         (
             format!("{} from {}", self.word, current_process().name()),
             parent_process().unwrap().pid(),
@@ -268,7 +268,7 @@ fn pr_25_run_trait() -> TestResult {
     .start()?;
     assert_eq!(
         child.join()?,
-        ("haha from MyProcess".to_string(), std::process::id())
+        ("haha from MyProcess".to_string(), current_process().pid())
     );
     Ok(())
 }
@@ -357,7 +357,7 @@ fn daemon_dies_with_sigkilled_parent() -> TestResult {
         std::thread::sleep(Duration::from_secs(60));
     })
     .start()?;
-    let daemon_pid: u32 = rx.recv()?;
+    let daemon_pid: Pid = rx.recv()?;
     assert!(process_running(daemon_pid));
     parent.kill()?;
     assert!(parent.join().is_err());
@@ -370,7 +370,7 @@ fn daemon_dies_with_sigkilled_parent() -> TestResult {
 
 fn pr_32_join_eintr() -> TestResult {
     let flag = SignalFlag::register(Signal::USR1)?;
-    let parent = std::process::id();
+    let parent = current_process().pid();
     let mut child = Process::new(move || {
         std::thread::sleep(Duration::from_millis(100));
         send_signal(parent, Signal::USR1).unwrap();

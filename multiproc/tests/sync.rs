@@ -9,8 +9,8 @@ use common::{test, TestResult};
 use multiproc::process::send_signal;
 use multiproc::LockError;
 use multiproc::{
-    Barrier, BoundedSemaphore, Condition, Error, Event, Lock, Process, RLock, Semaphore, Signal,
-    Value,
+    current_process, Barrier, BoundedSemaphore, Condition, Error, Event, Lock, Process, RLock,
+    Semaphore, Signal, Value,
 };
 
 fn main() {
@@ -165,7 +165,7 @@ fn lock_owner_died() -> TestResult {
         Ok(_) => return Err("the dead holder's lock was taken as if free".into()),
     };
     eprintln!("OwnerDied after {:?}", killed.elapsed());
-    assert_eq!(lock.owner_pid(), Some(std::process::id()));
+    assert_eq!(lock.owner_pid(), Some(current_process().pid()));
     drop(guard);
     assert!(!lock.is_locked());
     // Only the first locker after the death is told.
@@ -229,7 +229,7 @@ fn condition_owner_died() -> TestResult {
         c.notify_all().unwrap();
         std::mem::forget(g);
         std::thread::sleep(Duration::from_millis(50));
-        send_signal(std::process::id(), Signal::KILL).unwrap();
+        send_signal(current_process().pid(), Signal::KILL).unwrap();
     })
     .start()?;
     let g = cond.lock().map_err(Error::from)?;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::current::ProcessInfo;
 use super::status::ExitStatus;
 use crate::error::{Error, Result};
+use crate::pid::Pid;
 use crate::signal::Signal;
 use crate::sys;
 
@@ -75,7 +76,7 @@ impl ChildRecord {
     }
 
     fn info(&self) -> ProcessInfo {
-        ProcessInfo::new(self.name.clone(), self.pid as u32, self.daemon)
+        ProcessInfo::new(self.name.clone(), Pid::from_sys(self.pid), self.daemon)
     }
 }
 

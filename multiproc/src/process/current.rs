@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::error::Result;
+use crate::pid::Pid;
 use crate::sys;
 
 /// This process as the library sees it.
@@ -40,12 +41,12 @@ fn with_identity<T>(f: impl FnOnce(&mut Identity) -> T) -> T {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessInfo {
     name: String,
-    pid: u32,
+    pid: Pid,
     daemon: bool,
 }
 
 impl ProcessInfo {
-    pub(crate) fn new(name: String, pid: u32, daemon: bool) -> ProcessInfo {
+    pub(crate) fn new(name: String, pid: Pid, daemon: bool) -> ProcessInfo {
         ProcessInfo { name, pid, daemon }
     }
 
@@ -55,7 +56,7 @@ impl ProcessInfo {
     }
 
     /// The operating system's process id.
-    pub fn pid(&self) -> u32 {
+    pub fn pid(&self) -> Pid {
         self.pid
     }
 
@@ -70,13 +71,13 @@ impl ProcessInfo {
 /// ```
 /// let me = multiproc::current_process();
 /// assert_eq!(me.name(), "MainProcess");
-/// assert_eq!(me.pid(), std::process::id());
+/// assert_eq!(me.pid(), multiproc::Pid::from(std::process::id()));
 /// assert!(!me.is_daemon());
 /// ```
 pub fn current_process() -> ProcessInfo {
     with_identity(|id| ProcessInfo {
         name: id.name.clone(),
-        pid: sys::process::getpid() as u32,
+        pid: Pid::from_sys(sys::process::getpid()),
         daemon: id.daemon,
     })
 }
@@ -92,7 +93,7 @@ pub fn parent_process() -> Option<ParentProcess> {
 #[derive(Debug, Clone)]
 pub struct ParentProcess {
     name: String,
-    pid: u32,
+    pid: Pid,
     /// Readable once the parent has exited; `None` if it was already gone when we looked.
     pidfd: Option<Arc<OwnedFd>>,
 }
@@ -104,7 +105,7 @@ impl ParentProcess {
     }
 
     /// The parent's pid.
-    pub fn pid(&self) -> u32 {
+    pub fn pid(&self) -> Pid {
         self.pid
     }
 
@@ -161,7 +162,7 @@ pub(crate) fn become_child(name: &str, daemon: bool, parent_pid: i32) {
         children_started: 0,
         parent: Some(ParentProcess {
             name: parent_name,
-            pid: parent_pid as u32,
+            pid: Pid::from_sys(parent_pid),
             pidfd,
         }),
     });

@@ -30,6 +30,7 @@ pub use self::current::{current_process, parent_process, ParentProcess, ProcessI
 pub use self::signal::{send_signal, SignalFlag};
 pub use self::start::StartMethod;
 pub use self::status::ExitStatus;
+pub use crate::pid::Pid;
 pub use crate::signal::Signal;
 
 use self::children::ChildRecord;
@@ -163,8 +164,8 @@ impl<R> fmt::Debug for Child<R> {
 
 impl<R> Child<R> {
     /// The child's process id.
-    pub fn pid(&self) -> u32 {
-        self.record.pid as u32
+    pub fn pid(&self) -> Pid {
+        Pid::from_sys(self.record.pid)
     }
 
     /// The child's name.

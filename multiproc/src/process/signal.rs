@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::pid::Pid;
 use crate::signal::Signal;
 use crate::sys;
 
@@ -13,12 +14,11 @@ use crate::sys;
 /// # Errors
 /// [`Error::Io`] with `NotFound`-like `ESRCH` when no such process exists, or
 /// `PermissionDenied` when it may not be signalled.
-pub fn send_signal(pid: u32, sig: Signal) -> Result<()> {
-    let pid = i32::try_from(pid)
-        .ok()
-        .filter(|&p| p > 0)
+pub fn send_signal(pid: Pid, sig: Signal) -> Result<()> {
+    let raw = pid
+        .to_sys()
         .ok_or_else(|| Error::InvalidArgument(format!("{pid} is not a process id")))?;
-    sys::signal::kill(pid, sig.as_raw())?;
+    sys::signal::kill(raw, sig.as_raw())?;
     Ok(())
 }
 
@@ -33,7 +33,7 @@ pub fn send_signal(pid: u32, sig: Signal) -> Result<()> {
 /// # fn main() -> multiproc::Result<()> {
 /// let flag = SignalFlag::register(Signal::USR2)?;
 /// assert!(!flag.is_raised());
-/// multiproc::process::send_signal(std::process::id(), Signal::USR2)?;
+/// multiproc::process::send_signal(multiproc::current_process().pid(), Signal::USR2)?;
 /// assert!(flag.take());      // true once, then cleared
 /// assert!(!flag.is_raised());
 /// # Ok(()) }
@@ -106,7 +106,7 @@ mod tests {
     #[test]
     fn signalling_pid_zero_is_refused() {
         assert!(matches!(
-            send_signal(0, Signal::TERM),
+            send_signal(Pid::from(0), Signal::TERM),
             Err(Error::InvalidArgument(_))
         ));
     }
