@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use common::{eventually, is_zombie, process_running, test, TestResult};
 use multiproc::process::{send_signal, SignalFlag};
 use multiproc::{
-    active_children, current_process, parent_process, pipe, Error, Pid, Process, Run, Signal,
+    active_children, current_process, parent_process, pipe, Connection, Error, Pid, Process, Run,
+    Signal,
 };
 
 fn main() {
@@ -53,6 +54,14 @@ fn main() {
         test(
             "daemon_dies_when_its_parent_is_sigkilled",
             daemon_dies_with_sigkilled_parent,
+        ),
+        test(
+            "pr_29_child_return_terminates_daemons_and_waits_for_children",
+            pr_29_child_return_finishes_children,
+        ),
+        test(
+            "pr_29_exit_terminates_daemons_and_waits_for_children",
+            pr_29_exit_finishes_children,
         ),
         test("pr_32_join_not_aborted_by_a_signal", pr_32_join_eintr),
         test("pr_34_dropped_handle_leaves_no_zombie", pr_34_no_zombie),
@@ -366,6 +375,83 @@ fn daemon_dies_with_sigkilled_parent() -> TestResult {
         "the daemon outlived its SIGKILLed parent"
     );
     Ok(())
+}
+
+/// In a child: starts a daemon grandchild that reports on `term` whether a SIGTERM reached it
+/// (a SIGKILL leaves `term` with EOF), and a non-daemon one that sleeps 1 s and then reports
+/// on `done`. Returns once the daemon's flag is registered.
+fn start_grandchildren(done: Connection, term: Connection) {
+    let (mut ready_rx, ready_tx) = pipe().unwrap();
+    Process::new(move || {
+        let (mut ready_tx, mut term) = (ready_tx, term);
+        let flag = SignalFlag::register(Signal::TERM).unwrap();
+        ready_tx.send(&()).unwrap();
+        let t = Instant::now();
+        while !flag.is_raised() && t.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        term.send(&flag.is_raised()).unwrap();
+    })
+    .daemon(true)
+    .start()
+    .unwrap();
+    ready_rx.recv::<()>().unwrap();
+    Process::new(move || {
+        let mut done = done;
+        std::thread::sleep(Duration::from_secs(1));
+        done.send(&"finished").unwrap();
+    })
+    .start()
+    .unwrap();
+}
+
+/// After the child ended (`started` is when the parent began to join it): the non-daemon
+/// grandchild had finished, and the daemon got SIGTERM, not SIGKILL (PR-29).
+fn grandchildren_were_finished(
+    started: Instant,
+    done: &mut Connection,
+    term: &mut Connection,
+) -> TestResult {
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "the child ended after {took:?}, before its 1 s grandchild"
+    );
+    assert!(
+        done.poll(Some(Duration::ZERO))?,
+        "the grandchild had reported before the child ended"
+    );
+    assert_eq!(done.recv::<String>()?, "finished");
+    assert!(term.poll(Some(Duration::from_secs(10)))?);
+    match term.recv::<bool>() {
+        Ok(got_term) => assert!(got_term, "the daemon waited 20 s without a SIGTERM"),
+        Err(Error::Eof) => panic!("the daemon grandchild was killed without a SIGTERM"),
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+fn pr_29_child_return_finishes_children() -> TestResult {
+    let (mut done_rx, done_tx) = pipe()?;
+    let (mut term_rx, term_tx) = pipe()?;
+    let mut child = Process::new(move || start_grandchildren(done_tx, term_tx)).start()?;
+    let t = Instant::now();
+    child.join()?;
+    grandchildren_were_finished(t, &mut done_rx, &mut term_rx)
+}
+
+/// The parent's normal exit (`exit`, or returning from `main`) runs the same end.
+fn pr_29_exit_finishes_children() -> TestResult {
+    let (mut done_rx, done_tx) = pipe()?;
+    let (mut term_rx, term_tx) = pipe()?;
+    let mut child = Process::new(move || -> () {
+        start_grandchildren(done_tx, term_tx);
+        std::process::exit(0)
+    })
+    .start()?;
+    let t = Instant::now();
+    assert!(matches!(child.join(), Err(Error::Exited(0))));
+    grandchildren_were_finished(t, &mut done_rx, &mut term_rx)
 }
 
 fn pr_32_join_eintr() -> TestResult {

@@ -120,9 +120,16 @@ pub fn active_children() -> Vec<ProcessInfo> {
     children().iter().map(|c| c.info()).collect()
 }
 
-/// Runs when the process exits normally (`exit`, or returning from `main`), as Python's
-/// `multiprocessing` does: daemon children get `SIGTERM`, then every child is waited for.
+/// Runs when the process exits normally (`exit`, or returning from `main`).
 extern "C" fn finish_children_at_exit() {
+    finish_children();
+}
+
+/// What a process does with its children when it ends normally, as Python's
+/// `multiprocessing` does: daemon children get `SIGTERM`, then every child is waited for.
+/// The parent runs it at exit; a child runs it when its closure has returned or panicked,
+/// before it reports to its own parent.
+pub(crate) fn finish_children() {
     let list: Vec<Arc<ChildRecord>> = std::mem::take(&mut *children());
     for child in list.iter().filter(|c| c.daemon) {
         let _ = child.signal(Signal::TERM);

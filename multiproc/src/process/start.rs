@@ -137,7 +137,8 @@ where
 /// Where the location of a panic in the child is kept for the parent.
 static PANIC_LOCATION: Mutex<Option<String>> = Mutex::new(None);
 
-/// The child's life: adopt the captured connections, run the task, report, exit.
+/// The child's life: adopt the captured connections, run the task, finish its own
+/// children, report, exit.
 fn child_main<T>(task: T, mut ctl: Connection, name: &str, daemon: bool, parent_pid: i32) -> !
 where
     T: Run,
@@ -186,6 +187,8 @@ where
             (Outcome::Panicked { message, location }, 1)
         }
     };
+    // The same end as the parent's normal exit: terminate the daemons, wait for the others.
+    children::finish_children();
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     let sent = match ctl.send(&outcome) {
