@@ -287,9 +287,13 @@ fn cn_18_seed_pitfall() -> TestResult {
     drop(left);
     let mut got = None;
     for _ in 0..50 {
-        if let Some(v) = consumer.join_timeout(Duration::from_millis(100))? {
-            got = Some(v);
-            break;
+        match consumer.join_timeout(Duration::from_millis(100)) {
+            Ok(v) => {
+                got = Some(v);
+                break;
+            }
+            Err(Error::Timeout) => {}
+            Err(e) => return Err(e.into()),
         }
     }
     assert_eq!(got, Some(vec![1, 2, 3, 4, 5]), "the consumer saw EOF");

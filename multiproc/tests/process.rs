@@ -29,6 +29,11 @@ fn main() {
             "pr_10_join_timeout_returns_before_the_child_ends",
             pr_10_join_timeout,
         ),
+        test(
+            "pr_10_join_timeout_max_waits_forever_not_panics",
+            pr_10_join_timeout_max,
+        ),
+        test("parent_wait_forms_and_a_max_timeout", parent_wait_forms),
         test("pr_11_terminate_gives_minus_sigterm", pr_11_terminate),
         test(
             "pr_11_kill_gives_minus_sigkill_and_join_says_signaled",
@@ -136,12 +141,20 @@ fn pr_10_join_timeout() -> TestResult {
     let mut child = Process::new(|| std::thread::sleep(Duration::from_secs(2))).start()?;
     let t = Instant::now();
     assert!(
-        child.join_timeout(Duration::ZERO)?.is_none(),
+        matches!(child.join_timeout(Duration::ZERO), Err(Error::Timeout)),
         "join(0) only looks"
     );
+    assert!(matches!(child.try_join(), Err(Error::WouldBlock)));
     let t1 = Instant::now();
-    assert!(child.join_timeout(Duration::from_millis(300))?.is_none());
+    assert!(matches!(
+        child.join_timeout(Duration::from_millis(300)),
+        Err(Error::Timeout)
+    ));
     assert!(t1.elapsed() >= Duration::from_millis(300));
+    let t2 = Instant::now();
+    let deadline = t2 + Duration::from_millis(100);
+    assert!(matches!(child.join_deadline(deadline), Err(Error::Timeout)));
+    assert!(Instant::now() >= deadline);
     assert!(
         child.is_alive(),
         "a timed-out join leaves the child running"
@@ -149,6 +162,74 @@ fn pr_10_join_timeout() -> TestResult {
     child.join()?;
     assert!(t.elapsed() >= Duration::from_secs(2));
     assert_eq!(child.exit_code(), Some(0));
+    Ok(())
+}
+
+/// A timeout too large for an `Instant` is forever, not an overflow panic.
+fn pr_10_join_timeout_max() -> TestResult {
+    let mut child = Process::new(|| {
+        std::thread::sleep(Duration::from_millis(200));
+        5
+    })
+    .start()?;
+    assert_eq!(child.join_timeout(Duration::MAX)?, 5);
+    let mut child = Process::new(|| 6).start()?;
+    assert_eq!(
+        child.join_deadline(Instant::now() + Duration::from_secs(30))?,
+        6
+    );
+    let mut child = Process::new(|| 7).start()?;
+    let value = loop {
+        match child.try_join() {
+            Err(Error::WouldBlock) => std::thread::sleep(Duration::from_millis(5)),
+            other => break other?,
+        }
+    };
+    assert_eq!(value, 7);
+    Ok(())
+}
+
+/// `ParentProcess`'s waits follow the outcome rule, and `wait_timeout(Duration::MAX)` waits
+/// for the parent's death instead of panicking.
+fn parent_wait_forms() -> TestResult {
+    let (mut rx, tx) = pipe()?;
+    let mut middle = Process::new(move || {
+        let report = tx;
+        let _grandchild = Process::new(move || {
+            let mut report = report;
+            let parent = parent_process().unwrap();
+            let forms = (
+                matches!(parent.try_wait(), Err(Error::WouldBlock)),
+                matches!(parent.wait_timeout(Duration::ZERO), Err(Error::Timeout)),
+                matches!(
+                    parent.wait_deadline(Instant::now() + Duration::from_millis(50)),
+                    Err(Error::Timeout)
+                ),
+                parent.is_alive().unwrap(),
+            );
+            report.send(&forms).unwrap();
+            let ended = parent.wait_timeout(Duration::MAX).is_ok();
+            report
+                .send(&(ended, parent.try_wait().is_ok(), parent.wait().is_ok()))
+                .unwrap();
+        })
+        .start()
+        .unwrap();
+        std::thread::sleep(Duration::from_secs(60));
+    })
+    .start()?;
+    assert_eq!(
+        rx.recv::<(bool, bool, bool, bool)>()?,
+        (true, true, true, true)
+    );
+    middle.kill()?;
+    assert!(rx.poll(Some(Duration::from_secs(20)))?);
+    assert_eq!(
+        rx.recv::<(bool, bool, bool)>()?,
+        (true, true, true),
+        "the grandchild saw its parent's death"
+    );
+    assert!(middle.join().is_err());
     Ok(())
 }
 
@@ -330,7 +411,7 @@ fn pr_03_parent_death() -> TestResult {
             let parent = parent_process().unwrap();
             let alive_before = parent.is_alive().unwrap();
             report.send(&("ready", alive_before)).unwrap();
-            let ended = parent.wait_timeout(Duration::from_secs(20)).unwrap();
+            let ended = parent.wait_timeout(Duration::from_secs(20)).is_ok();
             report
                 .send(&("parent gone", !parent.is_alive().unwrap() && ended))
                 .unwrap();

@@ -4,7 +4,6 @@
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard, Once};
-use std::time::Duration;
 
 use super::current::ProcessInfo;
 use super::status::ExitStatus;
@@ -56,12 +55,12 @@ impl ChildRecord {
         Ok(*status)
     }
 
-    /// Waits at most `timeout` (`None`: forever) for the child to exit and reaps it.
-    pub(crate) fn wait(&self, timeout: Option<Duration>) -> Result<Option<ExitStatus>> {
+    /// Waits for the child to exit and reaps it.
+    pub(crate) fn wait(&self) -> Result<Option<ExitStatus>> {
         if let Some(done) = self.try_reap()? {
             return Ok(Some(done));
         }
-        if sys::fd::poll_readable(&[self.pidfd()], timeout)?[0] {
+        if sys::fd::poll_readable(&[self.pidfd()], None)?[0] {
             return self.try_reap();
         }
         Ok(None)
@@ -135,6 +134,6 @@ pub(crate) fn finish_children() {
         let _ = child.signal(Signal::TERM);
     }
     for child in &list {
-        let _ = child.wait(None);
+        let _ = child.wait();
     }
 }

@@ -3,9 +3,10 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::error::Result;
+use crate::deadline::Deadline;
+use crate::error::{Error, Result};
 use crate::pid::Pid;
 use crate::sys;
 
@@ -114,17 +115,59 @@ impl ParentProcess {
     /// # Errors
     /// [`Error::Io`](crate::Error::Io) if the system cannot be asked.
     pub fn is_alive(&self) -> Result<bool> {
-        Ok(!self.wait_timeout(Duration::ZERO)?)
+        match self.wait_until(Deadline::now()) {
+            Ok(()) => Ok(false),
+            Err(Error::Timeout) => Ok(true),
+            Err(e) => Err(e),
+        }
     }
 
-    /// Waits at most `timeout` for the parent to end; returns whether it has ended.
+    /// Waits for the parent to end.
     ///
     /// # Errors
     /// [`Error::Io`](crate::Error::Io) if the system cannot be asked.
-    pub fn wait_timeout(&self, timeout: Duration) -> Result<bool> {
-        match &self.pidfd {
-            None => Ok(true),
-            Some(fd) => Ok(sys::fd::poll_readable(&[fd.as_raw_fd()], Some(timeout))?[0]),
+    pub fn wait(&self) -> Result<()> {
+        self.wait_until(Deadline::NEVER)
+    }
+
+    /// Returns `Ok` if the parent has ended, without waiting.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`](crate::Error::WouldBlock) while the parent runs;
+    /// [`Error::Io`](crate::Error::Io) if the system cannot be asked.
+    pub fn try_wait(&self) -> Result<()> {
+        self.wait_until(Deadline::now()).map_err(|e| match e {
+            Error::Timeout => Error::WouldBlock,
+            other => other,
+        })
+    }
+
+    /// Waits at most `timeout` for the parent to end. A timeout too large to represent
+    /// waits forever.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`](crate::Error::Timeout) when the parent still runs at the end;
+    /// [`Error::Io`](crate::Error::Io) if the system cannot be asked.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<()> {
+        self.wait_until(Deadline::after(timeout))
+    }
+
+    /// Waits until `deadline` for the parent to end.
+    ///
+    /// # Errors
+    /// As [`wait_timeout`](Self::wait_timeout).
+    pub fn wait_deadline(&self, deadline: Instant) -> Result<()> {
+        self.wait_until(Deadline::at(deadline))
+    }
+
+    fn wait_until(&self, deadline: Deadline) -> Result<()> {
+        let Some(fd) = &self.pidfd else {
+            return Ok(());
+        };
+        if sys::fd::poll_readable(&[fd.as_raw_fd()], deadline.remaining())?[0] {
+            Ok(())
+        } else {
+            Err(Error::Timeout)
         }
     }
 }
