@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use common::{test, TestResult};
 use multiproc::process::send_signal;
-use multiproc::LockError;
 use multiproc::{
     Barrier, BoundedSemaphore, Condition, Error, Event, Lock, Process, RLock, Semaphore, Signal,
     Value,
 };
+use multiproc::{LockError, WaitError};
 
 fn main() {
     common::run(vec![
@@ -107,7 +107,7 @@ fn lk_03() -> TestResult {
 
 fn lk_04() -> TestResult {
     let lock = Lock::new()?;
-    lock.acquire()?;
+    let _ = lock.acquire()?;
     let l = lock.clone();
     Process::new(move || l.release().unwrap()).start()?.join()?;
     assert!(!lock.is_locked());
@@ -123,12 +123,15 @@ fn lk_05() -> TestResult {
     let l = lock.clone();
     let waited: (bool, Duration) = Process::new(move || {
         let t = Instant::now();
-        let got = l.acquire_timeout(Duration::from_millis(200)).unwrap();
-        (got, t.elapsed())
+        let timed_out = matches!(
+            l.acquire_timeout(Duration::from_millis(200)),
+            Err(Error::Timeout)
+        );
+        (timed_out, t.elapsed())
     })
     .start()?
     .join()?;
-    assert!(!waited.0);
+    assert!(waited.0);
     assert!(waited.1 >= Duration::from_millis(200));
     Ok(())
 }
@@ -237,7 +240,7 @@ fn condition_owner_died() -> TestResult {
     let t = Instant::now();
     let outcome = cond.wait_timeout(g, Duration::from_secs(30));
     match outcome {
-        Err(LockError::OwnerDied(g)) => drop(g),
+        Err(WaitError::OwnerDied(g)) => drop(g),
         Ok(_) => {
             // The notify came before the child died; the next lock must report the death.
             assert!(cond.lock().is_err_and(|e| e.is_owner_died()));
@@ -365,16 +368,14 @@ fn condition_producer_consumer() -> TestResult {
         let mut timeouts = 0;
         while taken < 5 {
             let g = c.lock().unwrap();
-            let (g, still_empty) = c
-                .wait_while_timeout(g, Duration::from_millis(50), || it.load() == 0)
-                .unwrap();
-            if still_empty {
-                timeouts += 1;
-            } else {
-                it.fetch_sub(1);
-                taken += 1;
+            match c.wait_while_timeout(g, Duration::from_millis(50), || it.load() == 0) {
+                Ok(_g) => {
+                    it.fetch_sub(1);
+                    taken += 1;
+                }
+                Err(WaitError::Timeout(_g)) => timeouts += 1,
+                Err(e) => panic!("{e}"),
             }
-            drop(g);
         }
         (taken, timeouts)
     })
@@ -470,7 +471,7 @@ fn ev_03() -> TestResult {
     })
     .start()?;
     let t = Instant::now();
-    assert!(ev.wait_timeout(Duration::from_secs(30)));
+    ev.wait_timeout(Duration::from_secs(30))?;
     assert!(t.elapsed() >= Duration::from_millis(50));
     child.join()?;
     Ok(())

@@ -26,9 +26,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::codec::{Binary, Codec};
+use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::process::inherit;
-use crate::sync::park;
+use crate::raw::park;
 use crate::sys;
 
 pub use self::direction::{Duplex, Readable, RecvOnly, SendOnly, Writable};
@@ -319,7 +320,7 @@ impl<D: Readable> Connection<D> {
                 // Not a socket (a wrapped pipe), or a real error: the blocking read decides.
                 Err(_) => true,
             },
-            None,
+            Deadline::NEVER,
         );
         match got {
             Some(n) => Ok(n),
@@ -411,7 +412,7 @@ pub(crate) fn wait_readable(fds: &[RawFd], timeout: Option<Duration>) -> Result<
     if timeout == Some(Duration::ZERO) {
         return Ok(sys::fd::poll_readable(fds, timeout)?);
     }
-    let deadline = timeout.and_then(park::deadline_after);
+    let deadline = Deadline::from(timeout);
     let mut ready = Vec::new();
     let mut failed = None;
     let spun = park::spin_until(
@@ -434,7 +435,7 @@ pub(crate) fn wait_readable(fds: &[RawFd], timeout: Option<Duration>) -> Result<
     if spun {
         return Ok(ready);
     }
-    let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+    let left = deadline.remaining();
     Ok(sys::fd::poll_readable(fds, left)?)
 }
 
