@@ -29,7 +29,7 @@ use crate::codec::{Binary, Codec};
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::fd::{registry, wait_readable};
-use crate::sync::park;
+use crate::raw::park;
 use crate::sys;
 
 pub use self::direction::{Duplex, Readable, RecvOnly, SendOnly, Writable};
@@ -381,7 +381,7 @@ impl<D: Readable> Connection<D> {
                         true
                     }
                 },
-                deadline.instant(),
+                deadline,
             );
             if got.is_some() {
                 return Ok(got);
