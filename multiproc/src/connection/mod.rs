@@ -15,7 +15,12 @@
 //! inherited, and its reader never sees EOF) cannot happen. See the crate docs.
 #![forbid(unsafe_code)]
 
+mod address;
+mod auth;
 mod frame;
+mod listener;
+mod wait;
+mod with_codec;
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -32,7 +37,10 @@ use crate::fd::{registry, wait_readable};
 use crate::raw::park;
 use crate::sys;
 
+pub use self::address::{Address, ToAddress};
 pub use self::direction::{Duplex, Readable, RecvOnly, SendOnly, Writable};
+pub use self::listener::{Client, Listener, DEFAULT_HANDSHAKE_TIMEOUT};
+pub use self::wait::{wait, Waitable};
 
 /// Which way a connection may carry messages, checked at compile time.
 mod direction {

@@ -175,6 +175,13 @@ impl<R> Child<R> {
         &self.record.name
     }
 
+    /// The child's sentinel, Python's `Process.sentinel`: a descriptor (the child's pidfd)
+    /// that becomes readable when the child ends. [`connection::wait`](crate::connection::wait)
+    /// takes the child itself.
+    pub fn sentinel(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.record.sentinel()
+    }
+
     /// Whether the child is a daemon.
     pub fn is_daemon(&self) -> bool {
         self.record.daemon
