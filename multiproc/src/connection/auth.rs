@@ -167,7 +167,7 @@ fn verify(key: &[u8], challenge: &[u8], answer: &[u8]) -> Result<()> {
 }
 
 /// Challenges the peer and checks its answer (Python's `deliver_challenge`); the peer is
-/// told `#WELCOME#` or `#FAILURE#`.
+/// told `#WELCOME#` or `#FAILURE#`. `Error::Timeout` when `deadline` passes first.
 pub(crate) fn deliver_challenge(fd: BorrowedFd<'_>, key: &[u8], deadline: Deadline) -> Result<()> {
     let mut random = [0u8; MESSAGE_LENGTH];
     getrandom::getrandom(&mut random)
@@ -187,6 +187,7 @@ pub(crate) fn deliver_challenge(fd: BorrowedFd<'_>, key: &[u8], deadline: Deadli
 }
 
 /// Answers the peer's challenge and reads its verdict (Python's `answer_challenge`).
+/// `Error::Timeout` when `deadline` passes first.
 pub(crate) fn answer_challenge(fd: BorrowedFd<'_>, key: &[u8], deadline: Deadline) -> Result<()> {
     let message = recv(fd, deadline)?;
     let Some(challenge) = message.strip_prefix(CHALLENGE) else {
@@ -245,9 +246,8 @@ fn recv(fd: BorrowedFd<'_>, deadline: Deadline) -> Result<Vec<u8>> {
 
 fn read_some(fd: BorrowedFd<'_>, buf: &mut [u8], deadline: Deadline) -> Result<usize> {
     if !wait_readable(&[fd.as_raw_fd()], deadline)?[0] {
-        return Err(Error::Authentication(
-            "the peer did not complete the handshake in time".into(),
-        ));
+        // The caller says what running out of time means for it.
+        return Err(Error::Timeout);
     }
     match sys::fd::read(fd, buf)? {
         0 => Err(Error::Authentication(

@@ -10,7 +10,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::os::unix::net::{SocketAddr as UnixAddr, UnixListener, UnixStream};
+use std::os::unix::net::{SocketAddr as UnixAddr, UnixDatagram, UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -285,24 +285,34 @@ fn bind_path(path: &Path) -> Result<(UnixListener, SocketFile)> {
                 format!("{} exists and is not a socket", path.display()),
             )));
         }
-        match UnixStream::connect(path) {
-            Ok(_) => {
+        // A datagram socket cannot connect to a stream listener, but the kernel says why:
+        // EPROTOTYPE when a listener is bound there, ECONNREFUSED when nobody is. Unlike a
+        // stream connect, the probe never shows up in a live listener's accept queue.
+        let probe = UnixDatagram::unbound()?;
+        match probe.connect(path) {
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                // Nobody listens: the file outlived its listener.
+                match fs::remove_file(path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(e) if sys::socket::is_wrong_socket_type(&e) => {
                 return Err(Error::Io(io::Error::new(
                     io::ErrorKind::AddrInUse,
                     format!("unix:{} is in use: a listener serves it", path.display()),
                 )))
             }
-            // Nobody listens: the file outlived its listener.
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => match fs::remove_file(path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
-            },
-            Err(e) => {
+            outcome => {
+                let why = match outcome {
+                    Ok(()) => "a datagram socket is bound there".to_string(),
+                    Err(e) => e.to_string(),
+                };
                 return Err(Error::Io(io::Error::new(
                     io::ErrorKind::AddrInUse,
-                    format!("unix:{} is in use ({e})", path.display()),
-                )))
+                    format!("unix:{} is in use ({why})", path.display()),
+                )));
             }
         }
     }

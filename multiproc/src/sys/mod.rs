@@ -11,7 +11,7 @@
 //!   `pidfd_send_signal`, `wait_exit`, `set_parent_death_signal`, `at_exit`,
 //!   `thread_count`, `getpid`, `getppid`, `cpu_count`, `is_gone`.
 //! - `socket`: `listen_unix_path` (a listening unix socket whose file has chosen
-//!   permissions), `lock_exclusive` (`flock`).
+//!   permissions), `lock_exclusive` (`flock`), `is_wrong_socket_type`.
 //! - `identity`: who owns a lock (id and start time) and whether that owner is alive.
 //! - `signal`: the signal numbers and names of the platform, `kill`.
 //!

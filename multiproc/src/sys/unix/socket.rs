@@ -72,3 +72,10 @@ pub(crate) fn lock_exclusive(fd: BorrowedFd<'_>) -> io::Result<()> {
     cvt_r(|| unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) })?;
     Ok(())
 }
+
+/// Whether `e`, from connecting a datagram socket to a unix socket path, says that a
+/// stream socket is bound there (`EPROTOTYPE`): the kernel found a live socket of another
+/// type. A path with no socket behind it gives `ECONNREFUSED` instead.
+pub(crate) fn is_wrong_socket_type(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EPROTOTYPE)
+}
