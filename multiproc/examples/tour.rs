@@ -2,6 +2,8 @@
 //!
 //! Run: `cargo run --release --example tour`.
 
+#[path = "fifo_named_pipe.rs"]
+mod fifo_named_pipe;
 #[path = "lock_printing.rs"]
 mod lock_printing;
 #[path = "pipe_adder_server.rs"]
@@ -10,6 +12,8 @@ mod pipe_adder_server;
 mod pipe_producer_consumer;
 #[path = "process_basics.rs"]
 mod process_basics;
+#[path = "python_peer.rs"]
+mod python_peer;
 #[path = "queue_first_ten.rs"]
 mod queue_first_ten;
 #[path = "queue_json_work.rs"]
@@ -37,6 +41,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("queue_producer_consumer", queue_producer_consumer::main),
         ("queue_json_work", queue_json_work::main),
         ("queue_first_ten", queue_first_ten::main),
+        ("fifo_named_pipe", fifo_named_pipe::main),
+        ("python_peer", python_peer::main),
     ];
     for (name, run) in examples {
         println!("=== {name}");

@@ -14,6 +14,16 @@ fn main() {
         test("seed_002_queue_producer_consumer", queue_producer_consumer),
         test("seed_003_queue_json_work", queue_json_work),
         test("seed_004_queue_first_ten", queue_first_ten),
+        test("seed_003_fifo_named_pipe_demo", fifo_demo),
+        test(
+            "seed_003_fifo_writer_and_reader_as_separate_programs",
+            fifo_separate_programs,
+        ),
+        test("python_peer_demo", python_peer_demo),
+        test(
+            "python_peer_serves_python_client_and_calls_python_listener",
+            python_peer_both_ways,
+        ),
         test("tour_runs_every_example", tour),
     ])
 }
@@ -156,6 +166,158 @@ fn queue_first_ten() -> TestResult {
     }
     assert_eq!(lines[10], "40 buyers found the queue full");
     assert_eq!(lines[11], "结束");
+    Ok(())
+}
+
+/// The seed's lines, as the FIFO reader and the Listener print them.
+fn seed_003_lines() -> Vec<String> {
+    let mut lines: Vec<String> = (0..20)
+        .map(|i| format!("接收到的信息为:第 {i} 次循环,发送的消息为:{i}"))
+        .collect();
+    lines.push(r#"接收到的信息为:{"message":"这是一条测试的消息"}"#.to_string());
+    lines
+}
+
+fn fifo_demo() -> TestResult {
+    let lines = run_example("fifo_named_pipe")?;
+    let mut want = seed_003_lines();
+    want.extend(seed_003_lines());
+    want.push("结束".to_string());
+    assert_eq!(lines, want);
+    Ok(())
+}
+
+/// The two sides of the FIFO as two programs started separately, sharing only the path.
+fn fifo_separate_programs() -> TestResult {
+    let dir = common::TempDir::new("fifo")?;
+    let path = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo").arg(&path).status()?;
+    assert!(made.success());
+    let p = path.to_str().ok_or("path")?.to_string();
+    let exe = example_path("fifo_named_pipe")?;
+    let reader = std::process::Command::new(&exe)
+        .args(["reader", &p])
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let writer = std::process::Command::new(&exe)
+        .args(["writer", &p])
+        .status()?;
+    assert!(writer.success());
+    let out = reader.wait_with_output()?;
+    assert!(out.status.success());
+    let lines: Vec<String> = String::from_utf8(out.stdout)?
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(lines, seed_003_lines());
+    Ok(())
+}
+
+fn example_path(name: &str) -> Result<std::path::PathBuf, Box<dyn std::error::Error>> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .ok_or("no target dir")?;
+    Ok(dir.join("examples").join(name))
+}
+
+fn has_python() -> bool {
+    let found = std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if !found {
+        eprintln!("python3 not found: python_peer not checked");
+    }
+    found
+}
+
+fn python_peer_demo() -> TestResult {
+    let lines = run_example("python_peer")?;
+    if !has_python() {
+        return Ok(());
+    }
+    assert_eq!(
+        lines,
+        [
+            "served add(10, 20) = 30",
+            "served upper(\"héllo\")",
+            "served stats of 3 numbers",
+            "python said bye",
+            "python got 30",
+            "python got 'HÉLLO'",
+            "python got {'n': 3.0, 'sum': 7.0}",
+            "python got 'bye'",
+            "python answered mul(6, 7) = 42",
+            "结束",
+        ]
+    );
+    Ok(())
+}
+
+/// The test starts Python's stdlib `Client` and `Listener` itself; the example is the other
+/// side each time.
+fn python_peer_both_ways() -> TestResult {
+    if !has_python() {
+        return Ok(());
+    }
+    let dir = common::TempDir::new("pypeer")?;
+    let rust_sock = format!("unix:{}", dir.path().join("rust").display());
+    let client = r#"
+import sys, time
+from multiprocessing.connection import Client
+for _ in range(600):
+    try:
+        c = Client(sys.argv[1][5:], authkey=b"python-peer-demo"); break
+    except (FileNotFoundError, ConnectionRefusedError):
+        time.sleep(0.05)
+c.send(("add", 2, 3)); assert c.recv() == 5
+c.send(("upper", "ok")); assert c.recv() == "OK"
+c.send(("bye",)); assert c.recv() == "bye"
+print("python client ok")
+"#;
+    let py = std::process::Command::new("python3")
+        .args(["-c", client, &rust_sock])
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let served = common::run_example("python_peer", &["serve", &rust_sock])?;
+    let out = py.wait_with_output()?;
+    assert_eq!(String::from_utf8(out.stdout)?.trim(), "python client ok");
+    assert_eq!(
+        served,
+        [
+            "served add(2, 3) = 5",
+            "served upper(\"ok\")",
+            "python said bye"
+        ]
+    );
+
+    let py_sock = dir.path().join("python");
+    let listener = r#"
+import sys
+from multiprocessing.connection import Listener
+with Listener(sys.argv[1], authkey=b"python-peer-demo") as l:
+    print("listening", flush=True)
+    with l.accept() as c:
+        r = c.recv()
+        c.send(r["args"][0] * r["args"][1])
+"#;
+    let mut py = std::process::Command::new("python3")
+        .args(["-c", listener, py_sock.to_str().ok_or("path")?])
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(py.stdout.take().ok_or("stdout")?),
+        &mut ready,
+    )?;
+    let called = common::run_example(
+        "python_peer",
+        &["call", &format!("unix:{}", py_sock.display())],
+    )?;
+    assert!(py.wait()?.success());
+    assert_eq!(called, ["python answered mul(6, 7) = 42"]);
     Ok(())
 }
 
