@@ -37,9 +37,11 @@ pub(crate) fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(PutError::Full(back)) => println!("try_put: Full, {back:?} came back"),
         other => return Err(format!("expected Full, got {other:?}").into()),
     }
+    // Python raises `queue.Full` / `queue.Empty` for timed calls too; here a timed call
+    // says Timeout, a try says Full / Empty. The lines keep Python's names.
     match q.put_timeout(Item::Number(5), Duration::from_millis(100)) {
-        Err(PutError::Full(_)) => println!("put_timeout 0.1 s: Full"),
-        other => return Err(format!("expected Full, got {other:?}").into()),
+        Err(PutError::Timeout(_)) => println!("put_timeout 0.1 s: Full"),
+        other => return Err(format!("expected Timeout, got {other:?}").into()),
     }
     for _ in 0..3 {
         println!("get {:?}", q.get()?);
@@ -49,8 +51,8 @@ pub(crate) fn main() -> Result<(), Box<dyn std::error::Error>> {
         other => return Err(format!("expected Empty, got {other:?}").into()),
     }
     match q.get_timeout(Duration::from_millis(100)) {
-        Err(Error::Empty) => println!("get_timeout 0.1 s: Empty"),
-        other => return Err(format!("expected Empty, got {other:?}").into()),
+        Err(Error::Timeout) => println!("get_timeout 0.1 s: Empty"),
+        other => return Err(format!("expected Timeout, got {other:?}").into()),
     }
 
     // Two producers and two consumers share one queue of 3: producers block while it is
