@@ -146,12 +146,12 @@ mod deadline;
 mod error;
 mod fd;
 mod loom;
-mod pid;
-mod signal;
 #[allow(unsafe_code)]
 mod mem;
+mod pid;
 #[allow(unsafe_code)]
 mod raw;
+mod signal;
 #[allow(unsafe_code)]
 mod sys;
 
@@ -164,10 +164,10 @@ pub mod shm;
 pub mod sync;
 
 pub use crate::connection::{pipe, pipe_oneway, Connection};
-pub use crate::pid::Pid;
 pub use crate::error::{
     Acquired, BoxError, Error, LockError, LockResult, PutError, Result, WaitError, WaitResult,
 };
+pub use crate::pid::Pid;
 pub use crate::process::{
     active_children, cpu_count, current_process, parent_process, Child, ExitStatus, Process, Run,
     Signal, StartMethod,
