@@ -305,9 +305,13 @@ fn cn_18_seed_pitfall() -> TestResult {
     drop(left);
     let mut got = None;
     for _ in 0..50 {
-        if let Some(v) = consumer.join_timeout(Duration::from_millis(100))? {
-            got = Some(v);
-            break;
+        match consumer.join_timeout(Duration::from_millis(100)) {
+            Ok(v) => {
+                got = Some(v);
+                break;
+            }
+            Err(Error::Timeout) => {}
+            Err(e) => return Err(e.into()),
         }
     }
     assert_eq!(got, Some(vec![1, 2, 3, 4, 5]), "the consumer saw EOF");
@@ -379,7 +383,7 @@ fn cn_23_eintr() -> TestResult {
 }
 
 fn cn_23_body() -> TestResult {
-    let parent = std::process::id();
+    let parent = multiproc::current_process().pid();
     let (mut conn, child_end) = pipe()?;
     let mut child = Process::new(move || {
         let mut end = child_end;

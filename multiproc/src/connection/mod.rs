@@ -28,8 +28,8 @@ use serde::Serialize;
 use crate::codec::{Binary, Codec};
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
-use crate::process::inherit;
-use crate::sync::park;
+use crate::fd::{registry, wait_readable};
+use crate::raw::park;
 use crate::sys;
 
 pub use self::direction::{Duplex, Readable, RecvOnly, SendOnly, Writable};
@@ -169,7 +169,7 @@ impl<D> Connection<D> {
     fn from_fd(fd: OwnedFd) -> Self {
         // Best effort: a kernel that clamps the size still gives a working connection.
         let _ = sys::fd::set_buffer_sizes(fd.as_fd(), SOCKET_BUF);
-        inherit::track(fd.as_raw_fd());
+        registry::track(fd.as_raw_fd());
         Connection {
             fd,
             broken: None,
@@ -210,7 +210,7 @@ impl<D: Readable> Connection<D> {
         if self.broken.is_some() {
             return Ok(true);
         }
-        Ok(wait_readable(&[self.fd.as_raw_fd()], timeout)?[0])
+        Ok(wait_readable(&[self.fd.as_raw_fd()], Deadline::from(timeout))?[0])
     }
 
     /// Receives one message and decodes it as a `T`, waiting as long as it takes.
@@ -381,7 +381,7 @@ impl<D: Readable> Connection<D> {
                         true
                     }
                 },
-                deadline.instant(),
+                deadline,
             );
             if got.is_some() {
                 return Ok(got);
@@ -465,39 +465,6 @@ impl<D: Readable> Connection<D> {
     }
 }
 
-/// Waits at most `timeout` (`None`: forever) for some of `fds` to become readable, with a
-/// short yield-polling spin first (see [`park::spin_until`]); one flag per descriptor.
-pub(crate) fn wait_readable(fds: &[RawFd], timeout: Option<Duration>) -> Result<Vec<bool>> {
-    if timeout == Some(Duration::ZERO) {
-        return Ok(sys::fd::poll_readable(fds, timeout)?);
-    }
-    let deadline = timeout.and_then(park::deadline_after);
-    let mut ready = Vec::new();
-    let mut failed = None;
-    let spun = park::spin_until(
-        || match sys::fd::poll_readable(fds, Some(Duration::ZERO)) {
-            Ok(flags) => {
-                let any = flags.iter().any(|&f| f);
-                ready = flags;
-                any
-            }
-            Err(e) => {
-                failed = Some(e);
-                true
-            }
-        },
-        deadline,
-    );
-    if let Some(e) = failed {
-        return Err(e.into());
-    }
-    if spun {
-        return Ok(ready);
-    }
-    let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
-    Ok(sys::fd::poll_readable(fds, left)?)
-}
-
 fn truncated(got: usize, len: usize) -> Error {
     Error::protocol(format!(
         "peer closed the connection mid-message: got {got} of {len} bytes"
@@ -554,7 +521,7 @@ impl<D: Writable> Connection<D> {
 
 impl<D> Drop for Connection<D> {
     fn drop(&mut self) {
-        inherit::release(self.fd.as_raw_fd());
+        registry::release(self.fd.as_raw_fd());
     }
 }
 
