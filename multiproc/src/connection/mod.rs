@@ -6,6 +6,10 @@
 //! raw bytes. Each message is framed exactly as Python's `multiprocessing.connection`
 //! frames it (see `frame.rs`), so raw bytes interoperate with Python.
 //!
+//! Several processes may read one end (each holding a copy, for example from
+//! [`Connection::try_clone`]), taking turns under a [`Lock`](crate::Lock) as in Python:
+//! a receive takes exactly one message and never reads past it.
+//!
 //! # EOF and inherited ends
 //!
 //! [`Error::Eof`] comes once every copy of the peer end is closed, in every process. Ends
