@@ -591,6 +591,14 @@ mod tests {
             Err(Error::MessageTooLong { len: 100, max: 99 })
         ));
         assert_eq!(b.recv_bytes_max(4)?, b"next");
+        // Larger than the discard chunk: dropped in pieces, the framing kept.
+        a.send_bytes(&vec![9; 200_000])?;
+        a.send(&"after")?;
+        assert!(matches!(
+            b.recv_bytes_max(10),
+            Err(Error::MessageTooLong { len: 200_000, .. })
+        ));
+        assert_eq!(b.recv::<String>()?, "after");
         Ok(())
     }
 
