@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::deadline::Deadline;
 use crate::error::Result;
-use crate::sync::park;
+use crate::raw::park;
 use crate::sys;
 
 /// Waits until `deadline` for some of `fds` to become readable, with a short yield-polling
@@ -31,7 +31,7 @@ pub(crate) fn wait_readable(fds: &[RawFd], deadline: Deadline) -> Result<Vec<boo
                 true
             }
         },
-        deadline.instant(),
+        deadline,
     );
     if let Some(e) = failed {
         return Err(e.into());
