@@ -6,6 +6,9 @@
 #![forbid(unsafe_code)]
 
 mod bounded;
+mod pickle;
+
+pub use self::pickle::Pickle;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -64,44 +67,6 @@ impl Codec for Json {
 
     fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
         serde_json::from_slice(bytes).map_err(Error::codec)
-    }
-}
-
-/// Python's pickle, through `serde-pickle`: what Python's `Connection.send` / `recv` use, so a
-/// Rust process and a Python process exchange values over a
-/// [`Listener`](crate::connection::Listener) / [`Client`](crate::connection::Client) or a
-/// pipe with [`send_with`](crate::Connection::send_with) /
-/// [`recv_with`](crate::Connection::recv_with).
-///
-/// | Python | Rust |
-/// |---|---|
-/// | `int` | `i64` (any integer type that fits) |
-/// | `float` | `f64` |
-/// | `str` | `String` |
-/// | `bytes` | `serde_bytes::ByteBuf` (a plain `Vec<u8>` is a list of ints) |
-/// | `list`, `tuple` | `Vec<T>`, tuples |
-/// | `dict` | `HashMap` / `BTreeMap` |
-/// | `None` | `Option::None`, `()` |
-///
-/// `serde_pickle::Value` decodes anything pickle-able without a fixed type. Values are
-/// encoded with pickle protocol 3, which every Python 3 reads. Decoding never runs code
-/// (unlike Python's `pickle.loads`): a class instance or other global is a codec error. A
-/// value that does not fit the Rust type, trailing bytes, or nesting deeper than 128
-/// levels is [`Error::Codec`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Pickle;
-
-impl Codec for Pickle {
-    fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<()> {
-        // `to_writer` wants a sized value; a `&T` is one, and serialises as the `T`.
-        serde_pickle::to_writer(out, &value, serde_pickle::SerOptions::new()).map_err(Error::codec)
-    }
-
-    fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-        let mut de = serde_pickle::Deserializer::new(bytes, serde_pickle::DeOptions::new());
-        let value = bounded::deserialize(&mut de).map_err(Error::codec)?;
-        de.end().map_err(Error::codec)?;
-        Ok(value)
     }
 }
 
@@ -245,55 +210,5 @@ mod tests {
         // A plain format error still says what the format said.
         let e = Binary::decode::<String>(&[5, b'a']).unwrap_err();
         assert!(e.to_string().contains("end of buffer"), "{e}");
-    }
-
-    fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
-
-    #[test]
-    fn pickle_reads_python_protocol_4() {
-        // pickle.dumps([1, 'x', b'y', None, (2.5, {'a': 1})], protocol=4)
-        let bytes = unhex(concat!(
-            "80049524000000000000005d94284b018c017894430179944e47400400000000",
-            "00007d948c0161944b01738694652e"
-        ));
-        type Item = (
-            i64,
-            String,
-            serde_bytes::ByteBuf,
-            Option<u8>,
-            (f64, std::collections::BTreeMap<String, i64>),
-        );
-        let v: Item = Pickle::decode(&bytes).unwrap();
-        assert_eq!(v.0, 1);
-        assert_eq!(v.1, "x");
-        assert_eq!(&v.2[..], b"y");
-        assert_eq!(v.3, None);
-        assert_eq!(v.4 .0, 2.5);
-        assert_eq!(v.4 .1["a"], 1);
-        round_trip::<Pickle>();
-    }
-
-    #[test]
-    fn pickle_misfits_and_garbage_are_codec_errors() {
-        let mut out = Vec::new();
-        Pickle::encode(&(1i64 << 40), &mut out).unwrap();
-        assert!(matches!(Pickle::decode::<u8>(&out), Err(Error::Codec(_))));
-        assert!(matches!(
-            Pickle::decode::<String>(&out),
-            Err(Error::Codec(_))
-        ));
-        out.push(b'.');
-        assert!(matches!(Pickle::decode::<i64>(&out), Err(Error::Codec(_))));
-        for garbage in [&b""[..], b"\x80", b"\xff\xff", b"cos\nsystem\n."] {
-            assert!(matches!(
-                Pickle::decode::<serde_pickle::Value>(garbage),
-                Err(Error::Codec(_))
-            ));
-        }
     }
 }
