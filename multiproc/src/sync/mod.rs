@@ -10,6 +10,7 @@ mod barrier;
 mod condition;
 mod event;
 mod lock;
+mod named;
 mod rlock;
 mod semaphore;
 

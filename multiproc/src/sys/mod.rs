@@ -6,7 +6,8 @@
 //!   `write_all_vectored`, `poll_readable`.
 //! - `futex`: `wait(word, expected, timeout)` and `wake(word, n)` on a process-shared word.
 //! - `mman`: `memfd`, `set_len`, `file_len`, `shm_open`, `shm_unlink`, `Mapping` (unmapped
-//!   on drop); `shm`: `create_named`, `open_named`.
+//!   on drop); `shm`: `create_named`, `open_named`, `create_unnamed` + `publish` (an
+//!   `O_TMPFILE` filled in, then linked under its name).
 //! - `process`: `fork`, `fork_single_threaded`, `exit_now`, `pidfd_open`,
 //!   `pidfd_send_signal`, `wait_exit`, `set_parent_death_signal`, `at_exit`,
 //!   `thread_count`, `getpid`, `getppid`, `cpu_count`, `is_gone`.
