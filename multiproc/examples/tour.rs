@@ -16,6 +16,8 @@ mod queue_first_ten;
 mod queue_json_work;
 #[path = "queue_producer_consumer.rs"]
 mod queue_producer_consumer;
+#[path = "semaphore_limit.rs"]
+mod semaphore_limit;
 #[path = "shared_value_array.rs"]
 mod shared_value_array;
 #[path = "signals.rs"]
@@ -33,6 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("signals", signals::main),
         ("shared_value_array", shared_value_array::main),
         ("lock_printing", lock_printing::main),
+        ("semaphore_limit", semaphore_limit::main),
         ("ticket_file_lock", ticket_file_lock::main),
         ("queue_producer_consumer", queue_producer_consumer::main),
         ("queue_json_work", queue_json_work::main),
