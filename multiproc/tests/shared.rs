@@ -353,7 +353,7 @@ fn dead_holder(
 ) -> Result<multiproc::Child<()>, Box<dyn std::error::Error>> {
     let step = RawValue::new(0u32)?;
     let s = step.clone();
-    let mut child = Process::new(move || {
+    let child = Process::new(move || {
         hold();
         s.store(1);
         std::thread::sleep(Duration::from_secs(600));
