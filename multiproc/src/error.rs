@@ -12,7 +12,7 @@
 use std::fmt;
 use std::io;
 
-use crate::process::Signal;
+use crate::signal::Signal;
 
 /// A specialised `Result` whose error defaults to [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

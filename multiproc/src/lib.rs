@@ -57,7 +57,7 @@
 //! |---|---|
 //! | `Process(target=f, args=(x,)).start()` | `Process::new(move \|\| f(x)).start()?` |
 //! | subclass `Process`, override `run` | `impl Run for MyType`, `Process::new(my_value)` |
-//! | `p.join()`, `p.join(timeout)` | [`Child::join`] (returns the value), [`Child::join_timeout`] |
+//! | `p.join()`, `p.join(timeout)` | [`Child::join`] (returns the value), [`Child::join_timeout`] (`Err(Timeout)` while it runs) |
 //! | `p.is_alive()`, `p.exitcode`, `p.pid`, `p.name` | [`Child::is_alive`], [`Child::exit_code`], [`Child::pid`], [`Child::name`] |
 //! | `p.terminate()`, `p.kill()`, `os.kill(pid, sig)` | [`Child::terminate`], [`Child::kill`], [`process::send_signal`] |
 //! | `p.daemon = True` | [`Process::daemon`]`(true)` |
@@ -144,7 +144,10 @@
 // "Layers"): sys; loom, deadline, error; mem; raw; shm, sync; the modules above them.
 mod deadline;
 mod error;
+mod fd;
 mod loom;
+mod pid;
+mod signal;
 #[allow(unsafe_code)]
 mod mem;
 #[allow(unsafe_code)]
@@ -161,6 +164,7 @@ pub mod shm;
 pub mod sync;
 
 pub use crate::connection::{pipe, pipe_oneway, Connection};
+pub use crate::pid::Pid;
 pub use crate::error::{
     Acquired, BoxError, Error, LockError, LockResult, PutError, Result, WaitError, WaitResult,
 };

@@ -10,8 +10,8 @@ use multiproc::process::send_signal;
 use multiproc::shm::RawValue;
 use multiproc::Acquired;
 use multiproc::{
-    Barrier, BoundedSemaphore, Condition, Error, Event, Lock, Process, RLock, Semaphore, Signal,
-    Value,
+    current_process, Barrier, BoundedSemaphore, Condition, Error, Event, Lock, Process, RLock,
+    Semaphore, Signal, Value,
 };
 use multiproc::{LockError, WaitError};
 
@@ -210,7 +210,7 @@ fn lock_owner_died() -> TestResult {
         Ok(_) => return Err("the dead holder's lock was taken as if free".into()),
     };
     eprintln!("OwnerDied after {:?}", killed.elapsed());
-    assert_eq!(lock.owner_pid(), Some(std::process::id()));
+    assert_eq!(lock.owner_pid(), Some(current_process().pid()));
     drop(guard);
     assert!(!lock.is_locked());
     // Only the first locker after the death is told.
@@ -274,7 +274,7 @@ fn condition_owner_died() -> TestResult {
         c.notify_all().unwrap();
         std::mem::forget(g);
         std::thread::sleep(Duration::from_millis(50));
-        send_signal(std::process::id(), Signal::KILL).unwrap();
+        send_signal(current_process().pid(), Signal::KILL).unwrap();
     })
     .start()?;
     let g = cond.lock().map_err(Error::from)?;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::deadline::Deadline;
 use crate::error::{Acquired, Error, LockError, LockResult, Result};
 use crate::mem::segment::{Kind, Segment, Shared};
+use crate::pid::Pid;
 use crate::raw::{lock_result, RawLock};
 use crate::sys::identity;
 
@@ -191,8 +192,8 @@ impl Lock {
     }
 
     /// The pid of the process that took the lock, if it is held.
-    pub fn owner_pid(&self) -> Option<u32> {
-        self.raw().owner_id()
+    pub fn owner_pid(&self) -> Option<Pid> {
+        self.raw().owner_id().map(Pid::from)
     }
 }
 
@@ -240,7 +241,7 @@ mod tests {
         let l = Lock::new().unwrap();
         let g = l.lock().unwrap();
         assert!(l.is_locked());
-        assert_eq!(l.owner_pid(), Some(std::process::id()));
+        assert_eq!(l.owner_pid(), Some(Pid::from(std::process::id())));
         drop(g);
         assert!(!l.is_locked());
     }
