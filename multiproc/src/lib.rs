@@ -140,18 +140,19 @@
 // types that map shared memory), `queue/ring.rs`, and `Process::start_unchecked`.
 #![deny(unsafe_code)]
 
-// The layers, each importing only from those above it in this list (see docs/decisions.md,
-// "Layers"): sys; loom, deadline, error; mem; raw; shm, sync; the modules above them.
+// The layers, each importing only from those earlier in this list (see docs/decisions.md,
+// "Layers"): sys; loom, deadline, pid, signal; error; mem; raw; shm and sync
+// beside each other; then fd, codec, connection, process, queue.
 mod deadline;
 mod error;
 mod fd;
 mod loom;
-mod pid;
-mod signal;
 #[allow(unsafe_code)]
 mod mem;
+mod pid;
 #[allow(unsafe_code)]
 mod raw;
+mod signal;
 #[allow(unsafe_code)]
 mod sys;
 
@@ -164,10 +165,10 @@ pub mod shm;
 pub mod sync;
 
 pub use crate::connection::{pipe, pipe_oneway, Connection};
-pub use crate::pid::Pid;
 pub use crate::error::{
     Acquired, BoxError, Error, LockError, LockResult, PutError, Result, WaitError, WaitResult,
 };
+pub use crate::pid::Pid;
 pub use crate::process::{
     active_children, cpu_count, current_process, parent_process, Child, ExitStatus, Process, Run,
     Signal, StartMethod,
