@@ -111,7 +111,7 @@ unsafe impl crate::mem::pod::ShmSync for RawLock {}
 impl RawLock {
     /// Takes the lock for `me` if it is free. One CAS, no syscall, no liveness check.
     #[inline]
-    fn try_lock_free(&self, me: Token) -> bool {
+    pub(crate) fn try_lock_free(&self, me: Token) -> bool {
         let id = me.id() & ID_MASK;
         if self
             .word
