@@ -187,6 +187,7 @@ mod sys;
 
 pub mod codec;
 pub mod connection;
+pub mod manager;
 pub mod process;
 pub mod queue;
 #[allow(unsafe_code)]
@@ -197,6 +198,7 @@ pub use crate::connection::{pipe, pipe_oneway, Connection};
 pub use crate::error::{
     Acquired, BoxError, Error, LockError, LockResult, PutError, Result, WaitError, WaitResult,
 };
+pub use crate::manager::{Manager, SharedMemoryManager};
 pub use crate::pid::Pid;
 pub use crate::process::{
     active_children, cpu_count, current_process, parent_process, Child, ExitStatus, Process, Run,

@@ -360,3 +360,9 @@ const _: () = {
     assert_send::<Child<u8>>();
     assert_send::<Process<fn() -> u8>>();
 };
+
+/// Makes this process ignore `SIGINT` (a manager's server: Ctrl-C in the terminal goes to
+/// the whole process group, and the server must outlive its owner's handling of it).
+pub(crate) fn ignore_interrupts() {
+    let _ = crate::sys::signal::ignore(Signal::INT.as_raw());
+}

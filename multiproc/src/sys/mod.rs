@@ -14,7 +14,7 @@
 //! - `socket`: `listen_unix_path` (a listening unix socket whose file has chosen
 //!   permissions), `lock_exclusive` (`flock`), `is_wrong_socket_type`.
 //! - `identity`: who owns a lock (id and start time) and whether that owner is alive.
-//! - `signal`: the signal numbers and names of the platform, `kill`.
+//! - `signal`: the signal numbers and names of the platform, `kill`, `ignore`.
 //!
 //! Linux is the one backend today. Elsewhere `unsupported.rs` stops the build with a clear
 //! message rather than compiling into a library whose every call fails.
