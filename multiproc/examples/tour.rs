@@ -10,6 +10,8 @@
 mod fifo_named_pipe;
 #[path = "lock_printing.rs"]
 mod lock_printing;
+#[path = "manager_dict_list.rs"]
+mod manager_dict_list;
 #[path = "pipe_adder_server.rs"]
 mod pipe_adder_server;
 #[path = "pipe_bytes_poll.rs"]
@@ -60,6 +62,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("queue_subclassed_pair", queue_subclassed_pair::main),
         ("queue_json_work", queue_json_work::main),
         ("queue_first_ten", queue_first_ten::main),
+        ("manager_dict_list", manager_dict_list::main),
         ("fifo_named_pipe", fifo_named_pipe::main),
         ("python_peer", python_peer::main),
     ];

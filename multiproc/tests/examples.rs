@@ -21,6 +21,7 @@ fn main() {
         test("seed_001_signal_kinds_sigchld", signal_kinds_chld),
         test("seed_001_signal_kinds_sigint", signal_kinds_int),
         test("seed_002_queue_producer_consumer", queue_producer_consumer),
+        test("seed_002_manager_dict_list", manager_dict_list),
         test("seed_002_queue_subclassed_pair", queue_subclassed_pair),
         test("seed_003_queue_json_work", queue_json_work),
         test("seed_004_queue_first_ten", queue_first_ten),
@@ -489,6 +490,20 @@ fn semaphore_limit() -> TestResult {
     Ok(())
 }
 
+fn manager_dict_list() -> TestResult {
+    let lines = run_example("manager_dict_list")?;
+    assert_eq!(
+        lines,
+        [
+            "子进程-->a 100",
+            "子进程-->li [1, 2, 3, 4]",
+            "主进程-->dic {'count': 0}",
+            "主进程-->li [1, 2, 3, 4]",
+        ],
+    );
+    Ok(())
+}
+
 fn tour() -> TestResult {
     let lines = run_example("tour")?;
     for name in [
@@ -500,6 +515,7 @@ fn tour() -> TestResult {
         "signals",
         "signal_kinds",
         "queue_subclassed_pair",
+        "manager_dict_list",
     ] {
         assert!(
             lines.contains(&format!("=== {name}")),

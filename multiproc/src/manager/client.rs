@@ -22,10 +22,10 @@ use crate::error::{Error, Result};
 pub(crate) struct Client {
     address: Address,
     authkey: Vec<u8>,
-    /// Idle connections, with the pid of the process that made them: after `fork` a child
-    /// must not use its parent's connections (their replies would interleave), so it makes
-    /// its own.
-    idle: Mutex<Vec<(u32, Connection)>>,
+    /// Idle connections, with the fork generation of the process that made them: after
+    /// `fork` a child must not use its parent's connections (their replies would
+    /// interleave), so it makes its own.
+    idle: Mutex<Vec<(u64, Connection)>>,
     /// Set once this process shut the server down: calls fail at once.
     shut_down: AtomicBool,
 }
@@ -40,6 +40,20 @@ impl fmt::Debug for Client {
 
 /// The clients of this process, so that every proxy for one server shares one pool.
 static CLIENTS: Mutex<Vec<Weak<Client>>> = Mutex::new(Vec::new());
+
+/// How many forks lie between the first process and this one: a cheaper test than
+/// `getpid` (a system call) on every round trip.
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn forked() {
+    FORKS.fetch_add(1, Ordering::Relaxed);
+}
+
+fn fork_generation() -> u64 {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| crate::sys::process::at_fork_child(forked));
+    FORKS.load(Ordering::Relaxed)
+}
 
 impl Client {
     /// The client of this process for the server at `address` with `authkey`.
@@ -97,7 +111,7 @@ impl Client {
         self.idle
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((std::process::id(), conn));
+            .push((fork_generation(), conn));
     }
 
     /// One round trip.
@@ -105,7 +119,7 @@ impl Client {
         if self.is_shut_down() {
             return Err(self.gone("it was shut down"));
         }
-        let me = std::process::id();
+        let me = fork_generation();
         let pooled = {
             let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
             // Connections inherited from a parent are useless here: forget them.

@@ -9,7 +9,7 @@
 //!   on drop); `shm`: `create_named`, `open_named`, `create_unnamed` + `publish` (an
 //!   `O_TMPFILE` filled in, then linked under its name).
 //! - `process`: `fork`, `fork_single_threaded`, `exit_now`, `pidfd_open`,
-//!   `pidfd_send_signal`, `wait_exit`, `set_parent_death_signal`, `at_exit`,
+//!   `pidfd_send_signal`, `wait_exit`, `set_parent_death_signal`, `at_exit`, `at_fork_child`,
 //!   `thread_count`, `getpid`, `getppid`, `cpu_count`, `is_gone`.
 //! - `socket`: `listen_unix_path` (a listening unix socket whose file has chosen
 //!   permissions), `lock_exclusive` (`flock`), `is_wrong_socket_type`.
