@@ -49,6 +49,10 @@ fn main() {
             dd_03_consumer_killed_between_stores,
         ),
         test(
+            "dd_03_producer_killed_after_its_commit_a_waiting_get_gets_the_message",
+            dd_03_producer_killed_after_commit,
+        ),
+        test(
             "qu_06_try_get_and_try_put_never_block_on_a_stopped_holder",
             qu_06_try_forms_never_block_on_a_stopped_holder,
         ),
@@ -818,6 +822,37 @@ fn dd_03_consumer_killed_between_stores() -> TestResult {
     assert_eq!(q.get_timeout(Duration::from_secs(3))?, 7);
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     assert_eq!(q.qsize(), 0);
+    Ok(())
+}
+
+/// The producer-side twin: a producer killed after its commit and before it counted the
+/// message (`puts`) leaves the counts saying "empty", and its `put` never woke anyone. A
+/// consumer asleep in `get_timeout(3 s)` must still get the message.
+fn dd_03_producer_killed_after_commit() -> TestResult {
+    let q: Queue<u32> = Queue::new()?;
+    let q2 = q.clone();
+    let sleeper = Process::new(move || q2.get_timeout(Duration::from_secs(3)).ok()).start()?;
+    std::thread::sleep(Duration::from_millis(100));
+    let q2 = q.clone();
+    let victim = Process::new(move || {
+        fault::kill_at(Point::ProducerAfterCommit);
+        q2.put(7).unwrap();
+    })
+    .start()?;
+    let t = Instant::now();
+    assert!(matches!(reap(victim), Err(Error::Signaled(_))));
+    let got = reap(sleeper)?;
+    assert_eq!(
+        got,
+        Some(7),
+        "the sleeping get_timeout(3 s) missed the message ({:?})",
+        t.elapsed()
+    );
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // The next put repairs the count; nothing is delivered twice.
+    q.put(8)?;
+    assert_eq!(q.qsize(), 1);
+    assert_eq!(q.try_get()?, 8);
     Ok(())
 }
 
