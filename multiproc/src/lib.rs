@@ -57,13 +57,13 @@
 //! |---|---|
 //! | `Process(target=f, args=(x,)).start()` | `Process::new(move \|\| f(x)).start()?` |
 //! | subclass `Process`, override `run` | `impl Run for MyType`, `Process::new(my_value)` |
-//! | `p.join()`, `p.join(timeout)` | [`Child::join`] (returns the value), [`Child::join_timeout`] |
+//! | `p.join()`, `p.join(timeout)` | [`Child::join`] (returns the value), [`Child::join_timeout`] (`Err(Timeout)` while it runs) |
 //! | `p.is_alive()`, `p.exitcode`, `p.pid`, `p.name` | [`Child::is_alive`], [`Child::exit_code`], [`Child::pid`], [`Child::name`] |
 //! | `p.terminate()`, `p.kill()`, `os.kill(pid, sig)` | [`Child::terminate`], [`Child::kill`], [`process::send_signal`] |
 //! | `p.daemon = True` | [`Process::daemon`]`(true)` |
 //! | `current_process()`, `parent_process()`, `active_children()` | [`current_process`], [`parent_process`], [`active_children`] |
 //! | `Pipe()`, `Pipe(duplex=False)` | [`pipe`], [`pipe_oneway`] |
-//! | `conn.send(obj)`, `conn.recv()` | [`Connection::send`], [`Connection::recv`] |
+//! | `conn.send(obj)`, `conn.recv()` | [`Connection::send`], [`Connection::recv`] ([`Connection::try_recv`], [`Connection::recv_timeout`]: `Err(Empty)`, `Err(Timeout)`) |
 //! | `send_bytes(buf, off, n)`, `recv_bytes(maxlength)` | `send_bytes(&buf[off..off + n])`, [`Connection::recv_bytes_max`] |
 //! | `recv_bytes_into(buf, off)` | `recv_bytes_into(&mut buf[off..])` |
 //! | `conn.poll(timeout)` | [`Connection::poll`] (`Some(Duration::ZERO)` looks, `None` waits) |
@@ -79,6 +79,35 @@
 //! | `shared_memory.SharedMemory(name, create=True, size=n)` | [`SharedMemory::create`] |
 //! | `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore` | [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`] (RAII guards; `acquire`/`release` too) |
 //! | `Condition`, `Event`, `Barrier` | [`Condition`], [`Event`], [`Barrier`] |
+//!
+//! # Waiting: one outcome shape
+//!
+//! Every call that can wait comes in the same forms: `x()` waits as long as it takes,
+//! `try_x()` never waits, `x_timeout(d)` waits at most `d` (`Duration::MAX` is forever),
+//! `x_deadline(t)` waits until the instant `t`. Not being able to go on is always an `Err`,
+//! in the same place of the type: a `try_` form says it *would block*, a timed form says
+//! [`Error::Timeout`]. Where the failure hands something back (the value of a put, the
+//! guard of a lock whose previous owner died), the error carries it and converts into
+//! [`Error`] with `?`, variant for same-named variant.
+//!
+//! | call | `try_` would block | `_timeout` / `_deadline` ran out |
+//! |---|---|---|
+//! | [`Connection::recv`] | [`Error::Empty`] | [`Error::Timeout`] |
+//! | [`Queue::get`], [`SimpleQueue::get`] | [`Error::Empty`] | [`Error::Timeout`] |
+//! | [`Queue::put`] | [`PutError::Full`]`(value)` | [`PutError::Timeout`]`(value)` |
+//! | [`JoinableQueue::join`] | [`Error::WouldBlock`] | [`Error::Timeout`] |
+//! | [`Child::join`], [`process::ParentProcess::wait`] | [`Error::WouldBlock`] | [`Error::Timeout`] |
+//! | `lock` of [`Lock`], [`RLock`], [`Value`], [`Array`], [`Condition`] | [`LockError::WouldBlock`] | [`LockError::Timeout`] |
+//! | `acquire` of [`Lock`], [`RLock`] | [`Error::WouldBlock`] | [`Error::Timeout`] |
+//! | `lock` / `acquire` of [`Semaphore`], [`BoundedSemaphore`] | [`Error::WouldBlock`] | [`Error::Timeout`] |
+//! | [`Condition::wait`] | — | [`WaitError::Timeout`]`(guard)` |
+//! | [`Event::wait`] | — | [`Error::Timeout`] |
+//! | [`Barrier::wait`] | — | [`Error::Timeout`] (the others: [`Error::BrokenBarrier`]) |
+//!
+//! A lock whose holder died is *acquired*: the guard forms return
+//! [`LockError::OwnerDied`]`(guard)`, the guard-less `acquire` forms return
+//! `Ok(`[`Acquired::OwnerDied`]`)`, which must be looked at. Questions such as
+//! [`Connection::poll`], [`Event::is_set`] or [`Child::is_alive`] answer with a `bool`.
 //!
 //! # Pipe ends follow ownership: EOF without closing by hand
 //!
@@ -138,14 +167,25 @@
 //!   come; the README says what exists today.
 
 #![doc(test(attr(deny(warnings))))]
-// `unsafe` is allowed only where STYLE.md puts it: `sys/` (system calls), `shm/` (the types
-// that map shared memory), `sync/raw.rs`, `queue/ring.rs` and its `ring/` backends, and
+// `unsafe` is allowed only where STYLE.md puts it: `sys/` (system calls), `mem/` (the
+// shared-memory substrate), `raw/` (the futex-word protocols that live there), `shm/` (the
+// types that map shared memory), `queue/ring.rs` and its `ring/` backends, and
 // `Process::start_unchecked`.
 #![deny(unsafe_code)]
 
+// The layers, each importing only from those earlier in this list (see docs/decisions.md,
+// "Layers"): sys; loom, deadline, pid, signal; error; mem; raw; shm and sync
+// beside each other; then fd, codec, connection, process, queue.
 mod deadline;
 mod error;
+mod fd;
 mod loom;
+#[allow(unsafe_code)]
+mod mem;
+mod pid;
+#[allow(unsafe_code)]
+mod raw;
+mod signal;
 #[allow(unsafe_code)]
 mod sys;
 
@@ -158,7 +198,10 @@ pub mod shm;
 pub mod sync;
 
 pub use crate::connection::{pipe, pipe_oneway, Connection};
-pub use crate::error::{BoxError, Error, LockError, LockResult, PutError, Result};
+pub use crate::error::{
+    Acquired, BoxError, Error, LockError, LockResult, PutError, Result, WaitError, WaitResult,
+};
+pub use crate::pid::Pid;
 pub use crate::process::{
     active_children, cpu_count, current_process, parent_process, Child, ExitStatus, Process, Run,
     Signal, StartMethod,

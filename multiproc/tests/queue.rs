@@ -740,17 +740,6 @@ fn reap<R: serde::Serialize + serde::de::DeserializeOwned>(
     child.join()
 }
 
-/// `true` once the process `pid` is stopped (state `T` in `/proc/<pid>/stat`).
-fn is_stopped(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let after_name = &stat[stat.rfind(')')? + 2..];
-            after_name.chars().next()
-        })
-        .is_some_and(|state| state == 'T')
-}
-
 /// A consumer killed between its two stores (`gets` counted, `head` not moved) leaves the
 /// counts saying "empty" while the message is still in the ring, and nobody wakes the
 /// consumers already asleep. A consumer asleep in `get_timeout(3 s)` must still get the
@@ -891,9 +880,9 @@ fn qu_06_try_forms_never_block_on_a_stopped_holder() -> TestResult {
         q2.get().unwrap()
     })
     .start()?;
-    assert!(common::eventually(Duration::from_secs(10), || is_stopped(
-        stopped.pid()
-    )));
+    assert!(common::eventually(Duration::from_secs(10), || {
+        common::is_stopped(stopped.pid())
+    }));
     let q2 = q.clone();
     let timed = time_in_child(Duration::from_secs(5), move || {
         format!("{:?}", q2.try_get().map_err(|e| e.to_string()))
@@ -923,9 +912,9 @@ fn qu_06_try_forms_never_block_on_a_stopped_holder() -> TestResult {
         q2.put(1).unwrap();
     })
     .start()?;
-    assert!(common::eventually(Duration::from_secs(10), || is_stopped(
-        stopped.pid()
-    )));
+    assert!(common::eventually(Duration::from_secs(10), || {
+        common::is_stopped(stopped.pid())
+    }));
     let q2 = q.clone();
     let timed = time_in_child(Duration::from_secs(5), move || match q2.try_put(2) {
         Err(PutError::Full(2)) => "Full(2)".to_string(),

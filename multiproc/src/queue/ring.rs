@@ -93,7 +93,7 @@
 //! messages at once.
 //!
 //! Below `GROW_FREELY` (4 MiB) a full ring grows at once. Above it, and when the message
-//! would fit in half the ring, a put that finds no room first spins (`sync::park::spin`,
+//! would fit in half the ring, a put that finds no room first spins (`raw::park::spin`,
 //! at most ~50 us) for a consumer to make room, and grows only if none does: an active
 //! consumer keeps the ring small (cache- and page-friendly: every byte of growth is a fresh
 //! page to fault in), while a stalled or absent one costs one spin per doubling. So an
@@ -103,7 +103,7 @@
 //!
 //! Each direction has a [`Signal`]: a `seq` word that every put (for `not_empty`) or every
 //! get (for `not_full`) bumps, and a count of sleepers. A get that finds nothing, or a put
-//! that finds no room, follows `sync::park`'s rule: it spins on `seq` for a short while
+//! that finds no room, follows `raw::park`'s rule: it spins on `seq` for a short while
 //! (waking a process on another CPU costs ~40 us here, so most hand-offs are caught by the
 //! spin), then counts itself in `waiters` and sleeps on `seq`. The other side wakes only when
 //! `waiters` is non-zero, so a put with no sleeping consumer makes no system call.
@@ -136,8 +136,8 @@ use self::loom_memory as backend;
 use self::shm_memory as backend;
 use crate::deadline::Deadline;
 use crate::loom::{fence, AtomicU32, AtomicU64, Ordering};
-use crate::sync::park::{self, Parked};
-use crate::sync::raw::LIVENESS_PERIOD;
+use crate::raw::park::{self, Parked};
+use crate::raw::LIVENESS_PERIOD;
 
 /// Kills the process here when a test armed this point (feature `fault-injection`).
 macro_rules! fault_point {
@@ -393,7 +393,7 @@ impl Ring {
         deadline: Deadline,
         repair: impl FnOnce(&Ring),
     ) -> Option<SideGuard<'a>> {
-        let got = lock.lock(me(), deadline.instant(), is_alive).ok()?;
+        let got = lock.lock(me(), deadline, is_alive).ok()?;
         let guard = SideGuard(lock);
         if got == Acquired::OwnerDied {
             repair(self);
@@ -479,7 +479,7 @@ impl Ring {
                 }
                 Attempt::WouldGrow => {
                     // See "Growth": give an active consumer one spin's time to make room.
-                    may_grow = !park::spin(&c.not_full.0.seq, gets_seen, deadline.instant());
+                    may_grow = !park::spin(&c.not_full.0.seq, gets_seen, deadline);
                 }
                 Attempt::Full => {
                     let room = || self.is_shutdown() || self.has_room(size);
@@ -794,7 +794,7 @@ impl Ring {
     }
 
     /// Waits until `ready()` or `deadline`; `false` on timeout. Follows the rule of
-    /// `sync::park`: spin unannounced, then count itself in `waiters` and sleep.
+    /// `raw::park`: spin unannounced, then count itself in `waiters` and sleep.
     ///
     /// `watch`: side locks whose holder may die leaving the counts wrong with nobody to wake
     /// us (see "Crash safety"). Then sleep at most `LIVENESS_PERIOD` at a time; on waking,
@@ -809,13 +809,12 @@ impl Ring {
         watch: &[&RawLock],
     ) -> bool {
         let watched = || watch.iter().any(|lock| lock.owner_id().is_some());
-        let deadline = deadline.instant();
         loop {
             let seen = signal.seq.load(Ordering::Acquire);
             if ready() {
                 return true;
             }
-            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            if deadline.has_passed() {
                 return false;
             }
             if park::spin(&signal.seq, seen, deadline) {
@@ -824,11 +823,12 @@ impl Ring {
             signal.waiters.fetch_add(1, Ordering::SeqCst);
             fence(Ordering::SeqCst);
             let seen = signal.seq.load(Ordering::SeqCst);
-            let nap = (!watch.is_empty()).then(|| std::time::Instant::now() + LIVENESS_PERIOD);
-            let until = match (deadline, nap) {
-                (Some(d), Some(n)) => Some(d.min(n)),
-                (d, n) => d.or(n),
+            let nap = if watch.is_empty() {
+                Deadline::NEVER
+            } else {
+                Deadline::after(LIVENESS_PERIOD)
             };
+            let until = deadline.min(nap);
             let parked = (!ready()).then(|| park::sleep(&signal.seq, seen, until));
             signal.waiters.fetch_sub(1, Ordering::SeqCst);
             match parked {

@@ -5,16 +5,29 @@
 //! with their last user: a crash leaks nothing.
 
 mod array;
-mod cell;
 mod named;
-pub(crate) mod pod;
-pub(crate) mod segment;
 mod value;
 
 pub use self::array::{Array, ArrayGuard, RawArray};
-pub use self::cell::AtomicInt;
 pub use self::named::SharedMemory;
-#[doc(hidden)]
-pub use self::pod::__private;
-pub use self::pod::ShmSafe;
 pub use self::value::{RawValue, Value, ValueGuard};
+pub use crate::mem::cell::AtomicInt;
+#[doc(hidden)]
+pub use crate::mem::pod::__private;
+pub use crate::mem::pod::ShmSafe;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn handles_move_and_share_between_threads() {
+        send_sync::<Value<u64>>();
+        send_sync::<Array<f64>>();
+        send_sync::<RawValue<i32>>();
+        send_sync::<RawArray<u8>>();
+        send_sync::<SharedMemory>();
+    }
+}

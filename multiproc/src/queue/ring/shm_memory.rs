@@ -7,10 +7,10 @@ use std::ptr::NonNull;
 
 use super::Control;
 use crate::loom::AtomicU64;
-use crate::shm::segment::{Kind, Segment, HEADER_SIZE};
+use crate::mem::segment::{Kind, Segment, HEADER_SIZE};
 use crate::sys::identity::Token;
 
-pub(super) use crate::sync::raw::{Acquired, RawLock};
+pub(super) use crate::raw::{Acquired, RawLock};
 
 /// Address space reserved for the data area; the ring grows up to this.
 pub(super) const MAX_CAP: u64 = 8 << 30;
@@ -31,9 +31,9 @@ const _: () = assert!(std::mem::size_of::<Control>() <= DATA_OFFSET);
 // SAFETY: `Control` is repr(C) of atomics and `RawLock`s (themselves ShmSafe): fixed
 // layout, no pointers, and all zero bytes are its initial state (unlocked, empty ring, cap
 // set right after creation).
-unsafe impl crate::shm::pod::ShmSafe for Control {}
+unsafe impl crate::mem::pod::ShmSafe for Control {}
 // SAFETY: every field is written only through atomics (the locks included).
-unsafe impl crate::shm::pod::ShmSync for Control {}
+unsafe impl crate::mem::pod::ShmSync for Control {}
 
 /// Who this thread is for the side locks.
 pub(super) fn me() -> Token {

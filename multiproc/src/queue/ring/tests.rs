@@ -169,7 +169,7 @@ fn a_producer_that_died_holding_the_lock_is_taken_over_and_repaired() {
     let ring = Ring::create(0).unwrap();
     ring.put(b"before", Deadline::now()).unwrap();
     // A producer got the lock and committed a record, then died before step 5.
-    assert!(ring.ctl().plock.0.try_lock(dead_token()));
+    assert!(ring.ctl().plock.0.try_lock_free(dead_token()));
     commit_without_step_5(&ring, b"committed");
     ring.put(b"after", Deadline::NEVER).unwrap();
     for m in [&b"before"[..], b"committed", b"after"] {
@@ -184,7 +184,7 @@ fn a_consumer_that_died_holding_the_lock_loses_nothing_it_had_not_released() {
     ring.put(b"one", Deadline::now()).unwrap();
     ring.put(b"two", Deadline::now()).unwrap();
     // A consumer took the lock and read "one" but died before moving `head`.
-    assert!(ring.ctl().clock.0.try_lock(dead_token()));
+    assert!(ring.ctl().clock.0.try_lock_free(dead_token()));
     assert_eq!(take(&ring, Deadline::NEVER).unwrap(), b"one");
     assert_eq!(take(&ring, Deadline::now()).unwrap(), b"two");
 }
@@ -270,7 +270,7 @@ fn a_consumer_that_died_between_its_stores_is_repaired_and_the_message_delivered
     ring.put(b"one", Deadline::now()).unwrap();
     ring.put(b"two", Deadline::now()).unwrap();
     take_without_step_4(&ring);
-    assert!(ring.ctl().clock.0.try_lock(dead_token()));
+    assert!(ring.ctl().clock.0.try_lock_free(dead_token()));
     assert_eq!(ring.len(), 1, "the counts say one message was taken");
     // The next taker of the lock finds the holder dead and repairs the count.
     assert_eq!(take(&ring, Deadline::NEVER).unwrap(), b"one");
@@ -286,7 +286,7 @@ fn a_sleeping_consumer_finds_the_message_a_dead_consumer_left_counted_as_taken()
     let sleeper = std::thread::spawn(move || take(&r, Deadline::after(Duration::from_secs(3))));
     std::thread::sleep(Duration::from_millis(20));
     // Another consumer takes the lock, is counted as taking the message, and dies.
-    assert!(ring.ctl().clock.0.try_lock(dead_token()));
+    assert!(ring.ctl().clock.0.try_lock_free(dead_token()));
     ring.put(b"one", Deadline::now()).unwrap();
     let s = &ring.ctl().consumer.0;
     s.gets.store(1, Ordering::Release);
@@ -306,10 +306,10 @@ fn a_try_never_waits_for_a_side_lock_held_by_a_live_process() {
         .ctl()
         .clock
         .0
-        .try_lock(Token::from_id(std::process::id())));
+        .try_lock_free(Token::from_id(std::process::id())));
     let t = Instant::now();
     assert_eq!(take(&ring, Deadline::now()), Err(GetFail::NotNow));
-    assert!(ring.ctl().plock.0.try_lock(live));
+    assert!(ring.ctl().plock.0.try_lock_free(live));
     assert_eq!(ring.put(b"two", Deadline::now()), Err(PutFail::NotNow));
     assert!(t.elapsed() < Duration::from_millis(50), "{:?}", t.elapsed());
 }
@@ -336,7 +336,7 @@ fn a_sleeping_consumer_finds_the_message_of_a_producer_that_died_before_step_5()
     let sleeper = std::thread::spawn(move || take(&r, Deadline::after(Duration::from_secs(3))));
     std::thread::sleep(Duration::from_millis(20));
     // A producer takes the lock, commits, and dies before counting the message.
-    assert!(ring.ctl().plock.0.try_lock(dead_token()));
+    assert!(ring.ctl().plock.0.try_lock_free(dead_token()));
     commit_without_step_5(&ring, b"one");
     assert_eq!(ring.len(), 0);
     let t = Instant::now();
