@@ -47,6 +47,12 @@
 //!   futexes; an uncontended lock makes no system call, and a process that dies holding a
 //!   lock does not deadlock the others: the next locker is told the owner died
 //!   ([`LockError::OwnerDied`]) and gets the guard to repair the data. See [`sync`].
+//! - **Managers.** [`Manager`] starts a server process that owns shared dicts, lists,
+//!   namespaces, values, queues, locks and your own types; typed proxies reach them from
+//!   any process, thread-safely, with atomic server-side updates
+//!   ([`manager::DictProxy::decrement`]) and a clear [`Error::ManagerGone`] once the server
+//!   is gone. [`Manager::serve`] / [`Manager::connect`] share one over unix or TCP. See
+//!   [`manager`].
 //! - **Signals.** [`Signal`] knows every name `kill -l` prints;
 //!   [`process::send_signal`] signals any pid, [`Child::signal`] a child (through a pidfd,
 //!   so never a recycled pid), and [`process::SignalFlag`] is the safe way to react to one.
@@ -79,6 +85,9 @@
 //! | `shared_memory.SharedMemory(name, create=True, size=n)` | [`SharedMemory::create`] |
 //! | `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore` | [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`] (RAII guards; `acquire`/`release` too) |
 //! | `Condition`, `Event`, `Barrier` | [`Condition`], [`Event`], [`Barrier`] |
+//! | `Manager()`, `manager.dict()`, `manager.list([...])` | [`Manager::start`], [`Manager::dict`], [`Manager::list_from`] |
+//! | `d['count'] -= 1` (racy) | [`manager::DictProxy::decrement`] (atomic in the server) |
+//! | `BaseManager(address, authkey).connect()`, `register(...)` | [`Manager::connect`], [`manager::Shared`] |
 //!
 //! # Waiting: one outcome shape
 //!
@@ -103,6 +112,9 @@
 //! | [`Condition::wait`] | — | [`WaitError::Timeout`]`(guard)` |
 //! | [`Event::wait`] | — | [`Error::Timeout`] |
 //! | [`Barrier::wait`] | — | [`Error::Timeout`] (the others: [`Error::BrokenBarrier`]) |
+//! | [`manager::QueueProxy::get`] | [`Error::Empty`] | [`Error::Timeout`] |
+//! | [`manager::QueueProxy::put`] | [`PutError::Full`]`(value)` | [`PutError::Timeout`]`(value)` |
+//! | `acquire` of the manager's lock, rlock, semaphore, condition proxies | [`Error::WouldBlock`] | [`Error::Timeout`] |
 //!
 //! A lock whose holder died is *acquired*: the guard forms return
 //! [`LockError::OwnerDied`]`(guard)`, the guard-less `acquire` forms return
@@ -163,7 +175,7 @@
 //!
 //! - Linux (x86_64 and aarch64). The platform layer (`sys`) is one module, so other Unix
 //!   systems can follow.
-//! - Manager, pool, named listeners and the forkserver/spawn start methods are still to
+//! - Pool, named listeners and the forkserver/spawn start methods are still to
 //!   come; the README says what exists today.
 
 #![doc(test(attr(deny(warnings))))]
@@ -175,7 +187,7 @@
 
 // The layers, each importing only from those earlier in this list (see docs/decisions.md,
 // "Layers"): sys; loom, deadline, pid, signal; error; mem; raw; shm and sync
-// beside each other; then fd, codec, connection, process, queue.
+// beside each other; then fd, codec, connection, process, queue, manager.
 mod deadline;
 mod error;
 mod fd;

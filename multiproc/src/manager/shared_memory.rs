@@ -47,7 +47,7 @@ impl SharedMemoryManager {
     /// A new block of `size` bytes under a fresh name, unlinked when the manager shuts down.
     ///
     /// # Errors
-    /// As [`SharedMemory::create_unique`]; [`Error::ManagerGone`] after shutdown (the block
+    /// As [`SharedMemory::create_unique`]; [`Error::ManagerGone`](crate::Error::ManagerGone) after shutdown (the block
     /// is then not created).
     pub fn shared_memory(&self, size: usize) -> Result<SharedMemory> {
         let shm = SharedMemory::create_unique(size)?;
