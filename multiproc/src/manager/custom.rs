@@ -45,6 +45,14 @@ use crate::error::{Error, Result};
 ///         }
 ///     }
 /// }
+///
+/// # fn main() -> multiproc::Result<()> {
+/// # if std::fs::read_dir("/proc/self/task")?.count() > 1 { return Ok(()) } // doctests run threaded
+/// let manager = multiproc::Manager::builder().register::<Counter>().start()?;
+/// let counter = manager.custom::<Counter>(&10)?;
+/// assert_eq!(counter.call(&Req::Add(5))?, 15);
+/// assert_eq!(counter.call(&Req::Get)?, 15);
+/// # Ok(()) }
 /// ```
 pub trait Shared: Send + 'static {
     /// The name the type is registered under; a remote client names the type by it.
