@@ -57,6 +57,14 @@ fn main() {
         ),
         test("mg_01_shutdown_twice_is_fine", shutdown_twice),
         test(
+            "rm_04_dropping_the_owner_stops_the_server",
+            drop_stops_server,
+        ),
+        test(
+            "rm_09_restart_on_the_same_address_after_shutdown",
+            restart_same_address,
+        ),
+        test(
             "server_is_gone_after_its_owner_is_sigkilled",
             owner_sigkilled,
         ),
@@ -460,6 +468,53 @@ fn shutdown_twice() -> TestResult {
     m.shutdown()?;
     m.shutdown()?;
     Ok(())
+}
+
+fn drop_stops_server() -> TestResult {
+    let m = Manager::start()?;
+    let d = m.dict::<i32, i32>()?;
+    let server = m.server_pid().unwrap();
+    // A manager moved into a child stops the server neither when the parent drops its
+    // copy at the child's start nor when the child drops it.
+    let mut holder = Process::new(move || m.dict::<i32, i32>().map(drop).is_ok()).start()?;
+    assert!(
+        holder.join()?,
+        "the child could not use the manager moved into it"
+    );
+    assert!(
+        process_running(server),
+        "a child's copy of the manager stopped the server"
+    );
+    d.insert(&1, &1)?;
+    multiproc::process::send_signal(server, Signal::KILL)?;
+    assert!(eventually(Duration::from_secs(5), || !process_running(
+        server
+    )));
+    let m = Manager::start()?;
+    let server = m.server_pid().unwrap();
+    drop(m);
+    assert!(
+        !process_running(server),
+        "the server outlived its owner's drop"
+    );
+    Ok(())
+}
+
+fn restart_same_address() -> TestResult {
+    let dir = std::env::temp_dir().join(unique_name("mgr"));
+    std::fs::create_dir_all(&dir)?;
+    let address = format!("unix:{}", dir.join("m.sock").display());
+    let outcome = (|| -> TestResult {
+        for round in 0..3 {
+            let m = Manager::serve(address.as_str(), b"k")?;
+            let l = m.list_from(&[round])?;
+            assert_eq!(l.to_vec()?, vec![round]);
+            m.shutdown()?;
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    outcome
 }
 
 fn owner_sigkilled() -> TestResult {

@@ -84,7 +84,10 @@ const EXIT_GRACE: Duration = Duration::from_secs(5);
 ///
 /// The manager that started a server owns it: dropping that manager (or calling
 /// [`shutdown`](Self::shutdown)) stops the server, and the server dies with its owner's
-/// process even when that process is killed. A manager from [`Manager::connect`] uses a
+/// process even when that process is killed. Give children proxies, not the manager: a
+/// manager moved into a child no longer stops the server when dropped (the child is not
+/// the server's parent); the server then stops on [`shutdown`](Self::shutdown) or with the
+/// owner's process. A manager from [`Manager::connect`] uses a
 /// server somebody else owns.
 pub struct Manager {
     client: Arc<Client>,
@@ -484,7 +487,10 @@ impl Manager {
 
 impl Drop for Manager {
     fn drop(&mut self) {
-        if self.owns_server() {
+        // A manager moved into a child is dropped in the parent as the child starts: that
+        // drop must not stop the server the child goes on using. Such a server then stops
+        // on an explicit `shutdown` or with the owner's process.
+        if self.owns_server() && !crate::fd::registry::is_recording() {
             let _ = self.shutdown();
         }
     }
