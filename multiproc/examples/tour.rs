@@ -10,6 +10,8 @@
 mod fifo_named_pipe;
 #[path = "lock_printing.rs"]
 mod lock_printing;
+#[path = "named_queue.rs"]
+mod named_queue;
 #[path = "pipe_adder_server.rs"]
 mod pipe_adder_server;
 #[path = "pipe_bytes_poll.rs"]
@@ -62,6 +64,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("queue_first_ten", queue_first_ten::main),
         ("fifo_named_pipe", fifo_named_pipe::main),
         ("python_peer", python_peer::main),
+        ("named_queue", named_queue::main),
     ];
     for (name, run) in examples {
         println!("=== {name}");

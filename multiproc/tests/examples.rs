@@ -34,6 +34,11 @@ fn main() {
             "python_peer_serves_python_client_and_calls_python_listener",
             python_peer_both_ways,
         ),
+        test("seed_003_named_queue_demo", named_queue_demo),
+        test(
+            "seed_003_named_queue_producer_and_consumer_as_separate_programs",
+            named_queue_separate_programs,
+        ),
         test("tour_runs_every_example", tour),
     ])
 }
@@ -486,6 +491,49 @@ fn semaphore_limit() -> TestResult {
     acquired.dedup();
     assert_eq!(acquired.len(), 5);
     assert_eq!(lines[10], "信号量剩余 2");
+    Ok(())
+}
+
+fn named_queue_lines() -> Vec<String> {
+    let mut lines: Vec<String> = (0..10u64)
+        .map(|n| format!("job {n} -> {}", n * n))
+        .collect();
+    lines.push("10 jobs done".to_string());
+    lines
+}
+
+fn named_queue_demo() -> TestResult {
+    let mut want = named_queue_lines();
+    want.push("结束".to_string());
+    assert_eq!(run_example("named_queue")?, want);
+    Ok(())
+}
+
+/// The consumer and the producer as two programs started separately, sharing only a name;
+/// the consumer starts first and creates the objects, the producer opens them.
+fn named_queue_separate_programs() -> TestResult {
+    let name = common::unique_name("jobs");
+    let exe = example_path("named_queue")?;
+    let mut consumer = std::process::Command::new(&exe)
+        .args(["consumer", &name])
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let producer = common::run_example("named_queue", &["producer", &name, "10"]);
+    if producer.is_err() {
+        // The consumer waits for a stop job that will not come; leave nothing behind.
+        let _ = consumer.kill();
+        for suffix in ["jobs", "done"] {
+            let _ = std::fs::remove_file(format!("/dev/shm/{name}-{suffix}"));
+        }
+    }
+    let out = consumer.wait_with_output()?;
+    assert_eq!(producer?, ["10 jobs done"]);
+    assert!(out.status.success());
+    let lines: Vec<String> = String::from_utf8(out.stdout)?
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(lines, named_queue_lines()[..10]);
     Ok(())
 }
 
