@@ -47,6 +47,12 @@
 //!   futexes; an uncontended lock makes no system call, and a process that dies holding a
 //!   lock does not deadlock the others: the next locker is told the owner died
 //!   ([`LockError::OwnerDied`]) and gets the guard to repair the data. See [`sync`].
+//! - **Unrelated processes.** [`connection::Listener`] / [`connection::Client`] at
+//!   `unix:/path`, `unix:@name` or `tcp:host:port`, with Python's authkey handshake and
+//!   [`codec::Pickle`], so Python's own `Listener`/`Client` are peers;
+//!   [`connection::wait`] over connections, listeners and children; and [`Queue`],
+//!   [`Lock`], [`Semaphore`], [`Event`] under a name (`create`, `open`, `open_or_create`,
+//!   `unlink`), created atomically so a crashed creator leaves nothing half-made.
 //! - **Signals.** [`Signal`] knows every name `kill -l` prints;
 //!   [`process::send_signal`] signals any pid, [`Child::signal`] a child (through a pidfd,
 //!   so never a recycled pid), and [`process::SignalFlag`] is the safe way to react to one.
@@ -76,6 +82,11 @@
 //! | `shared_memory.SharedMemory(name, create=True, size=n)` | [`SharedMemory::create`] |
 //! | `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore` | [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`] (RAII guards; `acquire`/`release` too) |
 //! | `Condition`, `Event`, `Barrier` | [`Condition`], [`Event`], [`Barrier`] |
+//! | `connection.Listener(address, authkey=k)`, `accept()` | [`connection::Listener::bind`]`("unix:/p", Some(k))`, [`connection::Listener::accept`] |
+//! | `connection.Client(address, authkey=k)` | [`connection::Client::connect`] |
+//! | `connection.wait(objs, timeout)`, `p.sentinel` | [`connection::wait`] (indices of the ready ones), [`Child::sentinel`] |
+//! | `AuthenticationError` | [`Error::Authentication`] |
+//! | `conn.send(obj)` to / from a Python peer | `conn.send_with::<`[`codec::Pickle`]`, _>(&v)`, `conn.recv_with::<Pickle, T>()` |
 //!
 //! # Waiting: one outcome shape
 //!
@@ -93,6 +104,8 @@
 //! | [`Queue::get`], [`SimpleQueue::get`] | [`Error::Empty`] | [`Error::Timeout`] |
 //! | [`Queue::put`] | [`PutError::Full`]`(value)` | [`PutError::Timeout`]`(value)` |
 //! | [`JoinableQueue::join`] | [`Error::WouldBlock`] | [`Error::Timeout`] |
+//! | [`connection::Listener::accept`] | [`Error::WouldBlock`] | [`Error::Timeout`] |
+//! | [`connection::Client::connect`] | — | [`Error::Timeout`] |
 //! | [`Child::join`], [`process::ParentProcess::wait`] | [`Error::WouldBlock`] | [`Error::Timeout`] |
 //! | `lock` of [`Lock`], [`RLock`], [`Value`], [`Array`], [`Condition`] | [`LockError::WouldBlock`] | [`LockError::Timeout`] |
 //! | `acquire` of [`Lock`], [`RLock`] | [`Error::WouldBlock`] | [`Error::Timeout`] |
