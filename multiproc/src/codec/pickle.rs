@@ -491,4 +491,43 @@ mod tests {
         Pickle::encode(&shared, &mut out).unwrap();
         assert_eq!(Pickle::decode::<Vec<String>>(&out).unwrap().len(), 10_000);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Any bytes: a value or a codec error, never a panic, hang or blow-up.
+        #[test]
+        fn pickle_decode_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let _ = Pickle::decode::<serde_pickle::Value>(&bytes);
+        }
+
+        /// Sequences of real opcodes (containers, marks, memo puts and gets, small ints):
+        /// the shapes a crafted pickle is made of.
+        #[test]
+        fn opcode_soup_never_panics(
+            ops in proptest::collection::vec(proptest::sample::select(
+                b"(0]}a)selutqhgKN\x94\x85\x86\x87\x8f\x90\x91\x01\x00".to_vec()), 0..80)
+        ) {
+            let mut bytes = b"\x80\x04".to_vec();
+            bytes.extend(ops);
+            bytes.push(b'.');
+            let _ = Pickle::decode::<serde_pickle::Value>(&bytes);
+        }
+
+        /// A valid pickle with a few bytes changed, so the walk goes deep into real opcodes.
+        #[test]
+        fn mutated_pickles_never_panic(
+            flips in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 1..6)
+        ) {
+            let mut bytes = unhex(concat!(
+                "80049524000000000000005d94284b018c017894430179944e47400400000000",
+                "00007d948c0161944b01738694652e"
+            ));
+            for (at, b) in flips {
+                let n = bytes.len();
+                bytes[at % n] = b;
+            }
+            let _ = Pickle::decode::<serde_pickle::Value>(&bytes);
+        }
+    }
 }
