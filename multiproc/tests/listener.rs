@@ -5,6 +5,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
+use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::process::{Child as OsChild, Command, Stdio};
@@ -415,6 +416,24 @@ fn handshake_garbage() -> TestResult {
     let mut conn = listener.accept_timeout(PATIENCE)?;
     conn.send(&(20, 22))?;
     assert_eq!(conn.recv::<i32>()?, 42);
+    child.join()?;
+
+    // Without an authkey, a malformed frame after accept is that connection's protocol
+    // error; the listener serves the next client.
+    let open = Listener::bind(format!("unix:@{}", common::unique_name("frames")), None)?;
+    let abstract_name = match open.local_addr() {
+        Address::Abstract(n) => n.clone(),
+        other => return Err(format!("{other}").into()),
+    };
+    let raw_addr = std::os::unix::net::SocketAddr::from_abstract_name(&abstract_name)?;
+    let mut raw = UnixStream::connect_addr(&raw_addr)?;
+    raw.write_all(&(-7i32).to_be_bytes())?;
+    let mut bad = open.accept_timeout(PATIENCE)?;
+    assert!(matches!(bad.recv_bytes(), Err(Error::Protocol(_))));
+    let mut child = adder_client(open.local_addr().clone(), None)?;
+    let mut conn = open.accept_timeout(PATIENCE)?;
+    conn.send(&(1, 1))?;
+    assert_eq!(conn.recv::<i32>()?, 2);
     child.join()?;
 
     // The client side: a listener that sends garbage instead of a challenge.
