@@ -444,3 +444,15 @@ fn connect_until(
     }
     Ok(conn)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listener_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Listener>();
+        assert_send_sync::<Address>();
+    }
+}
