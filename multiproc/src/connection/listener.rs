@@ -101,12 +101,13 @@ impl Listener {
             }
             Address::Abstract(name) => {
                 let addr = UnixAddr::from_abstract_name(&name)?;
-                let socket = UnixListener::bind_addr(&addr).map_err(|e| in_use(e, &name))?;
+                let socket = UnixListener::bind_addr(&addr)
+                    .map_err(|e| in_use(e, &Address::Abstract(name.clone())))?;
                 socket.set_nonblocking(true)?;
                 (Socket::Unix(socket), Address::Abstract(name), None)
             }
             Address::Tcp(addr) => {
-                let socket = TcpListener::bind(addr).map_err(|e| in_use(e, &addr))?;
+                let socket = TcpListener::bind(addr).map_err(|e| in_use(e, &Address::Tcp(addr)))?;
                 socket.set_nonblocking(true)?;
                 let actual = socket.local_addr()?;
                 (Socket::Tcp(socket), Address::Tcp(actual), None)
@@ -329,11 +330,11 @@ fn adopt(fd: OwnedFd, path: &Path) -> io::Result<(UnixListener, SocketFile)> {
 }
 
 /// `AddrInUse` errors say which address.
-fn in_use(e: io::Error, address: &dyn fmt::Debug) -> Error {
+fn in_use(e: io::Error, address: &Address) -> Error {
     if e.kind() == io::ErrorKind::AddrInUse {
         Error::Io(io::Error::new(
             io::ErrorKind::AddrInUse,
-            format!("{address:?} is in use: a listener serves it"),
+            format!("{address} is in use: a listener serves it"),
         ))
     } else {
         e.into()
