@@ -51,7 +51,8 @@
 //!   `unix:/path`, `unix:@name` or `tcp:host:port`, with Python's authkey handshake and
 //!   [`codec::Pickle`], so Python's own `Listener`/`Client` are peers;
 //!   [`connection::wait`] over connections, listeners and children; and [`Queue`],
-//!   [`Lock`], [`Semaphore`], [`Event`] under a name (`create`, `open`, `open_or_create`,
+//!   [`Lock`], [`Semaphore`], [`Event`], [`Value`] under a name (`create`, `open`,
+//!   `open_or_create`,
 //!   `unlink`), created atomically so a crashed creator leaves nothing half-made.
 //! - **Signals.** [`Signal`] knows every name `kill -l` prints;
 //!   [`process::send_signal`] signals any pid, [`Child::signal`] a child (through a pidfd,

@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use common::{test, TestResult};
-use multiproc::{Error, Event, Lock, LockError, Process, Queue, Semaphore};
+use multiproc::{Error, Event, Lock, LockError, Process, Queue, Semaphore, Value};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -33,6 +33,10 @@ fn main() {
         test(
             "named_open_or_create_race_makes_exactly_one",
             open_or_create_race,
+        ),
+        test(
+            "named_value_fetch_add_by_name_across_processes",
+            value_by_name,
         ),
         test("named_queue_between_processes_by_name", queue_by_name),
         test(
@@ -298,5 +302,36 @@ fn queue_creator_killed() -> TestResult {
         assert_eq!(again.get_timeout(PATIENCE)?, vec![7]);
         Queue::<Vec<u64>>::unlink(&name)?;
     }
+    Ok(())
+}
+
+fn value_by_name() -> TestResult {
+    let name = common::unique_name("v");
+    let _names = Names(vec![name.clone()]);
+    let v = Value::<u64>::create(&name, 5)?;
+    // Another size under the name is refused, not reinterpreted.
+    assert_eq!(
+        io_kind(Value::<u8>::open(&name)),
+        std::io::ErrorKind::InvalidData
+    );
+    let mut children = Vec::new();
+    for _ in 0..3 {
+        let n2 = name.clone();
+        children.push(
+            Process::new(move || {
+                let v = Value::<u64>::open(&n2).unwrap();
+                for _ in 0..1000 {
+                    v.fetch_add(1);
+                }
+            })
+            .start()?,
+        );
+    }
+    for mut c in children {
+        c.join()?;
+    }
+    assert_eq!(v.load(), 3005);
+    assert_eq!(Value::<u64>::open_or_create(&name, 0)?.load(), 3005);
+    Value::<u64>::unlink(&name)?;
     Ok(())
 }
