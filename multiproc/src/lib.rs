@@ -52,8 +52,8 @@
 //!   [`codec::Pickle`], so Python's own `Listener`/`Client` are peers;
 //!   [`connection::wait`] over connections, listeners and children; and [`Queue`],
 //!   [`Lock`], [`Semaphore`], [`Event`], [`Value`] under a name (`create`, `open`,
-//!   `open_or_create`,
-//!   `unlink`), created atomically so a crashed creator leaves nothing half-made.
+//!   `open_or_create`, `unlink`), created atomically so a crashed creator leaves nothing
+//!   half-made.
 //! - **Signals.** [`Signal`] knows every name `kill -l` prints;
 //!   [`process::send_signal`] signals any pid, [`Child::signal`] a child (through a pidfd,
 //!   so never a recycled pid), and [`process::SignalFlag`] is the safe way to react to one.
