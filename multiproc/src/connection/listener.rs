@@ -155,8 +155,8 @@ impl Listener {
     ///
     /// # Errors
     /// [`Error::Authentication`] when the client failed the handshake (wrong key, no key,
-    /// garbage, closed or silent past the handshake timeout); [`Error::Io`] when the system
-    /// refused.
+    /// garbage, closed, reset, or silent past the handshake timeout): that client is gone
+    /// and the listener serves on; [`Error::Io`] when the listener itself failed.
     pub fn accept(&self) -> Result<Connection> {
         self.accept_until(Deadline::NEVER, Error::Timeout)
     }
@@ -217,6 +217,11 @@ impl Listener {
                     Error::Timeout => Error::Authentication(format!(
                         "the client did not finish the handshake within {:?}",
                         self.handshake_timeout
+                    )),
+                    // This client's socket failed (reset, ...): a failed handshake too, so
+                    // `Io` from `accept` always means the listener itself.
+                    Error::Io(e) => Error::Authentication(format!(
+                        "the client's connection failed during the handshake: {e}"
                     )),
                     other => other,
                 })?;
