@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 ///
 /// | Python | Rust |
 /// |---|---|
-/// | `int` | `i64` (any integer type that fits) |
+/// | `int` | `i64` (any integer type that fits; an `int` beyond `i64` is a codec error) |
 /// | `float` | `f64` |
 /// | `str` | `String` |
 /// | `bytes` | `serde_bytes::ByteBuf` (a plain `Vec<u8>` is a list of ints) |
@@ -421,6 +421,24 @@ mod tests {
             Pickle::decode::<(i32, String, Vec<f64>, Option<u8>)>(&out).unwrap(),
             value
         );
+    }
+
+    #[test]
+    fn pickle_big_and_small_integers_round_trip() {
+        for v in [0u64, 255, 256, 65_535, 1 << 31, 1 << 32, i64::MAX as u64] {
+            let mut out = Vec::new();
+            Pickle::encode(&v, &mut out).unwrap();
+            assert_eq!(Pickle::decode::<u64>(&out).unwrap(), v);
+        }
+        // Beyond i64 an int is encoded (Python reads it) but not decoded: a codec error.
+        let mut out = Vec::new();
+        Pickle::encode(&u64::MAX, &mut out).unwrap();
+        assert!(matches!(Pickle::decode::<u64>(&out), Err(Error::Codec(_))));
+        for v in [i64::MIN, -1, -256, i32::MIN as i64] {
+            let mut out = Vec::new();
+            Pickle::encode(&v, &mut out).unwrap();
+            assert_eq!(Pickle::decode::<i64>(&out).unwrap(), v);
+        }
     }
 
     #[test]
