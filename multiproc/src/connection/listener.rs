@@ -327,7 +327,8 @@ fn bind_path(path: &Path) -> Result<(UnixListener, SocketFile)> {
 fn adopt(fd: OwnedFd, path: &Path) -> io::Result<(UnixListener, SocketFile)> {
     let meta = fs::symlink_metadata(path)?;
     let file = SocketFile {
-        path: path.to_path_buf(),
+        // Absolute, so drop removes the right file even after the process changed directory.
+        path: std::env::current_dir()?.join(path),
         dev: meta.dev(),
         ino: meta.ino(),
     };
