@@ -8,7 +8,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use common::{test, TestResult};
-use multiproc::{Error, Event, Lock, LockError, Process, Queue, Semaphore, Value};
+use multiproc::{
+    Error, Event, JoinableQueue, Lock, LockError, Process, Queue, Semaphore, SimpleQueue, Value,
+};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -39,6 +41,10 @@ fn main() {
             value_by_name,
         ),
         test("named_queue_between_processes_by_name", queue_by_name),
+        test(
+            "named_joinable_queue_join_across_processes",
+            joinable_by_name,
+        ),
         test(
             "named_queue_survives_its_creator_sigkilled_mid_put",
             queue_creator_killed,
@@ -333,5 +339,33 @@ fn value_by_name() -> TestResult {
     assert_eq!(v.load(), 3005);
     assert_eq!(Value::<u64>::open_or_create(&name, 0)?.load(), 3005);
     Value::<u64>::unlink(&name)?;
+    Ok(())
+}
+
+fn joinable_by_name() -> TestResult {
+    let name = common::unique_name("jq");
+    let _names = Names(vec![name.clone()]);
+    let jobs = JoinableQueue::<u32>::create(&name, None)?;
+    for i in 0..20 {
+        jobs.put(i).map_err(|e| e.to_string())?;
+    }
+    let n2 = name.clone();
+    let mut worker = Process::new(move || {
+        let jobs = JoinableQueue::<u32>::open(&n2).unwrap();
+        let mut sum = 0;
+        for _ in 0..20 {
+            sum += jobs.get().unwrap();
+            jobs.task_done().unwrap();
+        }
+        sum
+    })
+    .start()?;
+    jobs.join_timeout(PATIENCE)?;
+    assert_eq!(worker.join()?, (0..20).sum::<u32>());
+    // The same ring opened as a SimpleQueue by another program: one queue.
+    let simple = SimpleQueue::<u32>::open(&name)?;
+    simple.put(99)?;
+    assert_eq!(jobs.get()?, 99);
+    JoinableQueue::<u32>::unlink(&name)?;
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! [`Queue`] under a name, for processes that are not parent and child: the seed's message
+//! [`Queue`], [`JoinableQueue`] and [`SimpleQueue`] under a name, for processes that are
+//! not parent and child: the seed's message
 //! queues, done with the same ring as the anonymous queue (same code path, same speed).
 //!
 //! The name lives in `/dev/shm`, mode 0600, until some process calls [`Queue::unlink`];
@@ -20,7 +21,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::ring::Ring;
-use super::{ring_bound, Queue};
+use super::{ring_bound, JoinableQueue, Queue, SimpleQueue};
 use crate::codec::Codec;
 use crate::error::Result;
 
@@ -84,5 +85,86 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Queue<T, C> {
             closed: AtomicBool::new(false),
             _types: PhantomData,
         }
+    }
+}
+
+impl<T: Serialize + DeserializeOwned, C: Codec> JoinableQueue<T, C> {
+    /// Creates the joinable queue `name` (see [`Queue::create`]): `task_done` and `join`
+    /// work across every process that opens it.
+    ///
+    /// # Errors
+    /// As [`Queue::create`].
+    pub fn create(name: &str, maxsize: Option<usize>) -> Result<JoinableQueue<T, C>> {
+        Ok(JoinableQueue {
+            queue: Queue::create(name, maxsize)?,
+        })
+    }
+
+    /// Opens the joinable queue `name`.
+    ///
+    /// # Errors
+    /// As [`Queue::open`].
+    pub fn open(name: &str) -> Result<JoinableQueue<T, C>> {
+        Ok(JoinableQueue {
+            queue: Queue::open(name)?,
+        })
+    }
+
+    /// Opens the joinable queue `name`, creating it with `maxsize` if it does not exist.
+    ///
+    /// # Errors
+    /// As [`Queue::open_or_create`].
+    pub fn open_or_create(name: &str, maxsize: Option<usize>) -> Result<JoinableQueue<T, C>> {
+        Ok(JoinableQueue {
+            queue: Queue::open_or_create(name, maxsize)?,
+        })
+    }
+
+    /// Removes the name `name` (see [`Queue::unlink`]).
+    ///
+    /// # Errors
+    /// As [`Queue::unlink`].
+    pub fn unlink(name: &str) -> Result<()> {
+        Ring::unlink_named(name)
+    }
+}
+
+impl<T: Serialize + DeserializeOwned, C: Codec> SimpleQueue<T, C> {
+    /// Creates the (unbounded) simple queue `name` (see [`Queue::create`]).
+    ///
+    /// # Errors
+    /// As [`Queue::create`].
+    pub fn create(name: &str) -> Result<SimpleQueue<T, C>> {
+        Ok(SimpleQueue {
+            queue: Queue::create(name, None)?,
+        })
+    }
+
+    /// Opens the simple queue `name`.
+    ///
+    /// # Errors
+    /// As [`Queue::open`].
+    pub fn open(name: &str) -> Result<SimpleQueue<T, C>> {
+        Ok(SimpleQueue {
+            queue: Queue::open(name)?,
+        })
+    }
+
+    /// Opens the simple queue `name`, creating it if it does not exist.
+    ///
+    /// # Errors
+    /// As [`Queue::open_or_create`].
+    pub fn open_or_create(name: &str) -> Result<SimpleQueue<T, C>> {
+        Ok(SimpleQueue {
+            queue: Queue::open_or_create(name, None)?,
+        })
+    }
+
+    /// Removes the name `name` (see [`Queue::unlink`]).
+    ///
+    /// # Errors
+    /// As [`Queue::unlink`].
+    pub fn unlink(name: &str) -> Result<()> {
+        Ring::unlink_named(name)
     }
 }
