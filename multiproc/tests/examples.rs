@@ -339,14 +339,29 @@ fn fifo_separate_programs() -> TestResult {
     assert!(made.success());
     let p = path.to_str().ok_or("path")?.to_string();
     let exe = example_path("fifo_named_pipe")?;
-    let reader = std::process::Command::new(&exe)
+    let mut reader = std::process::Command::new(&exe)
         .args(["reader", &p])
         .stdout(std::process::Stdio::piped())
         .spawn()?;
-    let writer = std::process::Command::new(&exe)
+    let mut writer = std::process::Command::new(&exe)
         .args(["writer", &p])
-        .status()?;
-    assert!(writer.success());
+        .spawn()?;
+    // Opening a FIFO waits for the other side: bound the wait, and leave no process behind.
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = writer.try_wait()? {
+            break status;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = writer.kill();
+            let _ = reader.kill();
+            let _ = writer.wait();
+            let _ = reader.wait();
+            return Err("the FIFO sides did not meet within 30 s".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    assert!(status.success());
     let out = reader.wait_with_output()?;
     assert!(out.status.success());
     let lines: Vec<String> = String::from_utf8(out.stdout)?
