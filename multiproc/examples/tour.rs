@@ -12,6 +12,8 @@ mod fifo_named_pipe;
 mod lock_printing;
 #[path = "manager_dict_list.rs"]
 mod manager_dict_list;
+#[path = "named_queue.rs"]
+mod named_queue;
 #[path = "pipe_adder_server.rs"]
 mod pipe_adder_server;
 #[path = "pipe_bytes_poll.rs"]
@@ -65,6 +67,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("manager_dict_list", manager_dict_list::main),
         ("fifo_named_pipe", fifo_named_pipe::main),
         ("python_peer", python_peer::main),
+        ("named_queue", named_queue::main),
     ];
     for (name, run) in examples {
         println!("=== {name}");

@@ -53,6 +53,13 @@
 //!   ([`manager::DictProxy::decrement`]) and a clear [`Error::ManagerGone`] once the server
 //!   is gone. [`Manager::serve`] / [`Manager::connect`] share one over unix or TCP. See
 //!   [`manager`].
+//! - **Unrelated processes.** [`connection::Listener`] / [`connection::Client`] at
+//!   `unix:/path`, `unix:@name` or `tcp:host:port`, with Python's authkey handshake and
+//!   [`codec::Pickle`], so Python's own `Listener`/`Client` are peers;
+//!   [`connection::wait`] over connections, listeners and children; and [`Queue`],
+//!   [`Lock`], [`Semaphore`], [`Event`], [`Value`] under a name (`create`, `open`,
+//!   `open_or_create`, `unlink`), created atomically so a crashed creator leaves nothing
+//!   half-made.
 //! - **Signals.** [`Signal`] knows every name `kill -l` prints;
 //!   [`process::send_signal`] signals any pid, [`Child::signal`] a child (through a pidfd,
 //!   so never a recycled pid), and [`process::SignalFlag`] is the safe way to react to one.
@@ -88,6 +95,11 @@
 //! | `Manager()`, `manager.dict()`, `manager.list([...])` | [`Manager::start`], [`Manager::dict`], [`Manager::list_from`] |
 //! | `d['count'] -= 1` (racy) | [`manager::DictProxy::decrement`] (atomic in the server) |
 //! | `BaseManager(address, authkey).connect()`, `register(...)` | [`Manager::connect`], [`manager::Shared`] |
+//! | `connection.Listener(address, authkey=k)`, `accept()` | [`connection::Listener::bind`]`("unix:/p", Some(k))`, [`connection::Listener::accept`] |
+//! | `connection.Client(address, authkey=k)` | [`connection::Client::connect`] |
+//! | `connection.wait(objs, timeout)`, `p.sentinel` | [`connection::wait`] (indices of the ready ones), [`Child::sentinel`] |
+//! | `AuthenticationError` | [`Error::Authentication`] |
+//! | `conn.send(obj)` to / from a Python peer | `conn.send_with::<`[`codec::Pickle`]`, _>(&v)`, `conn.recv_with::<Pickle, T>()` |
 //!
 //! # Waiting: one outcome shape
 //!
@@ -105,6 +117,8 @@
 //! | [`Queue::get`], [`SimpleQueue::get`] | [`Error::Empty`] | [`Error::Timeout`] |
 //! | [`Queue::put`] | [`PutError::Full`]`(value)` | [`PutError::Timeout`]`(value)` |
 //! | [`JoinableQueue::join`] | [`Error::WouldBlock`] | [`Error::Timeout`] |
+//! | [`connection::Listener::accept`] | [`Error::WouldBlock`] | [`Error::Timeout`] |
+//! | [`connection::Client::connect`] | — | [`Error::Timeout`] |
 //! | [`Child::join`], [`process::ParentProcess::wait`] | [`Error::WouldBlock`] | [`Error::Timeout`] |
 //! | `lock` of [`Lock`], [`RLock`], [`Value`], [`Array`], [`Condition`] | [`LockError::WouldBlock`] | [`LockError::Timeout`] |
 //! | `acquire` of [`Lock`], [`RLock`] | [`Error::WouldBlock`] | [`Error::Timeout`] |

@@ -35,6 +35,11 @@ fn main() {
             "python_peer_serves_python_client_and_calls_python_listener",
             python_peer_both_ways,
         ),
+        test("seed_003_named_queue_demo", named_queue_demo),
+        test(
+            "seed_003_named_queue_producer_and_consumer_as_separate_programs",
+            named_queue_separate_programs,
+        ),
         test("tour_runs_every_example", tour),
     ])
 }
@@ -335,14 +340,29 @@ fn fifo_separate_programs() -> TestResult {
     assert!(made.success());
     let p = path.to_str().ok_or("path")?.to_string();
     let exe = example_path("fifo_named_pipe")?;
-    let reader = std::process::Command::new(&exe)
+    let mut reader = std::process::Command::new(&exe)
         .args(["reader", &p])
         .stdout(std::process::Stdio::piped())
         .spawn()?;
-    let writer = std::process::Command::new(&exe)
+    let mut writer = std::process::Command::new(&exe)
         .args(["writer", &p])
-        .status()?;
-    assert!(writer.success());
+        .spawn()?;
+    // Opening a FIFO waits for the other side: bound the wait, and leave no process behind.
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = writer.try_wait()? {
+            break status;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = writer.kill();
+            let _ = reader.kill();
+            let _ = writer.wait();
+            let _ = reader.wait();
+            return Err("the FIFO sides did not meet within 30 s".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    assert!(status.success());
     let out = reader.wait_with_output()?;
     assert!(out.status.success());
     let lines: Vec<String> = String::from_utf8(out.stdout)?
@@ -501,6 +521,49 @@ fn manager_dict_list() -> TestResult {
             "主进程-->li [1, 2, 3, 4]",
         ],
     );
+    Ok(())
+}
+
+fn named_queue_lines() -> Vec<String> {
+    let mut lines: Vec<String> = (0..10u64)
+        .map(|n| format!("job {n} -> {}", n * n))
+        .collect();
+    lines.push("10 jobs done".to_string());
+    lines
+}
+
+fn named_queue_demo() -> TestResult {
+    let mut want = named_queue_lines();
+    want.push("结束".to_string());
+    assert_eq!(run_example("named_queue")?, want);
+    Ok(())
+}
+
+/// The consumer and the producer as two programs started separately, sharing only a name;
+/// the consumer starts first and creates the objects, the producer opens them.
+fn named_queue_separate_programs() -> TestResult {
+    let name = common::unique_name("jobs");
+    let exe = example_path("named_queue")?;
+    let mut consumer = std::process::Command::new(&exe)
+        .args(["consumer", &name])
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let producer = common::run_example("named_queue", &["producer", &name, "10"]);
+    if producer.is_err() {
+        // The consumer waits for a stop job that will not come; leave nothing behind.
+        let _ = consumer.kill();
+        for suffix in ["jobs", "done"] {
+            let _ = std::fs::remove_file(format!("/dev/shm/{name}-{suffix}"));
+        }
+    }
+    let out = consumer.wait_with_output()?;
+    assert_eq!(producer?, ["10 jobs done"]);
+    assert!(out.status.success());
+    let lines: Vec<String> = String::from_utf8(out.stdout)?
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(lines, named_queue_lines()[..10]);
     Ok(())
 }
 

@@ -5,6 +5,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
+use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::process::{Child as OsChild, Command, Stdio};
@@ -61,6 +62,10 @@ fn main() {
         test(
             "lc_outcome_rule_try_accept_accept_timeout_connect_timeout",
             accept_outcomes,
+        ),
+        test(
+            "lc_ten_clients_at_once_right_and_wrong_keys",
+            many_clients_at_once,
         ),
         test("lc_17_last_accepted_is_the_tcp_peer", lc_17_last_accepted),
         test(
@@ -417,6 +422,24 @@ fn handshake_garbage() -> TestResult {
     assert_eq!(conn.recv::<i32>()?, 42);
     child.join()?;
 
+    // Without an authkey, a malformed frame after accept is that connection's protocol
+    // error; the listener serves the next client.
+    let open = Listener::bind(format!("unix:@{}", common::unique_name("frames")), None)?;
+    let abstract_name = match open.local_addr() {
+        Address::Abstract(n) => n.clone(),
+        other => return Err(format!("{other}").into()),
+    };
+    let raw_addr = std::os::unix::net::SocketAddr::from_abstract_name(&abstract_name)?;
+    let mut raw = UnixStream::connect_addr(&raw_addr)?;
+    raw.write_all(&(-7i32).to_be_bytes())?;
+    let mut bad = open.accept_timeout(PATIENCE)?;
+    assert!(matches!(bad.recv_bytes(), Err(Error::Protocol(_))));
+    let mut child = adder_client(open.local_addr().clone(), None)?;
+    let mut conn = open.accept_timeout(PATIENCE)?;
+    conn.send(&(1, 1))?;
+    assert_eq!(conn.recv::<i32>()?, 2);
+    child.join()?;
+
     // The client side: a listener that sends garbage instead of a challenge.
     let raw = std::os::unix::net::UnixListener::bind(dir.path().join("raw"))?;
     let raw_path = format!("unix:{}", dir.path().join("raw").display());
@@ -467,6 +490,47 @@ fn accept_outcomes() -> TestResult {
         Client::connect(nobody.as_str(), None),
         Err(Error::Io(_))
     ));
+    Ok(())
+}
+
+/// Ten clients connect at once, every third with the wrong key: each rightful one is served,
+/// each wrong one refused on both sides, in whatever order they arrive.
+fn many_clients_at_once() -> TestResult {
+    let listener = Listener::bind("tcp:127.0.0.1:0", Some(KEY))?;
+    let mut children = Vec::new();
+    for i in 0..10i32 {
+        let address = listener.local_addr().clone();
+        let key: &'static [u8] = if i % 3 == 2 { WRONG } else { KEY };
+        children.push(
+            Process::new(move || match Client::connect(&address, Some(key)) {
+                Ok(mut conn) => {
+                    conn.send(&i).unwrap();
+                    conn.recv::<i32>().unwrap() == i * 10
+                }
+                Err(Error::Authentication(_)) => key == WRONG,
+                Err(e) => panic!("client {i}: {e}"),
+            })
+            .start()?,
+        );
+    }
+    let (mut served, mut refused) = (Vec::new(), 0);
+    while served.len() + refused < 10 {
+        match listener.accept_timeout(PATIENCE) {
+            Ok(mut conn) => {
+                let i: i32 = conn.recv()?;
+                conn.send(&(i * 10))?;
+                served.push(i);
+            }
+            Err(Error::Authentication(_)) => refused += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    served.sort_unstable();
+    assert_eq!(served, [0, 1, 3, 4, 6, 7, 9]);
+    assert_eq!(refused, 3);
+    for mut c in children {
+        assert!(c.join()?);
+    }
     Ok(())
 }
 

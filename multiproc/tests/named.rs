@@ -8,7 +8,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use common::{test, TestResult};
-use multiproc::{Error, Event, Lock, LockError, Process, Semaphore};
+use multiproc::{
+    Error, Event, JoinableQueue, Lock, LockError, Process, Queue, Semaphore, SimpleQueue, Value,
+};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -33,6 +35,19 @@ fn main() {
         test(
             "named_open_or_create_race_makes_exactly_one",
             open_or_create_race,
+        ),
+        test(
+            "named_value_fetch_add_by_name_across_processes",
+            value_by_name,
+        ),
+        test("named_queue_between_processes_by_name", queue_by_name),
+        test(
+            "named_joinable_queue_join_across_processes",
+            joinable_by_name,
+        ),
+        test(
+            "named_queue_survives_its_creator_sigkilled_mid_put",
+            queue_creator_killed,
         ),
     ])
 }
@@ -209,5 +224,148 @@ fn open_or_create_race() -> TestResult {
     // One semaphore, created once (value 0), released by each racer.
     let start = Instant::now();
     assert_eq!(Semaphore::open(&name)?.value(), 4, "{:?}", start.elapsed());
+    Ok(())
+}
+
+fn queue_by_name() -> TestResult {
+    let name = common::unique_name("q");
+    let _names = Names(vec![name.clone()]);
+    assert_eq!(
+        io_kind(Queue::<u32>::open(&name)),
+        std::io::ErrorKind::NotFound
+    );
+    let q = Queue::<(u32, String)>::create(&name, Some(4))?;
+    assert_eq!(
+        io_kind(Queue::<u32>::create(&name, None)),
+        std::io::ErrorKind::AlreadyExists
+    );
+    assert!(matches!(
+        Queue::<u32>::create(&common::unique_name("zero"), Some(0)),
+        Err(Error::InvalidArgument(_))
+    ));
+    // Not a queue under a queue's name and vice versa.
+    assert_eq!(io_kind(Lock::open(&name)), std::io::ErrorKind::InvalidData);
+    let n2 = name.clone();
+    let mut producer = Process::new(move || {
+        let q = Queue::<(u32, String)>::open(&n2).unwrap();
+        for i in 0..100 {
+            q.put((i, format!("job {i}"))).unwrap();
+        }
+    })
+    .start()?;
+    for i in 0..100 {
+        let (n, text) = q.get_timeout(PATIENCE)?;
+        assert_eq!((n, text.as_str()), (i, format!("job {i}").as_str()));
+    }
+    producer.join()?;
+    // The bound it was created with holds for every opener.
+    let other = Queue::<(u32, String)>::open_or_create(&name, None)?;
+    for i in 0..4 {
+        other.put((i, String::new()))?;
+    }
+    assert!(other
+        .try_put((9, String::new()))
+        .is_err_and(|e| e.is_full()));
+    Queue::<u32>::unlink(&name)?;
+    Ok(())
+}
+
+/// The creator puts numbered messages as fast as it can and is SIGKILLed at a random
+/// instant, possibly inside a `put`; the next process opens the queue by name, finds every
+/// message whose `put` could have returned, in order and intact, and the queue still works.
+fn queue_creator_killed() -> TestResult {
+    let name = common::unique_name("qkill");
+    let _names = Names(vec![name.clone()]);
+    for round in 0..5u64 {
+        let (n2, started) = (name.clone(), common::unique_name("started"));
+        let _more = Names(vec![started.clone()]);
+        let up = Event::create(&started)?;
+        let mut creator = Process::new(move || {
+            let q = Queue::<Vec<u64>>::open_or_create(&n2, None).unwrap();
+            Event::open(&started).unwrap().set();
+            for i in 0..u64::MAX {
+                // Messages of varied sizes, so a kill lands mid-copy too.
+                q.put(vec![i; (i % 300) as usize + 1]).unwrap();
+            }
+        })
+        .start()?;
+        up.wait_timeout(PATIENCE)?;
+        std::thread::sleep(Duration::from_millis(5 + round * 7));
+        creator.kill()?;
+        assert!(creator.join().is_err());
+
+        let q = Queue::<Vec<u64>>::open(&name)?;
+        let mut next = 0u64;
+        while let Ok(m) = q.try_get() {
+            assert_eq!(m, vec![next; (next % 300) as usize + 1], "round {round}");
+            next += 1;
+        }
+        assert!(next > 0, "round {round}: the creator put nothing in time");
+        // The dead producer's side lock is taken over; the queue works for the next ones.
+        q.put_timeout(vec![7], PATIENCE)
+            .map_err(|e| e.to_string())?;
+        let again = Queue::<Vec<u64>>::open(&name)?;
+        assert_eq!(again.get_timeout(PATIENCE)?, vec![7]);
+        Queue::<Vec<u64>>::unlink(&name)?;
+    }
+    Ok(())
+}
+
+fn value_by_name() -> TestResult {
+    let name = common::unique_name("v");
+    let _names = Names(vec![name.clone()]);
+    let v = Value::<u64>::create(&name, 5)?;
+    // Another size under the name is refused, not reinterpreted.
+    assert_eq!(
+        io_kind(Value::<u8>::open(&name)),
+        std::io::ErrorKind::InvalidData
+    );
+    let mut children = Vec::new();
+    for _ in 0..3 {
+        let n2 = name.clone();
+        children.push(
+            Process::new(move || {
+                let v = Value::<u64>::open(&n2).unwrap();
+                for _ in 0..1000 {
+                    v.fetch_add(1);
+                }
+            })
+            .start()?,
+        );
+    }
+    for mut c in children {
+        c.join()?;
+    }
+    assert_eq!(v.load(), 3005);
+    assert_eq!(Value::<u64>::open_or_create(&name, 0)?.load(), 3005);
+    Value::<u64>::unlink(&name)?;
+    Ok(())
+}
+
+fn joinable_by_name() -> TestResult {
+    let name = common::unique_name("jq");
+    let _names = Names(vec![name.clone()]);
+    let jobs = JoinableQueue::<u32>::create(&name, None)?;
+    for i in 0..20 {
+        jobs.put(i).map_err(|e| e.to_string())?;
+    }
+    let n2 = name.clone();
+    let mut worker = Process::new(move || {
+        let jobs = JoinableQueue::<u32>::open(&n2).unwrap();
+        let mut sum = 0;
+        for _ in 0..20 {
+            sum += jobs.get().unwrap();
+            jobs.task_done().unwrap();
+        }
+        sum
+    })
+    .start()?;
+    jobs.join_timeout(PATIENCE)?;
+    assert_eq!(worker.join()?, (0..20).sum::<u32>());
+    // The same ring opened as a SimpleQueue by another program: one queue.
+    let simple = SimpleQueue::<u32>::open(&name)?;
+    simple.put(99)?;
+    assert_eq!(jobs.get()?, 99);
+    JoinableQueue::<u32>::unlink(&name)?;
     Ok(())
 }

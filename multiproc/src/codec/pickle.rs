@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 ///
 /// | Python | Rust |
 /// |---|---|
-/// | `int` | `i64` (any integer type that fits) |
+/// | `int` | `i64` (any integer type that fits; an `int` beyond `i64` is a codec error) |
 /// | `float` | `f64` |
 /// | `str` | `String` |
 /// | `bytes` | `serde_bytes::ByteBuf` (a plain `Vec<u8>` is a list of ints) |
@@ -424,6 +424,24 @@ mod tests {
     }
 
     #[test]
+    fn pickle_big_and_small_integers_round_trip() {
+        for v in [0u64, 255, 256, 65_535, 1 << 31, 1 << 32, i64::MAX as u64] {
+            let mut out = Vec::new();
+            Pickle::encode(&v, &mut out).unwrap();
+            assert_eq!(Pickle::decode::<u64>(&out).unwrap(), v);
+        }
+        // Beyond i64 an int is encoded (Python reads it) but not decoded: a codec error.
+        let mut out = Vec::new();
+        Pickle::encode(&u64::MAX, &mut out).unwrap();
+        assert!(matches!(Pickle::decode::<u64>(&out), Err(Error::Codec(_))));
+        for v in [i64::MIN, -1, -256, i32::MIN as i64] {
+            let mut out = Vec::new();
+            Pickle::encode(&v, &mut out).unwrap();
+            assert_eq!(Pickle::decode::<i64>(&out).unwrap(), v);
+        }
+    }
+
+    #[test]
     fn pickle_misfits_and_garbage_are_codec_errors() {
         let mut out = Vec::new();
         Pickle::encode(&(1i64 << 40), &mut out).unwrap();
@@ -490,5 +508,44 @@ mod tests {
         let mut out = Vec::new();
         Pickle::encode(&shared, &mut out).unwrap();
         assert_eq!(Pickle::decode::<Vec<String>>(&out).unwrap().len(), 10_000);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Any bytes: a value or a codec error, never a panic, hang or blow-up.
+        #[test]
+        fn pickle_decode_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let _ = Pickle::decode::<serde_pickle::Value>(&bytes);
+        }
+
+        /// Sequences of real opcodes (containers, marks, memo puts and gets, small ints):
+        /// the shapes a crafted pickle is made of.
+        #[test]
+        fn opcode_soup_never_panics(
+            ops in proptest::collection::vec(proptest::sample::select(
+                b"(0]}a)selutqhgKN\x94\x85\x86\x87\x8f\x90\x91\x01\x00".to_vec()), 0..80)
+        ) {
+            let mut bytes = b"\x80\x04".to_vec();
+            bytes.extend(ops);
+            bytes.push(b'.');
+            let _ = Pickle::decode::<serde_pickle::Value>(&bytes);
+        }
+
+        /// A valid pickle with a few bytes changed, so the walk goes deep into real opcodes.
+        #[test]
+        fn mutated_pickles_never_panic(
+            flips in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 1..6)
+        ) {
+            let mut bytes = unhex(concat!(
+                "80049524000000000000005d94284b018c017894430179944e47400400000000",
+                "00007d948c0161944b01738694652e"
+            ));
+            for (at, b) in flips {
+                let n = bytes.len();
+                bytes[at % n] = b;
+            }
+            let _ = Pickle::decode::<serde_pickle::Value>(&bytes);
+        }
     }
 }

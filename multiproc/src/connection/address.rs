@@ -45,6 +45,7 @@ pub enum Address {
 
 impl Address {
     /// Parses the text form (see [`Address`]). A TCP host name is resolved here, to its
+    /// first IPv4 address if it has one (as Python resolves `("localhost", port)`), else its
     /// first address.
     ///
     /// # Errors
@@ -82,9 +83,11 @@ impl Address {
             if host.is_empty() {
                 return Err(bad("the host is empty"));
             }
-            let first = (host, port).to_socket_addrs()?.next();
-            return first
-                .map(Address::Tcp)
+            // IPv4 first, as Python's AF_INET listener and client resolve a host name.
+            let all: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
+            let pick = all.iter().find(|a| a.is_ipv4()).or(all.first());
+            return pick
+                .map(|a| Address::Tcp(*a))
                 .ok_or_else(|| bad("the host name resolves to no address"));
         }
         Err(bad("expected unix:/path, unix:@name or tcp:host:port"))
@@ -167,7 +170,7 @@ mod tests {
         }
         assert!(matches!(
             Address::parse("tcp:localhost:7").unwrap(),
-            Address::Tcp(a) if a.port() == 7 && a.ip().is_loopback()
+            Address::Tcp(a) if a.port() == 7 && a.ip().is_loopback() && a.is_ipv4()
         ));
     }
 

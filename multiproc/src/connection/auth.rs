@@ -332,4 +332,14 @@ mod tests {
         let e = recv(b.as_fd(), Deadline::now()).unwrap_err();
         assert!(e.to_string().contains("256"), "{e}");
     }
+
+    proptest::proptest! {
+        /// Any answer to our challenge: refused or accepted, never a panic.
+        #[test]
+        fn any_answer_is_judged_without_panic(answer in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80)) {
+            let ours = [&b"{sha256}"[..], &[1; 40]].concat();
+            let _ = verify(b"k", &ours, &answer);
+            let _ = response(b"k", &answer);
+        }
+    }
 }

@@ -101,12 +101,13 @@ impl Listener {
             }
             Address::Abstract(name) => {
                 let addr = UnixAddr::from_abstract_name(&name)?;
-                let socket = UnixListener::bind_addr(&addr).map_err(|e| in_use(e, &name))?;
+                let socket = UnixListener::bind_addr(&addr)
+                    .map_err(|e| in_use(e, &Address::Abstract(name.clone())))?;
                 socket.set_nonblocking(true)?;
                 (Socket::Unix(socket), Address::Abstract(name), None)
             }
             Address::Tcp(addr) => {
-                let socket = TcpListener::bind(addr).map_err(|e| in_use(e, &addr))?;
+                let socket = TcpListener::bind(addr).map_err(|e| in_use(e, &Address::Tcp(addr)))?;
                 socket.set_nonblocking(true)?;
                 let actual = socket.local_addr()?;
                 (Socket::Tcp(socket), Address::Tcp(actual), None)
@@ -154,8 +155,8 @@ impl Listener {
     ///
     /// # Errors
     /// [`Error::Authentication`] when the client failed the handshake (wrong key, no key,
-    /// garbage, closed or silent past the handshake timeout); [`Error::Io`] when the system
-    /// refused.
+    /// garbage, closed, reset, or silent past the handshake timeout): that client is gone
+    /// and the listener serves on; [`Error::Io`] when the listener itself failed.
     pub fn accept(&self) -> Result<Connection> {
         self.accept_until(Deadline::NEVER, Error::Timeout)
     }
@@ -216,6 +217,11 @@ impl Listener {
                     Error::Timeout => Error::Authentication(format!(
                         "the client did not finish the handshake within {:?}",
                         self.handshake_timeout
+                    )),
+                    // This client's socket failed (reset, ...): a failed handshake too, so
+                    // `Io` from `accept` always means the listener itself.
+                    Error::Io(e) => Error::Authentication(format!(
+                        "the client's connection failed during the handshake: {e}"
                     )),
                     other => other,
                 })?;
@@ -321,7 +327,8 @@ fn bind_path(path: &Path) -> Result<(UnixListener, SocketFile)> {
 fn adopt(fd: OwnedFd, path: &Path) -> io::Result<(UnixListener, SocketFile)> {
     let meta = fs::symlink_metadata(path)?;
     let file = SocketFile {
-        path: path.to_path_buf(),
+        // Absolute, so drop removes the right file even after the process changed directory.
+        path: std::env::current_dir()?.join(path),
         dev: meta.dev(),
         ino: meta.ino(),
     };
@@ -329,11 +336,11 @@ fn adopt(fd: OwnedFd, path: &Path) -> io::Result<(UnixListener, SocketFile)> {
 }
 
 /// `AddrInUse` errors say which address.
-fn in_use(e: io::Error, address: &dyn fmt::Debug) -> Error {
+fn in_use(e: io::Error, address: &Address) -> Error {
     if e.kind() == io::ErrorKind::AddrInUse {
         Error::Io(io::Error::new(
             io::ErrorKind::AddrInUse,
-            format!("{address:?} is in use: a listener serves it"),
+            format!("{address} is in use: a listener serves it"),
         ))
     } else {
         e.into()
@@ -443,4 +450,16 @@ fn connect_until(
         auth::deliver_challenge(conn.as_fd(), key, deadline)?;
     }
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listener_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Listener>();
+        assert_send_sync::<Address>();
+    }
 }
