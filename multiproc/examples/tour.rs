@@ -12,6 +12,8 @@ mod fifo_named_pipe;
 mod lock_printing;
 #[path = "manager_dict_list.rs"]
 mod manager_dict_list;
+#[path = "manager_remote.rs"]
+mod manager_remote;
 #[path = "named_queue.rs"]
 mod named_queue;
 #[path = "pipe_adder_server.rs"]
@@ -65,6 +67,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("queue_json_work", queue_json_work::main),
         ("queue_first_ten", queue_first_ten::main),
         ("manager_dict_list", manager_dict_list::main),
+        ("manager_remote", manager_remote::main),
         ("fifo_named_pipe", fifo_named_pipe::main),
         ("python_peer", python_peer::main),
         ("named_queue", named_queue::main),

@@ -22,6 +22,11 @@ fn main() {
         test("seed_001_signal_kinds_sigint", signal_kinds_int),
         test("seed_002_queue_producer_consumer", queue_producer_consumer),
         test("seed_002_manager_dict_list", manager_dict_list),
+        test("manager_remote_demo", manager_remote_demo),
+        test(
+            "rm_05_07_manager_remote_served_and_used_by_separate_programs",
+            manager_remote_separate_programs,
+        ),
         test("seed_002_queue_subclassed_pair", queue_subclassed_pair),
         test("seed_003_queue_json_work", queue_json_work),
         test("seed_004_queue_first_ten", queue_first_ten),
@@ -567,6 +572,52 @@ fn named_queue_separate_programs() -> TestResult {
     Ok(())
 }
 
+fn manager_remote_demo() -> TestResult {
+    let lines = run_example("manager_remote")?;
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(
+        lines[0].starts_with("serving at tcp:127.0.0.1:"),
+        "{lines:?}"
+    );
+    assert_eq!(lines[1..], ["alpha 5", "beta 4", "gamma 5"]);
+    Ok(())
+}
+
+/// The server and its user as two programs started separately, sharing only the address
+/// and the key; a user with a wrong key is refused and the server goes on.
+fn manager_remote_separate_programs() -> TestResult {
+    use std::io::BufRead;
+    let exe = example_path("manager_remote")?;
+    let mut server = std::process::Command::new(&exe)
+        .args(["serve", "tcp:127.0.0.1:0", "the key"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let outcome = (|| -> TestResult {
+        let mut out = std::io::BufReader::new(server.stdout.take().ok_or("no stdout")?);
+        let mut first = String::new();
+        out.read_line(&mut first)?;
+        let address = first
+            .trim()
+            .strip_prefix("serving at ")
+            .ok_or(format!("unexpected first line {first:?}"))?
+            .to_string();
+        let wrong = common::run_example("manager_remote", &["use", &address, "wrong key"]);
+        let refused = wrong.expect_err("a wrong key was accepted").to_string();
+        assert!(refused.contains("Authentication"), "{refused}");
+        common::run_example("manager_remote", &["use", &address, "the key"])?;
+        let rest: Vec<String> = out.lines().collect::<Result<_, _>>()?;
+        assert_eq!(rest, ["alpha 5", "beta 4", "gamma 5"]);
+        Ok(())
+    })();
+    if outcome.is_err() {
+        let _ = server.kill();
+    }
+    let status = server.wait()?;
+    outcome?;
+    assert!(status.success());
+    Ok(())
+}
+
 fn tour() -> TestResult {
     let lines = run_example("tour")?;
     for name in [
@@ -579,6 +630,7 @@ fn tour() -> TestResult {
         "signal_kinds",
         "queue_subclassed_pair",
         "manager_dict_list",
+        "manager_remote",
     ] {
         assert!(
             lines.contains(&format!("=== {name}")),
