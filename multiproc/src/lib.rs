@@ -147,6 +147,7 @@ mod sys;
 
 pub mod codec;
 pub mod connection;
+pub mod pool;
 pub mod process;
 pub mod queue;
 #[allow(unsafe_code)]
@@ -155,6 +156,7 @@ pub mod sync;
 
 pub use crate::connection::{pipe, pipe_oneway, Connection};
 pub use crate::error::{BoxError, Error, LockError, LockResult, PutError, Result};
+pub use crate::pool::{AsyncResult, Pool};
 pub use crate::process::{
     active_children, cpu_count, current_process, parent_process, Child, ExitStatus, Process, Run,
     Signal, StartMethod,

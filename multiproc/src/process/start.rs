@@ -188,7 +188,9 @@ where
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     let sent = match ctl.send(&outcome) {
-        Err(Error::Codec(msg)) => ctl.send(&Outcome::<()>::Unencodable(msg.to_string())).map(|()| 1),
+        Err(Error::Codec(msg)) => ctl
+            .send(&Outcome::<()>::Unencodable(msg.to_string()))
+            .map(|()| 1),
         other => other.map(|()| code),
     };
     sys::process::exit_now(sent.unwrap_or(1))
