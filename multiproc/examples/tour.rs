@@ -8,6 +8,8 @@ mod lock_printing;
 mod pipe_adder_server;
 #[path = "pipe_producer_consumer.rs"]
 mod pipe_producer_consumer;
+#[path = "pool_callbacks.rs"]
+mod pool_callbacks;
 #[path = "process_basics.rs"]
 mod process_basics;
 #[path = "queue_first_ten.rs"]
@@ -37,6 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("queue_producer_consumer", queue_producer_consumer::main),
         ("queue_json_work", queue_json_work::main),
         ("queue_first_ten", queue_first_ten::main),
+        ("pool_callbacks", pool_callbacks::main),
     ];
     for (name, run) in examples {
         println!("=== {name}");
