@@ -85,6 +85,11 @@ type MapDone<V> = Box<dyn FnOnce(Result<Vec<V>>) + Send>;
 /// The value a task function `fn(A) -> R` hands back to the caller.
 pub type Output<R> = <R as TaskOutput>::Value;
 
+/// The largest default chunk, in items. Measured with 1,000,000 trivial items on 2 workers
+/// (2 cores): chunks of 125,000 (Python's rule) 14-18 M items/s, 32,000 25-29, 8,000 36,
+/// 2,000 30-33.
+const MAX_DEFAULT_CHUNK: usize = 8192;
+
 /// A pool of worker processes (Python's `multiprocessing.Pool`).
 ///
 /// See the [module documentation](self) for how it works. Dropping a pool terminates it.
@@ -683,9 +688,10 @@ impl Pool {
     }
 
     /// The default chunk size for `len` items: about four chunks per worker (Python's
-    /// `ceil(len / (4 * processes))`).
+    /// `ceil(len / (4 * processes))`), but at most [`MAX_DEFAULT_CHUNK`] items, so that the
+    /// workers start early and the parent decodes while they work.
     fn default_chunksize(&self, len: usize) -> usize {
-        len.div_ceil(4 * self.processes).max(1)
+        len.div_ceil(4 * self.processes).clamp(1, MAX_DEFAULT_CHUNK)
     }
 
     fn map_inner<A, R>(
@@ -733,24 +739,23 @@ impl Pool {
             return Ok(AsyncResult::new(slot));
         }
         let chunksize = chunksize.unwrap_or_else(|| self.default_chunksize(items.len()));
-        // Every chunk is encoded before any is sent: an argument that cannot be encoded
-        // fails the call at once, with nothing running.
-        let chunks = items
-            .chunks(chunksize)
-            .map(|c| Ok((c.len(), encode(c)?)))
-            .collect::<Result<Vec<_>>>()?;
-        drop(items);
+        let count = items.len().div_ceil(chunksize);
         let filled = slot.clone();
         let state = Arc::new(Mutex::new(MapState::<V> {
-            parts: (0..chunks.len()).map(|_| None).collect(),
-            remaining: chunks.len(),
+            parts: (0..count).map(|_| None).collect(),
+            remaining: count,
             error: None,
             done: Some(Box::new(move |outcome| {
                 finish(&filled, outcome, on_ok, on_err)
             })),
             progress,
         }));
-        for (index, (len, args)) in chunks.into_iter().enumerate() {
+        // Each chunk goes as soon as it is encoded, so the workers start while the rest is
+        // being encoded. An argument that cannot be encoded fails the call; the chunks
+        // already sent run, and their values are dropped.
+        for (index, chunk) in items.chunks(chunksize).enumerate() {
+            let args = encode(chunk)?;
+            let len = chunk.len();
             let state = state.clone();
             let sink: Sink = Box::new(move |bytes| {
                 lock(&state).chunk_done(index, len, decode_values::<V>(bytes));
