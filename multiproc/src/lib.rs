@@ -47,6 +47,10 @@
 //!   futexes; an uncontended lock makes no system call, and a process that dies holding a
 //!   lock does not deadlock the others: the next locker is told the owner died
 //!   ([`LockError::OwnerDied`]) and gets the guard to repair the data. See [`sync`].
+//! - **Pools.** [`Pool`] runs `fn(A) -> R` tasks on worker processes: `apply`,
+//!   `apply_async` (an [`AsyncResult`]) with callbacks, `map`, `starmap`, lazy `imap`. A
+//!   worker that dies fails only the task it held ([`Error::WorkerDied`]) and is replaced;
+//!   a panicking task is [`Error::Panicked`]; `terminate` is bounded. See [`pool`].
 //! - **Signals.** [`Signal`] knows every name `kill -l` prints;
 //!   [`process::send_signal`] signals any pid, [`Child::signal`] a child (through a pidfd,
 //!   so never a recycled pid), and [`process::SignalFlag`] is the safe way to react to one.
@@ -76,6 +80,10 @@
 //! | `shared_memory.SharedMemory(name, create=True, size=n)` | [`SharedMemory::create`] |
 //! | `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore` | [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`] (RAII guards; `acquire`/`release` too) |
 //! | `Condition`, `Event`, `Barrier` | [`Condition`], [`Event`], [`Barrier`] |
+//! | `Pool(4)`, `pool.apply(f, (x,))`, `pool.map(f, xs, chunksize)` | [`Pool::new`]`(4)?`, [`Pool::apply`]`(f, x)`, [`Pool::map`], [`Pool::map_chunked`] |
+//! | `apply_async(f, (x,), callback=c, error_callback=e)` | [`Pool::apply_async_with`]`(f, x, c, e)` |
+//! | `imap`, `imap_unordered`, `starmap`, `close()`, `join()`, `terminate()` | [`Pool::imap`], [`Pool::imap_unordered`], [`Pool::starmap`], [`Pool::close`], [`Pool::join`], [`Pool::terminate`] |
+//! | `AsyncResult.get(timeout)`, `ready()`, `successful()` | [`AsyncResult::get_timeout`], [`AsyncResult::ready`], [`AsyncResult::successful`] |
 //!
 //! # Pipe ends follow ownership: EOF without closing by hand
 //!
@@ -131,12 +139,15 @@
 //!
 //! - Linux (x86_64 and aarch64). The platform layer (`sys`) is one module, so other Unix
 //!   systems can follow.
-//! - Manager, pool, named listeners and the forkserver/spawn start methods are still to
-//!   come; the README says what exists today.
+//! - `progress` (off by default): [`Pool::map_progress`](pool::Pool), a progress bar for
+//!   long maps (`indicatif`).
+//! - Manager, named listeners and the forkserver/spawn start methods are still to come; the
+//!   README says what exists today.
 
 #![doc(test(attr(deny(warnings))))]
 // `unsafe` is allowed only where STYLE.md puts it: `sys/` (system calls), `shm/` (the types
-// that map shared memory), `sync/raw.rs`, `queue/ring.rs`, and `Process::start_unchecked`.
+// that map shared memory), `sync/raw.rs`, `queue/ring.rs`, `Process::start_unchecked`, and
+// `pool/call.rs` (calling a task function by its address in a forked worker).
 #![deny(unsafe_code)]
 
 mod deadline;

@@ -11,7 +11,8 @@ use multiproc::process::send_signal;
 use multiproc::{Error, Pool, Signal, Value};
 
 fn main() {
-    common::run(vec![
+    #[cfg_attr(not(feature = "progress"), allow(unused_mut))]
+    let mut tests = vec![
         test("pl_01_pl_09_apply_and_apply_async", apply_and_apply_async),
         test(
             "pl_02_pl_37_pl_39_map_in_input_order_every_chunk_size",
@@ -106,7 +107,32 @@ fn main() {
             "building_a_fork_pool_from_a_threaded_process_is_refused",
             threaded_build,
         ),
-    ])
+        test("pl_38_a_pool_inside_a_child_process_works", pool_in_child),
+    ];
+    #[cfg(feature = "progress")]
+    tests.push(test("map_progress_gives_the_map", map_progress));
+    common::run(tests)
+}
+
+#[cfg(feature = "progress")]
+fn map_progress() -> TestResult {
+    let pool = Pool::new(2)?;
+    let serial: Vec<u64> = (0..10_000).map(square).collect();
+    assert_eq!(pool.map_progress(square, 0..10_000)?, serial);
+    Ok(())
+}
+
+fn pool_in_child() -> TestResult {
+    let mut child = multiproc::Process::new(|| {
+        let pool = Pool::new(2).expect("pool in a child");
+        let sum: u64 = pool.map(square, 0..1000).expect("map").iter().sum();
+        pool.close();
+        pool.join().expect("join");
+        sum
+    })
+    .start()?;
+    assert_eq!(child.join()?, 332_833_500);
+    Ok(())
 }
 
 fn square(x: u64) -> u64 {
