@@ -171,7 +171,7 @@ fn fails(x: i32) -> Result<i32, String> {
 /// Dies by SIGKILL when given 0; else sleeps `x` ms.
 fn die_on_zero(x: u64) -> u64 {
     if x == 0 {
-        let _ = send_signal(std::process::id(), Signal::KILL);
+        let _ = send_signal(std::process::id().into(), Signal::KILL);
         std::thread::sleep(Duration::from_secs(10));
     }
     sleep_ms(x)
@@ -687,7 +687,7 @@ fn worker_killed() -> TestResult {
     // Killed from outside, mid-task.
     let long = pool.apply_async(sleep_ms, 5_000)?;
     std::thread::sleep(Duration::from_millis(200));
-    let busy: Vec<u32> = pool.pids();
+    let busy = pool.pids();
     for pid in &busy {
         let _ = send_signal(*pid, Signal::KILL);
     }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::{Binary, Codec};
 use crate::error::{Error, Result};
+use crate::pid::Pid;
 use crate::shm::RawArray;
 
 /// What a task function may return: a value, or a `Result` whose `Err` becomes the task's
@@ -205,12 +206,12 @@ pub(crate) enum Report {
         fail: Option<Fail>,
     },
     /// The helper started a worker in `slot`.
-    Started { slot: usize, pid: u32 },
+    Started { slot: usize, pid: Pid },
     /// The worker in `slot` ended; `holding` is the id of the last task it took (0: none)
     /// and `how` its exit, in words.
     Exited {
         slot: usize,
-        pid: u32,
+        pid: Pid,
         holding: u64,
         how: String,
     },

@@ -65,6 +65,7 @@ use self::worker::{Order, WorkerKit};
 use crate::codec::{Binary, Codec};
 use crate::connection::{pipe, Connection};
 use crate::error::{Error, Result};
+use crate::pid::Pid;
 use crate::process::{Child, Process, StartMethod};
 use crate::queue::Queue;
 use crate::shm::RawArray;
@@ -106,7 +107,7 @@ struct Shared {
     tasks: Queue<TaskMsg, Marking>,
     results: Queue<Report>,
     book: Mutex<Book>,
-    pids: Mutex<Vec<u32>>,
+    pids: Mutex<Vec<Pid>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -242,7 +243,7 @@ impl PoolBuilder {
             Process::new(move || worker::helper_main(kit, processes, helper_ctl, parent))
                 .name("PoolHelper")
                 .start()?;
-        let pids = match ctl.recv::<std::result::Result<Vec<u32>, String>>() {
+        let pids = match ctl.recv::<std::result::Result<Vec<Pid>, String>>() {
             Ok(Ok(pids)) => pids,
             Ok(Err(why)) => {
                 let _ = helper.join();
@@ -481,7 +482,7 @@ impl Pool {
     }
 
     /// The process ids of the current workers (replaced workers have new ones).
-    pub fn pids(&self) -> Vec<u32> {
+    pub fn pids(&self) -> Vec<Pid> {
         lock(&self.shared.pids).clone()
     }
 
@@ -872,7 +873,8 @@ impl Pool {
         if book.state == State::Running {
             book.state = State::Closed;
             drop(book);
-            self.shared.tasks.close();
+            // Workers take what is queued, then see the queue shut down and exit.
+            self.shared.tasks.shutdown(false);
         }
     }
 
@@ -888,7 +890,7 @@ impl Pool {
             }
             book.state = State::Terminated;
         }
-        self.shared.tasks.close();
+        self.shared.tasks.shutdown(true);
         if let Some(mut ctl) = lock(&self.ctl).take() {
             let _ = ctl.send(&Order::Terminate);
         }

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::call::{self, Marking, Report, TaskMsg, LAST_PANIC, MARK};
 use crate::connection::Connection;
+use crate::deadline::Deadline;
 use crate::error::{Error, Result};
+use crate::pid::Pid;
 use crate::process::{Child, Process, Signal};
 use crate::queue::Queue;
 use crate::shm::RawArray;
@@ -56,13 +58,13 @@ pub(crate) fn helper_main(kit: WorkerKit, processes: usize, mut ctl: Connection,
             Err(e) => {
                 // PL-36: the workers already started go, and the error reaches `build`.
                 kill_all(&mut workers);
-                let _ = ctl.send(&Err::<Vec<u32>, String>(e.to_string()));
+                let _ = ctl.send(&Err::<Vec<Pid>, String>(e.to_string()));
                 return;
             }
         }
     }
-    let pids: Vec<u32> = workers.iter().flatten().map(Child::pid).collect();
-    if ctl.send(&Ok::<Vec<u32>, String>(pids)).is_err() {
+    let pids: Vec<Pid> = workers.iter().flatten().map(Child::pid).collect();
+    if ctl.send(&Ok::<Vec<Pid>, String>(pids)).is_err() {
         kill_all(&mut workers);
         return;
     }
@@ -71,10 +73,11 @@ pub(crate) fn helper_main(kit: WorkerKit, processes: usize, mut ctl: Connection,
     loop {
         let mut fds = vec![ctl.as_raw_fd()];
         fds.extend(workers.iter().flatten().map(Child::pidfd));
-        let ready = match crate::connection::wait_readable(&fds, retry) {
-            Ok(r) => r,
-            Err(_) => continue,
-        };
+        let ready =
+            match crate::fd::wait_readable(&fds, retry.map_or(Deadline::NEVER, Deadline::after)) {
+                Ok(r) => r,
+                Err(_) => continue,
+            };
         if ready[0] {
             // An order, or the parent's end closed (the pool was dropped without a word).
             let _ = ctl.recv::<Order>();
@@ -104,7 +107,7 @@ pub(crate) fn helper_main(kit: WorkerKit, processes: usize, mut ctl: Connection,
             *entry = None;
         }
         // Once the queue is closed and drained there is nothing left for a new worker.
-        let finished = kit.tasks.is_closed() && kit.tasks.is_empty();
+        let finished = kit.tasks.is_shutdown() && kit.tasks.is_empty();
         retry = None;
         for (slot, entry) in workers.iter_mut().enumerate() {
             if entry.is_some() || finished {
