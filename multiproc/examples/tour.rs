@@ -6,8 +6,12 @@
 mod lock_printing;
 #[path = "pipe_adder_server.rs"]
 mod pipe_adder_server;
+#[path = "pipe_bytes_poll.rs"]
+mod pipe_bytes_poll;
 #[path = "pipe_producer_consumer.rs"]
 mod pipe_producer_consumer;
+#[path = "pipe_terminate.rs"]
+mod pipe_terminate;
 #[path = "pool_callbacks.rs"]
 mod pool_callbacks;
 #[path = "process_basics.rs"]
@@ -33,6 +37,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let examples: &[(&str, Example)] = &[
         ("pipe_producer_consumer", pipe_producer_consumer::main),
         ("pipe_adder_server", pipe_adder_server::main),
+        ("pipe_bytes_poll", pipe_bytes_poll::main),
+        ("pipe_terminate", pipe_terminate::main),
         ("process_basics", process_basics::main),
         ("signals", signals::main),
         ("shared_value_array", shared_value_array::main),
