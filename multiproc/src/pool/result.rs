@@ -27,8 +27,15 @@ impl<T> fmt::Debug for AsyncResult<T> {
 
 /// Where the pool's result thread puts the outcome and the caller waits for it.
 pub(crate) struct Slot<T> {
-    state: Mutex<State<T>>,
+    state: Mutex<Inner<T>>,
     done: Condvar,
+}
+
+/// The outcome, and how many threads wait for it: a `Condvar` notification is a system
+/// call even with no waiter, and most results are filled before anyone waits.
+struct Inner<T> {
+    state: State<T>,
+    waiters: usize,
 }
 
 enum State<T> {
@@ -41,47 +48,56 @@ enum State<T> {
 impl<T> Slot<T> {
     pub(crate) fn new() -> Arc<Slot<T>> {
         Arc::new(Slot {
-            state: Mutex::new(State::Pending),
+            state: Mutex::new(Inner {
+                state: State::Pending,
+                waiters: 0,
+            }),
             done: Condvar::new(),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, State<T>> {
+    fn lock(&self) -> MutexGuard<'_, Inner<T>> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Fills the slot (once; a later outcome is ignored) and wakes every waiter.
     pub(crate) fn set(&self, outcome: Result<T>) {
-        let mut state = self.lock();
-        if matches!(*state, State::Pending) {
-            *state = match outcome {
+        let mut inner = self.lock();
+        if matches!(inner.state, State::Pending) {
+            inner.state = match outcome {
                 Ok(v) => State::Value(v),
                 Err(e) => State::Failed(e),
             };
-            self.done.notify_all();
+            if inner.waiters > 0 {
+                self.done.notify_all();
+            }
         }
     }
 
     /// Waits until the slot is filled or `deadline` passes; `false` on time out.
-    fn wait_until(&self, deadline: Option<Instant>) -> (MutexGuard<'_, State<T>>, bool) {
-        let mut state = self.lock();
-        while matches!(*state, State::Pending) {
+    fn wait_until(&self, deadline: Option<Instant>) -> (MutexGuard<'_, Inner<T>>, bool) {
+        let mut inner = self.lock();
+        let mut done = true;
+        inner.waiters += 1;
+        while matches!(inner.state, State::Pending) {
             match deadline {
-                None => state = self.done.wait(state).unwrap_or_else(|p| p.into_inner()),
+                None => inner = self.done.wait(inner).unwrap_or_else(|p| p.into_inner()),
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
-                        return (state, false);
+                        done = false;
+                        break;
                     }
-                    state = self
+                    inner = self
                         .done
-                        .wait_timeout(state, d - now)
+                        .wait_timeout(inner, d - now)
                         .unwrap_or_else(|p| p.into_inner())
                         .0;
                 }
             }
         }
-        (state, true)
+        inner.waiters -= 1;
+        (inner, done)
     }
 }
 
@@ -112,15 +128,15 @@ impl<T> AsyncResult<T> {
     }
 
     fn get_until(&self, deadline: Option<Instant>) -> Result<T> {
-        let (mut state, done) = self.slot.wait_until(deadline);
+        let (mut inner, done) = self.slot.wait_until(deadline);
         if !done {
             return Err(Error::Timeout);
         }
-        match std::mem::replace(&mut *state, State::Taken) {
+        match std::mem::replace(&mut inner.state, State::Taken) {
             State::Value(v) => Ok(v),
             State::Failed(e) => {
                 let again = copy_error(&e);
-                *state = State::Failed(e);
+                inner.state = State::Failed(e);
                 Err(again)
             }
             State::Taken => Err(Error::InvalidState(
@@ -148,7 +164,7 @@ impl<T> AsyncResult<T> {
 
     /// Whether the task has ended.
     pub fn ready(&self) -> bool {
-        !matches!(*self.slot.lock(), State::Pending)
+        !matches!(self.slot.lock().state, State::Pending)
     }
 
     /// Whether the task ended with a value.
@@ -156,7 +172,7 @@ impl<T> AsyncResult<T> {
     /// # Errors
     /// [`Error::InvalidState`] while the task has not ended, as Python's `ValueError`.
     pub fn successful(&self) -> Result<bool> {
-        match *self.slot.lock() {
+        match self.slot.lock().state {
             State::Pending => Err(Error::InvalidState("the result is not ready".into())),
             State::Value(_) | State::Taken => Ok(true),
             State::Failed(_) => Ok(false),
