@@ -11,6 +11,9 @@ use multiproc::process::send_signal;
 use multiproc::{Error, Pool, Signal, Value};
 
 fn main() {
+    if std::env::var_os(LEAK_MODE).is_some() {
+        return leak_a_pool();
+    }
     #[cfg_attr(not(feature = "progress"), allow(unused_mut))]
     let mut tests = vec![
         test("pl_01_pl_09_apply_and_apply_async", apply_and_apply_async),
@@ -108,6 +111,10 @@ fn main() {
             threaded_build,
         ),
         test("pl_38_a_pool_inside_a_child_process_works", pool_in_child),
+        test(
+            "pl_38_a_pool_never_dropped_does_not_hang_the_exit",
+            leaked_pool_exit,
+        ),
     ];
     #[cfg(feature = "progress")]
     tests.push(test("map_progress_gives_the_map", map_progress));
@@ -119,6 +126,35 @@ fn map_progress() -> TestResult {
     let pool = Pool::new(2)?;
     let serial: Vec<u64> = (0..10_000).map(square).collect();
     assert_eq!(pool.map_progress(square, 0..10_000)?, serial);
+    Ok(())
+}
+
+/// Set when this binary is run to leak a pool and exit (see `leaked_pool_exit`).
+const LEAK_MODE: &str = "MULTIPROC_TEST_LEAK_A_POOL";
+
+/// Builds a pool, uses it, forgets it, and returns from `main`.
+fn leak_a_pool() {
+    let pool = Pool::new(2).expect("pool");
+    assert_eq!(pool.map(square, 0..10).expect("map").len(), 10);
+    std::mem::forget(pool);
+    println!("leaked");
+}
+
+fn leaked_pool_exit() -> TestResult {
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .env(LEAK_MODE, "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let exited = eventually(Duration::from_secs(20), || {
+        matches!(child.try_wait(), Ok(Some(_)))
+    });
+    if !exited {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output()?;
+    assert!(exited, "the program hung at exit");
+    assert!(out.status.success(), "{:?}", out.status);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "leaked");
     Ok(())
 }
 

@@ -49,7 +49,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Once};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -67,7 +67,7 @@ use crate::codec::{Binary, Codec};
 use crate::connection::{pipe, Connection};
 use crate::error::{Error, Result};
 use crate::pid::Pid;
-use crate::process::{Child, Process, StartMethod};
+use crate::process::{Child, Process, Signal, StartMethod};
 use crate::queue::Queue;
 use crate::shm::RawArray;
 use crate::sys;
@@ -280,6 +280,7 @@ impl PoolBuilder {
             }
         };
         *shared.pids.lock().unwrap_or_else(|p| p.into_inner()) = pids;
+        track_helper(helper.pid());
         let for_thread = shared.clone();
         let handler = std::thread::Builder::new()
             .name("pool-results".into())
@@ -299,6 +300,31 @@ impl PoolBuilder {
             ctl: Mutex::new(Some(ctl)),
             handler: Mutex::new(Some(handler)),
         })
+    }
+}
+
+/// The helpers of the pools of this process that are not joined yet.
+static LIVE_HELPERS: Mutex<Vec<Pid>> = Mutex::new(Vec::new());
+
+/// Remembers a new pool's helper; the first call also arranges for the exit-time cleanup.
+fn track_helper(pid: Pid) {
+    static AT_EXIT: Once = Once::new();
+    // Registered after the exit handler of `process` (which waits for every child), so it
+    // runs before it.
+    AT_EXIT.call_once(|| sys::process::at_exit(kill_helpers_at_exit));
+    lock(&LIVE_HELPERS).push(pid);
+}
+
+fn untrack_helper(pid: Pid) {
+    lock(&LIVE_HELPERS).retain(|&p| p != pid);
+}
+
+/// At exit, a pool that was never dropped (in a `static`, or forgotten) would keep its helper
+/// waiting for orders, and the exit would wait for the helper: kill the helpers (their
+/// workers die with them). A helper is an unreaped child here, so its pid is still its own.
+extern "C" fn kill_helpers_at_exit() {
+    for pid in std::mem::take(&mut *lock(&LIVE_HELPERS)) {
+        let _ = crate::process::send_signal(pid, Signal::KILL);
     }
 }
 
@@ -917,6 +943,7 @@ impl Pool {
             let _ = ctl.send(&Order::Terminate);
         }
         if let Some(mut helper) = lock(&self.helper).take() {
+            untrack_helper(helper.pid());
             let _ = helper.join_timeout(worker::TERM_GRACE + Duration::from_millis(200));
             if helper.is_alive() {
                 // Its workers die with it (parent-death signal).
@@ -941,6 +968,7 @@ impl Pool {
         }
         if let Some(mut helper) = lock(&self.helper).take() {
             let _ = helper.join();
+            untrack_helper(helper.pid());
         }
         lock(&self.ctl).take();
         self.stop_results();
