@@ -112,6 +112,10 @@ fn main() {
         ),
         test("pl_38_a_pool_inside_a_child_process_works", pool_in_child),
         test(
+            "a_slow_task_does_not_hold_up_the_tasks_behind_it",
+            no_head_of_line,
+        ),
+        test(
             "pl_38_a_pool_never_dropped_does_not_hang_the_exit",
             leaked_pool_exit,
         ),
@@ -155,6 +159,23 @@ fn leaked_pool_exit() -> TestResult {
     assert!(exited, "the program hung at exit");
     assert!(out.status.success(), "{:?}", out.status);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "leaked");
+    Ok(())
+}
+
+fn no_head_of_line() -> TestResult {
+    let pool = Pool::new(2)?;
+    let slow = pool.apply_async(sleep_ms, 3_000)?;
+    std::thread::sleep(Duration::from_millis(50));
+    let start = Instant::now();
+    let quick = pool.map_chunked(sleep_ms, vec![10; 20], 1)?;
+    assert_eq!(quick.len(), 20);
+    // 20 x 10 ms on the free worker: about 0.2 s, while the slow task holds the other.
+    assert!(
+        start.elapsed() < Duration::from_millis(2_500),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(!slow.ready());
     Ok(())
 }
 

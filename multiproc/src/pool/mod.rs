@@ -821,12 +821,12 @@ impl Pool {
     /// # Errors
     /// [`Error::InvalidState`] when the pool is not running. A failing task is an `Err`
     /// item; the iteration goes on after it.
-    pub fn imap<A, R, I>(&self, f: fn(A) -> R, items: I) -> Result<IMap<'_, Output<R>>>
+    pub fn imap<'p, A, R, I>(&'p self, f: fn(A) -> R, items: I) -> Result<IMap<'p, Output<R>>>
     where
         A: Serialize + DeserializeOwned,
         R: TaskOutput,
         I: IntoIterator<Item = A>,
-        I::IntoIter: Send + 'static,
+        I::IntoIter: Send + 'p,
     {
         self.imap_chunked(f, items, 1)
     }
@@ -835,17 +835,17 @@ impl Pool {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when `chunksize` is 0; otherwise as [`imap`](Self::imap).
-    pub fn imap_chunked<A, R, I>(
-        &self,
+    pub fn imap_chunked<'p, A, R, I>(
+        &'p self,
         f: fn(A) -> R,
         items: I,
         chunksize: usize,
-    ) -> Result<IMap<'_, Output<R>>>
+    ) -> Result<IMap<'p, Output<R>>>
     where
         A: Serialize + DeserializeOwned,
         R: TaskOutput,
         I: IntoIterator<Item = A>,
-        I::IntoIter: Send + 'static,
+        I::IntoIter: Send + 'p,
     {
         self.imap_inner(f, items, chunksize, true)
     }
@@ -854,12 +854,16 @@ impl Pool {
     ///
     /// # Errors
     /// As [`imap`](Self::imap).
-    pub fn imap_unordered<A, R, I>(&self, f: fn(A) -> R, items: I) -> Result<IMap<'_, Output<R>>>
+    pub fn imap_unordered<'p, A, R, I>(
+        &'p self,
+        f: fn(A) -> R,
+        items: I,
+    ) -> Result<IMap<'p, Output<R>>>
     where
         A: Serialize + DeserializeOwned,
         R: TaskOutput,
         I: IntoIterator<Item = A>,
-        I::IntoIter: Send + 'static,
+        I::IntoIter: Send + 'p,
     {
         self.imap_unordered_chunked(f, items, 1)
     }
@@ -868,33 +872,33 @@ impl Pool {
     ///
     /// # Errors
     /// As [`imap_chunked`](Self::imap_chunked).
-    pub fn imap_unordered_chunked<A, R, I>(
-        &self,
+    pub fn imap_unordered_chunked<'p, A, R, I>(
+        &'p self,
         f: fn(A) -> R,
         items: I,
         chunksize: usize,
-    ) -> Result<IMap<'_, Output<R>>>
+    ) -> Result<IMap<'p, Output<R>>>
     where
         A: Serialize + DeserializeOwned,
         R: TaskOutput,
         I: IntoIterator<Item = A>,
-        I::IntoIter: Send + 'static,
+        I::IntoIter: Send + 'p,
     {
         self.imap_inner(f, items, chunksize, false)
     }
 
-    fn imap_inner<A, R, I>(
-        &self,
+    fn imap_inner<'p, A, R, I>(
+        &'p self,
         f: fn(A) -> R,
         items: I,
         chunksize: usize,
         ordered: bool,
-    ) -> Result<IMap<'_, Output<R>>>
+    ) -> Result<IMap<'p, Output<R>>>
     where
         A: Serialize + DeserializeOwned,
         R: TaskOutput,
         I: IntoIterator<Item = A>,
-        I::IntoIter: Send + 'static,
+        I::IntoIter: Send + 'p,
     {
         check_chunksize(chunksize)?;
         if self.shared.book().state != State::Running {
