@@ -47,9 +47,20 @@ impl<T: Serialize + DeserializeOwned + Send + 'static, E: Display> TaskOutput fo
 /// Makes types of your own returnable from pool tasks as plain values (see [`TaskOutput`]).
 ///
 /// ```
-/// #[derive(serde::Serialize, serde::Deserialize)]
+/// use multiproc::Pool;
+///
+/// #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
 /// struct Point { x: i32, y: i32 }
 /// multiproc::task_output!(Point);
+///
+/// fn diagonal(i: i32) -> Point {
+///     Point { x: i, y: i }
+/// }
+/// # fn main() -> multiproc::Result<()> {
+/// # if std::fs::read_dir("/proc/self/task")?.count() > 1 { return Ok(()) } // doctest threads
+/// let pool = Pool::new(1)?;
+/// assert_eq!(pool.apply(diagonal, 3)?, Point { x: 3, y: 3 });
+/// # Ok(()) }
 /// ```
 #[macro_export]
 macro_rules! task_output {
