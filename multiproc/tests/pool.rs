@@ -116,6 +116,10 @@ fn main() {
             no_head_of_line,
         ),
         test(
+            "w1_helper_killed_fails_pending_tasks_and_stops_the_pool",
+            helper_killed,
+        ),
+        test(
             "pl_38_a_pool_never_dropped_does_not_hang_the_exit",
             leaked_pool_exit,
         ),
@@ -176,6 +180,24 @@ fn no_head_of_line() -> TestResult {
         start.elapsed()
     );
     assert!(!slow.ready());
+    Ok(())
+}
+
+fn helper_killed() -> TestResult {
+    let pool = Pool::new(2)?;
+    let long = pool.apply_async(sleep_ms, 10_000)?;
+    let helpers = multiproc::active_children();
+    assert_eq!(helpers.len(), 1, "the helper is this process's only child");
+    send_signal(helpers[0].pid(), Signal::KILL)?;
+    match long.get_timeout(Duration::from_secs(20)) {
+        Err(Error::WorkerDied(m)) => assert!(m.contains("helper"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(pool.apply(square, 2), Err(Error::InvalidState(_))));
+    let start = Instant::now();
+    pool.terminate();
+    pool.join()?;
+    assert!(start.elapsed() < Duration::from_secs(2));
     Ok(())
 }
 

@@ -98,7 +98,6 @@ const MAX_DEFAULT_CHUNK: usize = 8192;
 pub struct Pool {
     shared: Arc<Shared>,
     processes: usize,
-    helper: Mutex<Option<Child<()>>>,
     ctl: Mutex<Option<Connection>>,
     handler: Mutex<Option<JoinHandle<()>>>,
 }
@@ -109,7 +108,12 @@ struct Shared {
     results: Queue<Report>,
     book: Mutex<Book>,
     pids: Mutex<Vec<Pid>>,
+    /// The helper process, until `join` or `terminate` takes it to wait for it.
+    helper: Mutex<Option<Child<()>>>,
 }
+
+/// How often an idle result thread checks that the helper process is alive.
+const HELPER_CHECK: Duration = Duration::from_millis(250);
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum State {
@@ -258,6 +262,7 @@ impl PoolBuilder {
                 pending: HashMap::default(),
             }),
             pids: Mutex::new(Vec::new()),
+            helper: Mutex::new(None),
         });
         let (mut ctl, helper_ctl) = pipe()?;
         let parent = sys::process::getpid();
@@ -281,6 +286,7 @@ impl PoolBuilder {
         };
         *shared.pids.lock().unwrap_or_else(|p| p.into_inner()) = pids;
         track_helper(helper.pid());
+        *lock(&shared.helper) = Some(helper);
         let for_thread = shared.clone();
         let handler = std::thread::Builder::new()
             .name("pool-results".into())
@@ -289,14 +295,16 @@ impl PoolBuilder {
             Ok(h) => h,
             Err(e) => {
                 let _ = ctl.send(&Order::Terminate);
-                let _ = helper.join();
+                if let Some(mut helper) = lock(&shared.helper).take() {
+                    untrack_helper(helper.pid());
+                    let _ = helper.join();
+                }
                 return Err(e.into());
             }
         };
         Ok(Pool {
             shared,
             processes,
-            helper: Mutex::new(Some(helper)),
             ctl: Mutex::new(Some(ctl)),
             handler: Mutex::new(Some(handler)),
         })
@@ -368,8 +376,12 @@ impl Shared {
     /// The result thread: hands every finished chunk to its sink, in completion order.
     fn handle_results(&self) {
         loop {
-            let report = match self.results.get() {
+            let report = match self.results.get_timeout(HELPER_CHECK) {
                 Ok(r) => r,
+                Err(Error::Timeout) => {
+                    self.check_helper();
+                    continue;
+                }
                 Err(_) => break,
             };
             match report {
@@ -405,6 +417,25 @@ impl Shared {
                 Report::Stop => break,
             }
         }
+    }
+
+    /// If the helper process died (killed from outside), its workers died with it and
+    /// nothing will report: the pool stops, and every pending task fails.
+    fn check_helper(&self) {
+        let how = match &*lock(&self.helper) {
+            Some(helper) => match helper.exit_status() {
+                None => return,
+                Some(status) => status.to_string(),
+            },
+            None => return,
+        };
+        self.book().state = State::Terminated;
+        self.tasks.shutdown(true);
+        self.fail_pending(|| {
+            Error::WorkerDied(format!(
+                "the pool's helper process ended ({how}), and its workers with it"
+            ))
+        });
     }
 
     /// Fails every task still pending with `why` (after the result thread has stopped).
@@ -946,7 +977,8 @@ impl Pool {
         if let Some(mut ctl) = lock(&self.ctl).take() {
             let _ = ctl.send(&Order::Terminate);
         }
-        if let Some(mut helper) = lock(&self.helper).take() {
+        let helper = lock(&self.shared.helper).take();
+        if let Some(mut helper) = helper {
             untrack_helper(helper.pid());
             let _ = helper.join_timeout(worker::TERM_GRACE + Duration::from_millis(200));
             if helper.is_alive() {
@@ -970,7 +1002,8 @@ impl Pool {
                 "pool is still running: close() or terminate() it first".into(),
             ));
         }
-        if let Some(mut helper) = lock(&self.helper).take() {
+        let helper = lock(&self.shared.helper).take();
+        if let Some(mut helper) = helper {
             let _ = helper.join();
             untrack_helper(helper.pid());
         }
