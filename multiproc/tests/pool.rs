@@ -120,6 +120,10 @@ fn main() {
             helper_killed,
         ),
         test(
+            "pl_08_an_input_iterator_that_panics_leaves_the_pool_usable",
+            panicking_input,
+        ),
+        test(
             "pl_38_a_pool_never_dropped_does_not_hang_the_exit",
             leaked_pool_exit,
         ),
@@ -198,6 +202,33 @@ fn helper_killed() -> TestResult {
     pool.terminate();
     pool.join()?;
     assert!(start.elapsed() < Duration::from_secs(2));
+    Ok(())
+}
+
+/// An input that panics at `at` (Rust's iterators panic where Python's raise).
+fn input_panicking_at(at: u64) -> impl Iterator<Item = u64> + Send {
+    (0..10).inspect(move |&i| {
+        if i == at {
+            panic!("the input failed at {i}");
+        }
+    })
+}
+
+fn panicking_input() -> TestResult {
+    let pool = Pool::new(2)?;
+    for at in [0, 5] {
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pool.map(square, input_panicking_at(at))
+        }));
+        assert!(caught.is_err(), "the input's panic reaches the caller");
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pool.imap(square, input_panicking_at(at))
+                .map(|it| it.count())
+        }));
+        assert!(caught.is_err());
+        // The pool is still usable, and the call can be repeated.
+        assert_eq!(pool.map(square, 0..10)?.len(), 10);
+    }
     Ok(())
 }
 
