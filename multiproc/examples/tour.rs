@@ -2,6 +2,10 @@
 //!
 //! Run: `cargo run --release --example tour`.
 
+// Each example, built alone, includes `support/py.rs` as its own module; the tour includes
+// every example, so it loads that file once per example that uses it.
+#![allow(clippy::duplicate_mod)]
+
 #[path = "lock_printing.rs"]
 mod lock_printing;
 #[path = "pipe_adder_server.rs"]
@@ -24,8 +28,12 @@ mod queue_json_work;
 mod queue_producer_consumer;
 #[path = "queue_subclassed_pair.rs"]
 mod queue_subclassed_pair;
+#[path = "semaphore_limit.rs"]
+mod semaphore_limit;
 #[path = "shared_value_array.rs"]
 mod shared_value_array;
+#[path = "signal_kinds.rs"]
+mod signal_kinds;
 #[path = "signals.rs"]
 mod signals;
 #[path = "ticket_file_lock.rs"]
@@ -41,8 +49,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("pipe_terminate", pipe_terminate::main),
         ("process_basics", process_basics::main),
         ("signals", signals::main),
+        ("signal_kinds", signal_kinds::main),
         ("shared_value_array", shared_value_array::main),
         ("lock_printing", lock_printing::main),
+        ("semaphore_limit", semaphore_limit::main),
         ("ticket_file_lock", ticket_file_lock::main),
         ("queue_producer_consumer", queue_producer_consumer::main),
         ("queue_subclassed_pair", queue_subclassed_pair::main),

@@ -13,6 +13,13 @@ fn main() {
         test("seed_004_pipe_terminate", pipe_terminate),
         test("seed_002_process_basics", process_basics),
         test("seed_001_signals", signals),
+        test(
+            "seed_001_semaphore_limit_never_more_than_two_inside",
+            semaphore_limit,
+        ),
+        test("seed_001_signal_kinds_sigalrm", signal_kinds_alarm),
+        test("seed_001_signal_kinds_sigchld", signal_kinds_chld),
+        test("seed_001_signal_kinds_sigint", signal_kinds_int),
         test("seed_002_queue_producer_consumer", queue_producer_consumer),
         test("seed_002_queue_subclassed_pair", queue_subclassed_pair),
         test("seed_003_queue_json_work", queue_json_work),
@@ -169,6 +176,51 @@ fn signals() -> TestResult {
     Ok(())
 }
 
+fn signal_kinds_alarm() -> TestResult {
+    let t = std::time::Instant::now();
+    assert_eq!(
+        common::run_example("signal_kinds", &["alarm"])?,
+        [
+            "SIGALRM 时钟信号",
+            "子进程收到 SIGALRM",
+            "p.exitcode --> 0",
+            "没有处理 SIGALRM 的子进程 p.exitcode --> -14",
+        ]
+    );
+    assert!(
+        t.elapsed() >= std::time::Duration::from_secs(1),
+        "the clock rang after a second"
+    );
+    Ok(())
+}
+
+fn signal_kinds_chld() -> TestResult {
+    assert_eq!(
+        common::run_example("signal_kinds", &["chld"])?,
+        [
+            "SIGCHLD 子进程状态改变时给父进程发出",
+            "子进程暂停 (SIGSTOP): 父进程收到 SIGCHLD --> True",
+            "子进程继续 (SIGCONT): 父进程收到 SIGCHLD --> True",
+            "子进程结束 (SIGTERM): 父进程收到 SIGCHLD --> True",
+            "p.exitcode --> -15",
+        ]
+    );
+    Ok(())
+}
+
+fn signal_kinds_int() -> TestResult {
+    assert_eq!(
+        common::run_example("signal_kinds", &["int"])?,
+        [
+            "SIGINT CTRL+C",
+            "子进程收到 SIGINT, 正常退出",
+            "p.exitcode --> 0",
+            "没有处理 SIGINT 的子进程 p.exitcode --> -2",
+        ]
+    );
+    Ok(())
+}
+
 fn queue_producer_consumer() -> TestResult {
     assert_eq!(
         run_example("queue_producer_consumer")?,
@@ -319,6 +371,35 @@ fn pool_callbacks() -> TestResult {
     Ok(())
 }
 
+fn semaphore_limit() -> TestResult {
+    let lines = run_example("semaphore_limit")?;
+    assert_eq!(lines.len(), 11, "{lines:?}");
+    let (mut inside, mut most, mut acquired, mut released) = (0i32, 0, Vec::new(), Vec::new());
+    for line in &lines[..10] {
+        if let Some(pid) = line.strip_suffix("获得信号量") {
+            inside += 1;
+            acquired.push(pid.parse::<u32>()?);
+        } else if let Some(pid) = line.strip_suffix("释放信号量") {
+            inside -= 1;
+            released.push(pid.parse::<u32>()?);
+        } else {
+            return Err(format!("unexpected line {line:?}").into());
+        }
+        most = most.max(inside);
+    }
+    assert_eq!(
+        most, 2,
+        "at most two inside, and two at some point: {lines:?}"
+    );
+    acquired.sort_unstable();
+    released.sort_unstable();
+    assert_eq!(acquired, released);
+    acquired.dedup();
+    assert_eq!(acquired.len(), 5);
+    assert_eq!(lines[10], "信号量剩余 2");
+    Ok(())
+}
+
 fn tour() -> TestResult {
     let lines = run_example("tour")?;
     for name in [
@@ -328,6 +409,7 @@ fn tour() -> TestResult {
         "pipe_terminate",
         "process_basics",
         "signals",
+        "signal_kinds",
         "queue_subclassed_pair",
     ] {
         assert!(
