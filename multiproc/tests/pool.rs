@@ -558,9 +558,19 @@ fn bad_sizes() -> TestResult {
     Ok(())
 }
 
+/// Survives SIGTERM (a flag catches it), then sleeps `ms`.
+fn deaf_to_term(ms: u64) -> u64 {
+    let flag = multiproc::process::SignalFlag::register(Signal::TERM).expect("flag");
+    sleep_ms(ms);
+    drop(flag);
+    ms
+}
+
 fn terminate_long_task() -> TestResult {
     let pool = Pool::new(2)?;
     let long = pool.apply_async(sleep_ms, 60_000)?;
+    // The other worker ignores SIGTERM: terminate falls back to SIGKILL in time.
+    let deaf = pool.apply_async(deaf_to_term, 60_000)?;
     let queued = pool.map_async(sleep_ms, vec![60_000; 10_000])?;
     std::thread::sleep(Duration::from_millis(100));
     let pids = pool.pids();
@@ -571,6 +581,7 @@ fn terminate_long_task() -> TestResult {
     pool.join()?;
     assert!(start.elapsed() < Duration::from_secs(1));
     assert!(long.get().is_err());
+    assert!(deaf.get().is_err());
     assert!(queued.get().is_err());
     assert!(
         eventually(Duration::from_secs(2), || pids
