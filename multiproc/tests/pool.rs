@@ -124,6 +124,10 @@ fn main() {
             panicking_input,
         ),
         test(
+            "pl_19_dropping_a_running_pool_terminates_it",
+            drop_terminates,
+        ),
+        test(
             "pl_38_a_pool_never_dropped_does_not_hang_the_exit",
             leaked_pool_exit,
         ),
@@ -229,6 +233,25 @@ fn panicking_input() -> TestResult {
         // The pool is still usable, and the call can be repeated.
         assert_eq!(pool.map(square, 0..10)?.len(), 10);
     }
+    Ok(())
+}
+
+fn drop_terminates() -> TestResult {
+    let pids;
+    let long;
+    let start = Instant::now();
+    {
+        let pool = Pool::new(2)?;
+        pids = pool.pids();
+        long = pool.apply_async(sleep_ms, 60_000)?;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(start.elapsed() < Duration::from_secs(2));
+    assert!(matches!(long.get(), Err(Error::Closed)));
+    assert!(eventually(Duration::from_secs(2), || pids
+        .iter()
+        .all(|&p| !process_running(p))));
+    assert!(multiproc::active_children().is_empty());
     Ok(())
 }
 
