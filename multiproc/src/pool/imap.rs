@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 type NextChunk<'p> = Box<dyn FnMut() -> Option<Result<Vec<u8>>> + Send + 'p>;
 
 /// The values of a pool's `imap` or `imap_unordered`, computed lazily: input is read and
-/// sent only while fewer than a few chunks per worker are in flight.
+/// sent only while fewer than 32 chunks per worker are in flight.
 ///
 /// Each item is a `Result`: a failing task is an `Err` item and the iteration goes on.
 pub struct IMap<'p, V> {

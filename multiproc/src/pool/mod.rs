@@ -92,6 +92,9 @@ pub type Output<R> = <R as TaskOutput>::Value;
 /// 2,000 30-33.
 const MAX_DEFAULT_CHUNK: usize = 8192;
 
+/// Chunks in flight per worker for `imap`: the window that keeps memory flat.
+const IMAP_WINDOW_PER_WORKER: usize = 32;
+
 /// A pool of worker processes (Python's `multiprocessing.Pool`).
 ///
 /// See the [module documentation](self) for how it works. Dropping a pool terminates it.
@@ -846,7 +849,7 @@ impl Pool {
     }
 
     /// Python's `imap`: the values of `f` over `items`, in input order, lazily. At most a
-    /// few chunks per worker are in flight, so an endless iterator works and memory stays
+    /// 32 chunks per worker are in flight, so an endless iterator works and memory stays
     /// flat. Chunk size 1.
     ///
     /// # Errors
@@ -945,7 +948,7 @@ impl Pool {
             call::addresses(f),
             next_chunk,
             ordered,
-            4 * self.processes,
+            IMAP_WINDOW_PER_WORKER * self.processes,
         ))
     }
 
