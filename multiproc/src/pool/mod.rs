@@ -848,7 +848,7 @@ impl Pool {
         Ok(AsyncResult::new(slot))
     }
 
-    /// Python's `imap`: the values of `f` over `items`, in input order, lazily. At most a
+    /// Python's `imap`: the values of `f` over `items`, in input order, lazily. At most
     /// 32 chunks per worker are in flight, so an endless iterator works and memory stays
     /// flat. Chunk size 1.
     ///
