@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::call::{self, Marking, Report, TaskMsg, LAST_PANIC, MARK};
+use super::call::{self, Fail, Marking, Report, TaskMsg, LAST_PANIC, MARK};
 use crate::connection::Connection;
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
@@ -176,24 +176,34 @@ fn worker_main(kit: WorkerKit, slot: usize, helper: i32) {
     let mut ran = 0;
     let mut out = Vec::new();
     while !matches!(kit.max_tasks, Some(max) if ran >= max) {
-        let msg = match kit.tasks.get() {
-            Ok(msg) => msg,
-            Err(_) => break, // closed and drained
+        let (id, fail) = match kit.tasks.get() {
+            Ok(msg) => {
+                out.clear();
+                (msg.id, call::run(&msg, &mut out).err())
+            }
+            // A task message that does not decode (never written by this crate's pool):
+            // the mark names it, so it fails rather than hangs.
+            Err(Error::Codec(e)) => (
+                kit.marks.get(slot).unwrap_or(0),
+                Some(Fail::Codec(format!("the task does not decode: {e}"))),
+            ),
+            Err(_) => break, // shut down and drained
         };
-        out.clear();
-        let fail = call::run(&msg, &mut out).err();
-        let values = if fail.is_none() {
-            std::mem::take(&mut out)
-        } else {
-            Vec::new()
+        let values = match fail {
+            None => std::mem::take(&mut out),
+            Some(_) => Vec::new(),
         };
-        let report = Report::Done {
-            id: msg.id,
-            values,
-            fail,
-        };
-        if kit.results.put(report).is_err() {
-            break;
+        if let Err(e) = kit.results.put(Report::Done { id, values, fail }) {
+            // A result too large for the queue: the task fails with the reason instead.
+            let fail = Fail::Codec(format!("the result cannot be sent: {e}"));
+            let report = Report::Done {
+                id,
+                values: Vec::new(),
+                fail: Some(fail),
+            };
+            if kit.results.put(report).is_err() {
+                break;
+            }
         }
         ran += 1;
     }
