@@ -72,8 +72,11 @@
 //! | `recv_bytes_into(buf, off)` | `recv_bytes_into(&mut buf[off..])` |
 //! | `conn.poll(timeout)` | [`Connection::poll`] (`Some(Duration::ZERO)` looks, `None` waits) |
 //! | `EOFError`, `BufferTooShort`, `OSError("bad message length")` | [`Error::Eof`], [`Error::BufferTooShort`], [`Error::MessageTooLong`] |
-//! | `Queue(maxsize)`, `put`, `get(timeout=t)`, `put_nowait` | [`Queue::bounded`], [`Queue::put`], [`Queue::get_timeout`], [`Queue::try_put`] |
-//! | `queue.Full`, `queue.Empty` | [`PutError::Full`] (with the value), [`Error::Empty`] |
+//! | `Queue(maxsize)`, `put`, `get(timeout=t)`, `put_nowait`, `get_nowait` | [`Queue::bounded`], [`Queue::put`], [`Queue::get_timeout`], [`Queue::try_put`], [`Queue::try_get`] |
+//! | `queue.Full`, `queue.Empty` | `try_put`: [`PutError::Full`] (with the value), `try_get`: [`Error::Empty`]; the timed forms: [`PutError::Timeout`], [`Error::Timeout`] |
+//! | `q.close()` (this process puts no more) | [`Queue::close`] (this handle puts no more; other handles and processes go on) |
+//! | `q.join_thread()`, `q.cancel_join_thread()` | not needed: no feeder thread, a message is in the queue when `put` returns |
+//! | 3.13's `q.shutdown(immediate)` (`queue.Queue`) | [`Queue::shutdown`] (for every process; `true` also releases [`JoinableQueue::join`]) |
 //! | `SimpleQueue`, `JoinableQueue.task_done()/join()` | [`SimpleQueue`], [`JoinableQueue::task_done`], [`JoinableQueue::join`] |
 //! | `Value('i', 0)`, `with v.get_lock(): v.value += 1` | `Value::<i32>::new(0)?`, `*v.lock()? += 1` |
 //! | `Array('d', [1, 2])`, `RawValue`, `RawArray` | `Array::<f64>::from_slice(&[1.0, 2.0])?`, [`shm::RawValue`], [`shm::RawArray`] |
@@ -108,6 +111,8 @@
 //! | [`Condition::wait`] | — | [`WaitError::Timeout`]`(guard)` |
 //! | [`Event::wait`] | — | [`Error::Timeout`] |
 //! | [`Barrier::wait`] | — | [`Error::Timeout`] (the others: [`Error::BrokenBarrier`]) |
+//! | [`AsyncResult::get`], [`AsyncResult::wait`] | [`Error::WouldBlock`] | [`Error::Timeout`] |
+//! | [`pool::IMap::next_timeout`] (`None` at the end) | — | `Some(Err(`[`Error::Timeout`]`))` |
 //!
 //! A lock whose holder died is *acquired*: the guard forms return
 //! [`LockError::OwnerDied`]`(guard)`, the guard-less `acquire` forms return
@@ -176,8 +181,9 @@
 #![doc(test(attr(deny(warnings))))]
 // `unsafe` is allowed only where STYLE.md puts it: `sys/` (system calls), `mem/` (the
 // shared-memory substrate), `raw/` (the futex-word protocols that live there), `shm/` (the
-// types that map shared memory), `queue/ring.rs`, `Process::start_unchecked`, and
-// `pool/call.rs` (calling a task function by its address in a forked worker).
+// types that map shared memory), `queue/ring.rs` and its `ring/` backends,
+// `Process::start_unchecked`, and `pool/call.rs` (calling a task function by its address
+// in a forked worker).
 #![deny(unsafe_code)]
 
 // The layers, each importing only from those earlier in this list (see docs/decisions.md,

@@ -469,6 +469,11 @@ fn get_timeout_sleeping() -> TestResult {
         r.wait_timeout(Duration::from_millis(50)),
         Err(Error::Timeout)
     ));
+    assert!(matches!(r.try_get(), Err(Error::WouldBlock)));
+    let deadline = Instant::now() + Duration::from_millis(50);
+    assert!(matches!(r.get_deadline(deadline), Err(Error::Timeout)));
+    assert!(matches!(r.wait_deadline(deadline), Err(Error::Timeout)));
+    assert!(Instant::now() >= deadline);
     assert!(!r.ready());
     // PL-10: the pool can still be terminated and joined.
     pool.terminate();
@@ -522,6 +527,7 @@ fn imap_next_timeout() -> TestResult {
     assert_eq!(it.next().transpose()?, Some(1));
     assert!(it.next().is_none());
     assert!(it.next_timeout(Duration::from_millis(10)).is_none());
+    assert!(it.next_deadline(Instant::now()).is_none());
     Ok(())
 }
 

@@ -82,6 +82,12 @@ impl<'p, V: DeserializeOwned + Send + 'static> IMap<'p, V> {
         self.next_until(Deadline::after(timeout).instant())
     }
 
+    /// The next value, waiting until the instant `deadline` for it; as
+    /// [`next_timeout`](Self::next_timeout).
+    pub fn next_deadline(&mut self, deadline: Instant) -> Option<Result<V>> {
+        self.next_until(Some(deadline))
+    }
+
     /// Sends chunks until the window is full or the input ends.
     fn top_up(&mut self) -> Result<()> {
         while !self.input_done && self.in_flight < self.window {

@@ -127,6 +127,26 @@ impl<T> AsyncResult<T> {
         self.get_until(Deadline::after(timeout).instant())
     }
 
+    /// Waits until the instant `deadline` for the task and returns its value (one limit
+    /// across several calls).
+    ///
+    /// # Errors
+    /// As [`get_timeout`](Self::get_timeout).
+    pub fn get_deadline(&self, deadline: Instant) -> Result<T> {
+        self.get_until(Some(deadline))
+    }
+
+    /// Returns the task's value if it has ended, without waiting.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`] while the task runs; otherwise as [`get`](Self::get).
+    pub fn try_get(&self) -> Result<T> {
+        match self.ready() {
+            true => self.get(),
+            false => Err(Error::WouldBlock),
+        }
+    }
+
     fn get_until(&self, deadline: Option<Instant>) -> Result<T> {
         let (mut inner, done) = self.slot.wait_until(deadline);
         if !done {
@@ -157,6 +177,17 @@ impl<T> AsyncResult<T> {
     /// [`Error::Timeout`] when it has not ended in time.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<()> {
         match self.slot.wait_until(Deadline::after(timeout).instant()).1 {
+            true => Ok(()),
+            false => Err(Error::Timeout),
+        }
+    }
+
+    /// Waits until the instant `deadline` for the task to end.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when it has not ended by then.
+    pub fn wait_deadline(&self, deadline: Instant) -> Result<()> {
+        match self.slot.wait_until(Some(deadline)).1 {
             true => Ok(()),
             false => Err(Error::Timeout),
         }
