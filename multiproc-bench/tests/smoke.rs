@@ -122,6 +122,8 @@ fn every_scenario_runs_once_with_tiny_counts() {
         "value_fetch_add",
         "pool_map",
         "pool_apply_async",
+        "pool_map_chunk1",
+        "pool_cpu_1ms",
         "process_fork",
         "process_forkserver",
         "process_spawn",

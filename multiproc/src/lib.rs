@@ -60,6 +60,10 @@
 //!   [`Lock`], [`Semaphore`], [`Event`], [`Value`] under a name (`create`, `open`,
 //!   `open_or_create`, `unlink`), created atomically so a crashed creator leaves nothing
 //!   half-made.
+//! - **Pools.** [`Pool`] runs `fn(A) -> R` tasks on worker processes: `apply`,
+//!   `apply_async` (an [`AsyncResult`]) with callbacks, `map`, `starmap`, lazy `imap`. A
+//!   worker that dies fails only the task it held ([`Error::WorkerDied`]) and is replaced;
+//!   a panicking task is [`Error::Panicked`]; `terminate` is bounded. See [`pool`].
 //! - **Signals.** [`Signal`] knows every name `kill -l` prints;
 //!   [`process::send_signal`] signals any pid, [`Child::signal`] a child (through a pidfd,
 //!   so never a recycled pid), and [`process::SignalFlag`] is the safe way to react to one.
@@ -100,6 +104,10 @@
 //! | `connection.wait(objs, timeout)`, `p.sentinel` | [`connection::wait`] (indices of the ready ones), [`Child::sentinel`] |
 //! | `AuthenticationError` | [`Error::Authentication`] |
 //! | `conn.send(obj)` to / from a Python peer | `conn.send_with::<`[`codec::Pickle`]`, _>(&v)`, `conn.recv_with::<Pickle, T>()` |
+//! | `Pool(4)`, `pool.apply(f, (x,))`, `pool.map(f, xs, chunksize)` | [`Pool::new`]`(4)?`, [`Pool::apply`]`(f, x)`, [`Pool::map`], [`Pool::map_chunked`] |
+//! | `apply_async(f, (x,), callback=c, error_callback=e)` | [`Pool::apply_async_with`]`(f, x, c, e)` |
+//! | `imap`, `imap_unordered`, `starmap`, `close()`, `join()`, `terminate()` | [`Pool::imap`], [`Pool::imap_unordered`], [`Pool::starmap`], [`Pool::close`], [`Pool::join`], [`Pool::terminate`] |
+//! | `AsyncResult.get(timeout)`, `ready()`, `successful()` | [`AsyncResult::get_timeout`], [`AsyncResult::ready`], [`AsyncResult::successful`] |
 //!
 //! # Waiting: one outcome shape
 //!
@@ -129,6 +137,8 @@
 //! | [`manager::QueueProxy::get`] | [`Error::Empty`] | [`Error::Timeout`] |
 //! | [`manager::QueueProxy::put`] | [`PutError::Full`]`(value)` | [`PutError::Timeout`]`(value)` |
 //! | `acquire` of the manager's lock, rlock, semaphore, condition proxies | [`Error::WouldBlock`] | [`Error::Timeout`] |
+//! | [`AsyncResult::get`], [`AsyncResult::wait`] | [`Error::WouldBlock`] | [`Error::Timeout`] |
+//! | [`pool::IMap::next_timeout`] (`None` at the end) | — | `Some(Err(`[`Error::Timeout`]`))` |
 //!
 //! A lock whose holder died is *acquired*: the guard forms return
 //! [`LockError::OwnerDied`]`(guard)`, the guard-less `acquire` forms return
@@ -189,14 +199,15 @@
 //!
 //! - Linux (x86_64 and aarch64). The platform layer (`sys`) is one module, so other Unix
 //!   systems can follow.
-//! - Pool, named listeners and the forkserver/spawn start methods are still to
-//!   come; the README says what exists today.
+//! - `progress` (off by default): [`Pool::map_progress`](pool::Pool), a progress bar for
+//!   long maps (`indicatif`).
 
 #![doc(test(attr(deny(warnings))))]
 // `unsafe` is allowed only where STYLE.md puts it: `sys/` (system calls), `mem/` (the
 // shared-memory substrate), `raw/` (the futex-word protocols that live there), `shm/` (the
-// types that map shared memory), `queue/ring.rs` and its `ring/` backends, and
-// `Process::start_unchecked`.
+// types that map shared memory), `queue/ring.rs` and its `ring/` backends,
+// `Process::start_unchecked`, and `pool/call.rs` (calling a task function by its address
+// in a forked worker).
 #![deny(unsafe_code)]
 
 // The layers, each importing only from those earlier in this list (see docs/decisions.md,
@@ -218,6 +229,7 @@ mod sys;
 pub mod codec;
 pub mod connection;
 pub mod manager;
+pub mod pool;
 pub mod process;
 pub mod queue;
 #[allow(unsafe_code)]
@@ -230,6 +242,7 @@ pub use crate::error::{
 };
 pub use crate::manager::{Manager, SharedMemoryManager};
 pub use crate::pid::Pid;
+pub use crate::pool::{AsyncResult, Pool};
 pub use crate::process::{
     active_children, cpu_count, current_process, parent_process, Child, ExitStatus, Process, Run,
     Signal, StartMethod,

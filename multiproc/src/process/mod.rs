@@ -187,6 +187,12 @@ impl<R> Child<R> {
         self.record.daemon
     }
 
+    /// The child's pidfd, readable once it has ended (for the pool's helper, which waits
+    /// for its workers and its orders at once).
+    pub(crate) fn pidfd(&self) -> std::os::fd::RawFd {
+        self.record.pidfd()
+    }
+
     /// Whether the child is still running. A child that has ended is reaped by this call.
     pub fn is_alive(&self) -> bool {
         matches!(self.record.try_reap(), Ok(None))
