@@ -156,8 +156,9 @@ pub mod sync;
 pub use crate::connection::{pipe, pipe_oneway, Connection};
 pub use crate::error::{BoxError, Error, LockError, LockResult, PutError, Result};
 pub use crate::process::{
-    active_children, cpu_count, current_process, parent_process, Child, ExitStatus, Process, Run,
-    Signal, StartMethod,
+    active_children, cpu_count, current_process, get_context, get_start_method, init,
+    parent_process, set_start_method, Child, Context, ExitStatus, Process, Run, RunFn, Signal,
+    StartMethod,
 };
 pub use crate::queue::{JoinableQueue, Queue, SimpleQueue};
 pub use crate::shm::{Array, SharedMemory, Value};

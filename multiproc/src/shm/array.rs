@@ -12,10 +12,10 @@ use super::cell;
 use super::pod::ShmSafe;
 use super::segment::{Kind, Segment, Shared};
 use super::value::{lock_cells, repaired, Wait, DATA};
+use crate::error::LockError;
 use crate::error::{Error, Result};
 use crate::sync::park::deadline_after;
 use crate::sync::raw::{Acquired, RawLock, TimedOut};
-use crate::error::LockError;
 
 const KIND: Kind = Kind(*b"ARRY");
 const RAW_KIND: Kind = Kind(*b"RARR");

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use super::cell::{self, AtomicInt};
 use super::pod::ShmSafe;
 use super::segment::{Kind, Segment, Shared};
+use crate::error::LockError;
 use crate::error::Result;
 use crate::sync::park::deadline_after;
 use crate::sync::raw::{Acquired, RawLock, TimedOut};
-use crate::error::LockError;
 use crate::sys::identity;
 
 const KIND: Kind = Kind(*b"VALU");

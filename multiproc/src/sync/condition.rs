@@ -4,10 +4,10 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::error::LockError;
 use super::park::deadline_after;
 use super::raw::{Acquired, RawCondition};
 use super::rlock::{RLock, RLockGuard};
+use crate::error::LockError;
 use crate::error::{Error, Result};
 use crate::shm::segment::{Kind, Segment, Shared};
 use crate::sys::identity;

@@ -1,6 +1,5 @@
 //! [`Lock`]: a process-shared, robust mutual-exclusion lock.
 
-
 #![forbid(unsafe_code)]
 
 use std::fmt;
@@ -11,7 +10,6 @@ use super::raw::{Acquired, RawLock, TimedOut};
 use crate::error::{Error, LockError, Result};
 use crate::shm::segment::{Kind, Segment, Shared};
 use crate::sys::identity;
-
 
 /// Turns a raw acquisition into the public result, building the guard once acquired.
 #[inline]

@@ -6,9 +6,9 @@ use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use super::lock::{keep_acquired, outcome};
-use crate::error::LockError;
 use super::park::deadline_after;
 use super::raw::RawRLock;
+use crate::error::LockError;
 use crate::error::Result;
 use crate::shm::segment::{Kind, Segment, Shared};
 use crate::sys::identity;
