@@ -274,7 +274,7 @@ fn pr_03_dd_04_child_sees_its_parent_die() {
 
 #[test]
 fn closures_from_a_threaded_process_point_to_run_fn() {
-    let data = vec![1, 2, 3];
+    let data = String::from("captured");
     let err = Process::new(move || data.len()).start().unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, Error::InvalidState(_)), "{msg}");
