@@ -2,6 +2,8 @@
 //! `get_start_method` and `get_context`.
 #![forbid(unsafe_code)]
 
+use std::fmt;
+use std::str::FromStr;
 use std::sync::Mutex;
 
 use serde::de::DeserializeOwned;
@@ -9,6 +11,7 @@ use serde::Serialize;
 
 use super::run_fn::RunFn;
 use super::{Process, Run, StartMethod};
+use crate::error::Error;
 use crate::sys;
 
 static DEFAULT: Mutex<Option<StartMethod>> = Mutex::new(None);
@@ -104,5 +107,52 @@ impl Context {
         R: Serialize + DeserializeOwned,
     {
         Process::run_fn(f, args).start_method(self.method)
+    }
+}
+
+impl StartMethod {
+    /// Python's name of the method: `"fork"`, `"forkserver"` or `"spawn"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            StartMethod::Fork => "fork",
+            StartMethod::Forkserver => "forkserver",
+            StartMethod::Spawn => "spawn",
+        }
+    }
+
+    /// Every method, the default-for-threads one first, as Python's
+    /// `get_all_start_methods()` lists them (all three exist on Linux).
+    pub const ALL: [StartMethod; 3] = [
+        StartMethod::Forkserver,
+        StartMethod::Spawn,
+        StartMethod::Fork,
+    ];
+}
+
+impl fmt::Display for StartMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for StartMethod {
+    type Err = Error;
+
+    /// Parses Python's names.
+    ///
+    /// ```
+    /// use multiproc::StartMethod;
+    /// assert_eq!("spawn".parse::<StartMethod>().unwrap(), StartMethod::Spawn);
+    /// assert!("vfork".parse::<StartMethod>().is_err());
+    /// ```
+    fn from_str(s: &str) -> Result<StartMethod, Error> {
+        StartMethod::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "unknown start method {s:?}: expected fork, forkserver or spawn"
+                ))
+            })
     }
 }
