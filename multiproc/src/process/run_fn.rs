@@ -89,7 +89,7 @@ where
     /// A closure that captures a variable is not a `fn` (a fresh process could not find
     /// what it captured), so it does not compile; pass the value as the argument instead:
     ///
-    /// ```compile_fail
+    /// ```compile_fail,E0308
     /// let factor = 3;
     /// let child = multiproc::Process::run_fn(|x: u64| x * factor, 14);
     /// ```
