@@ -10,6 +10,9 @@
 //! - `process`: `fork`, `fork_single_threaded`, `exit_now`, `pidfd_open`,
 //!   `pidfd_send_signal`, `wait_exit`, `set_parent_death_signal`, `at_exit`,
 //!   `thread_count`, `getpid`, `getppid`, `cpu_count`, `is_gone`.
+//! - `exec`: `spawn_self` (exec of this program with a socket as stdin), `take_stdin`,
+//!   `ignore_sigpipe`, `object_base` (dladdr), `function_at` (an address as a function).
+//! - `scm`: `seqpacket_pair`, `send_with_fds`, `recv_with_fds` (`SCM_RIGHTS`).
 //! - `identity`: who owns a lock (id and start time) and whether that owner is alive.
 //! - `signal`: the signal numbers and names of the platform, `kill`.
 //!
