@@ -62,19 +62,10 @@ fn process_basics() -> TestResult {
     );
     assert!(lines.contains(&"传入的参数: haha".to_string()));
     assert!(lines.contains(&"子进程的名字 haha".to_string()));
-    assert_eq!(lines[pos("p.start前")], "p.start前--> false");
-    assert_eq!(lines[pos("p.start后")], "p.start后--> true");
-    assert_eq!(lines[pos("子进程结束后")], "子进程结束后--> false");
-    let time = |line: &str| -> f64 {
-        line.split("--> ")
-            .nth(1)
-            .unwrap()
-            .split(' ')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
+    assert_eq!(lines[pos("p.start前")], "p.start前--> False");
+    assert_eq!(lines[pos("p.start后")], "p.start后--> True");
+    assert_eq!(lines[pos("子进程结束后")], "子进程结束后--> False");
+    let time = |line: &str| -> f64 { line.split("--> ").nth(1).unwrap().parse().unwrap() };
     let (before, after, child) = (
         time(&lines[pos("p.join前")]),
         time(&lines[pos("p.join后")]),
@@ -89,7 +80,6 @@ fn process_basics() -> TestResult {
         "join waited its second: {before} -> {after}"
     );
     assert!(child >= after);
-    assert!(lines[pos("p.join后")].ends_with("(finished: false)"));
     assert!(lines.contains(&"++++++++++".to_string()));
     assert!(
         !lines.contains(&"----------".to_string()),

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use multiproc::process::send_signal;
 use multiproc::{
     current_process, get_context, get_start_method, parent_process, set_start_method, Child, Error,
-    Process, Signal, StartMethod,
+    Pid, Process, Signal, StartMethod,
 };
 
 const METHODS: [StartMethod; 2] = [StartMethod::Spawn, StartMethod::Forkserver];
@@ -28,7 +28,7 @@ fn double(x: u64) -> u64 {
     x * 2
 }
 
-fn describe(tag: String) -> (String, String, u32, Option<String>, Option<u32>) {
+fn describe(tag: String) -> (String, String, Pid, Option<String>, Option<Pid>) {
     let me = current_process();
     let parent = parent_process();
     (
@@ -50,7 +50,7 @@ fn exit_with(code: i32) {
 
 fn raise(sig: i32) {
     let sig = Signal::from_raw(sig).expect("a signal");
-    send_signal(std::process::id(), sig).expect("signal myself");
+    send_signal(Pid::from(std::process::id()), sig).expect("signal myself");
     std::thread::sleep(Duration::from_secs(30));
 }
 
@@ -59,9 +59,9 @@ fn sleep_ms(ms: u64) {
 }
 
 /// Whether `join_timeout` said "still running".
-fn still_running<R: std::fmt::Debug>(r: multiproc::Result<Option<R>>) -> bool {
+fn still_running<R: std::fmt::Debug>(r: multiproc::Result<R>) -> bool {
     match r {
-        Ok(None) | Err(Error::Timeout) => true,
+        Err(Error::Timeout) => true,
         other => panic!("expected a running child, got {other:?}"),
     }
 }
@@ -70,12 +70,11 @@ fn join_promptly<R: serde::de::DeserializeOwned + std::fmt::Debug>(
     child: &mut Child<R>,
 ) -> multiproc::Result<R> {
     match child.join_timeout(PROMPTLY) {
-        Ok(Some(v)) => Ok(v),
-        Ok(None) | Err(Error::Timeout) => {
+        Err(Error::Timeout) => {
             let _ = child.kill();
             panic!("child {} did not end in {PROMPTLY:?}", child.pid())
         }
-        Err(e) => Err(e),
+        other => other,
     }
 }
 
@@ -101,7 +100,7 @@ fn return_values_names_and_parents_under_each_method() {
         assert_eq!(name, "describer");
         assert_eq!(child_pid, pid, "{m:?}");
         assert_eq!(parent_name.as_deref(), Some("MainProcess"), "{m:?}");
-        assert_eq!(parent_pid, Some(std::process::id()), "{m:?}");
+        assert_eq!(parent_pid, Some(Pid::from(std::process::id())), "{m:?}");
         assert_eq!(child.exit_code(), Some(0));
     }
 }
@@ -195,7 +194,7 @@ fn start_daemon(method: StartMethod) -> u32 {
         .start_method(method)
         .start()
         .expect("start the daemon");
-    let pid = child.pid();
+    let pid = child.pid().as_raw();
     std::mem::forget(child);
     pid
 }
@@ -255,7 +254,7 @@ fn pr_03_dd_04_child_sees_its_parent_die() {
             .start_method(m)
             .start()
             .unwrap();
-        let pid = child.pid();
+        let pid = child.pid().as_raw();
         std::mem::forget(child);
         pid
     }
@@ -363,8 +362,8 @@ where
         .start()
         .unwrap();
     match child.join_timeout(limit) {
-        Ok(Some(v)) => v,
-        Ok(None) | Err(Error::Timeout) => {
+        Ok(v) => v,
+        Err(Error::Timeout) => {
             let _ = child.kill();
             panic!("the scenario did not end within {limit:?}")
         }
@@ -450,7 +449,7 @@ fn dd_07_a_killed_forkserver_is_replaced_and_its_child_finishes() {
             .expect("first start");
         let servers = my_forkservers();
         for &pid in &servers {
-            send_signal(pid, Signal::KILL).expect("kill the server");
+            send_signal(Pid::from(pid), Signal::KILL).expect("kill the server");
         }
         first.join().expect("the in-flight child finishes");
         // Its status died with the server: 255, as in Python.

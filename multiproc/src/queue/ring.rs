@@ -61,7 +61,7 @@
 //! therefore just grow it; the limit is [`MAX_CAP`] of encoded messages at once.
 //!
 //! Below [`GROW_FREELY`] (4 MiB) a full ring grows at once. Above it, and when the message
-//! would fit in half the ring, a put that finds no room first spins (`sync::park::spin`,
+//! would fit in half the ring, a put that finds no room first spins (`raw::park::spin`,
 //! at most ~50 us) for a consumer to make room, and grows only if none does: an active
 //! consumer keeps the ring small (cache- and page-friendly: every byte of growth is a fresh
 //! page to fault in), while a stalled or absent one costs one spin per doubling. So an
@@ -80,10 +80,11 @@
 use std::io;
 use std::time::{Duration, Instant};
 
+use crate::deadline::Deadline;
 use crate::loom::{fence, AtomicU32, AtomicU64, Ordering};
-use crate::sync::park::{self, Parked};
+use crate::raw::park::{self, Parked};
 #[cfg(not(loom))]
-use crate::sync::raw::{Acquired, RawLock};
+use crate::raw::{Acquired, RawLock};
 use crate::sys::identity::Token;
 
 /// Size of a record header: `state`, `len`, `idx`.
@@ -113,10 +114,10 @@ const GROW_FREELY: u64 = 128;
 
 /// Where the data area starts in the segment's payload: the rest of the first page.
 #[cfg(not(loom))]
-const DATA_OFFSET: usize = 4096 - crate::shm::segment::HEADER_SIZE;
+const DATA_OFFSET: usize = 4096 - crate::mem::segment::HEADER_SIZE;
 /// The segment kind of a queue.
 #[cfg(not(loom))]
-const KIND: crate::shm::segment::Kind = crate::shm::segment::Kind(*b"QUEU");
+const KIND: crate::mem::segment::Kind = crate::mem::segment::Kind(*b"QUEU");
 
 /// How long a put or get may wait for room or for a message.
 #[derive(Debug, Clone, Copy)]
@@ -138,10 +139,10 @@ impl Wait {
     }
 
     /// The deadline for a call that is allowed to wait (`No` is handled before).
-    fn deadline(self) -> Option<Instant> {
+    fn deadline(self) -> Deadline {
         match self {
-            Wait::Until(d) => Some(d),
-            Wait::No | Wait::Forever => None,
+            Wait::Until(d) => Deadline::at(d),
+            Wait::No | Wait::Forever => Deadline::NEVER,
         }
     }
 }
@@ -258,10 +259,10 @@ const _: () = assert!(std::mem::size_of::<Control>() <= DATA_OFFSET);
 // layout, no pointers, and all zero bytes are its initial state (unlocked, empty ring, cap
 // set right after creation).
 #[cfg(not(loom))]
-unsafe impl crate::shm::pod::ShmSafe for Control {}
+unsafe impl crate::mem::pod::ShmSafe for Control {}
 // SAFETY: every field is written only through atomics (the locks included).
 #[cfg(not(loom))]
-unsafe impl crate::shm::pod::ShmSync for Control {}
+unsafe impl crate::mem::pod::ShmSync for Control {}
 
 /// Holds one side's lock; unlocks on drop.
 struct SideGuard<'a>(&'a RawLock);
@@ -300,7 +301,7 @@ enum Acquired {
 
 #[cfg(loom)]
 impl RawLock {
-    fn lock(&self, _: Token, _: Option<Instant>, _: fn(Token) -> bool) -> Result<Acquired, ()> {
+    fn lock(&self, _: Token, _: Deadline, _: fn(Token) -> bool) -> Result<Acquired, ()> {
         while self
             .0
             .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
@@ -331,7 +332,7 @@ fn is_alive(_: Token) -> bool {
 #[cfg(not(loom))]
 #[derive(Debug)]
 struct Memory {
-    segment: crate::shm::segment::Segment,
+    segment: crate::mem::segment::Segment,
     data: std::ptr::NonNull<u8>,
 }
 
@@ -361,7 +362,7 @@ impl Ring {
     /// A new ring holding at most `bound` messages (0: unbounded), in a fresh segment.
     pub(crate) fn create(bound: u64) -> io::Result<Ring> {
         let segment =
-            crate::shm::segment::Segment::create(KIND, DATA_OFFSET + MAX_CAP as usize, 64)?;
+            crate::mem::segment::Segment::create(KIND, DATA_OFFSET + MAX_CAP as usize, 64)?;
         let data = segment
             .slice_ptr::<u8>(DATA_OFFSET, MAX_CAP as usize)
             .cast::<u8>();
@@ -878,7 +879,7 @@ impl Ring {
             if ready() {
                 return true;
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            if deadline.has_passed() {
                 return false;
             }
             if park::spin(&signal.seq, seen, deadline) {
@@ -1058,7 +1059,7 @@ mod tests {
         let ring = Ring::create(0).unwrap();
         ring.put(b"before", Wait::No).unwrap();
         // A producer got the lock and committed a record, then died before step 5.
-        assert!(ring.ctl().plock.0.try_lock(dead_token()));
+        assert!(ring.ctl().plock.0.try_lock(dead_token(), |_| true).is_ok());
         commit_without_step_5(&ring, b"committed");
         ring.put(b"after", Wait::Forever).unwrap();
         for m in [&b"before"[..], b"committed", b"after"] {
@@ -1073,7 +1074,7 @@ mod tests {
         ring.put(b"one", Wait::No).unwrap();
         ring.put(b"two", Wait::No).unwrap();
         // A consumer took the lock and read "one" but died before moving `head`.
-        assert!(ring.ctl().clock.0.try_lock(dead_token()));
+        assert!(ring.ctl().clock.0.try_lock(dead_token(), |_| true).is_ok());
         assert_eq!(take(&ring, Wait::Forever).unwrap(), b"one");
         assert_eq!(take(&ring, Wait::No).unwrap(), b"two");
     }

@@ -172,7 +172,8 @@ pub(crate) fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool
 }
 
 /// Whether a process with this pid exists and is not a zombie.
-pub(crate) fn process_running(pid: u32) -> bool {
+pub(crate) fn process_running(pid: impl Into<u32>) -> bool {
+    let pid: u32 = pid.into();
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => false,
         Ok(stat) => {
@@ -187,7 +188,8 @@ pub(crate) fn process_running(pid: u32) -> bool {
 }
 
 /// Whether `pid` is a zombie (ended, not reaped).
-pub(crate) fn is_zombie(pid: u32) -> bool {
+pub(crate) fn is_zombie(pid: impl Into<u32>) -> bool {
+    let pid: u32 = pid.into();
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|stat| {
             stat.rsplit(')')

@@ -148,7 +148,8 @@ pub(crate) fn poll_readable(fds: &[RawFd], timeout: Option<Duration>) -> io::Res
             revents: 0,
         })
         .collect();
-    let deadline = timeout.map(|t| Instant::now() + t);
+    // A timeout too far away to represent is forever.
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     loop {
         let ms = match deadline {
             None => -1,
@@ -239,31 +240,23 @@ pub(crate) fn send_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Appends what is available to `vec`'s spare capacity without blocking ([`recv(2)`] with
-/// `MSG_DONTWAIT`): `Ok(Some(0))` at end of file, `Ok(None)` when nothing is there yet.
-/// Fails with `ENOTSOCK` on descriptors that are not sockets.
+/// Reads what is available into `buf` without blocking ([`recv(2)`] with `MSG_DONTWAIT`):
+/// `Ok(Some(0))` at end of file, `Ok(None)` when nothing is there yet. Fails with
+/// `ENOTSOCK` on descriptors that are not sockets.
 ///
 /// [`recv(2)`]: https://man7.org/linux/man-pages/man2/recv.2.html
-pub(crate) fn recv_nowait_to_spare(
-    fd: BorrowedFd<'_>,
-    vec: &mut Vec<u8>,
-) -> io::Result<Option<usize>> {
-    let spare = vec.spare_capacity_mut();
-    // SAFETY: `spare` is valid for writes of `spare.len()` bytes; recv writes at most that.
+pub(crate) fn recv_nowait(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes; recv writes at most that.
     let n = cvt_r(|| unsafe {
         libc::recv(
             fd.as_raw_fd(),
-            spare.as_mut_ptr().cast(),
-            spare.len(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
             libc::MSG_DONTWAIT,
         )
     });
     match n {
-        Ok(n) => {
-            // SAFETY: recv initialised the first `n <= spare.len()` bytes of the spare capacity.
-            unsafe { vec.set_len(vec.len() + n as usize) };
-            Ok(Some(n as usize))
-        }
+        Ok(n) => Ok(Some(n as usize)),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
         Err(e) => Err(e),
     }
