@@ -186,36 +186,88 @@ fn pr_10_11_join_timeout_terminate_and_kill() {
     }
 }
 
-/// Starts a daemon (by `method`) that sleeps, and returns its pid: the daemon outlives
-/// this function, not the process that runs it.
-fn start_daemon(method: StartMethod) -> u32 {
-    let child = Process::run_fn(sleep_ms, 60_000)
-        .daemon(true)
-        .start_method(method)
+/// A middle process (started by `outer`) that starts one child by `inner` with `daemon`,
+/// writes the child's pid to `path` and waits to be killed.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Middle {
+    inner: StartMethod,
+    daemon: bool,
+    path: String,
+}
+
+fn middle(m: Middle) {
+    /// A daemon sleeps (only its death signal ends it); an orphan ends by itself once it
+    /// sees its parent die.
+    fn grandchild(daemon: bool) {
+        if daemon {
+            std::thread::sleep(Duration::from_secs(60));
+        } else {
+            parent_process()
+                .expect("a parent")
+                .wait()
+                .expect("wait for the parent");
+        }
+    }
+    let child = Process::run_fn(grandchild, m.daemon)
+        .daemon(m.daemon)
+        .start_method(m.inner)
         .start()
-        .expect("start the daemon");
-    let pid = child.pid().as_raw();
-    std::mem::forget(child);
-    pid
+        .expect("start the grandchild");
+    std::fs::write(&m.path, child.pid().to_string()).expect("write the pid");
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+/// Runs `middle` under `outer`, SIGKILLs it once it has started its child, and returns the
+/// child's pid.
+fn grandchild_of_killed_parent(outer: StartMethod, inner: StartMethod, daemon: bool) -> u32 {
+    let dir = std::env::temp_dir().join(format!(
+        "mp-middle-{}-{outer}-{inner}-{daemon}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let path = dir.join("pid");
+    let mut parent = Process::run_fn(
+        middle,
+        Middle {
+            inner,
+            daemon,
+            path: path.to_string_lossy().to_string(),
+        },
+    )
+    .start_method(outer)
+    .start()
+    .unwrap();
+    let mut text = String::new();
+    let wrote = eventually(PROMPTLY, || {
+        text = std::fs::read_to_string(&path).unwrap_or_default();
+        !text.is_empty()
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    parent.kill().unwrap();
+    assert!(matches!(
+        join_promptly(&mut parent),
+        Err(Error::Signaled(Signal::KILL))
+    ));
+    assert!(
+        wrote,
+        "{outer}/{inner}: the middle process never started its child"
+    );
+    text.trim().parse().unwrap()
 }
 
 #[test]
-fn pr_29_daemons_die_with_their_parent_under_each_method() {
-    for m in METHODS {
+fn pr_29_daemons_die_with_a_sigkilled_parent_under_each_method() {
+    for outer in METHODS {
         for inner in [
             StartMethod::Fork,
             StartMethod::Spawn,
             StartMethod::Forkserver,
         ] {
-            // The middle process starts a daemon and ends by returning (`_exit`).
-            let mut middle = Process::run_fn(start_daemon, inner)
-                .start_method(m)
-                .start()
-                .unwrap();
-            let daemon = join_promptly(&mut middle).unwrap();
+            let daemon = grandchild_of_killed_parent(outer, inner, true);
             assert!(
                 eventually(PROMPTLY, || !running(daemon)),
-                "{m:?}/{inner:?}: daemon {daemon} outlived its parent"
+                "{outer}/{inner}: daemon {daemon} outlived its parent"
             );
         }
     }
@@ -242,32 +294,19 @@ fn pr_27_daemon_may_not_start_children() {
 
 #[test]
 fn pr_03_dd_04_child_sees_its_parent_die() {
-    fn parent_of_orphan(m: StartMethod) -> u32 {
-        fn watch_parent(_: ()) {
-            let parent = parent_process().expect("a parent");
-            // Ends (code 0) once the parent is gone; the grandparent sees that as "gone".
-            while parent.is_alive().unwrap() {
-                std::thread::sleep(Duration::from_millis(5));
-            }
+    for outer in METHODS {
+        for inner in [
+            StartMethod::Fork,
+            StartMethod::Spawn,
+            StartMethod::Forkserver,
+        ] {
+            // The orphan ends by itself once `parent_process().wait()` sees the death.
+            let orphan = grandchild_of_killed_parent(outer, inner, false);
+            assert!(
+                eventually(PROMPTLY, || !running(orphan)),
+                "{outer}/{inner}: the orphan {orphan} never saw its parent die"
+            );
         }
-        let child = Process::run_fn(watch_parent, ())
-            .start_method(m)
-            .start()
-            .unwrap();
-        let pid = child.pid().as_raw();
-        std::mem::forget(child);
-        pid
-    }
-    for m in METHODS {
-        let mut middle = Process::run_fn(parent_of_orphan, m)
-            .start_method(m)
-            .start()
-            .unwrap();
-        let orphan = join_promptly(&mut middle).unwrap();
-        assert!(
-            eventually(PROMPTLY, || !running(orphan)),
-            "{m:?}: the orphan never saw its parent die"
-        );
     }
 }
 
