@@ -114,9 +114,9 @@ where
         if method != StartMethod::Fork {
             let Some(portable) = self.portable else {
                 return Err(Error::InvalidState(format!(
-                    "a closure can only be started with StartMethod::Fork, not {method:?}: a \
-                     fresh process cannot find what it captured; run a plain function with \
-                     `Process::run_fn(f, args)` instead"
+                    "a closure (or other `Run` value) can only be started with \
+                     StartMethod::Fork, not {method:?}: a fresh process cannot find what it \
+                     holds; run a plain function with `Process::run_fn(f, args)` instead"
                 )));
             };
             let portable = portable(&self.task)?;
