@@ -91,7 +91,7 @@ pub(super) fn start_child(daemon: bool) -> Result<Started> {
     let mut retried = false;
     loop {
         if st.server.as_ref().is_some_and(|s| has_exited(s.pid)) {
-            st.server = None;
+            retire(&mut st, false);
         }
         if st.server.is_none() {
             st.generation += 1;
@@ -114,7 +114,7 @@ pub(super) fn start_child(daemon: bool) -> Result<Started> {
                 })
             }
             Err(Error::Io(e)) if is_hangup(&e) && !retried => {
-                retire(st.server.take());
+                retire(&mut st, true);
                 retried = true;
             }
             Err(e) => return Err(e),
@@ -153,7 +153,7 @@ pub(super) fn exit_status(
                 exited.insert((generation, p), exit);
             }
             Ok(_) => {}
-            Err(e) if is_hangup(&e) => retire(st.server.take()),
+            Err(e) if is_hangup(&e) => retire(&mut st, true),
             Err(e) => return Err(e.into()),
         }
     }
@@ -181,11 +181,29 @@ fn launch(generation: u64) -> Result<Server> {
     })
 }
 
-/// Ends a server that stopped answering and reaps it.
-fn retire(server: Option<Server>) {
-    if let Some(server) = server {
+/// Forgets a server that died or stopped answering: keeps the exits it reported before it
+/// went, and ends and reaps it (`reap`: it is not reaped yet).
+fn retire(st: &mut State, reap: bool) {
+    let Some(server) = st.server.take() else {
+        return;
+    };
+    if reap {
+        // Still our child (alive or a zombie), so the pid cannot have been reused.
         let _ = sys::signal::kill(server.pid, super::Signal::KILL.as_raw());
-        drop(server.sock);
+    }
+    while let Ok(true) = sys::fd::poll_readable(&[server.sock.as_raw_fd()], Some(Duration::ZERO))
+        .map(|ready| ready[0])
+    {
+        match receive(server.sock.as_fd()) {
+            Ok(Reply::Exited(pid, exit)) => {
+                st.exited.insert((server.generation, pid), exit);
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    drop(server.sock);
+    if reap {
         let _ = sys::process::wait_exit(server.pid, true);
     }
 }
