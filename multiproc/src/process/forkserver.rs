@@ -172,7 +172,7 @@ fn is_hangup(e: &io::Error) -> bool {
 }
 
 fn launch(generation: u64) -> Result<Server> {
-    let (sock, theirs) = sys::scm::seqpacket_pair()?;
+    let (sock, theirs) = sys::fd::seqpacket_pair()?;
     let pid = sys::exec::spawn_self(theirs, BOOT_VAR, "forkserver")?;
     Ok(Server {
         pid,
@@ -216,10 +216,9 @@ enum Reply {
 }
 
 fn receive(sock: BorrowedFd<'_>) -> io::Result<Reply> {
-    let mut buf = [0u8; 16];
-    let (n, mut fds) = sys::scm::recv_with_fds(sock, &mut buf, 1)?;
+    let (buf, mut fds) = receive_raw(sock)?;
     let int = |at: usize| i32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
-    match (n, buf[0], fds.pop()) {
+    match (buf.len(), buf.first().copied().unwrap_or(0), fds.pop()) {
         (0, _, _) => Err(io::ErrorKind::UnexpectedEof.into()),
         (5, STARTED, Some(pidfd)) => Ok(Reply::Started(int(1), pidfd)),
         (10, EXITED, None) => {
@@ -235,6 +234,14 @@ fn receive(sock: BorrowedFd<'_>) -> io::Result<Reply> {
     }
 }
 
+/// One message of the server protocol (each fits in 16 bytes) and the descriptors with it.
+fn receive_raw(sock: BorrowedFd<'_>) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
+    let mut buf = Vec::with_capacity(16);
+    let got = sys::scm::recv_with_fds(sock, &mut buf, 16)?;
+    buf.truncate(got.len);
+    Ok((buf, got.fds?))
+}
+
 /// Sends one request and waits for its answer, keeping the exits reported meanwhile.
 fn request(
     server: &Server,
@@ -242,7 +249,11 @@ fn request(
     daemon: bool,
     exited: &mut BTreeMap<(u64, i32), Exit>,
 ) -> Result<(i32, OwnedFd)> {
-    sys::scm::send_with_fds(server.sock.as_fd(), &[REQUEST_START, daemon as u8], &[ctl])?;
+    sys::scm::send_with_fds(
+        server.sock.as_fd(),
+        &[&[REQUEST_START, daemon as u8]],
+        &[ctl],
+    )?;
     loop {
         match receive(server.sock.as_fd())? {
             Reply::Started(pid, pidfd) => return Ok((pid, pidfd)),
@@ -299,11 +310,13 @@ pub(super) fn serve(sock: OwnedFd) -> ! {
             }
         });
         if ready[0] {
-            let mut buf = [0u8; 16];
-            match sys::scm::recv_with_fds(sock.as_fd(), &mut buf, 1) {
-                Ok((0, _)) | Err(_) => sys::process::exit_now(0),
-                Ok((2, mut got)) if buf[0] == REQUEST_START && got.len() == 1 => {
-                    let ctl = got.pop().expect("one descriptor");
+            match receive_raw(sock.as_fd()) {
+                Ok((buf, _)) if buf.is_empty() => sys::process::exit_now(0),
+                Err(_) => sys::process::exit_now(0),
+                Ok((buf, mut got)) if buf == [REQUEST_START, 0] || buf == [REQUEST_START, 1] => {
+                    let Some(ctl) = got.pop().filter(|_| got.is_empty()) else {
+                        continue;
+                    };
                     let daemon = buf[1] != 0;
                     match sys::process::fork_single_threaded() {
                         Ok(Ok(Forked::Child)) => {
@@ -339,7 +352,7 @@ pub(super) fn serve(sock: OwnedFd) -> ! {
 
 fn reply(sock: &OwnedFd, msg: &[u8], fd: Option<BorrowedFd<'_>>) {
     let fds: Vec<BorrowedFd<'_>> = fd.into_iter().collect();
-    if sys::scm::send_with_fds(sock.as_fd(), msg, &fds).is_err() {
+    if sys::scm::send_with_fds(sock.as_fd(), &[msg], &fds).is_err() {
         // The owner is gone.
         sys::process::exit_now(0);
     }

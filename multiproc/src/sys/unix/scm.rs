@@ -1,6 +1,9 @@
 //! Descriptors passed over a unix socket: [`sendmsg(2)`]/[`recvmsg(2)`] with `SCM_RIGHTS`,
-//! received close-on-exec (`MSG_CMSG_CLOEXEC`), on `SOCK_SEQPACKET` pairs so that each
-//! message and its descriptors arrive whole.
+//! received close-on-exec (`MSG_CMSG_CLOEXEC`).
+//!
+//! The signatures are those of the handles work (issue 9), whose version of this file
+//! replaces this one when it lands; the forkserver uses it on `SOCK_SEQPACKET` pairs, where
+//! one call is one whole message.
 //!
 //! [`sendmsg(2)`]: https://man7.org/linux/man-pages/man2/sendmsg.2.html
 //! [`recvmsg(2)`]: https://man7.org/linux/man-pages/man2/recvmsg.2.html
@@ -9,23 +12,7 @@ use std::io;
 use std::mem::size_of;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-use super::{cvt, cvt_r};
-
-/// A connected pair of `AF_UNIX` `SOCK_SEQPACKET` sockets, both close-on-exec.
-pub(crate) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: `fds` is valid for writes of two ints, which socketpair fills on success.
-    cvt(unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    })?;
-    // SAFETY: socketpair returned two fresh fds that nothing else owns.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
+use super::cvt_r;
 
 /// Room for `n` descriptors in a control buffer, in `u64`s (so the buffer is aligned for
 /// `cmsghdr`).
@@ -35,13 +22,14 @@ fn control_words(n: usize) -> usize {
     bytes.div_ceil(size_of::<u64>())
 }
 
-/// Sends `bytes` as one message with `fds` attached (`MSG_NOSIGNAL`: a closed peer gives
-/// `BrokenPipe`). The descriptors stay open here; the peer gets its own copies.
+/// Sends the bytes of `bufs` as one message with `fds` attached (`MSG_NOSIGNAL`: a closed
+/// peer gives `BrokenPipe`). The descriptors stay open here; the peer gets its own copies.
 pub(crate) fn send_with_fds(
     sock: BorrowedFd<'_>,
-    bytes: &[u8],
+    bufs: &[&[u8]],
     fds: &[BorrowedFd<'_>],
 ) -> io::Result<()> {
+    let bytes = bufs.concat();
     let mut iov = libc::iovec {
         iov_base: bytes.as_ptr() as *mut libc::c_void,
         iov_len: bytes.len(),
@@ -76,19 +64,33 @@ pub(crate) fn send_with_fds(
     Ok(())
 }
 
-/// Receives one message into `buf` and at most `max_fds` descriptors sent with it
-/// (close-on-exec). `Ok((0, []))` is end of file. A message longer than `buf`, or more
-/// descriptors than `max_fds`, is an error (and the descriptors that did arrive are closed).
+/// What one [`recv_with_fds`] brought.
+#[derive(Debug)]
+pub(crate) struct Received {
+    /// Bytes appended to the vector; 0 at end of file.
+    pub(crate) len: usize,
+    /// The descriptors that came with them (close-on-exec), or the error when the kernel
+    /// had to drop some (the ones that did arrive are closed then).
+    pub(crate) fds: io::Result<Vec<OwnedFd>>,
+}
+
+/// Appends one message (at most `max` bytes) to `vec` with [`recvmsg(2)`], taking the
+/// descriptors that ride with it; blocks until something arrives (`len` 0: end of file).
+///
+/// [`recvmsg(2)`]: https://man7.org/linux/man-pages/man2/recvmsg.2.html
 pub(crate) fn recv_with_fds(
     sock: BorrowedFd<'_>,
-    buf: &mut [u8],
-    max_fds: usize,
-) -> io::Result<(usize, Vec<OwnedFd>)> {
+    vec: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<Received> {
+    const MAX_FDS: usize = 4;
+    vec.reserve(max);
+    let mut buf = vec![0u8; max];
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
     };
-    let mut control = vec![0u64; control_words(max_fds.max(1))];
+    let mut control = vec![0u64; control_words(MAX_FDS)];
     // SAFETY: a zeroed msghdr is a valid "no address, no control data" header.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
@@ -98,6 +100,7 @@ pub(crate) fn recv_with_fds(
     // SAFETY: `msg` points at one iovec over `buf` and at `control`, both live and writable.
     let n = cvt_r(|| unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) })?
         as usize;
+    vec.extend_from_slice(&buf[..n]);
     let mut fds = Vec::new();
     // SAFETY: the kernel filled `msg_controllen` bytes of `control` with well-formed control
     // messages; CMSG_FIRSTHDR/NXTHDR walk them, and each SCM_RIGHTS payload holds
@@ -115,13 +118,13 @@ pub(crate) fn recv_with_fds(
             cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
         }
     }
-    if msg.msg_flags & libc::MSG_CTRUNC != 0 || fds.len() > max_fds {
-        return Err(io::Error::other(
-            "a message carried more descriptors than expected",
-        ));
-    }
-    if msg.msg_flags & libc::MSG_TRUNC != 0 {
-        return Err(io::Error::other("a message was longer than its buffer"));
-    }
-    Ok((n, fds))
+    let fds = if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "descriptors were lost in transit",
+        ))
+    } else {
+        Ok(fds)
+    };
+    Ok(Received { len: n, fds })
 }
