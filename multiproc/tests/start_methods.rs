@@ -713,3 +713,39 @@ fn w6_a_thousand_children_per_method_beside_eight_busy_threads() {
         eprintln!("{m:?}: {ms:.2} ms per start+join beside 8 busy threads");
     }
 }
+
+#[test]
+fn arguments_that_cannot_travel_are_clear_errors() {
+    fn keys(v: serde_json::Value) -> usize {
+        v.as_object().map_or(0, |o| o.len())
+    }
+    struct Unencodable;
+    impl serde::Serialize for Unencodable {
+        fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+            Err(serde::ser::Error::custom(
+                "this value refuses to be encoded",
+            ))
+        }
+    }
+    impl<'de> serde::Deserialize<'de> for Unencodable {
+        fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+            Ok(Unencodable)
+        }
+    }
+    fn unit(_: Unencodable) {}
+    for m in METHODS {
+        // Encodes in the parent, cannot be decoded in the child: the child says why.
+        let arg = serde_json::json!({"a": 1});
+        let mut child = Process::run_fn(keys, arg).start_method(m).start().unwrap();
+        match join_promptly(&mut child) {
+            Err(Error::InvalidState(msg)) => assert!(msg.contains("argument"), "{m:?}: {msg}"),
+            other => panic!("{m:?}: {other:?}"),
+        }
+        // Cannot be encoded: `start` fails, and the waiting child is ended, not left behind.
+        let err = Process::run_fn(unit, Unencodable)
+            .start_method(m)
+            .start()
+            .unwrap_err();
+        assert!(matches!(err, Error::Codec(_)), "{m:?}: {err}");
+    }
+}

@@ -22,7 +22,6 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::start;
-use crate::codec::{Binary, Codec};
 use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::sys;
@@ -58,19 +57,24 @@ fn anchor_address() -> usize {
     anchor as fn() as usize
 }
 
-/// The erased signature every [`trampoline`] has: the function's address, its encoded
-/// argument, and the child's control connection.
-type Trampoline = fn(usize, &[u8], Connection) -> !;
+/// The erased signature every [`trampoline`] has: the function's address and the child's
+/// control connection, on which the argument comes next.
+type Trampoline = fn(usize, Connection) -> !;
 
-/// Decodes the argument, runs `f` (found at `func`) on it, and reports like a forked child.
-fn trampoline<A: DeserializeOwned, R: Serialize>(func: usize, args: &[u8], ctl: Connection) -> ! {
+/// Receives the argument, runs `f` (found at `func`) on it, and reports like a forked
+/// child.
+fn trampoline<A: DeserializeOwned, R: Serialize>(func: usize, mut ctl: Connection) -> ! {
     // SAFETY: `func` was computed by `Code::of::<A, R>` from an `fn(A) -> R` of this same
     // executable file (the child checked the file's identity in `Code::run`), and the
     // offset was applied to this execution's anchor, so it is that function here.
     let f: fn(A) -> R = unsafe { sys::exec::function_at(func) };
-    match Binary::decode::<A>(args) {
+    match ctl.recv::<A>() {
         Ok(a) => start::run_and_report(move || f(a), ctl),
-        Err(e) => start::refuse(ctl, format!("cannot decode the function's argument: {e}")),
+        Err(Error::Codec(e)) => {
+            start::refuse(ctl, format!("cannot decode the function's argument: {e}"))
+        }
+        // The parent gave up before sending it: nothing to run.
+        Err(_) => sys::process::exit_now(1),
     }
 }
 
@@ -110,7 +114,7 @@ impl Code {
 
     /// Runs the function in this (child) process and exits; refuses (tells the parent, and
     /// exits) when this process does not run the same executable file as the parent.
-    pub(super) fn run(self, exe: &ExeId, args: &[u8], ctl: Connection) -> ! {
+    pub(super) fn run(self, exe: &ExeId, ctl: Connection) -> ! {
         match ExeId::current() {
             Ok(mine) if mine == exe => {}
             Ok(_) => start::refuse(
@@ -127,7 +131,7 @@ impl Code {
         // offset from this execution's anchor names the same function here.
         let tramp: Trampoline =
             unsafe { sys::exec::function_at(anchor.wrapping_add(self.trampoline)) };
-        tramp(anchor.wrapping_add(self.func), args, ctl)
+        tramp(anchor.wrapping_add(self.func), ctl)
     }
 }
 

@@ -96,7 +96,7 @@ pub struct Process<T> {
     method: Option<StartMethod>,
     /// How to make the task travel to a fresh process; `None` for a closure, which only
     /// `fork` can run.
-    portable: Option<fn(&T) -> Result<Portable>>,
+    portable: Option<Portable<T>>,
 }
 
 impl<T> fmt::Debug for Process<T> {

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::entry::Code;
 use super::{Process, Run};
-use crate::codec::{Binary, Codec};
+use crate::connection::Connection;
 use crate::error::Result;
 
 /// A function and its argument: the task [`Process::run_fn`] builds.
@@ -38,27 +38,35 @@ impl<A, R> Run for RunFn<A, R> {
     }
 }
 
-/// What a child started by exec or by the forkserver needs to find its task.
-pub(super) struct Portable {
-    pub(super) code: Code,
-    pub(super) args: Vec<u8>,
+/// How a task reaches a child started by exec or by the forkserver: its code's identity,
+/// and how to send its argument over the child's control connection.
+pub(super) struct Portable<T> {
+    pub(super) code: fn(&T) -> Result<Code>,
+    pub(super) send_args: fn(T, &mut Connection) -> Result<()>,
 }
+
+impl<T> Clone for Portable<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Portable<T> {}
 
 impl<A, R> RunFn<A, R>
 where
     A: Serialize + DeserializeOwned,
     R: Serialize + DeserializeOwned,
 {
-    // until handles land: the argument goes through the plain binary codec, so it cannot
-    // carry connections, queues or locks to a spawned or forkserver child yet.
-    fn portable(&self) -> Result<Portable> {
-        let mut args = Vec::new();
-        Binary::encode(&self.args, &mut args)?;
-        Ok(Portable {
-            code: Code::of(self.f)?,
-            args,
-        })
-    }
+    const PORTABLE: Portable<RunFn<A, R>> = Portable {
+        code: |task| Code::of(task.f),
+        // The argument goes as its own message, after the task's identity; the child's
+        // trampoline, which knows `A`, receives it. Until handles land, connections carry
+        // plain serde values, so an argument cannot hold a Connection, Queue or Lock yet;
+        // once `Connection::send` passes descriptors, such arguments travel with no change
+        // here.
+        send_args: |task, ctl| ctl.send(&task.args),
+    };
 }
 
 impl<A, R> Process<RunFn<A, R>>
@@ -95,7 +103,7 @@ where
     /// ```
     pub fn run_fn(f: fn(A) -> R, args: A) -> Process<RunFn<A, R>> {
         let mut process = Process::new(RunFn { f, args });
-        process.portable = Some(RunFn::portable);
+        process.portable = Some(RunFn::PORTABLE);
         process
     }
 }

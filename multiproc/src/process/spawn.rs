@@ -5,7 +5,8 @@
 //! The child gets one end of a socket pair as its standard input, and an environment
 //! variable that says what it is. Before `main` (see `entry.rs`), it takes that socket (and
 //! puts `/dev/null` in place of its standard input, as Python does for its children),
-//! receives a [`Boot`] message, becomes the named child and runs the function. The same
+//! receives a [`Boot`] message, becomes the named child, receives the argument (a second
+//! message, which only the function's trampoline can decode) and runs the function. The same
 //! socket then carries the outcome back, exactly as for a forked child. A forkserver child
 //! reads the same `Boot` message from the socket its parent handed the server.
 #![forbid(unsafe_code)]
@@ -16,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::children::{self, ChildRecord};
 use super::entry::{self, Code, ExeId};
 use super::run_fn::Portable;
-use super::{current, forkserver, start, Child, StartMethod};
+use super::{current, forkserver, start, Child, Run, Signal, StartMethod};
 use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::sys;
@@ -30,7 +31,6 @@ pub(super) const BOOT_VAR: &str = "__MULTIPROC_BOOT";
 struct Boot {
     exe: ExeId,
     code: Code,
-    args: Vec<u8>,
     name: String,
     daemon: bool,
     parent_pid: i32,
@@ -38,13 +38,17 @@ struct Boot {
     path: Vec<u32>,
 }
 
-/// Starts `portable` with `method` (`Spawn` or `Forkserver`) and returns its handle.
-pub(super) fn start<R: DeserializeOwned>(
+/// Starts `task` with `method` (`Spawn` or `Forkserver`) and returns its handle.
+pub(super) fn start<T: Run>(
     method: StartMethod,
-    portable: Portable,
+    task: T,
+    portable: Portable<T>,
     name: Option<String>,
     daemon: bool,
-) -> Result<Child<R>> {
+) -> Result<Child<T::Output>>
+where
+    T::Output: DeserializeOwned,
+{
     if !entry::boot_ran() {
         return Err(Error::InvalidState(
             "this program's constructors did not run, so a re-executed child could not find \
@@ -53,6 +57,7 @@ pub(super) fn start<R: DeserializeOwned>(
         ));
     }
     let exe = ExeId::current()?.clone();
+    let code = (portable.code)(&task)?;
     children::reap_finished();
     // Every child counts toward the default names, as with fork.
     let default_name = current::next_child_name();
@@ -79,16 +84,23 @@ pub(super) fn start<R: DeserializeOwned>(
     };
     children::register(record.clone());
     let mut ctl = Connection::from(ctl);
-    ctl.send(&Boot {
-        exe,
-        code: portable.code,
-        args: portable.args,
-        name,
-        daemon,
-        parent_pid: sys::process::getpid(),
-        parent_name,
-        path,
-    })?;
+    let sent = ctl
+        .send(&Boot {
+            exe,
+            code,
+            name,
+            daemon,
+            parent_pid: sys::process::getpid(),
+            parent_name,
+            path,
+        })
+        .and_then(|()| (portable.send_args)(task, &mut ctl));
+    if let Err(e) = sent {
+        // The child waits for its argument and would never run: end it (it is reaped like
+        // any other) and say why.
+        let _ = record.signal(Signal::KILL);
+        return Err(e);
+    }
     Ok(Child::new(record, ctl))
 }
 
@@ -133,5 +145,5 @@ pub(super) fn run_boot(mut ctl: Connection, direct: bool) -> ! {
         boot.parent_name,
         boot.path,
     );
-    boot.code.run(&boot.exe, &boot.args, ctl)
+    boot.code.run(&boot.exe, ctl)
 }

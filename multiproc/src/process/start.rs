@@ -119,8 +119,7 @@ where
                      holds; run a plain function with `Process::run_fn(f, args)` instead"
                 )));
             };
-            let portable = portable(&self.task)?;
-            return spawn::start(method, portable, self.name, self.daemon);
+            return spawn::start(method, self.task, portable, self.name, self.daemon);
         }
         children::reap_finished();
         // Every child counts toward the default names, named or not, as in Python.
