@@ -147,6 +147,15 @@ pub(super) struct ExeId {
 }
 
 impl ExeId {
+    /// Another file than this one (for the tests of the refusal).
+    #[cfg(test)]
+    pub(super) fn other(&self) -> ExeId {
+        ExeId {
+            ino: self.ino.wrapping_add(1),
+            ..self.clone()
+        }
+    }
+
     /// This process's executable, looked up once.
     pub(super) fn current() -> Result<&'static ExeId> {
         static ID: OnceLock<ExeId> = OnceLock::new();

@@ -147,3 +147,43 @@ pub(super) fn run_boot(mut ctl: Connection, direct: bool) -> ! {
     );
     boot.code.run(&boot.exe, ctl)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::start::Outcome;
+    use crate::sys::process::Exit;
+
+    fn never(_: ()) {
+        unreachable!("a refused child runs nothing")
+    }
+
+    /// A child that finds another executable file than its parent's refuses to turn the
+    /// offsets into functions, and says why.
+    #[test]
+    fn a_child_of_another_executable_refuses() {
+        let (ctl, theirs) = sys::fd::socketpair().unwrap();
+        let pid = sys::exec::spawn_self(theirs, BOOT_VAR, "spawn").unwrap();
+        let mut ctl = Connection::from(ctl);
+        ctl.send(&Boot {
+            exe: ExeId::current().unwrap().other(),
+            code: Code::of(never).unwrap(),
+            name: "refuser".into(),
+            daemon: false,
+            parent_pid: sys::process::getpid(),
+            parent_name: "MainProcess".into(),
+            path: vec![1],
+        })
+        .unwrap();
+        // The argument, so that a child that did not refuse would run (and fail loudly).
+        ctl.send(&()).unwrap();
+        match ctl.recv::<Outcome<()>>().unwrap() {
+            Outcome::Refused(why) => assert!(why.contains("different executable"), "{why}"),
+            _ => panic!("the child did not refuse"),
+        }
+        assert_eq!(
+            sys::process::wait_exit(pid, true).unwrap(),
+            Some(Exit::Code(1))
+        );
+    }
+}
