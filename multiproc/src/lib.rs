@@ -66,19 +66,51 @@
 //! | `p.daemon = True` | [`Process::daemon`]`(true)` |
 //! | `current_process()`, `parent_process()`, `active_children()` | [`current_process`], [`parent_process`], [`active_children`] |
 //! | `Pipe()`, `Pipe(duplex=False)` | [`pipe`], [`pipe_oneway`] |
-//! | `conn.send(obj)`, `conn.recv()` | [`Connection::send`], [`Connection::recv`] |
+//! | `conn.send(obj)`, `conn.recv()` | [`Connection::send`], [`Connection::recv`] ([`Connection::try_recv`], [`Connection::recv_timeout`]: `Err(Empty)`, `Err(Timeout)`) |
 //! | `send_bytes(buf, off, n)`, `recv_bytes(maxlength)` | `send_bytes(&buf[off..off + n])`, [`Connection::recv_bytes_max`] |
 //! | `recv_bytes_into(buf, off)` | `recv_bytes_into(&mut buf[off..])` |
 //! | `conn.poll(timeout)` | [`Connection::poll`] (`Some(Duration::ZERO)` looks, `None` waits) |
 //! | `EOFError`, `BufferTooShort`, `OSError("bad message length")` | [`Error::Eof`], [`Error::BufferTooShort`], [`Error::MessageTooLong`] |
-//! | `Queue(maxsize)`, `put`, `get(timeout=t)`, `put_nowait` | [`Queue::bounded`], [`Queue::put`], [`Queue::get_timeout`], [`Queue::try_put`] |
-//! | `queue.Full`, `queue.Empty` | [`PutError::Full`] (with the value), [`Error::Empty`] |
+//! | `Queue(maxsize)`, `put`, `get(timeout=t)`, `put_nowait`, `get_nowait` | [`Queue::bounded`], [`Queue::put`], [`Queue::get_timeout`], [`Queue::try_put`], [`Queue::try_get`] |
+//! | `queue.Full`, `queue.Empty` | `try_put`: [`PutError::Full`] (with the value), `try_get`: [`Error::Empty`]; the timed forms: [`PutError::Timeout`], [`Error::Timeout`] |
+//! | `q.close()` (this process puts no more) | [`Queue::close`] (this handle puts no more; other handles and processes go on) |
+//! | `q.join_thread()`, `q.cancel_join_thread()` | not needed: no feeder thread, a message is in the queue when `put` returns |
+//! | 3.13's `q.shutdown(immediate)` (`queue.Queue`) | [`Queue::shutdown`] (for every process; `true` also releases [`JoinableQueue::join`]) |
 //! | `SimpleQueue`, `JoinableQueue.task_done()/join()` | [`SimpleQueue`], [`JoinableQueue::task_done`], [`JoinableQueue::join`] |
 //! | `Value('i', 0)`, `with v.get_lock(): v.value += 1` | `Value::<i32>::new(0)?`, `*v.lock()? += 1` |
 //! | `Array('d', [1, 2])`, `RawValue`, `RawArray` | `Array::<f64>::from_slice(&[1.0, 2.0])?`, [`shm::RawValue`], [`shm::RawArray`] |
 //! | `shared_memory.SharedMemory(name, create=True, size=n)` | [`SharedMemory::create`] |
 //! | `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore` | [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`] (RAII guards; `acquire`/`release` too) |
 //! | `Condition`, `Event`, `Barrier` | [`Condition`], [`Event`], [`Barrier`] |
+//!
+//! # Waiting: one outcome shape
+//!
+//! Every call that can wait comes in the same forms: `x()` waits as long as it takes,
+//! `try_x()` never waits, `x_timeout(d)` waits at most `d` (`Duration::MAX` is forever),
+//! `x_deadline(t)` waits until the instant `t`. Not being able to go on is always an `Err`,
+//! in the same place of the type: a `try_` form says it *would block*, a timed form says
+//! [`Error::Timeout`]. Where the failure hands something back (the value of a put, the
+//! guard of a lock whose previous owner died), the error carries it and converts into
+//! [`Error`] with `?`, variant for same-named variant.
+//!
+//! | call | `try_` would block | `_timeout` / `_deadline` ran out |
+//! |---|---|---|
+//! | [`Connection::recv`] | [`Error::Empty`] | [`Error::Timeout`] |
+//! | [`Queue::get`], [`SimpleQueue::get`] | [`Error::Empty`] | [`Error::Timeout`] |
+//! | [`Queue::put`] | [`PutError::Full`]`(value)` | [`PutError::Timeout`]`(value)` |
+//! | [`JoinableQueue::join`] | [`Error::WouldBlock`] | [`Error::Timeout`] |
+//! | [`Child::join`], [`process::ParentProcess::wait`] | [`Error::WouldBlock`] | [`Error::Timeout`] |
+//! | `lock` of [`Lock`], [`RLock`], [`Value`], [`Array`], [`Condition`] | [`LockError::WouldBlock`] | [`LockError::Timeout`] |
+//! | `acquire` of [`Lock`], [`RLock`] | [`Error::WouldBlock`] | [`Error::Timeout`] |
+//! | `lock` / `acquire` of [`Semaphore`], [`BoundedSemaphore`] | [`Error::WouldBlock`] | [`Error::Timeout`] |
+//! | [`Condition::wait`] | — | [`WaitError::Timeout`]`(guard)` |
+//! | [`Event::wait`] | — | [`Error::Timeout`] |
+//! | [`Barrier::wait`] | — | [`Error::Timeout`] (the others: [`Error::BrokenBarrier`]) |
+//!
+//! A lock whose holder died is *acquired*: the guard forms return
+//! [`LockError::OwnerDied`]`(guard)`, the guard-less `acquire` forms return
+//! `Ok(`[`Acquired::OwnerDied`]`)`, which must be looked at. Questions such as
+//! [`Connection::poll`], [`Event::is_set`] or [`Child::is_alive`] answer with a `bool`.
 //!
 //! # Pipe ends follow ownership: EOF without closing by hand
 //!
@@ -166,12 +198,14 @@
 #![doc(test(attr(deny(warnings))))]
 // `unsafe` is allowed only where STYLE.md puts it: `sys/` (system calls), `mem/` (the
 // shared-memory substrate), `raw/` (the futex-word protocols that live there), `shm/` (the
-// types that map shared memory), `queue/ring.rs`, `Process::start_unchecked`, and
-// `process/entry.rs` (the constructor, and an offset turned back into a function).
+// types that map shared memory), `queue/ring.rs` and its `ring/` backends,
+// `Process::start_unchecked`, and `process/entry.rs` (the constructor, and an offset turned
+// back into a function).
 #![deny(unsafe_code)]
 
-// The layers, each importing only from those above it in this list (see docs/decisions.md,
-// "Layers"): sys; loom, deadline, error; mem; raw; shm, sync; the modules above them.
+// The layers, each importing only from those earlier in this list (see docs/decisions.md,
+// "Layers"): sys; loom, deadline, pid, signal; error; mem; raw; shm and sync
+// beside each other; then fd, codec, connection, process, queue.
 mod deadline;
 mod error;
 mod fd;

@@ -365,7 +365,12 @@ pub fn init() {
     entry::boot();
 }
 
-/// The number of CPUs, like Python's `multiprocessing.cpu_count()` (at least 1).
+/// The number of CPUs this process may use, like Python's `multiprocessing.cpu_count()`
+/// (at least 1).
+///
+/// ```
+/// assert!(multiproc::cpu_count() >= 1);
+/// ```
 pub fn cpu_count() -> usize {
     crate::sys::process::cpu_count()
 }

@@ -17,6 +17,7 @@ use super::{current, forkserver, method, spawn, Child, Process, Run};
 use crate::connection::{pipe, Connection};
 use crate::error::{Error, Result};
 use crate::fd::registry;
+use crate::signal::Signal;
 use crate::sys;
 use crate::sys::process::Forked;
 
@@ -190,7 +191,9 @@ where
 /// Arranges for this child to be killed when its parent (`parent_pid`) dies, even by
 /// `SIGKILL`; exits at once if the parent already died.
 pub(super) fn die_with_parent(parent_pid: i32) {
-    if sys::process::set_parent_death_signal(9).is_err() || sys::process::getppid() != parent_pid {
+    if sys::process::set_parent_death_signal(Signal::KILL.as_raw()).is_err()
+        || sys::process::getppid() != parent_pid
+    {
         sys::process::exit_now(1);
     }
 }

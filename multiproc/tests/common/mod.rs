@@ -171,33 +171,65 @@ pub(crate) fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool
     }
 }
 
+/// The state letter of process `pid` (`R`, `S`, `T`, `Z`, ...): the field after the
+/// parenthesised command name in `/proc/<pid>/stat`; `None` once it is gone.
+pub(crate) fn process_state(pid: impl Into<u32>) -> Option<char> {
+    let pid: u32 = pid.into();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
+}
+
 /// Whether a process with this pid exists and is not a zombie.
 pub(crate) fn process_running(pid: impl Into<u32>) -> bool {
-    let pid: u32 = pid.into();
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => false,
-        Ok(stat) => {
-            // The state is the field after the parenthesised command name.
-            let state = stat
-                .rsplit(')')
-                .next()
-                .and_then(|r| r.split_whitespace().next());
-            !matches!(state, Some("Z") | Some("X") | None)
-        }
-    }
+    !matches!(process_state(pid), Some('Z' | 'X') | None)
 }
 
 /// Whether `pid` is a zombie (ended, not reaped).
 pub(crate) fn is_zombie(pid: impl Into<u32>) -> bool {
-    let pid: u32 = pid.into();
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            stat.rsplit(')')
-                .next()
-                .and_then(|r| r.split_whitespace().next())
-                == Some("Z")
-        })
-        .unwrap_or(false)
+    process_state(pid) == Some('Z')
+}
+
+/// Whether `pid` is stopped (by SIGSTOP or a tracer).
+#[allow(dead_code)] // not every test file that includes this module stops processes
+pub(crate) fn is_stopped(pid: impl Into<u32>) -> bool {
+    matches!(process_state(pid), Some('T' | 't'))
+}
+
+/// Starts a child that runs `hold` (taking a lock and forgetting its guard, say), and
+/// returns once `hold` has returned; the child then sleeps until it is killed.
+pub(crate) fn start_holder(
+    hold: impl FnOnce() + Send + 'static,
+) -> Result<multiproc::Child<()>, Box<dyn std::error::Error>> {
+    let step = multiproc::shm::RawValue::new(0u32)?;
+    let s = step.clone();
+    let child = multiproc::Process::new(move || {
+        hold();
+        s.store(1);
+        std::thread::sleep(Duration::from_secs(600));
+    })
+    .start()?;
+    if !eventually(Duration::from_secs(10), || step.load() == 1) {
+        return Err("the child never finished taking what it holds".into());
+    }
+    Ok(child)
+}
+
+/// [`start_holder`], then SIGKILLs the child and waits until it is dead (a zombie).
+pub(crate) fn dead_holder(
+    hold: impl FnOnce() + Send + 'static,
+) -> Result<multiproc::Child<()>, Box<dyn std::error::Error>> {
+    let child = start_holder(hold)?;
+    child.kill()?;
+    let pid = child.pid();
+    if !eventually(Duration::from_secs(10), || is_zombie(pid)) {
+        return Err("the holder did not die".into());
+    }
+    Ok(child)
 }
 
 /// Runs the built example `target/<profile>/examples/<name>` with `args`, as a user would,
