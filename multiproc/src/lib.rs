@@ -31,6 +31,8 @@
 //!   [`Child::exit_code`] follows Python's `exitcode` (0, 1 after a panic, `-N` for signal
 //!   `N`). Daemon children ([`Process::daemon`]) die with their parent, even when the parent
 //!   is killed with `SIGKILL`. Every child is reaped: a dropped [`Child`] leaves no zombie.
+//!   [`Process::run_fn`] runs a plain function under every start method, from threaded
+//!   programs too (see below).
 //! - **Pipes.** [`pipe`] gives two duplex [`Connection`]s, [`pipe_oneway`] a receiving and a
 //!   sending end (the wrong direction does not compile). Values go through serde
 //!   ([`Connection::send`], [`Connection::recv`]); bytes go raw and are framed exactly as
@@ -72,7 +74,8 @@
 //!
 //! | Python `multiprocessing` | `multiproc` |
 //! |---|---|
-//! | `Process(target=f, args=(x,)).start()` | `Process::new(move \|\| f(x)).start()?` |
+//! | `Process(target=f, args=(x,)).start()` | `Process::new(move \|\| f(x)).start()?`, or `Process::run_fn(f, x).start()?` under any start method |
+//! | `set_start_method(m)`, `get_start_method()`, `get_context(m)` | [`set_start_method`]`(Some(m))`, [`get_start_method`], [`get_context`] |
 //! | subclass `Process`, override `run` | `impl Run for MyType`, `Process::new(my_value)` |
 //! | `p.join()`, `p.join(timeout)` | [`Child::join`] (returns the value), [`Child::join_timeout`] (`Err(Timeout)` while it runs) |
 //! | `p.is_alive()`, `p.exitcode`, `p.pid`, `p.name` | [`Child::is_alive`], [`Child::exit_code`], [`Child::pid`], [`Child::name`] |
@@ -186,14 +189,40 @@
 //! closure. An end reachable only through an `Arc` shared with the parent, or a `static`, is
 //! not captured and is closed in the child.
 //!
-//! # Threads and `fork`
+//! # Threads, `fork`, and the other start methods
 //!
 //! After `fork` only the forking thread exists in the child; a lock another thread held
-//! (the allocator's, stdout's) would stay locked there forever. So [`Process::start`]
-//! refuses, with [`Error::InvalidState`], when the process has more than one thread. Start
-//! your processes before your threads, or use the `unsafe`
-//! [`Process::start_unchecked`] when you know the other threads hold no lock the child
-//! needs. (Tests that fork therefore run on a single-threaded harness.)
+//! (the allocator's, stdout's) would stay locked there forever. So forking a closure from a
+//! process with more than one thread is refused, with [`Error::InvalidState`].
+//!
+//! A plain function runs from anywhere: [`Process::run_fn`]`(f, args)` takes an
+//! `fn(A) -> R` and a serde argument, and can be started by every [`StartMethod`]: `Fork`,
+//! `Spawn` (a fresh execution of this program that runs `f` before `main`'s own code) or
+//! `Forkserver` (a single-threaded server, started the Spawn way, forks it). With no method
+//! chosen it is forked while this process has one thread, and made by the forkserver once
+//! it has more. So a `#[test]` under the default harness, a `#[tokio::main]` program or any
+//! threaded program starts children with no setup at all:
+//!
+//! ```
+//! use multiproc::Process;
+//!
+//! fn count_words(text: String) -> usize {
+//!     text.split_whitespace().count()
+//! }
+//!
+//! # fn main() -> multiproc::Result<()> {
+//! // In a `#[test]` fn, under `#[tokio::main]`, with or without threads:
+//! let mut child = Process::run_fn(count_words, "a b c".to_string()).start()?;
+//! assert_eq!(child.join()?, 3);
+//! # Ok(()) }
+//! ```
+//!
+//! The re-executed child is taken over before `main` by a constructor of this crate, so no
+//! line of setup is needed; where constructors do not run, `start` says so and
+//! [`init`]`()` as the first line of `main` does the same. Choose a method per process
+//! ([`Process::start_method`]), for the program ([`set_start_method`]), or through a
+//! [`Context`]. The `unsafe` [`Process::start_unchecked`] still forks a closure from a
+//! threaded process when you know the other threads hold no lock the child needs.
 //!
 //! # Features
 //!
@@ -206,8 +235,9 @@
 // `unsafe` is allowed only where STYLE.md puts it: `sys/` (system calls), `mem/` (the
 // shared-memory substrate), `raw/` (the futex-word protocols that live there), `shm/` (the
 // types that map shared memory), `queue/ring.rs` and its `ring/` backends,
-// `Process::start_unchecked`, and `pool/call.rs` (calling a task function by its address
-// in a forked worker).
+// `Process::start_unchecked`, `process/entry.rs` (the constructor, and an offset turned
+// back into a function), and `pool/call.rs` (calling a task function by its address in a
+// forked worker).
 #![deny(unsafe_code)]
 
 // The layers, each importing only from those earlier in this list (see docs/decisions.md,
@@ -244,8 +274,9 @@ pub use crate::manager::{Manager, SharedMemoryManager};
 pub use crate::pid::Pid;
 pub use crate::pool::{AsyncResult, Pool};
 pub use crate::process::{
-    active_children, cpu_count, current_process, parent_process, Child, ExitStatus, Process, Run,
-    Signal, StartMethod,
+    active_children, cpu_count, current_process, get_context, get_start_method, init,
+    parent_process, set_start_method, Child, Context, ExitStatus, Process, Run, RunFn, Signal,
+    StartMethod,
 };
 pub use crate::queue::{JoinableQueue, Queue, SimpleQueue};
 pub use crate::shm::{Array, SharedMemory, Value};

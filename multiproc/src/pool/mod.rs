@@ -246,7 +246,7 @@ impl PoolBuilder {
                 "cannot build a pool with StartMethod::Fork: this process has {threads} \
                  threads, and the pool forks its helper process; build the pool before \
                  starting threads (its workers can be replaced later from any thread), or use \
-                 the Forkserver or Spawn start method once they exist"
+                 a pool of the Forkserver or Spawn start method (still to come)"
             )));
         }
         let kit = WorkerKit {
@@ -554,7 +554,7 @@ impl Pool {
             processes: None,
             initializer: None,
             max_tasks: None,
-            method: StartMethod::default(),
+            method: StartMethod::Fork,
         }
     }
 
