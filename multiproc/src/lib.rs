@@ -147,6 +147,7 @@ mod sys;
 
 pub mod codec;
 pub mod connection;
+pub mod handle;
 pub mod process;
 pub mod queue;
 #[allow(unsafe_code)]

@@ -5,6 +5,7 @@ pub(crate) mod futex;
 pub(crate) mod identity;
 pub(crate) mod mman;
 pub(crate) mod process;
+pub(crate) mod scm;
 pub(crate) mod shm;
 pub(crate) mod signal;
 

@@ -1,0 +1,415 @@
+//! Descriptor passing over `AF_UNIX` stream sockets: [`sendmsg(2)`] and [`recvmsg(2)`] with
+//! `SCM_RIGHTS` control messages ([`unix(7)`]).
+//!
+//! On a stream socket the kernel attaches the descriptors to the first bytes of the
+//! `sendmsg` that carried them, and a `recvmsg` never reads past the bytes of one such
+//! send: the descriptors come with the read that takes those bytes, never later.
+//!
+//! [`sendmsg(2)`]: https://man7.org/linux/man-pages/man2/sendmsg.2.html
+//! [`recvmsg(2)`]: https://man7.org/linux/man-pages/man2/recvmsg.2.html
+//! [`unix(7)`]: https://man7.org/linux/man-pages/man7/unix.7.html
+
+// Until `Connection` sends and receives through this module (next step).
+#![cfg_attr(not(test), allow(dead_code))]
+
+use std::io;
+use std::mem::{size_of, MaybeUninit};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use super::cvt_r;
+use super::fd::write_all_vectored;
+
+/// The most descriptors one message may carry: Linux's `SCM_MAX_FD`. A sender that attaches
+/// more gets `EINVAL` from the kernel, so we refuse earlier with a clear message.
+pub(crate) const MAX_FDS: usize = 253;
+
+/// Bytes of control data for [`MAX_FDS`] descriptors.
+// SAFETY: CMSG_SPACE is pure arithmetic on its argument (it is `unsafe` only because libc
+// declares every CMSG_ helper so).
+const CMSG_BUF_LEN: usize =
+    unsafe { libc::CMSG_SPACE((MAX_FDS * size_of::<RawFd>()) as u32) } as usize;
+
+/// Control-message storage, aligned for `cmsghdr` (whose first field is a `size_t`).
+#[repr(C, align(8))]
+struct CmsgBuf([MaybeUninit<u8>; CMSG_BUF_LEN]);
+
+const _: () = assert!(std::mem::align_of::<CmsgBuf>() >= std::mem::align_of::<libc::cmsghdr>());
+
+impl CmsgBuf {
+    fn new() -> CmsgBuf {
+        CmsgBuf([MaybeUninit::uninit(); CMSG_BUF_LEN])
+    }
+}
+
+/// Sends every byte of `bufs`, in order, with `fds` attached to the first of them; the
+/// caller keeps its descriptors (the receiver gets new ones to the same open files).
+/// `MSG_NOSIGNAL`: a closed peer gives `BrokenPipe`, not `SIGPIPE`.
+///
+/// # Errors
+/// `InvalidInput` for more than [`MAX_FDS`] descriptors or no bytes to carry them (a stream
+/// socket cannot deliver descriptors without data); `ENOTSOCK` when `sock` is not a socket
+/// (a pipe cannot carry descriptors); otherwise what `sendmsg` reports.
+pub(crate) fn send_with_fds(
+    sock: BorrowedFd<'_>,
+    bufs: &[&[u8]],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<()> {
+    if fds.len() > MAX_FDS {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "one message can carry at most {MAX_FDS} descriptors, not {}",
+                fds.len()
+            ),
+        ));
+    }
+    let iov: Vec<libc::iovec> = bufs
+        .iter()
+        .filter(|b| !b.is_empty())
+        .map(|b| libc::iovec {
+            iov_base: b.as_ptr() as *mut libc::c_void,
+            iov_len: b.len(),
+        })
+        .collect();
+    if iov.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "descriptors need at least one byte of data to travel with",
+        ));
+    }
+    if iov.len() > libc::UIO_MAXIOV as usize {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "too many slices for one message",
+        ));
+    }
+    let mut control = CmsgBuf::new();
+    // SAFETY: a zeroed msghdr is a valid "no address, no iovecs, no control" header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = iov.len() as _;
+    if !fds.is_empty() {
+        let data_len = (fds.len() * size_of::<RawFd>()) as u32;
+        msg.msg_control = control.0.as_mut_ptr().cast();
+        // SAFETY: pure arithmetic; `data_len` is at most MAX_FDS descriptors, so the space
+        // fits in `control` (CMSG_BUF_LEN was computed for MAX_FDS).
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(data_len) } as _;
+        // SAFETY: `msg_control` points at `msg_controllen >= size_of::<cmsghdr>()` bytes, so
+        // CMSG_FIRSTHDR returns that (suitably aligned) pointer, not null.
+        let cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+        // SAFETY: `cmsg` points at the start of `control`, aligned and large enough for a
+        // header followed by `data_len` bytes (CMSG_SPACE(data_len) <= CMSG_BUF_LEN);
+        // the descriptors are copied unaligned because CMSG_DATA only promises byte
+        // alignment.
+        unsafe {
+            cmsg.write(libc::cmsghdr {
+                cmsg_len: libc::CMSG_LEN(data_len) as _,
+                cmsg_level: libc::SOL_SOCKET,
+                cmsg_type: libc::SCM_RIGHTS,
+            });
+            let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+            for (i, fd) in fds.iter().enumerate() {
+                data.add(i).write_unaligned(fd.as_raw_fd());
+            }
+        }
+    }
+    // SAFETY: `msg` points at live iovecs over readable slices and at initialised control
+    // data naming descriptors that stay open (borrowed) for the call. EINTR means nothing
+    // was sent (a stream socket reports a partial send as a count), so retrying with the
+    // descriptors again sends them once.
+    let sent =
+        cvt_r(|| unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) })? as usize;
+    // The descriptors went with the first byte; the rest, if the buffer was full, goes as
+    // plain data.
+    let mut skip = sent;
+    let rest: Vec<&[u8]> = bufs
+        .iter()
+        .filter_map(|b| {
+            let take = skip.min(b.len());
+            skip -= take;
+            Some(&b[take..]).filter(|r| !r.is_empty())
+        })
+        .collect();
+    write_all_vectored(sock, &rest)
+}
+
+/// What one [`recv_with_fds`] brought.
+#[derive(Debug)]
+pub(crate) struct Received {
+    /// Bytes appended to the vector; 0 at end of file.
+    pub(crate) len: usize,
+    /// The descriptors that came with them (close-on-exec), or, when the kernel had to drop
+    /// some (more than [`MAX_FDS`], or this process is out of descriptors), the error; the
+    /// ones that did arrive are closed then, never leaked. The bytes are good either way.
+    pub(crate) fds: io::Result<Vec<OwnedFd>>,
+}
+
+/// Appends at most `max` bytes to `vec`'s spare capacity with [`recvmsg(2)`], taking the
+/// descriptors that ride with them. With `nowait` (`MSG_DONTWAIT`) it returns `Ok(None)`
+/// when nothing is there yet; otherwise it blocks. Retries on `EINTR`.
+///
+/// # Errors
+/// `ENOTSOCK` when `sock` is not a socket; otherwise what `recvmsg` reports.
+///
+/// [`recvmsg(2)`]: https://man7.org/linux/man-pages/man2/recvmsg.2.html
+pub(crate) fn recv_with_fds(
+    sock: BorrowedFd<'_>,
+    vec: &mut Vec<u8>,
+    max: usize,
+    nowait: bool,
+) -> io::Result<Option<Received>> {
+    recv_with_control(sock, vec, max, nowait, CMSG_BUF_LEN)
+}
+
+/// [`recv_with_fds`] with room for `control_len <= CMSG_BUF_LEN` bytes of control data
+/// (the tests use less to make the kernel truncate).
+fn recv_with_control(
+    sock: BorrowedFd<'_>,
+    vec: &mut Vec<u8>,
+    max: usize,
+    nowait: bool,
+    control_len: usize,
+) -> io::Result<Option<Received>> {
+    let spare = vec.spare_capacity_mut();
+    let want = max.min(spare.len());
+    let mut iov = libc::iovec {
+        iov_base: spare.as_mut_ptr().cast(),
+        iov_len: want,
+    };
+    let mut control = CmsgBuf::new();
+    // SAFETY: a zeroed msghdr is a valid "no address, no iovecs, no control" header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.0.as_mut_ptr().cast();
+    msg.msg_controllen = control_len.min(CMSG_BUF_LEN) as _;
+    let mut flags = libc::MSG_CMSG_CLOEXEC;
+    if nowait {
+        flags |= libc::MSG_DONTWAIT;
+    }
+    // SAFETY: the iovec describes `want` writable bytes of `vec`'s spare capacity and the
+    // control pointer `msg_controllen <= CMSG_BUF_LEN` writable bytes; recvmsg writes within both and updates
+    // `msg_controllen` and `msg_flags`.
+    let n = match cvt_r(|| unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, flags) }) {
+        Ok(n) => n as usize,
+        Err(e) if nowait && e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    // SAFETY: recvmsg initialised the first `n <= want <= spare.len()` bytes of the spare
+    // capacity, so the new length stays within the capacity over initialised bytes.
+    unsafe { vec.set_len(vec.len() + n) };
+    // Take ownership of every descriptor first, so none leaks whatever happens next.
+    // SAFETY: `msg` was filled by a successful recvmsg: its control data is
+    // `msg_controllen` initialised bytes of `control`.
+    let fds = unsafe { take_rights(&msg) };
+    let fds = if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        drop(fds);
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "descriptors were lost in transit: the message carried more than this process \
+             could take (its descriptor limit, or more than 253 in one message)",
+        ))
+    } else {
+        Ok(fds)
+    };
+    Ok(Some(Received { len: n, fds }))
+}
+
+/// The descriptors of every `SCM_RIGHTS` message in `msg`'s control data, owned. Other
+/// control messages (credentials) are skipped.
+///
+/// # Safety
+/// `msg.msg_control` must point at `msg.msg_controllen` initialised bytes of control data
+/// written by a successful `recvmsg`, whose `SCM_RIGHTS` descriptors nothing owns yet.
+unsafe fn take_rights(msg: &libc::msghdr) -> Vec<OwnedFd> {
+    let mut fds = Vec::new();
+    // SAFETY: per this function's contract the control data is the kernel's, so FIRSTHDR
+    // and NXTHDR walk well-formed headers and stop (null) at its end.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(msg) };
+    while !cmsg.is_null() {
+        // SAFETY: a non-null header from CMSG_FIRSTHDR/NXTHDR lies within the control data,
+        // aligned for `cmsghdr`.
+        let hdr = unsafe { cmsg.read() };
+        if hdr.cmsg_level == libc::SOL_SOCKET && hdr.cmsg_type == libc::SCM_RIGHTS {
+            // SAFETY: pure arithmetic.
+            let header_len = unsafe { libc::CMSG_LEN(0) } as usize;
+            let count = (hdr.cmsg_len as usize).saturating_sub(header_len) / size_of::<RawFd>();
+            // SAFETY: the kernel wrote `cmsg_len` bytes for this message, so `count`
+            // descriptors follow its header (read unaligned: CMSG_DATA promises bytes).
+            let data = unsafe { libc::CMSG_DATA(cmsg) }.cast::<RawFd>();
+            for i in 0..count {
+                // SAFETY: `i < count`, within this message's data, as above.
+                let raw = unsafe { data.add(i).read_unaligned() };
+                // SAFETY: the kernel installed this descriptor in our table for this
+                // message; nothing else knows its number yet (caller's contract).
+                fds.push(unsafe { OwnedFd::from_raw_fd(raw) });
+            }
+        }
+        // SAFETY: `cmsg` is a header of `msg`'s control data, as above.
+        cmsg = unsafe { libc::CMSG_NXTHDR(msg, cmsg) };
+    }
+    fds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fd::{read, socketpair};
+    use super::super::mman::{file_len, memfd};
+    use super::*;
+    use std::os::fd::AsFd;
+
+    fn recv_all(sock: BorrowedFd<'_>, len: usize) -> (Vec<u8>, Vec<OwnedFd>) {
+        let mut bytes = Vec::with_capacity(len);
+        let mut fds = Vec::new();
+        while bytes.len() < len {
+            let got = recv_with_fds(sock, &mut bytes, len, false)
+                .unwrap()
+                .unwrap();
+            assert!(got.len > 0, "unexpected end of file");
+            fds.extend(got.fds.unwrap());
+        }
+        (bytes, fds)
+    }
+
+    #[test]
+    fn descriptors_travel_beside_the_bytes() {
+        let (a, b) = socketpair().unwrap();
+        let file = memfd(c"scm-test", 4096).unwrap();
+        send_with_fds(a.as_fd(), &[b"he", b"llo"], &[file.as_fd(), file.as_fd()]).unwrap();
+        let (bytes, fds) = recv_all(b.as_fd(), 5);
+        assert_eq!(bytes, b"hello");
+        assert_eq!(fds.len(), 2);
+        for fd in &fds {
+            assert_ne!(fd.as_raw_fd(), file.as_raw_fd(), "a new descriptor");
+            assert_eq!(file_len(fd.as_fd()).unwrap(), 4096, "to the same file");
+            // SAFETY: F_GETFD on an open descriptor only reads its flags.
+            let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) };
+            assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC, "close-on-exec");
+        }
+    }
+
+    #[test]
+    fn plain_bytes_arrive_without_descriptors() {
+        let (a, b) = socketpair().unwrap();
+        send_with_fds(a.as_fd(), &[b"abc"], &[]).unwrap();
+        let (bytes, fds) = recv_all(b.as_fd(), 3);
+        assert_eq!((bytes.as_slice(), fds.len()), (&b"abc"[..], 0));
+    }
+
+    #[test]
+    fn nowait_says_when_nothing_is_there_and_eof_is_zero() {
+        let (a, b) = socketpair().unwrap();
+        let mut v = Vec::with_capacity(8);
+        assert!(recv_with_fds(b.as_fd(), &mut v, 8, true).unwrap().is_none());
+        drop(a);
+        let got = recv_with_fds(b.as_fd(), &mut v, 8, true).unwrap().unwrap();
+        assert_eq!(got.len, 0);
+        assert!(got.fds.unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_large_message_keeps_its_descriptors_with_its_first_bytes() {
+        let (a, b) = socketpair().unwrap();
+        let file = memfd(c"scm-big", 64).unwrap();
+        let big = vec![7u8; 1 << 20];
+        let sender = std::thread::spawn(move || {
+            send_with_fds(a.as_fd(), &[&big], &[file.as_fd()]).unwrap();
+        });
+        let mut bytes = Vec::with_capacity(1 << 20);
+        let first = recv_with_fds(b.as_fd(), &mut bytes, 1 << 20, false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.fds.unwrap().len(), 1, "with the first read");
+        let (rest, later) = recv_all(b.as_fd(), (1 << 20) - bytes.len());
+        assert!(later.is_empty());
+        assert_eq!(bytes.len() + rest.len(), 1 << 20);
+        sender.join().unwrap();
+    }
+
+    #[test]
+    fn too_many_or_no_bytes_are_refused() {
+        let (a, _b) = socketpair().unwrap();
+        let many: Vec<BorrowedFd<'_>> = (0..=MAX_FDS).map(|_| a.as_fd()).collect();
+        let err = send_with_fds(a.as_fd(), &[b"x"], &many).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        let err = send_with_fds(a.as_fd(), &[b""], &[a.as_fd()]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn a_pipe_cannot_carry_descriptors() {
+        let (r, w) = std::io::pipe().unwrap();
+        let w = OwnedFd::from(w);
+        let r = OwnedFd::from(r);
+        let err = send_with_fds(w.as_fd(), &[b"x"], &[w.as_fd()]).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOTSOCK));
+        let mut v = Vec::with_capacity(4);
+        let err = recv_with_fds(r.as_fd(), &mut v, 4, true).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOTSOCK));
+    }
+
+    /// A socket end to send as a descriptor, and a probe that tells whether every copy of it
+    /// is closed (the probe then reads end of file). Unlike counting `/proc/self/fd`, this
+    /// is exact while other test threads open and close descriptors.
+    fn traced() -> (OwnedFd, OwnedFd) {
+        socketpair().unwrap()
+    }
+
+    fn all_copies_closed(probe: &OwnedFd) -> bool {
+        let mut v = Vec::with_capacity(1);
+        recv_with_fds(probe.as_fd(), &mut v, 1, true)
+            .unwrap()
+            .is_some_and(|r| r.len == 0)
+    }
+
+    #[test]
+    fn a_plain_read_drops_descriptors_and_leaks_none() {
+        // What a peer that does not expect descriptors sees: the bytes, and the kernel
+        // closes the descriptors it could not deliver.
+        let (a, b) = socketpair().unwrap();
+        let (sent, probe) = traced();
+        send_with_fds(a.as_fd(), &[b"x"], &[sent.as_fd()]).unwrap();
+        drop(sent);
+        let mut buf = [0u8; 1];
+        assert_eq!(read(b.as_fd(), &mut buf).unwrap(), 1);
+        assert!(all_copies_closed(&probe));
+    }
+
+    #[test]
+    fn truncated_control_data_is_an_error_and_closes_what_arrived() {
+        let (a, b) = socketpair().unwrap();
+        let (sent, probe) = traced();
+        let ten: Vec<BorrowedFd<'_>> = (0..10).map(|_| sent.as_fd()).collect();
+        send_with_fds(a.as_fd(), &[b"x"], &ten).unwrap();
+        drop(ten);
+        drop(sent);
+        // Room for two descriptors: the kernel installs two, drops eight, says MSG_CTRUNC.
+        // SAFETY: pure arithmetic.
+        let room = unsafe { libc::CMSG_SPACE(2 * size_of::<RawFd>() as u32) } as usize;
+        let mut v = Vec::with_capacity(4);
+        let got = recv_with_control(b.as_fd(), &mut v, 4, false, room)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (got.len, v.as_slice()),
+            (1, &b"x"[..]),
+            "the bytes are good"
+        );
+        let err = got.fds.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(all_copies_closed(&probe), "what did arrive was closed");
+    }
+
+    #[test]
+    fn received_descriptors_are_owned_once() {
+        let (a, b) = socketpair().unwrap();
+        let (sent, probe) = traced();
+        send_with_fds(a.as_fd(), &[b"x"], &[sent.as_fd(), sent.as_fd()]).unwrap();
+        drop(sent);
+        let (_, fds) = recv_all(b.as_fd(), 1);
+        assert_eq!(fds.len(), 2);
+        assert!(!all_copies_closed(&probe));
+        drop(fds);
+        assert!(all_copies_closed(&probe));
+    }
+}
