@@ -1,10 +1,12 @@
 //! Pipes between processes: [`pipe`], [`pipe_oneway`] and their [`Connection`] ends.
 //!
 //! A connection carries whole messages. [`Connection::send`] / [`Connection::recv`] move
-//! serde values through the default [`Binary`] codec;
+//! serde values through the default [`Binary`](crate::codec::Binary) codec;
 //! [`send_bytes`](Connection::send_bytes) / [`recv_bytes`](Connection::recv_bytes) move
 //! raw bytes. Each message is framed exactly as Python's `multiprocessing.connection`
-//! frames it (see `frame.rs`), so raw bytes interoperate with Python.
+//! frames it (see `frame.rs`), so raw bytes interoperate with Python. A value that holds
+//! handles (a connection end, a queue, a lock; see [`handle`]) carries their
+//! descriptors beside its bytes, in a frame shape of its own.
 //!
 //! # EOF and inherited ends
 //!
@@ -17,16 +19,19 @@
 
 mod frame;
 
+use std::collections::VecDeque;
 use std::fmt;
+use std::io;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::de::{DeserializeOwned, Error as _};
+use serde::ser::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::codec::{Binary, Codec};
 use crate::error::{Error, Result};
+use crate::handle;
 use crate::process::inherit;
 use crate::sync::park;
 use crate::sys;
@@ -78,6 +83,20 @@ const SOCKET_BUF: usize = 4 * 1024 * 1024;
 /// allocate memory it never sends.
 const GROW_STEP: usize = 8 * 1024 * 1024;
 
+/// The descriptors one read brought (or the error of a read that lost some), and where that
+/// read's bytes went in the read buffer: `buf[from..to]`, shifted when the buffer moves
+/// (negative once consumed).
+///
+/// The kernel delivers a sender's descriptors with the first bytes of the `sendmsg` that
+/// carried them and ends that read within those bytes, so they belong to the frame that
+/// starts in this read and runs to (or past) its end: the last frame starting in it.
+#[derive(Debug)]
+struct Batch {
+    from: i64,
+    to: i64,
+    fds: io::Result<Vec<OwnedFd>>,
+}
+
 /// One end of a pipe: sends and receives whole messages.
 ///
 /// `D` is [`Duplex`] for both ends of [`pipe`]; [`pipe_oneway`] gives a
@@ -92,6 +111,9 @@ pub struct Connection<D = Duplex> {
     /// few pages.
     buf: Vec<u8>,
     start: usize,
+    /// Descriptors that arrived and no frame claimed yet, one entry per read that brought
+    /// some, oldest first.
+    fds: VecDeque<Batch>,
     /// Reused for encoding `send`, so steady-state sends allocate nothing.
     scratch: Vec<u8>,
     _dir: PhantomData<D>,
@@ -174,6 +196,7 @@ impl<D> Connection<D> {
             fd,
             buf: Vec::new(),
             start: 0,
+            fds: VecDeque::new(),
             scratch: Vec::new(),
             _dir: PhantomData,
         }
@@ -220,15 +243,14 @@ impl<D: Readable> Connection<D> {
     /// [`Error::Protocol`] when the peer died mid-message or sent a malformed frame;
     /// [`Error::Codec`] when the bytes are not a `T`.
     pub fn recv<T: DeserializeOwned>(&mut self) -> Result<T> {
-        let len = self.read_header()?;
+        let (len, fds) = self.read_header()?;
         if len <= (self.buf.len() - self.start) as u64 {
-            let len = len as usize;
-            let value = Binary::decode(&self.buf[self.start..self.start + len]);
-            self.start += len;
-            return value;
+            let bytes = self.start..self.start + len as usize;
+            self.start = bytes.end;
+            return handle::decode(&self.buf[bytes], fds?);
         }
         let bytes = self.read_payload(len)?;
-        Binary::decode(&bytes)
+        handle::decode(&bytes, fds?)
     }
 
     /// Like [`recv`](Self::recv), but waits at most `timeout` for the message to start.
@@ -249,8 +271,10 @@ impl<D: Readable> Connection<D> {
     /// # Errors
     /// As [`recv`](Self::recv), without the codec error.
     pub fn recv_bytes(&mut self) -> Result<Vec<u8>> {
-        let len = self.read_header()?;
-        self.read_payload(len)
+        let (len, fds) = self.read_header()?;
+        let bytes = self.read_payload(len)?;
+        bytes_only(fds)?;
+        Ok(bytes)
     }
 
     /// Receives one message as raw bytes if it is at most `max` bytes long.
@@ -262,7 +286,7 @@ impl<D: Readable> Connection<D> {
     /// [`Error::MessageTooLong`] for a longer message; otherwise as
     /// [`recv_bytes`](Self::recv_bytes).
     pub fn recv_bytes_max(&mut self, max: usize) -> Result<Vec<u8>> {
-        let len = self.read_header()?;
+        let (len, fds) = self.read_header()?;
         if len > max as u64 {
             self.discard(len)?;
             return Err(Error::MessageTooLong {
@@ -270,7 +294,9 @@ impl<D: Readable> Connection<D> {
                 max: max as u64,
             });
         }
-        self.read_payload(len)
+        let bytes = self.read_payload(len)?;
+        bytes_only(fds)?;
+        Ok(bytes)
     }
 
     /// Receives one message into `buf` (from its start) and returns its length. Bytes of
@@ -280,7 +306,7 @@ impl<D: Readable> Connection<D> {
     /// [`Error::BufferTooShort`] carrying the whole message when it does not fit (the message
     /// is consumed); otherwise as [`recv_bytes`](Self::recv_bytes).
     pub fn recv_bytes_into(&mut self, buf: &mut [u8]) -> Result<usize> {
-        let len = self.read_header()?;
+        let (len, fds) = self.read_header()?;
         if len > buf.len() as u64 {
             let message = self.read_payload(len)?;
             return Err(Error::BufferTooShort { message });
@@ -290,6 +316,7 @@ impl<D: Readable> Connection<D> {
         buf[..from_buf].copy_from_slice(&self.buf[self.start..self.start + from_buf]);
         self.start += from_buf;
         self.read_exact_direct(&mut buf[from_buf..len])?;
+        bytes_only(fds)?;
         Ok(len)
     }
 
@@ -299,20 +326,25 @@ impl<D: Readable> Connection<D> {
             self.buf = Vec::with_capacity(READ_BUF);
         }
         if self.start == self.buf.len() {
+            self.shift_batches(self.buf.len());
             self.start = 0;
             self.buf.clear();
         } else if self.buf.len() == self.buf.capacity() {
+            self.shift_batches(self.start);
             self.buf.drain(..self.start);
             self.start = 0;
         }
+        let from = self.buf.len() as i64;
         // Data that arrives within the spin budget is taken without sleeping: a sleeping
         // reader costs the writer a cross-CPU wake-up (tens of microseconds here).
+        // Every read takes the descriptors that may ride with the bytes: a plain read would
+        // let the kernel drop them.
         let (fd, buf) = (self.fd.as_fd(), &mut self.buf);
         let mut got = None;
         park::spin_until(
-            || match sys::fd::recv_nowait_to_spare(fd, buf) {
-                Ok(Some(n)) => {
-                    got = Some(n);
+            || match sys::scm::try_recv_with_fds(fd, buf, usize::MAX) {
+                Ok(Some(received)) => {
+                    got = Some(received);
                     true
                 }
                 Ok(None) => false,
@@ -321,25 +353,77 @@ impl<D: Readable> Connection<D> {
             },
             None,
         );
-        match got {
-            Some(n) => Ok(n),
-            None => {
-                let room = self.buf.capacity() - self.buf.len();
-                Ok(sys::fd::read_to_spare(
-                    self.fd.as_fd(),
-                    &mut self.buf,
-                    room,
-                )?)
-            }
+        let received = match got {
+            Some(received) => received,
+            None => sys::scm::recv_with_fds(fd, buf, usize::MAX)?,
+        };
+        if !matches!(&received.fds, Ok(fds) if fds.is_empty()) {
+            self.fds.push_back(Batch {
+                from,
+                to: from + received.len as i64,
+                fds: received.fds,
+            });
+        }
+        Ok(received.len)
+    }
+
+    /// Moves the recorded read positions when the first `by` bytes of the buffer go.
+    fn shift_batches(&mut self, by: usize) {
+        for batch in &mut self.fds {
+            batch.from -= by as i64;
+            batch.to -= by as i64;
         }
     }
 
-    /// Reads the next frame header and returns the payload length.
-    fn read_header(&mut self) -> Result<u64> {
+    /// The descriptors of the frame at `buf[at..end]` (`end` may lie beyond the buffer),
+    /// which announced `count` of them (`None`: a plain frame, which claims none). Batches
+    /// from reads that ended before the frame came with no frame that announced them (a
+    /// misbehaving peer): they are closed.
+    fn claim_fds(&mut self, count: Option<u32>, at: usize, end: u64) -> Result<Vec<OwnedFd>> {
+        let at = at as i64;
+        while self.fds.front().is_some_and(|b| b.to <= at) {
+            self.fds.pop_front();
+        }
+        let Some(count) = count else {
+            return Ok(Vec::new());
+        };
+        let ours = self
+            .fds
+            .front()
+            .is_some_and(|b| b.from <= at && end >= b.to as u64);
+        let batch = if ours { self.fds.pop_front() } else { None };
+        match batch {
+            Some(Batch { fds: Ok(fds), .. }) if fds.len() == count as usize => Ok(fds),
+            Some(Batch { fds: Ok(fds), .. }) => Err(Error::protocol(format!(
+                "the message announces {count} descriptors but {} came with it",
+                fds.len()
+            ))),
+            Some(Batch { fds: Err(e), .. }) => Err(Error::protocol(e)),
+            None => Err(Error::protocol(format!(
+                "the message announces {count} descriptors but none came with it"
+            ))),
+        }
+    }
+
+    /// Reads the next frame header and returns the payload length and the frame's
+    /// descriptors. A problem with the descriptors alone (lost in transit, a count that does
+    /// not match) comes as the inner error, so the caller still consumes the payload and the
+    /// connection stays in step.
+    fn read_header(&mut self) -> Result<(u64, Result<Vec<OwnedFd>>)> {
         loop {
-            if let Some((len, header_len)) = frame::decode_header(self.buffered())? {
-                self.start += header_len;
-                return Ok(len);
+            let buffered = self.buffered();
+            if let Some((count, prefix_len)) = frame::decode_fds_prefix(buffered)? {
+                if let Some((len, header_len)) = frame::decode_header(&buffered[prefix_len..])? {
+                    let at = self.start;
+                    self.start += prefix_len + header_len;
+                    let fds = if count.is_none() && self.fds.is_empty() {
+                        Ok(Vec::new()) // the common case, kept cheap
+                    } else {
+                        let end = (self.start as u64).saturating_add(len);
+                        self.claim_fds(count, at, end)
+                    };
+                    return Ok((len, fds));
+                }
             }
             let had = self.buf.len() - self.start;
             if self.fill()? == 0 {
@@ -438,6 +522,17 @@ pub(crate) fn wait_readable(fds: &[RawFd], timeout: Option<Duration>) -> Result<
     Ok(sys::fd::poll_readable(fds, left)?)
 }
 
+/// For the raw-bytes receives: a message with descriptors is a value with handles, which only
+/// [`Connection::recv`] can rebuild (its descriptors are closed here).
+fn bytes_only(fds: Result<Vec<OwnedFd>>) -> Result<()> {
+    match fds?.len() {
+        0 => Ok(()),
+        n => Err(Error::protocol(format!(
+            "the message carries {n} descriptors (a value with handles): receive it with recv"
+        ))),
+    }
+}
+
 fn truncated(got: usize, len: usize) -> Error {
     Error::protocol(format!(
         "peer closed the connection mid-message: got {got} of {len} bytes"
@@ -445,7 +540,9 @@ fn truncated(got: usize, len: usize) -> Error {
 }
 
 impl<D: Writable> Connection<D> {
-    /// Encodes `value` with the default codec and sends it as one message.
+    /// Encodes `value` with the default codec and sends it as one message. The descriptors
+    /// of the handles in `value` (connection ends, queues, locks, ...) go with it; this
+    /// process keeps its own handles.
     ///
     /// # Errors
     /// [`Error::Codec`] when the value cannot be encoded; [`Error::Io`] with
@@ -454,14 +551,24 @@ impl<D: Writable> Connection<D> {
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         scratch.resize(frame::MAX_HEADER, 0);
-        let result = Binary::encode(value, &mut scratch).and_then(|()| {
+        let result = handle::encode_into(value, &mut scratch).and_then(|fds| {
             let len = (scratch.len() - frame::MAX_HEADER) as u64;
             let head: &mut [u8; frame::MAX_HEADER] = (&mut scratch[..frame::MAX_HEADER])
                 .try_into()
                 .expect("header room");
             let header_len = frame::encode_header(len, head);
             let frame = &scratch[frame::MAX_HEADER - header_len..];
-            Ok(sys::fd::send_all(self.fd.as_fd(), frame)?)
+            if fds.is_empty() {
+                return Ok(sys::fd::send_all(self.fd.as_fd(), frame)?);
+            }
+            // The count fits: `encode_into` refused more than `MAX_FDS`.
+            let prefix = frame::encode_fds_prefix(fds.len() as u32);
+            let fds: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
+            Ok(sys::scm::send_with_fds(
+                self.fd.as_fd(),
+                &[&prefix, frame],
+                &fds,
+            )?)
         });
         // Keep small scratch buffers for the next send; give large ones back.
         if scratch.capacity() <= READ_BUF {
@@ -518,10 +625,68 @@ impl From<OwnedFd> for Connection<Duplex> {
     }
 }
 
+/// What a connection end writes when it travels: its socket (a handle) and its direction, so
+/// it cannot arrive as an end of another direction.
+#[derive(Serialize)]
+struct EndRef<'a> {
+    #[serde(with = "handle")]
+    fd: BorrowedFd<'a>,
+    direction: &'a str,
+}
+
+#[derive(Deserialize)]
+struct End {
+    #[serde(with = "handle")]
+    fd: OwnedFd,
+    direction: String,
+}
+
+macro_rules! travel {
+    ($($dir:ident)*) => {$(
+        /// Sent through a connection (or given to a child as an argument), an end arrives as
+        /// one more copy of the same end: the peer sees end of file once every copy, in every
+        /// process, is dropped. An end holding received bytes that were not read yet refuses
+        /// to travel (they would be lost).
+        impl Serialize for Connection<$dir> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                if self.start < self.buf.len() || !self.fds.is_empty() {
+                    return Err(handle::failure(
+                        "a connection end holding received data not read yet cannot be sent"
+                            .into(),
+                        S::Error::custom,
+                    ));
+                }
+                EndRef {
+                    fd: self.fd.as_fd(),
+                    direction: stringify!($dir),
+                }
+                .serialize(serializer)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for Connection<$dir> {
+            fn deserialize<De: Deserializer<'de>>(deserializer: De) -> Result<Self, De::Error> {
+                let end = End::deserialize(deserializer)?;
+                if end.direction != stringify!($dir) {
+                    return Err(handle::failure(
+                        format!(
+                            "expected a {} connection end, got a {} one",
+                            stringify!($dir),
+                            end.direction
+                        ),
+                        De::Error::custom,
+                    ));
+                }
+                Ok(Connection::from_fd(end.fd))
+            }
+        }
+    )*};
+}
+travel! { Duplex RecvOnly SendOnly }
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io;
 
     #[test]
     fn connection_is_send() {
@@ -633,6 +798,180 @@ mod tests {
             Err(Error::Timeout)
         ));
         assert!(t.elapsed() >= Duration::from_millis(30));
+        Ok(())
+    }
+
+    /// Whether every copy of `conn`'s peer is closed: it reads end of file at once.
+    fn peer_gone(conn: &mut Connection<Duplex>) -> bool {
+        conn.poll(Some(Duration::ZERO)).unwrap() && matches!(conn.recv_bytes(), Err(Error::Eof))
+    }
+
+    #[test]
+    fn cn_21_an_end_sent_through_a_connection_works_there() -> Result<()> {
+        let (mut a, mut b) = pipe()?;
+        let (x, mut y) = pipe()?;
+        a.send(&("here", &x))?;
+        let (tag, mut x2): (String, Connection) = b.recv()?;
+        assert_eq!(tag, "here");
+        x2.send(&7u8)?;
+        assert_eq!(y.recv::<u8>()?, 7);
+        y.send(&8u8)?;
+        assert_eq!(x2.recv::<u8>()?, 8);
+        drop(x);
+        assert!(
+            !y.poll(Some(Duration::ZERO))?,
+            "the receiver's copy is still open"
+        );
+        drop(x2);
+        assert!(peer_gone(&mut y), "EOF once both copies are dropped");
+        Ok(())
+    }
+
+    #[test]
+    fn cn_21_every_direction_travels_and_keeps_its_direction() -> Result<()> {
+        let (mut a, mut b) = pipe()?;
+        let (rx, tx) = pipe_oneway()?;
+        a.send(&tx)?;
+        a.send(&rx)?;
+        let mut tx2: Connection<SendOnly> = b.recv()?;
+        let mut rx2: Connection<RecvOnly> = b.recv()?;
+        tx2.send(&"one way")?;
+        assert_eq!(rx2.recv::<String>()?, "one way");
+        a.send(&tx)?;
+        let err = b.recv::<Connection<RecvOnly>>().unwrap_err();
+        assert!(
+            matches!(&err, Error::Codec(e) if e.to_string().contains("expected a RecvOnly")),
+            "{err}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn messages_with_and_without_descriptors_interleave() -> Result<()> {
+        let (mut a, mut b) = pipe()?;
+        let mut ends = Vec::new();
+        for i in 0..40u32 {
+            if i % 3 == 0 {
+                let (x, y) = pipe()?;
+                a.send(&(i, Some(x)))?;
+                ends.push(y);
+            } else {
+                a.send(&(i, None::<Connection>))?;
+            }
+        }
+        a.send_bytes(b"plain bytes too")?;
+        for i in 0..40u32 {
+            let (j, end): (u32, Option<Connection>) = b.recv()?;
+            assert_eq!(j, i);
+            if let Some(mut end) = end {
+                end.send(&i)?;
+            }
+        }
+        assert_eq!(b.recv_bytes()?, b"plain bytes too");
+        for (k, mut y) in ends.into_iter().enumerate() {
+            assert_eq!(y.recv::<u32>()?, 3 * k as u32);
+            assert!(peer_gone(&mut y), "the received copy was dropped after use");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_large_message_carries_its_descriptors() -> Result<()> {
+        let (mut a, mut b) = pipe()?;
+        let (x, mut y) = pipe()?;
+        let big = vec![0x5au8; 3 * READ_BUF + 17];
+        let sender = std::thread::spawn(move || -> Result<()> {
+            a.send(&(serde_bytes::ByteBuf::from(big), x))?;
+            a.send(&1u8)
+        });
+        let (bytes, mut x2): (serde_bytes::ByteBuf, Connection) = b.recv()?;
+        assert_eq!(bytes.len(), 3 * READ_BUF + 17);
+        assert!(bytes.iter().all(|&v| v == 0x5a));
+        assert_eq!(b.recv::<u8>()?, 1);
+        sender.join().unwrap()?;
+        x2.send(&2u8)?;
+        assert_eq!(y.recv::<u8>()?, 2);
+        drop(x2);
+        assert!(peer_gone(&mut y));
+        Ok(())
+    }
+
+    #[test]
+    fn raw_bytes_calls_refuse_a_message_with_handles_and_close_them() -> Result<()> {
+        let (mut a, mut b) = pipe()?;
+        let (x, mut y) = pipe()?;
+        a.send(&x)?;
+        drop(x);
+        a.send_bytes(b"after")?;
+        let err = b.recv_bytes().unwrap_err();
+        assert!(
+            matches!(&err, Error::Protocol(e) if e.to_string().contains("recv")),
+            "{err}"
+        );
+        assert!(
+            peer_gone(&mut y),
+            "the refused message's descriptor was closed"
+        );
+        assert_eq!(b.recv_bytes()?, b"after", "the connection stays in step");
+        Ok(())
+    }
+
+    #[test]
+    fn cn_22_a_frame_announcing_missing_descriptors_is_a_protocol_error() -> Result<()> {
+        // A raw peer writes the descriptor prefix without sending any, then one descriptor
+        // where it announces two; each message is refused and the next one is read.
+        let (raw, b) = sys::fd::socketpair()?;
+        let mut b = Connection::<Duplex>::from(b);
+        let mut payload = Vec::new();
+        <crate::codec::Binary as crate::codec::Codec>::encode(&9u8, &mut payload)?;
+        let mut scratch = [0; frame::MAX_HEADER];
+        let header = frame::header(payload.len() as u64, &mut scratch).to_vec();
+        sys::fd::write_all_vectored(
+            raw.as_fd(),
+            &[&frame::encode_fds_prefix(1), &header, &payload],
+        )?;
+        let (x, y) = sys::fd::socketpair()?;
+        sys::scm::send_with_fds(
+            raw.as_fd(),
+            &[&frame::encode_fds_prefix(2), &header, &payload],
+            &[x.as_fd()],
+        )?;
+        drop(x);
+        sys::fd::write_all_vectored(raw.as_fd(), &[&header, &payload])?;
+        let err = b.recv::<u8>().unwrap_err();
+        assert!(
+            matches!(&err, Error::Protocol(e) if e.to_string().contains("none came")),
+            "{err}"
+        );
+        let err = b.recv::<u8>().unwrap_err();
+        assert!(
+            matches!(&err, Error::Protocol(e) if e.to_string().contains("1 came")),
+            "{err}"
+        );
+        let mut probe = Connection::<Duplex>::from(y);
+        assert!(
+            peer_gone(&mut probe),
+            "the mismatched descriptor was closed"
+        );
+        assert_eq!(b.recv::<u8>()?, 9);
+        Ok(())
+    }
+
+    #[test]
+    fn an_end_with_unread_data_refuses_to_travel() -> Result<()> {
+        let (mut a, _b) = pipe()?;
+        let (mut x, mut y) = pipe()?;
+        y.send_bytes(b"1")?;
+        y.send_bytes(b"2")?;
+        assert_eq!(x.recv_bytes()?, b"1"); // "2" may now sit in x's buffer
+        if x.buffered().is_empty() {
+            return Ok(()); // the kernel delivered them separately: nothing to check
+        }
+        let err = a.send(&x).unwrap_err();
+        assert!(
+            matches!(&err, Error::Codec(e) if e.to_string().contains("not read yet")),
+            "{err}"
+        );
         Ok(())
     }
 }

@@ -2,10 +2,9 @@
 //!
 //! Every backend provides, with `io::Result` and no crate-level error types:
 //! - `fd`: `socketpair`, `shutdown`, `set_buffer_sizes`, `dup`, `replace` (dup3), `read`,
-//!   `read_uninit`, `read_to_spare`, `recv_nowait_to_spare`, `send_all`,
-//!   `write_all_vectored`, `poll_readable`.
-//! - `scm`: `send_with_fds`, `recv_with_fds` (descriptors beside bytes on a unix socket),
-//!   `MAX_FDS`.
+//!   `read_uninit`, `read_to_spare`, `send_all`, `write_all_vectored`, `poll_readable`.
+//! - `scm`: `send_with_fds`, `recv_with_fds`, `try_recv_with_fds` (descriptors beside the
+//!   bytes on a unix socket, `SCM_RIGHTS`), `MAX_FDS`.
 //! - `futex`: `wait(word, expected, timeout)` and `wake(word, n)` on a process-shared word.
 //! - `mman`: `memfd`, `set_len`, `file_len`, `shm_open`, `shm_unlink`, `Mapping` (unmapped
 //!   on drop); `shm`: `create_named`, `open_named`.

@@ -238,33 +238,3 @@ pub(crate) fn send_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
     }
     Ok(())
 }
-
-/// Appends what is available to `vec`'s spare capacity without blocking ([`recv(2)`] with
-/// `MSG_DONTWAIT`): `Ok(Some(0))` at end of file, `Ok(None)` when nothing is there yet.
-/// Fails with `ENOTSOCK` on descriptors that are not sockets.
-///
-/// [`recv(2)`]: https://man7.org/linux/man-pages/man2/recv.2.html
-pub(crate) fn recv_nowait_to_spare(
-    fd: BorrowedFd<'_>,
-    vec: &mut Vec<u8>,
-) -> io::Result<Option<usize>> {
-    let spare = vec.spare_capacity_mut();
-    // SAFETY: `spare` is valid for writes of `spare.len()` bytes; recv writes at most that.
-    let n = cvt_r(|| unsafe {
-        libc::recv(
-            fd.as_raw_fd(),
-            spare.as_mut_ptr().cast(),
-            spare.len(),
-            libc::MSG_DONTWAIT,
-        )
-    });
-    match n {
-        Ok(n) => {
-            // SAFETY: recv initialised the first `n <= spare.len()` bytes of the spare capacity.
-            unsafe { vec.set_len(vec.len() + n as usize) };
-            Ok(Some(n as usize))
-        }
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-        Err(e) => Err(e),
-    }
-}

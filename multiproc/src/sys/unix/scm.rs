@@ -9,15 +9,12 @@
 //! [`recvmsg(2)`]: https://man7.org/linux/man-pages/man2/recvmsg.2.html
 //! [`unix(7)`]: https://man7.org/linux/man-pages/man7/unix.7.html
 
-// Until `Connection` sends and receives through this module (next step).
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::io;
 use std::mem::{size_of, MaybeUninit};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use super::cvt_r;
-use super::fd::write_all_vectored;
+use super::fd::{read_to_spare, write_all_vectored};
 
 /// The most descriptors one message may carry: Linux's `SCM_MAX_FD`. A sender that attaches
 /// more gets `EINVAL` from the kernel, so we refuse earlier with a clear message.
@@ -145,29 +142,50 @@ pub(crate) struct Received {
 }
 
 /// Appends at most `max` bytes to `vec`'s spare capacity with [`recvmsg(2)`], taking the
-/// descriptors that ride with them. With `nowait` (`MSG_DONTWAIT`) it returns `Ok(None)`
-/// when nothing is there yet; otherwise it blocks. Retries on `EINTR`.
-///
-/// # Errors
-/// `ENOTSOCK` when `sock` is not a socket; otherwise what `recvmsg` reports.
+/// descriptors that ride with them; blocks until something arrives (`len` 0: end of file).
+/// Retries on `EINTR`. On a descriptor that is not a socket (a pipe, which cannot carry
+/// descriptors) it reads plainly.
 ///
 /// [`recvmsg(2)`]: https://man7.org/linux/man-pages/man2/recvmsg.2.html
 pub(crate) fn recv_with_fds(
     sock: BorrowedFd<'_>,
     vec: &mut Vec<u8>,
     max: usize,
-    nowait: bool,
+) -> io::Result<Received> {
+    match recv_with_control(sock, vec, max, 0, CMSG_BUF_LEN) {
+        Ok(r) => Ok(r.unwrap_or(Received {
+            len: 0,
+            fds: Ok(Vec::new()),
+        })),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => Ok(Received {
+            len: read_to_spare(sock, vec, max)?,
+            fds: Ok(Vec::new()),
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+/// Like [`recv_with_fds`] without waiting (`MSG_DONTWAIT`): `Ok(None)` when nothing is
+/// there yet.
+///
+/// # Errors
+/// `ENOTSOCK` when `sock` is not a socket; otherwise what `recvmsg` reports.
+pub(crate) fn try_recv_with_fds(
+    sock: BorrowedFd<'_>,
+    vec: &mut Vec<u8>,
+    max: usize,
 ) -> io::Result<Option<Received>> {
-    recv_with_control(sock, vec, max, nowait, CMSG_BUF_LEN)
+    recv_with_control(sock, vec, max, libc::MSG_DONTWAIT, CMSG_BUF_LEN)
 }
 
 /// [`recv_with_fds`] with room for `control_len <= CMSG_BUF_LEN` bytes of control data
 /// (the tests use less to make the kernel truncate).
+/// `Ok(None)` only with `MSG_DONTWAIT` in `flags`, when nothing is there.
 fn recv_with_control(
     sock: BorrowedFd<'_>,
     vec: &mut Vec<u8>,
     max: usize,
-    nowait: bool,
+    flags: libc::c_int,
     control_len: usize,
 ) -> io::Result<Option<Received>> {
     let spare = vec.spare_capacity_mut();
@@ -183,16 +201,13 @@ fn recv_with_control(
     msg.msg_iovlen = 1;
     msg.msg_control = control.0.as_mut_ptr().cast();
     msg.msg_controllen = control_len.min(CMSG_BUF_LEN) as _;
-    let mut flags = libc::MSG_CMSG_CLOEXEC;
-    if nowait {
-        flags |= libc::MSG_DONTWAIT;
-    }
+    let flags = flags | libc::MSG_CMSG_CLOEXEC;
     // SAFETY: the iovec describes `want` writable bytes of `vec`'s spare capacity and the
     // control pointer `msg_controllen <= CMSG_BUF_LEN` writable bytes; recvmsg writes within both and updates
     // `msg_controllen` and `msg_flags`.
     let n = match cvt_r(|| unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, flags) }) {
         Ok(n) => n as usize,
-        Err(e) if nowait && e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
         Err(e) => return Err(e),
     };
     // SAFETY: recvmsg initialised the first `n <= want <= spare.len()` bytes of the spare
@@ -262,9 +277,7 @@ mod tests {
         let mut bytes = Vec::with_capacity(len);
         let mut fds = Vec::new();
         while bytes.len() < len {
-            let got = recv_with_fds(sock, &mut bytes, len, false)
-                .unwrap()
-                .unwrap();
+            let got = recv_with_fds(sock, &mut bytes, len).unwrap();
             assert!(got.len > 0, "unexpected end of file");
             fds.extend(got.fds.unwrap());
         }
@@ -300,9 +313,9 @@ mod tests {
     fn nowait_says_when_nothing_is_there_and_eof_is_zero() {
         let (a, b) = socketpair().unwrap();
         let mut v = Vec::with_capacity(8);
-        assert!(recv_with_fds(b.as_fd(), &mut v, 8, true).unwrap().is_none());
+        assert!(try_recv_with_fds(b.as_fd(), &mut v, 8).unwrap().is_none());
         drop(a);
-        let got = recv_with_fds(b.as_fd(), &mut v, 8, true).unwrap().unwrap();
+        let got = try_recv_with_fds(b.as_fd(), &mut v, 8).unwrap().unwrap();
         assert_eq!(got.len, 0);
         assert!(got.fds.unwrap().is_empty());
     }
@@ -316,9 +329,7 @@ mod tests {
             send_with_fds(a.as_fd(), &[&big], &[file.as_fd()]).unwrap();
         });
         let mut bytes = Vec::with_capacity(1 << 20);
-        let first = recv_with_fds(b.as_fd(), &mut bytes, 1 << 20, false)
-            .unwrap()
-            .unwrap();
+        let first = recv_with_fds(b.as_fd(), &mut bytes, 1 << 20).unwrap();
         assert_eq!(first.fds.unwrap().len(), 1, "with the first read");
         let (rest, later) = recv_all(b.as_fd(), (1 << 20) - bytes.len());
         assert!(later.is_empty());
@@ -337,15 +348,19 @@ mod tests {
     }
 
     #[test]
-    fn a_pipe_cannot_carry_descriptors() {
+    fn a_pipe_cannot_carry_descriptors_but_reads_plainly() {
         let (r, w) = std::io::pipe().unwrap();
         let w = OwnedFd::from(w);
         let r = OwnedFd::from(r);
         let err = send_with_fds(w.as_fd(), &[b"x"], &[w.as_fd()]).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ENOTSOCK));
         let mut v = Vec::with_capacity(4);
-        let err = recv_with_fds(r.as_fd(), &mut v, 4, true).unwrap_err();
+        let err = try_recv_with_fds(r.as_fd(), &mut v, 4).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ENOTSOCK));
+        super::super::fd::send_all(w.as_fd(), b"ab").unwrap();
+        let got = recv_with_fds(r.as_fd(), &mut v, 4).unwrap();
+        assert_eq!((got.len, v.as_slice()), (2, &b"ab"[..]));
+        assert!(got.fds.unwrap().is_empty());
     }
 
     /// A socket end to send as a descriptor, and a probe that tells whether every copy of it
@@ -357,7 +372,7 @@ mod tests {
 
     fn all_copies_closed(probe: &OwnedFd) -> bool {
         let mut v = Vec::with_capacity(1);
-        recv_with_fds(probe.as_fd(), &mut v, 1, true)
+        try_recv_with_fds(probe.as_fd(), &mut v, 1)
             .unwrap()
             .is_some_and(|r| r.len == 0)
     }
@@ -387,7 +402,7 @@ mod tests {
         // SAFETY: pure arithmetic.
         let room = unsafe { libc::CMSG_SPACE(2 * size_of::<RawFd>() as u32) } as usize;
         let mut v = Vec::with_capacity(4);
-        let got = recv_with_control(b.as_fd(), &mut v, 4, false, room)
+        let got = recv_with_control(b.as_fd(), &mut v, 4, 0, room)
             .unwrap()
             .unwrap();
         assert_eq!(
