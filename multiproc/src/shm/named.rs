@@ -3,7 +3,7 @@
 use std::ffi::CString;
 use std::fmt;
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use crate::error::{Error, Result};
@@ -34,6 +34,8 @@ use crate::sys::shm;
 pub struct SharedMemory {
     name: String,
     map: Mapping,
+    /// Kept so the block can travel to another process (its `Serialize` impl).
+    fd: OwnedFd,
 }
 
 impl SharedMemory {
@@ -59,6 +61,7 @@ impl SharedMemory {
         Ok(SharedMemory {
             name: name.to_owned(),
             map,
+            fd,
         })
     }
 
@@ -102,6 +105,7 @@ impl SharedMemory {
         Ok(SharedMemory {
             name: name.to_owned(),
             map,
+            fd,
         })
     }
 
@@ -203,6 +207,52 @@ impl fmt::Debug for SharedMemory {
             .field("name", &self.name)
             .field("size", &self.size())
             .finish()
+    }
+}
+
+/// What a block writes when it travels: its name and its descriptor (a handle).
+#[derive(serde::Serialize)]
+struct WireRef<'a> {
+    name: &'a str,
+    #[serde(with = "crate::handle")]
+    fd: BorrowedFd<'a>,
+}
+
+#[derive(serde::Deserialize)]
+struct Wire {
+    name: String,
+    #[serde(with = "crate::handle")]
+    fd: OwnedFd,
+}
+
+/// Sent through a [`Connection`](crate::Connection) (or as a process argument), a block
+/// arrives as another handle on the same memory, under the same name. The descriptor travels,
+/// not just the name: the receiver maps the same memory even if the name was unlinked
+/// meanwhile, as a handle opened before the unlink does.
+impl serde::Serialize for SharedMemory {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(
+            &WireRef {
+                name: &self.name,
+                fd: self.fd.as_fd(),
+            },
+            serializer,
+        )
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SharedMemory {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let Wire { name, fd } = serde::Deserialize::deserialize(deserializer)?;
+        let map = mman::file_len(fd.as_fd())
+            .and_then(|size| Mapping::new(fd.as_fd(), size))
+            .map_err(|e| {
+                crate::handle::failure(
+                    format!("cannot map the received shared memory {name:?}: {e}"),
+                    <D::Error as serde::de::Error>::custom,
+                )
+            })?;
+        Ok(SharedMemory { name, map, fd })
     }
 }
 

@@ -83,6 +83,8 @@ impl fmt::Debug for Event {
     }
 }
 
+crate::shm::segment::travels_as_shared!(Event, shared, KIND);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -223,6 +223,8 @@ impl fmt::Debug for LockGuard<'_> {
     }
 }
 
+crate::shm::segment::travels_as_shared!(Lock, shared, KIND);
+
 #[cfg(test)]
 mod tests {
     use super::*;

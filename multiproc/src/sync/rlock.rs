@@ -177,6 +177,8 @@ impl fmt::Debug for RLockGuard<'_> {
     }
 }
 
+crate::shm::segment::travels_as_shared!(RLock, shared, KIND);
+
 #[cfg(test)]
 mod tests {
     use super::*;
