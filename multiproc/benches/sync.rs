@@ -23,7 +23,7 @@ fn uncontended(c: &mut Criterion) {
     });
     c.bench_function("lock/uncontended_acquire_release", |b| {
         b.iter(|| {
-            lock.acquire().unwrap();
+            let _ = lock.acquire().unwrap();
             lock.release().unwrap();
         })
     });
@@ -42,12 +42,12 @@ fn uncontended(c: &mut Criterion) {
 /// child takes it and releases `pong`, the parent takes `pong`.
 fn lock_ping_pong(iters: u64) -> Duration {
     let (ping, pong) = (Lock::new().unwrap(), Lock::new().unwrap());
-    ping.acquire().unwrap();
-    pong.acquire().unwrap();
+    let _ = ping.acquire().unwrap();
+    let _ = pong.acquire().unwrap();
     let (p, q) = (ping.clone(), pong.clone());
     let mut child = Process::new(move || {
         for _ in 0..iters {
-            p.acquire().unwrap();
+            let _ = p.acquire().unwrap();
             q.release().unwrap();
         }
     })
@@ -56,7 +56,7 @@ fn lock_ping_pong(iters: u64) -> Duration {
     let start = Instant::now();
     for _ in 0..iters {
         ping.release().unwrap();
-        pong.acquire().unwrap();
+        let _ = pong.acquire().unwrap();
     }
     let elapsed = start.elapsed();
     child.join().unwrap();

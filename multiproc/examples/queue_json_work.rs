@@ -64,7 +64,11 @@ pub(crate) fn main() -> Result<(), Box<dyn std::error::Error>> {
     work.queue.join()?;
     receive.terminate()?;
     let _ = receive.join();
-    println!("receiver terminated, exit code {:?}", receive.exit_code());
+    // Python's `p.exitcode`: -15 after SIGTERM.
+    let code = receive
+        .exit_code()
+        .map_or("None".to_string(), |c| c.to_string());
+    println!("receiver terminated, exit code {code}");
     println!("结束");
     Ok(())
 }

@@ -21,6 +21,21 @@ enum Item {
     Number(i64),
 }
 
+/// Prints an item as Python's `print` would: `haha`, `[1, 2]`, `{'a': 1}`, `5`.
+impl std::fmt::Display for Item {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Item::Text(s) => write!(f, "{s}"),
+            Item::List(v) => write!(f, "{v:?}"),
+            Item::Dict(pairs) => {
+                let body: Vec<String> = pairs.iter().map(|(k, v)| format!("'{k}': {v}")).collect();
+                write!(f, "{{{}}}", body.join(", "))
+            }
+            Item::Number(n) => write!(f, "{n}"),
+        }
+    }
+}
+
 /// Runs the example; `tour` may call it too.
 pub(crate) fn main() -> Result<(), Box<dyn std::error::Error>> {
     let q: Queue<Item> = Queue::bounded(3)?;
@@ -29,28 +44,30 @@ pub(crate) fn main() -> Result<(), Box<dyn std::error::Error>> {
         Item::List(vec![1, 2]),
         Item::Dict(vec![("a".into(), 1)]),
     ] {
-        println!("put {item:?}");
+        println!("put {item}");
         q.put(item)?;
     }
     println!("qsize {}, full {}", q.qsize(), q.is_full());
     match q.try_put(Item::Number(5)) {
-        Err(PutError::Full(back)) => println!("try_put: Full, {back:?} came back"),
+        Err(PutError::Full(back)) => println!("try_put: Full, {back} came back"),
         other => return Err(format!("expected Full, got {other:?}").into()),
     }
+    // Python raises `queue.Full` / `queue.Empty` for timed calls too; here a timed call
+    // says Timeout, a try says Full / Empty. The lines keep Python's names.
     match q.put_timeout(Item::Number(5), Duration::from_millis(100)) {
-        Err(PutError::Full(_)) => println!("put_timeout 0.1 s: Full"),
-        other => return Err(format!("expected Full, got {other:?}").into()),
+        Err(PutError::Timeout(_)) => println!("put_timeout 0.1 s: Full"),
+        other => return Err(format!("expected Timeout, got {other:?}").into()),
     }
     for _ in 0..3 {
-        println!("get {:?}", q.get()?);
+        println!("get {}", q.get()?);
     }
     match q.try_get() {
         Err(Error::Empty) => println!("try_get: Empty"),
         other => return Err(format!("expected Empty, got {other:?}").into()),
     }
     match q.get_timeout(Duration::from_millis(100)) {
-        Err(Error::Empty) => println!("get_timeout 0.1 s: Empty"),
-        other => return Err(format!("expected Empty, got {other:?}").into()),
+        Err(Error::Timeout) => println!("get_timeout 0.1 s: Empty"),
+        other => return Err(format!("expected Timeout, got {other:?}").into()),
     }
 
     // Two producers and two consumers share one queue of 3: producers block while it is

@@ -18,7 +18,7 @@ pub(crate) fn main() -> Result<(), Box<dyn std::error::Error>> {
     let zeroed = Array::<i64>::new(5)?;
     println!("value before: {}", value.load());
     println!("array before: {:?}", array.to_vec());
-    println!("array[1] == {}", array.get(1).ok_or("no element 1")?);
+    println!("array[1] == {}", array.get(1)?);
     println!("zeroed before: {:?}", zeroed.to_vec());
 
     let (v, a, z) = (value.clone(), array.clone(), zeroed.clone());

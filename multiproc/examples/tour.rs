@@ -16,6 +16,8 @@ mod queue_first_ten;
 mod queue_json_work;
 #[path = "queue_producer_consumer.rs"]
 mod queue_producer_consumer;
+#[path = "queue_subclassed_pair.rs"]
+mod queue_subclassed_pair;
 #[path = "shared_value_array.rs"]
 mod shared_value_array;
 #[path = "signals.rs"]
@@ -35,6 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("lock_printing", lock_printing::main),
         ("ticket_file_lock", ticket_file_lock::main),
         ("queue_producer_consumer", queue_producer_consumer::main),
+        ("queue_subclassed_pair", queue_subclassed_pair::main),
         ("queue_json_work", queue_json_work::main),
         ("queue_first_ten", queue_first_ten::main),
     ];

@@ -50,8 +50,10 @@ impl Deadline {
 
     /// Time left: `None` for forever, `Some(ZERO)` once passed.
     pub(crate) fn remaining(self) -> Option<Duration> {
-        self.0
-            .map(|d| d.checked_duration_since(Instant::now()).unwrap_or(Duration::ZERO))
+        self.0.map(|d| {
+            d.checked_duration_since(Instant::now())
+                .unwrap_or(Duration::ZERO)
+        })
     }
 
     /// The earlier of `self` and `other`.

@@ -12,13 +12,17 @@
 use std::fmt;
 use std::io;
 
-use crate::process::Signal;
+use crate::signal::Signal;
 
 /// A specialised `Result` whose error defaults to [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The result of acquiring a lock: the guard, or why not ([`LockError`]).
 pub type LockResult<G> = std::result::Result<G, LockError<G>>;
+
+/// The result of a condition wait: the relocked guard, or why the wait ended otherwise
+/// ([`WaitError`], which carries the relocked guard too).
+pub type WaitResult<G> = std::result::Result<G, WaitError<G>>;
 
 /// The source error that [`Error::Codec`] and [`Error::Protocol`] keep: the codec's own
 /// error, or a message (a `String` converts with `.into()`).
@@ -321,6 +325,90 @@ impl<G> From<LockError<G>> for Error {
             LockError::OwnerDied(_) => Error::OwnerDied,
             LockError::WouldBlock => Error::WouldBlock,
             LockError::Timeout => Error::Timeout,
+        }
+    }
+}
+
+/// How a guard-less `acquire` took its lock (`Lock::acquire`, `RLock::acquire` and their
+/// `try_` / `_timeout` / `_deadline` forms, Python's `acquire()`).
+///
+/// Either way the caller **holds** the lock and releases it by hand. `#[must_use]`, so a
+/// previous owner's death cannot go unnoticed, and being an `Ok` value, `?` cannot leave a
+/// held lock behind an `Err`.
+#[must_use = "the lock is held either way; `OwnerDied` means the data it guards may be half-updated"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Acquired {
+    /// The lock was free, or handed over by a release.
+    Clean,
+    /// The previous holder died holding the lock; the caller holds it now, and the data it
+    /// guards may be half-updated.
+    OwnerDied,
+}
+
+impl Acquired {
+    /// `true` for [`Acquired::OwnerDied`].
+    pub fn is_owner_died(self) -> bool {
+        self == Acquired::OwnerDied
+    }
+}
+
+/// Why a condition wait did not end with a notification. Either way the condition's lock
+/// has been taken back and its guard is here: the caller holds the lock.
+pub enum WaitError<G> {
+    /// A `_timeout` or `_deadline` wait ran out of time (a `wait_while` form: with the
+    /// condition still true).
+    Timeout(G),
+    /// A process or thread died holding the lock while this one waited; the data it guards
+    /// may be half-updated. Reported even when the time also ran out.
+    OwnerDied(G),
+}
+
+impl<G> WaitError<G> {
+    /// The guard of the relocked lock.
+    pub fn into_inner(self) -> G {
+        match self {
+            WaitError::Timeout(g) | WaitError::OwnerDied(g) => g,
+        }
+    }
+
+    /// `true` for [`WaitError::Timeout`].
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, WaitError::Timeout(_))
+    }
+
+    /// `true` for [`WaitError::OwnerDied`].
+    pub fn is_owner_died(&self) -> bool {
+        matches!(self, WaitError::OwnerDied(_))
+    }
+}
+
+impl<G> fmt::Debug for WaitError<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WaitError::Timeout(_) => f.write_str("Timeout(..)"),
+            WaitError::OwnerDied(_) => f.write_str("OwnerDied(..)"),
+        }
+    }
+}
+
+impl<G> fmt::Display for WaitError<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WaitError::Timeout(_) => f.write_str("timed out waiting for a notification"),
+            WaitError::OwnerDied(_) => {
+                f.write_str("the previous owner died while holding the lock")
+            }
+        }
+    }
+}
+
+impl<G> std::error::Error for WaitError<G> {}
+
+impl<G> From<WaitError<G>> for Error {
+    fn from(e: WaitError<G>) -> Error {
+        match e {
+            WaitError::Timeout(_) => Error::Timeout,
+            WaitError::OwnerDied(_) => Error::OwnerDied,
         }
     }
 }

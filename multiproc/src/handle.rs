@@ -320,20 +320,8 @@ impl<'de> Deserialize<'de> for Fd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::scm::probe::{all_copies_closed, still_open, traced};
     use std::panic::{self, AssertUnwindSafe};
-
-    /// A socket end to send, and a probe that reads end of file once every copy of the end
-    /// is closed: an exact leak check while other test threads open descriptors.
-    fn traced() -> (OwnedFd, OwnedFd) {
-        sys::fd::socketpair().unwrap()
-    }
-
-    fn all_copies_closed(probe: &OwnedFd) -> bool {
-        let mut v = Vec::with_capacity(1);
-        sys::scm::try_recv_with_fds(probe.as_fd(), &mut v, 1)
-            .unwrap()
-            .is_some_and(|r| r.len == 0)
-    }
 
     #[derive(Debug, Serialize, Deserialize)]
     struct Job {
@@ -351,10 +339,12 @@ mod tests {
         sys::scm::send_with_fds(a.as_fd(), &[bytes], &borrowed).unwrap();
         drop(borrowed);
         drop(fds);
-        let mut got = Vec::with_capacity(bytes.len());
+        let mut got = vec![0; bytes.len()];
+        let mut n = 0;
         let mut received = Vec::new();
-        while got.len() < bytes.len() {
-            let r = sys::scm::recv_with_fds(b.as_fd(), &mut got, bytes.len()).unwrap();
+        while n < bytes.len() {
+            let r = sys::scm::recv_with_fds(b.as_fd(), &mut got[n..]).unwrap();
+            n += r.len;
             received.extend(r.fds.unwrap());
         }
         (got, received)
@@ -388,7 +378,7 @@ mod tests {
         }
         // The sender kept its own: only after both are dropped does the peer see EOF.
         drop(got);
-        assert!(!all_copies_closed(&input_peer));
+        assert!(still_open(&input_peer));
         drop(job);
         assert!(all_copies_closed(&input_peer));
         assert!(all_copies_closed(&output_peer));

@@ -57,7 +57,7 @@
 //! |---|---|
 //! | `Process(target=f, args=(x,)).start()` | `Process::new(move \|\| f(x)).start()?` |
 //! | subclass `Process`, override `run` | `impl Run for MyType`, `Process::new(my_value)` |
-//! | `p.join()`, `p.join(timeout)` | [`Child::join`] (returns the value), [`Child::join_timeout`] |
+//! | `p.join()`, `p.join(timeout)` | [`Child::join`] (returns the value), [`Child::join_timeout`] (`Err(Timeout)` while it runs) |
 //! | `p.is_alive()`, `p.exitcode`, `p.pid`, `p.name` | [`Child::is_alive`], [`Child::exit_code`], [`Child::pid`], [`Child::name`] |
 //! | `p.terminate()`, `p.kill()`, `os.kill(pid, sig)` | [`Child::terminate`], [`Child::kill`], [`process::send_signal`] |
 //! | `p.daemon = True` | [`Process::daemon`]`(true)` |
@@ -135,13 +135,23 @@
 //!   come; the README says what exists today.
 
 #![doc(test(attr(deny(warnings))))]
-// `unsafe` is allowed only where STYLE.md puts it: `sys/` (system calls), `shm/` (the types
-// that map shared memory), `sync/raw.rs`, `queue/ring.rs`, and `Process::start_unchecked`.
+// `unsafe` is allowed only where STYLE.md puts it: `sys/` (system calls), `mem/` (the
+// shared-memory substrate), `raw/` (the futex-word protocols that live there), `shm/` (the
+// types that map shared memory), `queue/ring.rs`, and `Process::start_unchecked`.
 #![deny(unsafe_code)]
 
+// The layers, each importing only from those above it in this list (see docs/decisions.md,
+// "Layers"): sys; loom, deadline, error; mem; raw; shm, sync; the modules above them.
 mod deadline;
 mod error;
+mod fd;
 mod loom;
+#[allow(unsafe_code)]
+mod mem;
+mod pid;
+#[allow(unsafe_code)]
+mod raw;
+mod signal;
 #[allow(unsafe_code)]
 mod sys;
 
@@ -155,7 +165,10 @@ pub mod shm;
 pub mod sync;
 
 pub use crate::connection::{pipe, pipe_oneway, Connection};
-pub use crate::error::{BoxError, Error, LockError, LockResult, PutError, Result};
+pub use crate::error::{
+    Acquired, BoxError, Error, LockError, LockResult, PutError, Result, WaitError, WaitResult,
+};
+pub use crate::pid::Pid;
 pub use crate::process::{
     active_children, cpu_count, current_process, parent_process, Child, ExitStatus, Process, Run,
     Signal, StartMethod,

@@ -6,11 +6,12 @@ use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{test, TestResult};
-use multiproc::process::{send_signal, SignalFlag};
-use multiproc::{pipe, pipe_oneway, Connection, Error, Process, Signal};
+use multiproc::process::send_signal;
+use multiproc::{pipe, pipe_oneway, Connection, Error, Lock, Process, Signal};
 
 fn main() {
     common::run(vec![
@@ -47,7 +48,26 @@ fn main() {
             "cn_19_send_with_no_reader_is_broken_pipe",
             cn_19_broken_pipe,
         ),
-        test("cn_23_recv_not_aborted_by_a_signal", cn_23_eintr),
+        test(
+            "cn_23_recv_and_send_survive_eintr_without_sa_restart",
+            cn_23_eintr,
+        ),
+        test(
+            "bug_1_1_two_readers_of_one_end_under_a_lock_lose_nothing",
+            two_readers_one_end,
+        ),
+        test(
+            "bug_1_5_codec_refuses_trailing_bytes_and_deep_nesting_across_processes",
+            codec_errors_across_processes,
+        ),
+        test(
+            "bug_1_5_a_framing_error_breaks_the_connection_for_good",
+            framing_error_breaks,
+        ),
+        test(
+            "outcome_rule_try_recv_recv_timeout_recv_deadline",
+            recv_outcomes,
+        ),
         test(
             "peer_dies_mid_message_gives_protocol_error",
             peer_dies_mid_message,
@@ -124,7 +144,10 @@ fn cn_21_ends_to_running_child() -> TestResult {
         to_child.send(&i)?;
     }
     assert!(
-        child.join_timeout(Duration::from_millis(200))?.is_none(),
+        matches!(
+            child.join_timeout(Duration::from_millis(200)),
+            Err(Error::Timeout)
+        ),
         "the parent still holds the reader's peer: the child must not see EOF"
     );
     drop(to_child);
@@ -361,24 +384,18 @@ fn cn_07_poll_none() -> TestResult {
     Ok(())
 }
 
+/// CN-09: a child polls a copy of the reading end and exits; the parent then reads the
+/// whole message from its own copy of the same end.
 fn cn_09_poll_in_child() -> TestResult {
-    let (mut a, b) = pipe()?;
+    let (mut a, mut b) = pipe()?;
     a.send_bytes(b"whole message")?;
-    let mut child = Process::new(move || b.poll(Some(Duration::from_secs(5))).unwrap()).start()?;
-    let peeker_end = a.try_clone()?; // keep a peer copy alive so EOF does not interfere
-    assert!(child.join()?);
-    drop(peeker_end);
-    // The child polled on a copy of `b`, which it took with it; a fresh pair shows the
-    // message is still whole for another reader of the same socket.
-    let (mut c, d) = pipe()?;
-    let mut reader = Process::new(move || {
-        let mut d = d;
-        let _ = d.poll(Some(Duration::from_secs(5)));
-        d.recv_bytes().unwrap()
-    })
-    .start()?;
-    c.send_bytes(b"polled then read")?;
-    assert_eq!(reader.join()?, b"polled then read");
+    let poller = b.try_clone()?;
+    let mut child =
+        Process::new(move || poller.poll(Some(Duration::from_secs(5))).unwrap()).start()?;
+    assert!(child.join()?, "the child saw the message");
+    assert!(b.poll(Some(Duration::ZERO))?, "and left it there");
+    assert_eq!(b.recv_bytes()?, b"whole message");
+    assert!(!b.poll(Some(Duration::ZERO))?, "one message, read once");
     Ok(())
 }
 
@@ -470,9 +487,13 @@ fn cn_18_seed_pitfall() -> TestResult {
     drop(left);
     let mut got = None;
     for _ in 0..50 {
-        if let Some(v) = consumer.join_timeout(Duration::from_millis(100))? {
-            got = Some(v);
-            break;
+        match consumer.join_timeout(Duration::from_millis(100)) {
+            Ok(v) => {
+                got = Some(v);
+                break;
+            }
+            Err(Error::Timeout) => {}
+            Err(e) => return Err(e.into()),
         }
     }
     assert_eq!(got, Some(vec![1, 2, 3, 4, 5]), "the consumer saw EOF");
@@ -490,21 +511,254 @@ fn cn_19_broken_pipe() -> TestResult {
     Ok(())
 }
 
+static USR2_SEEN: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn count_usr2(_: libc::c_int) {
+    USR2_SEEN.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Installs `count_usr2` for SIGUSR2 *without* `SA_RESTART`, so a blocked `read`, `poll` or
+/// `sendmsg` really fails with `EINTR`; returns the old action to restore.
+fn install_usr2_without_restart() -> std::io::Result<libc::sigaction> {
+    // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; the handler only
+    // touches an atomic, which is async-signal-safe.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = count_usr2 as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        action.sa_flags = 0;
+        libc::sigemptyset(&mut action.sa_mask);
+        let mut old: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(libc::SIGUSR2, &action, &mut old) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(old)
+    }
+}
+
+/// CN-23: a blocking `recv`, a `recv_timeout` and a `send_bytes` that fills the socket are
+/// interrupted by a signal whose handler does not restart calls, and still complete.
 fn cn_23_eintr() -> TestResult {
-    let flag = SignalFlag::register(Signal::USR2)?;
-    let parent = std::process::id();
+    let old = install_usr2_without_restart()?;
+    let result = cn_23_body();
+    // SAFETY: puts back the action saved above.
+    unsafe { libc::sigaction(libc::SIGUSR2, &old, std::ptr::null_mut()) };
+    result
+}
+
+fn cn_23_body() -> TestResult {
+    let parent = multiproc::current_process().pid();
+    let (mut conn, child_end) = pipe()?;
+    let mut child = Process::new(move || {
+        let mut end = child_end;
+        let nag = |n: u32| {
+            for _ in 0..n {
+                std::thread::sleep(Duration::from_millis(50));
+                send_signal(parent, Signal::USR2).unwrap();
+            }
+        };
+        // 1. The parent is blocked in `recv`.
+        nag(3);
+        end.send(&"after the signals").unwrap();
+        // 2. The parent is blocked in `recv_timeout`.
+        nag(3);
+        end.send(&"before the deadline").unwrap();
+        // 3. The parent is blocked in a 32 MiB `send_bytes` (the socket holds 4 MiB).
+        let _: () = end.recv().unwrap();
+        nag(3);
+        end.recv_bytes().unwrap().len()
+    })
+    .start()?;
+    let t = Instant::now();
+    assert_eq!(conn.recv::<String>()?, "after the signals");
+    assert!(t.elapsed() >= Duration::from_millis(100));
+    let seen = USR2_SEEN.load(Ordering::Relaxed);
+    assert!(seen >= 3, "the handler ran while recv was blocked ({seen})");
+    assert_eq!(
+        conn.recv_timeout::<String>(Duration::from_secs(30))?,
+        "before the deadline"
+    );
+    assert!(USR2_SEEN.load(Ordering::Relaxed) >= seen + 3);
+    conn.send(&())?;
+    conn.send_bytes(&vec![5u8; 32 << 20])?;
+    assert_eq!(child.join()?, 32 << 20);
+    assert!(USR2_SEEN.load(Ordering::Relaxed) >= seen + 6);
+    Ok(())
+}
+
+/// The frame a writer sends as number `i`: its number, then a size that varies from empty
+/// to larger than 64 KiB, filled with a pattern that depends on `i`.
+fn numbered_frame(i: u32) -> Vec<u8> {
+    let size = match i % 10 {
+        0 => 70_000 + (i as usize % 5_000),
+        1 => 0,
+        _ => (i as usize * 7_919) % 3_000,
+    };
+    let mut frame = i.to_le_bytes().to_vec();
+    frame.extend((0..size).map(|k| (k as u32).wrapping_mul(31).wrapping_add(i) as u8));
+    frame
+}
+
+/// Bug 1.1: two processes read one end, each `recv` under a shared lock (as Python
+/// requires); a writer sends 4,000 frames of mixed sizes. Every frame arrives once, intact.
+fn two_readers_one_end() -> TestResult {
+    const N: u32 = 4_000;
+    let (mut tx, rx) = pipe()?;
+    let lock = Lock::new()?;
+    let mut readers = Vec::new();
+    for _ in 0..2 {
+        let mut end = rx.try_clone()?;
+        let lock = lock.clone();
+        readers.push(
+            Process::new(move || -> Result<Vec<u32>, String> {
+                let mut seen = Vec::new();
+                loop {
+                    let message = {
+                        let _held = lock.lock().map_err(|e| e.to_string())?;
+                        end.recv_bytes()
+                    };
+                    match message {
+                        Ok(m) if m.len() >= 4 => {
+                            let i = u32::from_le_bytes(m[..4].try_into().unwrap());
+                            if m != numbered_frame(i) {
+                                return Err(format!("frame {i} arrived corrupted"));
+                            }
+                            seen.push(i);
+                        }
+                        Ok(m) => return Err(format!("a frame of {} bytes", m.len())),
+                        Err(Error::Eof) => return Ok(seen),
+                        Err(e) => return Err(e.to_string()),
+                    }
+                }
+            })
+            .start()?,
+        );
+    }
+    drop(rx);
+    for i in 0..N {
+        tx.send_bytes(&numbered_frame(i))?;
+    }
+    drop(tx);
+    let mut all = Vec::new();
+    for reader in &mut readers {
+        let seen = reader
+            .join()?
+            .map_err(|e| format!("a reader failed: {e}"))?;
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "each reader in order");
+        all.extend(seen);
+    }
+    all.sort_unstable();
+    assert_eq!(all.len(), N as usize, "every frame arrived once");
+    assert!(all.iter().copied().eq(0..N));
+    Ok(())
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[allow(dead_code)]
+enum Tree {
+    Leaf,
+    Node(Box<Tree>),
+}
+
+/// Bug 1.5: a value must use its whole frame, and deep nesting is an error, not a dead
+/// receiver; the connection goes on after both.
+fn codec_errors_across_processes() -> TestResult {
     let (mut rx, tx) = pipe()?;
     let mut child = Process::new(move || {
         let mut tx = tx;
-        std::thread::sleep(Duration::from_millis(100));
-        send_signal(parent, Signal::USR2).unwrap();
-        std::thread::sleep(Duration::from_millis(100));
-        tx.send(&"after the signal").unwrap();
+        tx.send(&vec![300u16, 2, 3]).unwrap();
+        tx.send_bytes(&vec![1u8; 1 << 20]).unwrap();
+        tx.send(&7u8).unwrap();
     })
     .start()?;
-    assert_eq!(rx.recv::<String>()?, "after the signal");
-    assert!(flag.take());
+    match rx.recv::<(u8, u8)>() {
+        Err(Error::Codec(e)) => assert!(e.to_string().contains("left after"), "{e}"),
+        other => panic!("expected a codec error, got {other:?}"),
+    }
+    match rx.recv::<Tree>() {
+        Err(Error::Codec(e)) => assert!(e.to_string().contains("levels deep"), "{e}"),
+        other => panic!("expected a codec error, got {other:?}"),
+    }
+    assert_eq!(rx.recv::<u8>()?, 7, "the connection goes on");
     child.join()?;
+    Ok(())
+}
+
+/// Bug 1.5: after a malformed frame the connection is broken, and says so on every later
+/// receive, also once the peer has closed (not a loop of the first error, not `Eof`).
+fn framing_error_breaks() -> TestResult {
+    let (mut rx, tx) = pipe()?;
+    let (go_rx, go_tx) = pipe()?;
+    let mut child = Process::new(move || {
+        let mut go = go_rx;
+        let raw = UnixStream::from(tx.as_fd().try_clone_to_owned().unwrap());
+        // -3: negative and not a marker (-1 announces a long header, -2 a message with
+        // descriptors).
+        (&raw).write_all(&[0xff, 0xff, 0xff, 0xfd]).unwrap();
+        (&raw).write_all(&[0, 0, 0, 2, b'o', b'k']).unwrap();
+        let _ = go.recv::<()>();
+    })
+    .start()?;
+    let mut go_tx = go_tx;
+    match rx.recv_bytes() {
+        Err(Error::Protocol(e)) => assert!(e.to_string().contains("negative frame length")),
+        other => panic!("expected a protocol error, got {other:?}"),
+    }
+    let broken = |r: Result<Vec<u8>, Error>| {
+        matches!(r, Err(Error::Protocol(e)) if e.to_string().contains("broken")
+            && e.to_string().contains("negative frame length"))
+    };
+    assert!(rx.poll(Some(Duration::ZERO))?, "a receive answers at once");
+    assert!(broken(rx.recv_bytes()));
+    assert!(broken(rx.try_recv::<Vec<u8>>()));
+    assert!(broken(rx.recv_timeout(Duration::from_secs(5))));
+    go_tx.send(&())?;
+    child.join()?;
+    assert!(
+        broken(rx.recv_bytes()),
+        "still broken after the peer closed"
+    );
+    assert!(broken(rx.recv::<Vec<u8>>()));
+    Ok(())
+}
+
+/// The outcome rule for the recv family: `try_recv` says `Empty` at once, the timed forms
+/// say `Timeout` after their limit, `Duration::MAX` is forever.
+fn recv_outcomes() -> TestResult {
+    let (mut rx, tx) = pipe()?;
+    let t = Instant::now();
+    assert!(matches!(rx.try_recv::<u8>(), Err(Error::Empty)));
+    assert!(matches!(
+        rx.recv_timeout::<u8>(Duration::ZERO),
+        Err(Error::Timeout)
+    ));
+    assert!(t.elapsed() < Duration::from_millis(50), "neither waited");
+    let t = Instant::now();
+    assert!(matches!(
+        rx.recv_timeout::<u8>(Duration::from_millis(100)),
+        Err(Error::Timeout)
+    ));
+    assert!(t.elapsed() >= Duration::from_millis(100));
+    let t = Instant::now();
+    assert!(matches!(
+        rx.recv_deadline::<u8>(t + Duration::from_millis(100)),
+        Err(Error::Timeout)
+    ));
+    assert!(t.elapsed() >= Duration::from_millis(100));
+    let mut child = Process::new(move || {
+        let mut tx = tx;
+        std::thread::sleep(Duration::from_millis(100));
+        tx.send(&1u8).unwrap();
+        tx.send(&2u8).unwrap();
+    })
+    .start()?;
+    assert_eq!(rx.recv_timeout::<u8>(Duration::MAX)?, 1);
+    child.join()?;
+    assert_eq!(rx.try_recv::<u8>()?, 2, "a message that is here is taken");
+    assert!(matches!(rx.try_recv::<u8>(), Err(Error::Eof)));
+    assert!(matches!(
+        rx.recv_deadline::<u8>(Instant::now() + Duration::from_secs(5)),
+        Err(Error::Eof)
+    ));
     Ok(())
 }
 

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use common::{eventually, is_zombie, process_running, test, TestResult};
 use multiproc::process::{send_signal, SignalFlag};
 use multiproc::{
-    active_children, current_process, parent_process, pipe, Error, Process, Run, Signal,
+    active_children, current_process, parent_process, pipe, Connection, Error, Pid, Process, Run,
+    Signal,
 };
 
 fn main() {
@@ -28,6 +29,11 @@ fn main() {
             "pr_10_join_timeout_returns_before_the_child_ends",
             pr_10_join_timeout,
         ),
+        test(
+            "pr_10_join_timeout_max_waits_forever_not_panics",
+            pr_10_join_timeout_max,
+        ),
+        test("parent_wait_forms_and_a_max_timeout", parent_wait_forms),
         test("pr_11_terminate_gives_minus_sigterm", pr_11_terminate),
         test(
             "pr_11_kill_gives_minus_sigkill_and_join_says_signaled",
@@ -54,6 +60,14 @@ fn main() {
             "daemon_dies_when_its_parent_is_sigkilled",
             daemon_dies_with_sigkilled_parent,
         ),
+        test(
+            "pr_29_child_return_terminates_daemons_and_waits_for_children",
+            pr_29_child_return_finishes_children,
+        ),
+        test(
+            "pr_29_exit_terminates_daemons_and_waits_for_children",
+            pr_29_exit_finishes_children,
+        ),
         test("pr_32_join_not_aborted_by_a_signal", pr_32_join_eintr),
         test("pr_34_dropped_handle_leaves_no_zombie", pr_34_no_zombie),
         test("join_twice_is_an_error_not_a_hang", join_twice),
@@ -78,7 +92,7 @@ fn main() {
 fn pr_01_02_main_process_identity() -> TestResult {
     let me = current_process();
     assert_eq!(me.name(), "MainProcess");
-    assert_eq!(me.pid(), std::process::id());
+    assert_eq!(me.pid(), Pid::from(std::process::id()));
     assert!(!me.is_daemon());
     assert!(
         parent_process().is_none(),
@@ -104,7 +118,7 @@ fn pr_02_09_child_identity() -> TestResult {
     assert_eq!(name, "worker-7");
     assert_eq!(name, child.name());
     assert_eq!(pid, child.pid());
-    assert_eq!(ppid, std::process::id());
+    assert_eq!(ppid, current_process().pid());
     assert_eq!(pname, "MainProcess");
     Ok(())
 }
@@ -127,12 +141,20 @@ fn pr_10_join_timeout() -> TestResult {
     let mut child = Process::new(|| std::thread::sleep(Duration::from_secs(2))).start()?;
     let t = Instant::now();
     assert!(
-        child.join_timeout(Duration::ZERO)?.is_none(),
+        matches!(child.join_timeout(Duration::ZERO), Err(Error::Timeout)),
         "join(0) only looks"
     );
+    assert!(matches!(child.try_join(), Err(Error::WouldBlock)));
     let t1 = Instant::now();
-    assert!(child.join_timeout(Duration::from_millis(300))?.is_none());
+    assert!(matches!(
+        child.join_timeout(Duration::from_millis(300)),
+        Err(Error::Timeout)
+    ));
     assert!(t1.elapsed() >= Duration::from_millis(300));
+    let t2 = Instant::now();
+    let deadline = t2 + Duration::from_millis(100);
+    assert!(matches!(child.join_deadline(deadline), Err(Error::Timeout)));
+    assert!(Instant::now() >= deadline);
     assert!(
         child.is_alive(),
         "a timed-out join leaves the child running"
@@ -140,6 +162,74 @@ fn pr_10_join_timeout() -> TestResult {
     child.join()?;
     assert!(t.elapsed() >= Duration::from_secs(2));
     assert_eq!(child.exit_code(), Some(0));
+    Ok(())
+}
+
+/// A timeout too large for an `Instant` is forever, not an overflow panic.
+fn pr_10_join_timeout_max() -> TestResult {
+    let mut child = Process::new(|| {
+        std::thread::sleep(Duration::from_millis(200));
+        5
+    })
+    .start()?;
+    assert_eq!(child.join_timeout(Duration::MAX)?, 5);
+    let mut child = Process::new(|| 6).start()?;
+    assert_eq!(
+        child.join_deadline(Instant::now() + Duration::from_secs(30))?,
+        6
+    );
+    let mut child = Process::new(|| 7).start()?;
+    let value = loop {
+        match child.try_join() {
+            Err(Error::WouldBlock) => std::thread::sleep(Duration::from_millis(5)),
+            other => break other?,
+        }
+    };
+    assert_eq!(value, 7);
+    Ok(())
+}
+
+/// `ParentProcess`'s waits follow the outcome rule, and `wait_timeout(Duration::MAX)` waits
+/// for the parent's death instead of panicking.
+fn parent_wait_forms() -> TestResult {
+    let (mut rx, tx) = pipe()?;
+    let mut middle = Process::new(move || {
+        let report = tx;
+        let _grandchild = Process::new(move || {
+            let mut report = report;
+            let parent = parent_process().unwrap();
+            let forms = (
+                matches!(parent.try_wait(), Err(Error::WouldBlock)),
+                matches!(parent.wait_timeout(Duration::ZERO), Err(Error::Timeout)),
+                matches!(
+                    parent.wait_deadline(Instant::now() + Duration::from_millis(50)),
+                    Err(Error::Timeout)
+                ),
+                parent.is_alive().unwrap(),
+            );
+            report.send(&forms).unwrap();
+            let ended = parent.wait_timeout(Duration::MAX).is_ok();
+            report
+                .send(&(ended, parent.try_wait().is_ok(), parent.wait().is_ok()))
+                .unwrap();
+        })
+        .start()
+        .unwrap();
+        std::thread::sleep(Duration::from_secs(60));
+    })
+    .start()?;
+    assert_eq!(
+        rx.recv::<(bool, bool, bool, bool)>()?,
+        (true, true, true, true)
+    );
+    middle.kill()?;
+    assert!(rx.poll(Some(Duration::from_secs(20)))?);
+    assert_eq!(
+        rx.recv::<(bool, bool, bool)>()?,
+        (true, true, true),
+        "the grandchild saw its parent's death"
+    );
+    assert!(middle.join().is_err());
     Ok(())
 }
 
@@ -251,8 +341,8 @@ struct MyProcess {
 }
 
 impl Run for MyProcess {
-    type Output = (String, u32);
-    fn run(self) -> (String, u32) {
+    type Output = (String, Pid);
+    fn run(self) -> (String, Pid) {
         (
             format!("{} from {}", self.word, current_process().name()),
             parent_process().unwrap().pid(),
@@ -268,7 +358,7 @@ fn pr_25_run_trait() -> TestResult {
     .start()?;
     assert_eq!(
         child.join()?,
-        ("haha from MyProcess".to_string(), std::process::id())
+        ("haha from MyProcess".to_string(), current_process().pid())
     );
     Ok(())
 }
@@ -321,7 +411,7 @@ fn pr_03_parent_death() -> TestResult {
             let parent = parent_process().unwrap();
             let alive_before = parent.is_alive().unwrap();
             report.send(&("ready", alive_before)).unwrap();
-            let ended = parent.wait_timeout(Duration::from_secs(20)).unwrap();
+            let ended = parent.wait_timeout(Duration::from_secs(20)).is_ok();
             report
                 .send(&("parent gone", !parent.is_alive().unwrap() && ended))
                 .unwrap();
@@ -357,7 +447,7 @@ fn daemon_dies_with_sigkilled_parent() -> TestResult {
         std::thread::sleep(Duration::from_secs(60));
     })
     .start()?;
-    let daemon_pid: u32 = rx.recv()?;
+    let daemon_pid: Pid = rx.recv()?;
     assert!(process_running(daemon_pid));
     parent.kill()?;
     assert!(parent.join().is_err());
@@ -368,9 +458,86 @@ fn daemon_dies_with_sigkilled_parent() -> TestResult {
     Ok(())
 }
 
+/// In a child: starts a daemon grandchild that reports on `term` whether a SIGTERM reached it
+/// (a SIGKILL leaves `term` with EOF), and a non-daemon one that sleeps 1 s and then reports
+/// on `done`. Returns once the daemon's flag is registered.
+fn start_grandchildren(done: Connection, term: Connection) {
+    let (mut ready_rx, ready_tx) = pipe().unwrap();
+    Process::new(move || {
+        let (mut ready_tx, mut term) = (ready_tx, term);
+        let flag = SignalFlag::register(Signal::TERM).unwrap();
+        ready_tx.send(&()).unwrap();
+        let t = Instant::now();
+        while !flag.is_raised() && t.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        term.send(&flag.is_raised()).unwrap();
+    })
+    .daemon(true)
+    .start()
+    .unwrap();
+    ready_rx.recv::<()>().unwrap();
+    Process::new(move || {
+        let mut done = done;
+        std::thread::sleep(Duration::from_secs(1));
+        done.send(&"finished").unwrap();
+    })
+    .start()
+    .unwrap();
+}
+
+/// After the child ended (`started` is when the parent began to join it): the non-daemon
+/// grandchild had finished, and the daemon got SIGTERM, not SIGKILL (PR-29).
+fn grandchildren_were_finished(
+    started: Instant,
+    done: &mut Connection,
+    term: &mut Connection,
+) -> TestResult {
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "the child ended after {took:?}, before its 1 s grandchild"
+    );
+    assert!(
+        done.poll(Some(Duration::ZERO))?,
+        "the grandchild had reported before the child ended"
+    );
+    assert_eq!(done.recv::<String>()?, "finished");
+    assert!(term.poll(Some(Duration::from_secs(10)))?);
+    match term.recv::<bool>() {
+        Ok(got_term) => assert!(got_term, "the daemon waited 20 s without a SIGTERM"),
+        Err(Error::Eof) => panic!("the daemon grandchild was killed without a SIGTERM"),
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+fn pr_29_child_return_finishes_children() -> TestResult {
+    let (mut done_rx, done_tx) = pipe()?;
+    let (mut term_rx, term_tx) = pipe()?;
+    let mut child = Process::new(move || start_grandchildren(done_tx, term_tx)).start()?;
+    let t = Instant::now();
+    child.join()?;
+    grandchildren_were_finished(t, &mut done_rx, &mut term_rx)
+}
+
+/// The parent's normal exit (`exit`, or returning from `main`) runs the same end.
+fn pr_29_exit_finishes_children() -> TestResult {
+    let (mut done_rx, done_tx) = pipe()?;
+    let (mut term_rx, term_tx) = pipe()?;
+    let mut child = Process::new(move || -> () {
+        start_grandchildren(done_tx, term_tx);
+        std::process::exit(0)
+    })
+    .start()?;
+    let t = Instant::now();
+    assert!(matches!(child.join(), Err(Error::Exited(0))));
+    grandchildren_were_finished(t, &mut done_rx, &mut term_rx)
+}
+
 fn pr_32_join_eintr() -> TestResult {
     let flag = SignalFlag::register(Signal::USR1)?;
-    let parent = std::process::id();
+    let parent = current_process().pid();
     let mut child = Process::new(move || {
         std::thread::sleep(Duration::from_millis(100));
         send_signal(parent, Signal::USR1).unwrap();

@@ -6,7 +6,8 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use common::{test, TestResult};
-use multiproc::{Error, JoinableQueue, Process, PutError, Queue, SimpleQueue};
+use multiproc::queue::fault::{self, Point};
+use multiproc::{Child, Error, JoinableQueue, Process, PutError, Queue, Signal, SimpleQueue};
 use serde_bytes::ByteBuf;
 
 fn main() {
@@ -25,8 +26,12 @@ fn main() {
             qu_12_encode_error,
         ),
         test(
-            "qu_14_16_close_refuses_puts_drains_then_closed",
-            qu_16_close,
+            "qu_14_16_shutdown_refuses_puts_drains_then_closed",
+            qu_16_shutdown,
+        ),
+        test(
+            "qu_14_close_is_this_handles_no_more_puts_others_go_on",
+            qu_14_close_is_this_handles_no_more_puts_others_go_on,
         ),
         test("qu_21_grandchild_puts_reach_the_parent", qu_21_nested),
         test("qu_64_mib_message_round_trip", qu_64_mib_round_trip),
@@ -39,9 +44,29 @@ fn main() {
             "dd_03_sigkilled_consumer_100_runs_at_most_one_lost",
             dd_03_killed_consumer,
         ),
+        test(
+            "dd_03_consumer_killed_between_its_stores_a_waiting_get_gets_the_message",
+            dd_03_consumer_killed_between_stores,
+        ),
+        test(
+            "qu_06_try_get_and_try_put_never_block_on_a_stopped_holder",
+            qu_06_try_forms_never_block_on_a_stopped_holder,
+        ),
+        test(
+            "dd_03_short_timed_get_after_a_consumer_died_in_the_lock",
+            dd_03_short_timed_get_after_dead_consumer,
+        ),
+        test(
+            "dd_03_short_timed_put_on_unbounded_after_a_producer_died_in_the_lock",
+            dd_03_short_timed_put_after_dead_producer,
+        ),
         test("sq_01_03_04_simple_queue", sq_01_04_simple_queue),
         test("jq_01_workers_task_done_then_join_returns", jq_01_task_done),
         test("jq_02_03_04_05_task_accounting", jq_02_05_accounting),
+        test(
+            "jq_join_forms_and_immediate_shutdown_releases_join",
+            jq_join_forms_and_shutdown,
+        ),
     ])
 }
 
@@ -113,14 +138,21 @@ fn qu_02_03_07_put_forms() -> TestResult {
         Err(PutError::Full(v)) => assert_eq!(v, "d", "the value comes back"),
         other => panic!("expected Full, got {other:?}"),
     }
-    // QU-07: a zero timeout is an immediate Full.
-    assert!(q
-        .put_timeout("d".into(), Duration::ZERO)
-        .unwrap_err()
-        .is_full());
+    // QU-07: a zero timeout is an immediate Timeout (the outcome rule: timed forms say
+    // Timeout, try forms say Full).
+    assert!(matches!(
+        q.put_timeout("d".into(), Duration::ZERO),
+        Err(PutError::Timeout(v)) if v == "d"
+    ));
     let t = Instant::now();
     let timeout = Duration::from_millis(200);
-    assert!(q.put_timeout("d".into(), timeout).unwrap_err().is_full());
+    assert!(q.put_timeout("d".into(), timeout).unwrap_err().is_timeout());
+    let deadline = Instant::now() + Duration::from_millis(50);
+    assert!(q
+        .put_deadline("d".into(), deadline)
+        .unwrap_err()
+        .is_timeout());
+    assert!(Instant::now() >= deadline);
     assert!(t.elapsed() >= timeout, "timed put returned early");
     // A blocking put waits until a consumer in another process makes room.
     let q2 = q.clone();
@@ -144,11 +176,21 @@ fn qu_05_06_07_get_forms() -> TestResult {
     assert_eq!(q.get_timeout(Duration::from_secs(1))?, 2);
     assert_eq!(q.get_timeout(Duration::ZERO)?, 3);
     assert!(matches!(q.try_get(), Err(Error::Empty)));
-    assert!(matches!(q.get_timeout(Duration::ZERO), Err(Error::Empty)));
+    assert!(matches!(q.get_timeout(Duration::ZERO), Err(Error::Timeout)));
     let t = Instant::now();
     let timeout = Duration::from_millis(200);
-    assert!(matches!(q.get_timeout(timeout), Err(Error::Empty)));
+    assert!(matches!(q.get_timeout(timeout), Err(Error::Timeout)));
     assert!(t.elapsed() >= timeout, "timed get returned early");
+    let deadline = Instant::now() + Duration::from_millis(50);
+    assert!(matches!(q.get_deadline(deadline), Err(Error::Timeout)));
+    assert!(Instant::now() >= deadline);
+    q.put(7)?;
+    assert_eq!(q.get_deadline(Instant::now() + Duration::from_secs(1))?, 7);
+    // Duration::MAX is forever, never a panic.
+    q.put(8)?;
+    assert_eq!(q.get_timeout(Duration::MAX)?, 8);
+    q.put_timeout(9, Duration::MAX)?;
+    assert_eq!(q.try_get()?, 9);
     // A blocking get waits for a producer in another process.
     let q2 = q.clone();
     let mut child = Process::new(move || {
@@ -284,11 +326,11 @@ fn qu_12_encode_error() -> TestResult {
     Ok(())
 }
 
-fn qu_16_close() -> TestResult {
-    // QU-14: closing an unused queue is harmless and it stays empty.
+fn qu_16_shutdown() -> TestResult {
+    // QU-14: shutting down an unused queue is harmless and it stays empty.
     let unused: Queue<u8> = Queue::new()?;
-    unused.close();
-    assert!(unused.is_empty() && unused.is_closed());
+    unused.shutdown(false);
+    assert!(unused.is_empty() && unused.is_shutdown() && !unused.is_closed());
 
     // A get blocked in another process wakes up with Closed.
     let q: Queue<u8> = Queue::new()?;
@@ -299,22 +341,72 @@ fn qu_16_close() -> TestResult {
     })
     .start()?;
     std::thread::sleep(Duration::from_millis(100));
-    q.close();
+    q.shutdown(false);
     assert_eq!(child.join()?, "closed");
 
-    // Puts are refused with the value; gets drain, then report Closed. Close is for every
-    // process, not only the caller (a decision that differs from Python, see the docs).
+    // Puts are refused with the value; gets drain, then report Closed, in every process.
     let q: Queue<u8> = Queue::new()?;
     q.put(1)?;
     q.put(2)?;
     let q2 = q.clone();
-    Process::new(move || q2.close()).start()?.join()?;
+    Process::new(move || q2.shutdown(false)).start()?.join()?;
+    assert!(q.is_shutdown());
     assert!(matches!(q.put(3), Err(PutError::Closed(3))));
+    assert!(matches!(q.try_put(3), Err(PutError::Closed(3))));
     assert_eq!(q.get()?, 1);
     assert_eq!(q.try_get()?, 2);
     assert!(matches!(q.get(), Err(Error::Closed)));
     assert!(matches!(q.try_get(), Err(Error::Closed)));
+    assert!(matches!(
+        q.get_timeout(Duration::from_secs(1)),
+        Err(Error::Closed)
+    ));
+    q.shutdown(false);
+
+    // Immediate: gets fail at once although messages are left.
+    let q: Queue<u8> = Queue::new()?;
+    q.put(1)?;
+    let q2 = q.clone();
+    Process::new(move || q2.shutdown(true)).start()?.join()?;
+    assert!(matches!(q.get(), Err(Error::Closed)));
+    assert!(q.is_empty(), "an immediate shutdown discards what is left");
+    Ok(())
+}
+
+/// Python's `q.close()` is "this process puts no more": the usual ending of a producer
+/// (`q.close(); q.join_thread()`) must not stop the other producers (the porting trap of
+/// the review).
+fn qu_14_close_is_this_handles_no_more_puts_others_go_on() -> TestResult {
+    let q: Queue<u32> = Queue::new()?;
+    let mut producers = Vec::new();
+    for p in 0..3u32 {
+        let q = q.clone();
+        producers.push(
+            Process::new(move || {
+                q.put(p).unwrap();
+                q.close();
+                assert!(matches!(q.put(99), Err(PutError::Closed(99))));
+                assert!(q.is_closed() && !q.is_shutdown());
+            })
+            .start()?,
+        );
+    }
+    for mut p in producers {
+        p.join()?;
+    }
+    // The parent's handle is not closed: it puts and gets as before.
+    assert!(!q.is_closed());
+    q.put(3)?;
+    let mut got: Vec<u32> = (0..4).map(|_| q.get()).collect::<Result<_, _>>()?;
+    got.sort_unstable();
+    assert_eq!(got, [0, 1, 2, 3]);
+    // A closed handle still gets; its clones are closed too, earlier clones are not.
+    let before = q.clone();
     q.close();
+    let after = q.clone();
+    before.put(5)?;
+    assert!(matches!(after.put(6), Err(PutError::Closed(6))));
+    assert_eq!(q.get()?, 5);
     Ok(())
 }
 
@@ -443,7 +535,7 @@ fn dd_03_killed_producer() -> TestResult {
         while Instant::now() < kill_at {
             match q.get_timeout(Duration::from_micros(200)) {
                 Ok(m) => check(&mut next, m),
-                Err(Error::Empty) => {}
+                Err(Error::Timeout) => {}
                 Err(e) => return Err(e.into()),
             }
         }
@@ -499,9 +591,14 @@ fn dd_03_killed_consumer() -> TestResult {
             acked.push(seq);
         }
         let mut left = Vec::new();
+        // A timed get (not a try): if the child died holding the consumers' lock, taking it
+        // over may take a liveness period.
         let t = Instant::now();
-        let first = q.try_get();
-        if t.elapsed() > Duration::from_millis(50) {
+        let first = match q.get_timeout(Duration::from_millis(300)) {
+            Err(Error::Timeout) => Err(Error::Empty),
+            other => other,
+        };
+        if t.elapsed() > Duration::from_millis(50) && first.is_ok() {
             takeovers += 1;
         }
         let mut next = Some(first);
@@ -547,12 +644,19 @@ fn sq_01_04_simple_queue() -> TestResult {
     assert_eq!(q.get()?, 1);
     assert_eq!(q.get()?, 2);
     assert!(q.is_empty());
-    // SQ-03: close twice is fine; SQ-02 differs: is_empty stays a plain answer.
+    // SQ-03: close twice is fine; SQ-02 differs: is_empty stays a plain answer. close is
+    // this handle's "I put no more"; shutdown stops the queue for every process.
     q.close();
     q.close();
     assert!(q.is_empty());
     assert!(matches!(q.put(3), Err(PutError::Closed(3))));
-    assert!(matches!(q.get(), Err(Error::Closed)));
+    let other = SimpleQueue::<u32>::new()?;
+    let other2 = other.clone();
+    other.close();
+    other2.put(4)?;
+    assert_eq!(other.get()?, 4);
+    other2.shutdown(false);
+    assert!(matches!(other.get(), Err(Error::Closed)));
     Ok(())
 }
 
@@ -620,6 +724,255 @@ fn jq_02_05_accounting() -> TestResult {
     assert_eq!(q.get()?, 2);
     assert!(matches!(q.try_get(), Err(Error::Empty)));
     q.close();
+    assert!(matches!(q.put(3), Err(PutError::Closed(3))));
+    Ok(())
+}
+
+/// Waits (at most 10 s) until `child` has ended, then reaps it and returns how.
+fn reap<R: serde::Serialize + serde::de::DeserializeOwned>(
+    mut child: Child<R>,
+) -> multiproc::Result<R> {
+    common::eventually(Duration::from_secs(10), || !child.is_alive());
+    child.join()
+}
+
+/// A consumer killed between its two stores (`gets` counted, `head` not moved) leaves the
+/// counts saying "empty" while the message is still in the ring. A consumer already asleep
+/// in `get_timeout(3 s)` and one arriving later must both get messages: the first one that
+/// takes the lock repairs the count and wakes the others (review issue, 1.5).
+fn dd_03_consumer_killed_between_stores() -> TestResult {
+    for round in 0..3 {
+        let q: Queue<u32> = Queue::new()?;
+        // A consumer asleep before anything happens.
+        let q2 = q.clone();
+        let sleeper = Process::new(move || q2.get_timeout(Duration::from_secs(3)).ok()).start()?;
+        std::thread::sleep(Duration::from_millis(100));
+        // The victim takes the first message, and dies between the stores.
+        let q2 = q.clone();
+        let victim = Process::new(move || {
+            fault::kill_at(Point::ConsumerBetweenStores);
+            q2.get().ok()
+        })
+        .start()?;
+        q.put(round * 10 + 1)?;
+        q.put(round * 10 + 2)?;
+        let t = Instant::now();
+        let victim_result = reap(victim);
+        let got = reap(sleeper)?.ok_or("the sleeping get_timeout(3 s) got nothing")?;
+        if victim_result.is_ok() {
+            // The sleeper took the first message; the victim another one, so it did not die
+            // between the stores this round. Nothing to check but order.
+            assert_eq!(got, round * 10 + 1);
+            continue;
+        }
+        assert!(matches!(victim_result, Err(Error::Signaled(_))));
+        // The victim died holding the lock with message 1 counted as taken. The sleeper gets
+        // message 1 or 2 (it may have taken 1 before the victim looked), within its 3 s.
+        assert!(got == round * 10 + 1 || got == round * 10 + 2, "{got}");
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        // Whatever is left comes out, once, and the count is right again.
+        let rest = q.get_timeout(Duration::from_secs(3))?;
+        assert_ne!(rest, got);
+        assert!(rest == round * 10 + 1 || rest == round * 10 + 2);
+        assert_eq!(q.qsize(), 0);
+        assert!(matches!(q.try_get(), Err(Error::Empty)));
+    }
+    // Deterministic variant: the victim dies while the queue holds one message, and a get
+    // that starts afterwards with a long timeout must find it (the old code saw qsize 0 and
+    // slept until its deadline).
+    let q: Queue<u32> = Queue::new()?;
+    q.put(7)?;
+    let q2 = q.clone();
+    let victim = Process::new(move || {
+        fault::kill_at(Point::ConsumerBetweenStores);
+        q2.get().ok()
+    })
+    .start()?;
+    assert!(matches!(reap(victim), Err(Error::Signaled(_))));
+    assert_eq!(
+        q.qsize(),
+        0,
+        "the dead consumer counted the message as taken"
+    );
+    let t = Instant::now();
+    assert_eq!(q.get_timeout(Duration::from_secs(3))?, 7);
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_eq!(q.qsize(), 0);
+    Ok(())
+}
+
+/// Runs `f` in a child and returns how long it took there; fails if it takes longer than
+/// `limit` (the child is then killed), so a call that blocks fails the test instead of
+/// hanging it.
+fn time_in_child(
+    limit: Duration,
+    f: impl FnOnce() -> String + Send + 'static,
+) -> Result<(Duration, String), Box<dyn std::error::Error>> {
+    let child = Process::new(move || {
+        let t = Instant::now();
+        let out = f();
+        (t.elapsed(), out)
+    })
+    .start()?;
+    if !common::eventually(limit, || !child.is_alive()) {
+        child.kill()?;
+        let _ = reap(child);
+        return Err(format!("still blocked after {limit:?}").into());
+    }
+    Ok(reap(child)?)
+}
+
+/// `try_get` and `try_put` never wait: while a stopped (SIGSTOP) process holds the
+/// consumers' or the producers' lock, they say Empty / Full at once, as Python's
+/// `get_nowait` does when its read lock is taken (review issue, 1.5).
+fn qu_06_try_forms_never_block_on_a_stopped_holder() -> TestResult {
+    // A consumer stopped inside the consumers' lock.
+    let q: Queue<u32> = Queue::new()?;
+    q.put(1)?;
+    q.put(2)?;
+    let q2 = q.clone();
+    let stopped = Process::new(move || {
+        fault::stop_at(Point::ConsumerBetweenStores);
+        q2.get().unwrap()
+    })
+    .start()?;
+    assert!(common::eventually(Duration::from_secs(10), || {
+        common::is_stopped(stopped.pid())
+    }));
+    let q2 = q.clone();
+    let (took, out) = time_in_child(Duration::from_secs(5), move || {
+        format!("{:?}", q2.try_get().map_err(|e| e.to_string()))
+    })?;
+    assert_eq!(
+        out,
+        format!("{:?}", Err::<u32, _>(Error::Empty.to_string()))
+    );
+    assert!(took < Duration::from_millis(50), "try_get took {took:?}");
+    stopped.signal(Signal::CONT)?;
+    assert_eq!(reap(stopped)?, 1);
+    assert_eq!(q.try_get()?, 2);
+
+    // A producer stopped inside the producers' lock.
+    let q: Queue<u32> = Queue::new()?;
+    let q2 = q.clone();
+    let stopped = Process::new(move || {
+        fault::stop_at(Point::ProducerAfterCommit);
+        q2.put(1).unwrap();
+    })
+    .start()?;
+    assert!(common::eventually(Duration::from_secs(10), || {
+        common::is_stopped(stopped.pid())
+    }));
+    let q2 = q.clone();
+    let (took, out) = time_in_child(Duration::from_secs(5), move || match q2.try_put(2) {
+        Err(PutError::Full(2)) => "Full(2)".to_string(),
+        other => format!("{:?}", other),
+    })?;
+    assert_eq!(out, "Full(2)");
+    assert!(took < Duration::from_millis(50), "try_put took {took:?}");
+    stopped.kill()?;
+    assert!(matches!(reap(stopped), Err(Error::Signaled(_))));
+    // The killed producer had committed its message: it is delivered, then the next put.
+    q.put(3)?;
+    assert_eq!(q.get_timeout(Duration::from_secs(3))?, 1);
+    assert_eq!(q.get_timeout(Duration::from_secs(3))?, 3);
+    Ok(())
+}
+
+/// After a consumer died inside the consumers' lock, a consumer polling with a short
+/// timeout still gets the queued messages: its first call already takes the lock over
+/// (review issue, 1.3; the liveness check before giving up is in the raw lock).
+fn dd_03_short_timed_get_after_dead_consumer() -> TestResult {
+    let q: Queue<u32> = Queue::new()?;
+    for i in 0..3 {
+        q.put(i)?;
+    }
+    let q2 = q.clone();
+    let victim = Process::new(move || {
+        fault::kill_at(Point::ConsumerBetweenStores);
+        q2.get().ok()
+    })
+    .start()?;
+    assert!(matches!(reap(victim), Err(Error::Signaled(_))));
+    let t = Instant::now();
+    let first = q.get_timeout(Duration::from_millis(50));
+    assert!(
+        matches!(first, Ok(0)),
+        "get_timeout(50 ms) gave {first:?} with 3 messages queued ({:?})",
+        t.elapsed()
+    );
+    assert_eq!(q.get_timeout(Duration::from_millis(50))?, 1);
+    assert_eq!(q.get_timeout(Duration::from_millis(50))?, 2);
+    assert!(matches!(
+        q.get_timeout(Duration::from_millis(50)),
+        Err(Error::Timeout)
+    ));
+    Ok(())
+}
+
+/// After a producer died inside the producers' lock, `put_timeout` on an unbounded queue
+/// succeeds at its first call (review issue, 1.3), and the dead producer's committed
+/// message is delivered once.
+fn dd_03_short_timed_put_after_dead_producer() -> TestResult {
+    let q: Queue<u32> = Queue::new()?;
+    let q2 = q.clone();
+    let victim = Process::new(move || {
+        fault::kill_at(Point::ProducerAfterCommit);
+        q2.put(1).unwrap();
+    })
+    .start()?;
+    assert!(matches!(reap(victim), Err(Error::Signaled(_))));
+    let t = Instant::now();
+    let put = q.put_timeout(2, Duration::from_millis(50));
+    assert!(
+        put.is_ok(),
+        "put_timeout(50 ms) on an unbounded queue gave {put:?} ({:?})",
+        t.elapsed()
+    );
+    assert_eq!(q.get_timeout(Duration::from_secs(1))?, 1);
+    assert_eq!(q.get_timeout(Duration::from_secs(1))?, 2);
+    assert_eq!(q.qsize(), 0);
+    Ok(())
+}
+
+/// `join` / `try_join` / `join_timeout` / `join_deadline` follow the outcome rule, and an
+/// immediate shutdown releases a `join` that would otherwise wait forever.
+fn jq_join_forms_and_shutdown() -> TestResult {
+    let q: JoinableQueue<u8> = JoinableQueue::new()?;
+    q.try_join()?;
+    q.put(1)?;
+    q.put(2)?;
+    assert!(matches!(q.try_join(), Err(Error::WouldBlock)));
+    assert!(matches!(
+        q.join_timeout(Duration::ZERO),
+        Err(Error::Timeout)
+    ));
+    assert!(matches!(
+        q.join_deadline(Instant::now() + Duration::from_millis(20)),
+        Err(Error::Timeout)
+    ));
+    assert_eq!(q.qsize(), 2);
+    // One message taken and never marked done; a joiner in another process would wait
+    // forever.
+    assert_eq!(q.get()?, 1);
+    let q2 = q.clone();
+    let joiner = Process::new(move || match q2.join() {
+        Err(Error::Closed) => "released".to_string(),
+        other => format!("{other:?}"),
+    })
+    .start()?;
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(joiner.is_alive());
+    q.shutdown(true);
+    let t = Instant::now();
+    assert_eq!(reap(joiner)?, "released");
+    assert!(t.elapsed() < Duration::from_secs(2));
+    // The message left was discarded and counted as done; the one taken still counts until
+    // its task_done.
+    assert!(matches!(q.join(), Err(Error::Closed)));
+    q.task_done()?;
+    q.join()?;
+    assert!(matches!(q.get(), Err(Error::Closed)));
     assert!(matches!(q.put(3), Err(PutError::Closed(3))));
     Ok(())
 }

@@ -3,6 +3,9 @@
 
 mod common;
 
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
 use common::{test, unique_name, TestResult};
 use multiproc::shm::{RawArray, RawValue};
 use multiproc::{Array, Error, Process, SharedMemory, Value};
@@ -28,7 +31,19 @@ fn main() {
             "va_owner_died_inside_a_value_lock_is_reported",
             value_owner_died,
         ),
+        test(
+            "dd_02_review_bug3_value_and_array_short_timeout_and_try_find_a_sigkilled_holder",
+            value_array_short_waits_find_dead_holder,
+        ),
+        test(
+            "va_10_array_get_out_of_range_is_an_error_in_a_child_too",
+            array_get_out_of_range,
+        ),
         test("shm_08_child_opens_by_name_and_writes", shm_08),
+        test(
+            "shm_buf_child_writes_through_atomic_bytes_parent_reads_in_place",
+            shm_atomic_bytes,
+        ),
         test("shm_03_04_06_bad_arguments_get_clear_errors", shm_errors),
         test(
             "seed_001_shared_value_array_example",
@@ -323,5 +338,115 @@ fn example_ticket_file_lock() -> TestResult {
     }
     let refused = common::run_example("ticket_file_lock", &["3"]);
     assert!(refused.is_err(), "3 buyers are out of range");
+    Ok(())
+}
+
+/// Starts a child that runs `hold` (taking a lock and forgetting its guard), then SIGKILLs
+/// it and waits until it is dead.
+fn dead_holder(
+    hold: impl FnOnce() + Send + 'static,
+) -> Result<multiproc::Child<()>, Box<dyn std::error::Error>> {
+    let step = RawValue::new(0u32)?;
+    let s = step.clone();
+    let child = Process::new(move || {
+        hold();
+        s.store(1);
+        std::thread::sleep(Duration::from_secs(600));
+    })
+    .start()?;
+    if !common::eventually(Duration::from_secs(10), || step.load() == 1) {
+        return Err("the child never took the lock".into());
+    }
+    child.kill()?;
+    let pid = child.pid();
+    if !common::eventually(Duration::from_secs(10), || common::is_zombie(pid)) {
+        return Err("the holder did not die".into());
+    }
+    Ok(child)
+}
+
+/// Review bug 3 for `Value` and `Array`: `lock_timeout(50 ms)` and `try_lock` on a lock
+/// whose holder was SIGKILLed report `OwnerDied` at once (they used to say `Timeout`).
+fn value_array_short_waits_find_dead_holder() -> TestResult {
+    let v = Value::new(7u64)?;
+    let a = Array::<u8>::new(4)?;
+    for form in [
+        "value lock_timeout",
+        "value try_lock",
+        "array lock_timeout",
+        "array try_lock",
+    ] {
+        let (v2, a2) = (v.clone(), a.clone());
+        let on_value = form.starts_with("value");
+        let mut child = dead_holder(move || {
+            if on_value {
+                std::mem::forget(v2.lock().unwrap());
+            } else {
+                std::mem::forget(a2.lock().unwrap());
+            }
+        })?;
+        let t = Instant::now();
+        let died = match form {
+            "value lock_timeout" => v
+                .lock_timeout(Duration::from_millis(50))
+                .is_err_and(|e| e.is_owner_died()),
+            "value try_lock" => v.try_lock().is_err_and(|e| e.is_owner_died()),
+            "array lock_timeout" => a
+                .lock_timeout(Duration::from_millis(50))
+                .is_err_and(|e| e.is_owner_died()),
+            _ => a.try_lock().is_err_and(|e| e.is_owner_died()),
+        };
+        assert!(died, "{form} did not report the dead holder");
+        assert!(
+            t.elapsed() < Duration::from_millis(100),
+            "{form} waited {:?}",
+            t.elapsed()
+        );
+        assert_eq!(v.load(), 7);
+        assert!(a.try_lock().is_ok(), "{form}: the lock was left held");
+        let _ = child.join();
+    }
+    Ok(())
+}
+
+/// `Array::get` says out of range with an error, like `set` (Python's `IndexError`).
+fn array_get_out_of_range() -> TestResult {
+    let a = Array::from_slice(&[1i32, 2, 3])?;
+    let a2 = a.clone();
+    let seen: (i32, bool) = Process::new(move || {
+        let last = a2.get(2).unwrap();
+        let past = matches!(a2.get(3), Err(Error::InvalidArgument(_)));
+        (last, past)
+    })
+    .start()?
+    .join()?;
+    assert_eq!(seen, (3, true));
+    assert!(matches!(a.get(usize::MAX), Err(Error::InvalidArgument(_))));
+    Ok(())
+}
+
+/// Python's `shm.buf`: a child writes through the zero-copy view, the parent reads the
+/// same bytes in place.
+fn shm_atomic_bytes() -> TestResult {
+    let name = unique_name("shmbuf");
+    let _unlink = Unlink(name.clone());
+    let shm = SharedMemory::create(&name, 64)?;
+    let n = name.clone();
+    Process::new(move || {
+        let other = SharedMemory::open(&n).unwrap();
+        let buf = other.as_atomic_bytes();
+        for (i, b) in b"in place".iter().enumerate() {
+            buf[i].store(*b, Ordering::Relaxed);
+        }
+        buf[63].fetch_add(3, Ordering::Relaxed);
+    })
+    .start()?
+    .join()?;
+    let buf = shm.as_atomic_bytes();
+    assert_eq!(buf.len(), shm.size());
+    let got: Vec<u8> = buf[..8].iter().map(|b| b.load(Ordering::Relaxed)).collect();
+    assert_eq!(got, b"in place");
+    assert_eq!(buf[63].load(Ordering::Relaxed), 3);
+    shm.unlink()?;
     Ok(())
 }

@@ -7,11 +7,13 @@ use std::time::{Duration, Instant};
 
 use common::{test, TestResult};
 use multiproc::process::send_signal;
-use multiproc::LockError;
+use multiproc::shm::RawValue;
+use multiproc::Acquired;
 use multiproc::{
-    Barrier, BoundedSemaphore, Condition, Error, Event, Lock, Process, RLock, Semaphore, Signal,
-    Value,
+    current_process, Barrier, BoundedSemaphore, Condition, Error, Event, Lock, Process, RLock,
+    Semaphore, Signal, Value,
 };
+use multiproc::{LockError, WaitError};
 
 fn main() {
     common::run(vec![
@@ -66,6 +68,46 @@ fn main() {
             barrier_broken_by_kill,
         ),
         test("br_10_lockstep_passes_never_get_ahead", br_10),
+        test(
+            "dd_02_review_bug3_lock_timeout_50ms_and_try_find_a_sigkilled_holder_at_once",
+            lock_short_waits_find_dead_holder,
+        ),
+        test(
+            "dd_02_review_bug3_rlock_timeout_50ms_and_try_find_a_sigkilled_holder_at_once",
+            rlock_short_waits_find_dead_holder,
+        ),
+        test(
+            "lk_05_timed_lock_succeeds_when_the_holder_releases_after_100ms",
+            lk_05_success,
+        ),
+        test(
+            "cd_01_cd_03_review_bug4_notify_goes_to_the_present_waiter_not_to_the_notifier",
+            cd_notify_goes_to_present_waiter,
+        ),
+        test(
+            "cd_review_bug4_two_process_ping_pong_200_rounds_on_one_condition",
+            cd_ping_pong,
+        ),
+        test(
+            "sm_05_a_released_unit_wakes_a_sleeping_process_within_a_bound",
+            sm_05_wake_bound,
+        ),
+        test(
+            "br_04_br_06_parent_abort_breaks_a_waiting_child_and_reset_repairs",
+            br_abort_reset_processes,
+        ),
+        test(
+            "br_05_parent_reset_breaks_two_waiting_children",
+            br_reset_processes,
+        ),
+        test(
+            "br_07_a_timeout_in_the_parent_breaks_the_barrier_for_a_waiting_child",
+            br_timeout_processes,
+        ),
+        test(
+            "br_03_an_action_capturing_a_shared_value_runs_once_per_round",
+            br_action_processes,
+        ),
     ])
 }
 
@@ -107,7 +149,7 @@ fn lk_03() -> TestResult {
 
 fn lk_04() -> TestResult {
     let lock = Lock::new()?;
-    lock.acquire()?;
+    let _ = lock.acquire()?;
     let l = lock.clone();
     Process::new(move || l.release().unwrap()).start()?.join()?;
     assert!(!lock.is_locked());
@@ -123,12 +165,15 @@ fn lk_05() -> TestResult {
     let l = lock.clone();
     let waited: (bool, Duration) = Process::new(move || {
         let t = Instant::now();
-        let got = l.acquire_timeout(Duration::from_millis(200)).unwrap();
-        (got, t.elapsed())
+        let timed_out = matches!(
+            l.acquire_timeout(Duration::from_millis(200)),
+            Err(Error::Timeout)
+        );
+        (timed_out, t.elapsed())
     })
     .start()?
     .join()?;
-    assert!(!waited.0);
+    assert!(waited.0);
     assert!(waited.1 >= Duration::from_millis(200));
     Ok(())
 }
@@ -165,7 +210,7 @@ fn lock_owner_died() -> TestResult {
         Ok(_) => return Err("the dead holder's lock was taken as if free".into()),
     };
     eprintln!("OwnerDied after {:?}", killed.elapsed());
-    assert_eq!(lock.owner_pid(), Some(std::process::id()));
+    assert_eq!(lock.owner_pid(), Some(current_process().pid()));
     drop(guard);
     assert!(!lock.is_locked());
     // Only the first locker after the death is told.
@@ -229,7 +274,7 @@ fn condition_owner_died() -> TestResult {
         c.notify_all().unwrap();
         std::mem::forget(g);
         std::thread::sleep(Duration::from_millis(50));
-        send_signal(std::process::id(), Signal::KILL).unwrap();
+        send_signal(current_process().pid(), Signal::KILL).unwrap();
     })
     .start()?;
     let g = cond.lock().map_err(Error::from)?;
@@ -237,7 +282,7 @@ fn condition_owner_died() -> TestResult {
     let t = Instant::now();
     let outcome = cond.wait_timeout(g, Duration::from_secs(30));
     match outcome {
-        Err(LockError::OwnerDied(g)) => drop(g),
+        Err(WaitError::OwnerDied(g)) => drop(g),
         Ok(_) => {
             // The notify came before the child died; the next lock must report the death.
             assert!(cond.lock().is_err_and(|e| e.is_owner_died()));
@@ -365,16 +410,14 @@ fn condition_producer_consumer() -> TestResult {
         let mut timeouts = 0;
         while taken < 5 {
             let g = c.lock().unwrap();
-            let (g, still_empty) = c
-                .wait_while_timeout(g, Duration::from_millis(50), || it.load() == 0)
-                .unwrap();
-            if still_empty {
-                timeouts += 1;
-            } else {
-                it.fetch_sub(1);
-                taken += 1;
+            match c.wait_while_timeout(g, Duration::from_millis(50), || it.load() == 0) {
+                Ok(_g) => {
+                    it.fetch_sub(1);
+                    taken += 1;
+                }
+                Err(WaitError::Timeout(_g)) => timeouts += 1,
+                Err(e) => panic!("{e}"),
             }
-            drop(g);
         }
         (taken, timeouts)
     })
@@ -470,7 +513,7 @@ fn ev_03() -> TestResult {
     })
     .start()?;
     let t = Instant::now();
-    assert!(ev.wait_timeout(Duration::from_secs(30)));
+    ev.wait_timeout(Duration::from_secs(30))?;
     assert!(t.elapsed() >= Duration::from_millis(50));
     child.join()?;
     Ok(())
@@ -509,7 +552,7 @@ fn barrier_broken_by_kill() -> TestResult {
     if !common::eventually(Duration::from_secs(10), || barrier.n_waiting() == 1) {
         return Err("the victim never reached the barrier".into());
     }
-    victim.kill()?;
+    kill_dead(&mut victim)?;
     let b = barrier.clone();
     let mut other = Process::new(move || b.wait().is_err()).start()?;
     // Bounded so a hang fails the test instead of the watchdog.
@@ -555,4 +598,318 @@ fn br_10() -> TestResult {
         c.join()?;
     }
     Ok(())
+}
+
+/// Review bug 3: after the holder is SIGKILLed, a `lock_timeout` shorter than the
+/// liveness period must report `OwnerDied` at its first call (it used to say `Timeout`
+/// forever), and so must a `try_` form, without waiting.
+fn lock_short_waits_find_dead_holder() -> TestResult {
+    let lock = Lock::new()?;
+    let l = lock.clone();
+    let (mut holder, _) = start_holder(move || std::mem::forget(l.lock().unwrap()))?;
+    kill_dead(&mut holder)?;
+    // Still a zombie (not joined): as dead as a reaped holder.
+    let t = Instant::now();
+    match lock.lock_timeout(Duration::from_millis(50)) {
+        Err(LockError::OwnerDied(g)) => drop(g),
+        Err(e) => return Err(format!("lock_timeout(50 ms) on a dead holder: {e}").into()),
+        Ok(_) => return Err("the dead holder's lock was taken as if free".into()),
+    }
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert!(matches!(holder.join(), Err(Error::Signaled(_))));
+
+    // A try, and a guard-less acquire, find the next dead holder at once.
+    for form in ["try_lock", "try_acquire", "acquire_timeout"] {
+        let l = lock.clone();
+        let (mut holder, _) = start_holder(move || std::mem::forget(l.lock().unwrap()))?;
+        kill_dead(&mut holder)?;
+        let t = Instant::now();
+        let died = match form {
+            "try_lock" => lock.try_lock().is_err_and(|e| e.is_owner_died()),
+            "try_acquire" => lock.try_acquire()? == Acquired::OwnerDied,
+            _ => lock.acquire_timeout(Duration::from_millis(50))? == Acquired::OwnerDied,
+        };
+        assert!(died, "{form} did not report the dead holder");
+        assert!(
+            t.elapsed() < Duration::from_millis(100),
+            "{form} waited {:?}",
+            t.elapsed()
+        );
+        if form != "try_lock" {
+            lock.release()?;
+        }
+        assert!(!lock.is_locked());
+        let _ = holder.join();
+    }
+    Ok(())
+}
+
+/// Review bug 3 for the `RLock` (owned by a thread of the killed process).
+fn rlock_short_waits_find_dead_holder() -> TestResult {
+    let rlock = RLock::new()?;
+    for form in ["lock_timeout", "try_lock", "try_acquire"] {
+        let r = rlock.clone();
+        let (mut holder, _) = start_holder(move || std::mem::forget(r.lock().unwrap()))?;
+        kill_dead(&mut holder)?;
+        let t = Instant::now();
+        let died = match form {
+            "lock_timeout" => rlock
+                .lock_timeout(Duration::from_millis(50))
+                .is_err_and(|e| e.is_owner_died()),
+            "try_lock" => rlock.try_lock().is_err_and(|e| e.is_owner_died()),
+            _ => {
+                let got = rlock.try_acquire()?;
+                rlock.release()?;
+                got == Acquired::OwnerDied
+            }
+        };
+        assert!(died, "{form} did not report the dead owner");
+        assert!(
+            t.elapsed() < Duration::from_millis(100),
+            "{form} waited {:?}",
+            t.elapsed()
+        );
+        assert!(!rlock.is_locked());
+        let _ = holder.join();
+    }
+    Ok(())
+}
+
+/// LK-05, the other half: a timed acquire that succeeds. The holder releases 100 ms after
+/// it took the lock; `lock_timeout(2 s)` returns the guard soon after.
+fn lk_05_success() -> TestResult {
+    let lock = Lock::new()?;
+    let step = flag()?;
+    let (l, s) = (lock.clone(), step.clone());
+    let mut child = Process::new(move || {
+        let g = l.lock().unwrap();
+        s.store(1);
+        std::thread::sleep(Duration::from_millis(100));
+        drop(g);
+    })
+    .start()?;
+    wait_for(&step, 1)?;
+    let t = Instant::now();
+    let guard = lock
+        .lock_timeout(Duration::from_secs(2))
+        .map_err(|e| format!("lock_timeout(2 s) failed: {e}"))?;
+    let waited = t.elapsed();
+    drop(guard);
+    eprintln!("acquired after {waited:?}");
+    assert!(waited < Duration::from_secs(1), "took {waited:?}");
+    child.join()?;
+    Ok(())
+}
+
+/// Review bug 4 (CD-01, CD-03): a child waits; the parent notifies once and then waits
+/// itself for 300 ms. The notification is the child's; the parent times out.
+fn cd_notify_goes_to_present_waiter() -> TestResult {
+    for run in 0..5 {
+        let cond = Condition::new()?;
+        let c = cond.clone();
+        let mut child = Process::new(move || {
+            let g = c.lock().unwrap();
+            match c.wait_timeout(g, Duration::from_secs(10)) {
+                Ok(_) => "notified".to_string(),
+                Err(e) => e.to_string(),
+            }
+        })
+        .start()?;
+        if !common::eventually(Duration::from_secs(10), || cond.n_waiting() == 1) {
+            return Err("the child never waited".into());
+        }
+        let g = cond.lock().map_err(Error::from)?;
+        cond.notify(1)?;
+        let t = Instant::now();
+        match cond.wait_timeout(g, Duration::from_millis(300)) {
+            Err(WaitError::Timeout(g)) => drop(g),
+            Ok(_) => {
+                return Err(format!("run {run}: the notifier took its own notification").into())
+            }
+            Err(e) => return Err(e.to_string().into()),
+        }
+        assert!(t.elapsed() >= Duration::from_millis(300));
+        let child_saw = child.join()?;
+        assert_eq!(child_saw, "notified", "run {run}");
+        assert_eq!(cond.n_waiting(), 0);
+    }
+    Ok(())
+}
+
+/// Review bug 4: two processes hand a turn back and forth 200 times on one Condition; a
+/// notification taken by the notifier's own next wait stalls it (it used to, within 16).
+fn cd_ping_pong() -> TestResult {
+    const ROUNDS: u32 = 200;
+    let cond = Condition::new()?;
+    let turn = RawValue::new(0u32)?;
+    let play = |me: u32, cond: &Condition, turn: &RawValue<u32>| -> Result<(), String> {
+        for round in 0..ROUNDS {
+            let g = cond.lock().map_err(|e| e.to_string())?;
+            let g = cond
+                .wait_while_timeout(g, Duration::from_secs(5), || turn.load() != me)
+                .map_err(|e| format!("player {me}, round {round}: {e}"))?;
+            turn.store(1 - me);
+            cond.notify(1).map_err(|e| e.to_string())?;
+            drop(g);
+        }
+        Ok(())
+    };
+    let (c, t) = (cond.clone(), turn.clone());
+    let mut child = Process::new(move || play(1, &c, &t)).start()?;
+    let mine = play(0, &cond, &turn);
+    let theirs = child.join()?;
+    mine?;
+    theirs?;
+    Ok(())
+}
+
+/// SM-05: a process asleep on an empty semaphore wakes soon after another releases it.
+fn sm_05_wake_bound() -> TestResult {
+    let sem = Semaphore::new(0)?;
+    let step = RawValue::new(0u32)?;
+    let (s, st) = (sem.clone(), step.clone());
+    let mut child = Process::new(move || {
+        st.store(1);
+        let got = s.acquire_timeout(Duration::from_secs(10)).is_ok();
+        st.store(2);
+        got
+    })
+    .start()?;
+    if !common::eventually(Duration::from_secs(10), || step.load() == 1) {
+        return Err("the child never started".into());
+    }
+    // Long enough for the child to be asleep in the kernel, past its spin.
+    std::thread::sleep(Duration::from_millis(50));
+    let t = Instant::now();
+    sem.release()?;
+    while step.load() != 2 && t.elapsed() < Duration::from_secs(10) {
+        std::hint::spin_loop();
+    }
+    let woke = t.elapsed();
+    eprintln!("woken after {woke:?}");
+    assert!(child.join()?, "the child's acquire timed out");
+    assert!(woke < Duration::from_millis(200), "woke after {woke:?}");
+    Ok(())
+}
+
+/// What a child's barrier wait ended with, in words the parent can compare.
+fn barrier_outcome(r: Result<u32, Error>) -> String {
+    match r {
+        Ok(_) => "passed".into(),
+        Err(Error::BrokenBarrier) => "broken".into(),
+        Err(Error::Timeout) => "timeout".into(),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn wait_n_waiting(b: &Barrier, n: u32) -> TestResult {
+    if common::eventually(Duration::from_secs(10), || b.n_waiting() == n) {
+        Ok(())
+    } else {
+        Err(format!("{} parties waiting, not {n}", b.n_waiting()).into())
+    }
+}
+
+/// BR-04, BR-06 between processes.
+fn br_abort_reset_processes() -> TestResult {
+    let barrier = Barrier::new(2)?;
+    let b = barrier.clone();
+    let mut child = Process::new(move || barrier_outcome(b.wait())).start()?;
+    wait_n_waiting(&barrier, 1)?;
+    barrier.abort();
+    assert_eq!(child.join()?, "broken");
+    assert!(barrier.is_broken());
+    assert_eq!(barrier_outcome(barrier.wait()), "broken");
+    barrier.reset();
+    assert!(!barrier.is_broken());
+    let b = barrier.clone();
+    let mut child = Process::new(move || barrier_outcome(b.wait())).start()?;
+    assert_eq!(barrier_outcome(barrier.wait()), "passed");
+    assert_eq!(child.join()?, "passed");
+    Ok(())
+}
+
+/// BR-05 between processes: a reset breaks the waiting children; the barrier is whole
+/// again afterwards.
+fn br_reset_processes() -> TestResult {
+    let barrier = Barrier::new(3)?;
+    let mut children = Vec::new();
+    for _ in 0..2 {
+        let b = barrier.clone();
+        children.push(Process::new(move || barrier_outcome(b.wait())).start()?);
+    }
+    wait_n_waiting(&barrier, 2)?;
+    barrier.reset();
+    for mut c in children.drain(..) {
+        assert_eq!(c.join()?, "broken");
+    }
+    assert!(!barrier.is_broken());
+    for _ in 0..2 {
+        let b = barrier.clone();
+        children.push(Process::new(move || barrier_outcome(b.wait())).start()?);
+    }
+    assert_eq!(barrier_outcome(barrier.wait()), "passed");
+    for mut c in children {
+        assert_eq!(c.join()?, "passed");
+    }
+    Ok(())
+}
+
+/// BR-07 between processes: the party whose time runs out gets `Timeout`, the waiting
+/// child `BrokenBarrier`, as Python's parties all get `BrokenBarrierError`.
+fn br_timeout_processes() -> TestResult {
+    let barrier = Barrier::new(3)?;
+    let b = barrier.clone();
+    let mut child = Process::new(move || barrier_outcome(b.wait())).start()?;
+    wait_n_waiting(&barrier, 1)?;
+    let t = Instant::now();
+    assert_eq!(
+        barrier_outcome(barrier.wait_timeout(Duration::from_millis(100))),
+        "timeout"
+    );
+    assert!(t.elapsed() >= Duration::from_millis(100));
+    assert_eq!(child.join()?, "broken");
+    assert!(barrier.is_broken());
+    Ok(())
+}
+
+/// BR-03 with a capturing action: it runs once per round, in whichever process completes
+/// the round, on a shared counter it captured.
+fn br_action_processes() -> TestResult {
+    let rounds = Value::new(0u32)?;
+    let r = rounds.clone();
+    let barrier = Barrier::with_action(3, move || {
+        r.fetch_add(1);
+    })?;
+    let mut children = Vec::new();
+    for _ in 0..2 {
+        let b = barrier.clone();
+        children.push(
+            Process::new(move || {
+                for _ in 0..5 {
+                    b.wait().unwrap();
+                }
+            })
+            .start()?,
+        );
+    }
+    for _ in 0..5 {
+        barrier.wait()?;
+    }
+    for mut c in children {
+        c.join()?;
+    }
+    assert_eq!(rounds.load(), 5);
+    Ok(())
+}
+
+/// SIGKILLs `child` and waits until it is dead (a zombie): `kill` only sends the signal.
+fn kill_dead<R>(child: &mut multiproc::Child<R>) -> TestResult {
+    child.kill()?;
+    let pid = child.pid();
+    if common::eventually(Duration::from_secs(10), || common::is_zombie(pid)) {
+        Ok(())
+    } else {
+        Err(format!("child {pid} did not die").into())
+    }
 }

@@ -92,7 +92,7 @@ fn multiproc_lock_uncontended(n: u64) -> Result<Outcome> {
     let mut count = 0u64;
     let sample = Sample::time(n, || {
         for _ in 0..n {
-            std::hint::black_box(&lock).acquire()?;
+            let _ = std::hint::black_box(&lock).acquire()?;
             count += 1;
             lock.release()?;
         }
@@ -181,15 +181,15 @@ fn value_race(n: u64, add: fn(&Value<u64>) -> Result<(), String>) -> Result<Outc
 /// child really took its turn.
 fn multiproc_round_trip(n: u64) -> Result<Outcome> {
     let (ping, pong) = (Lock::new()?, Lock::new()?);
-    ping.acquire()?;
-    pong.acquire()?;
+    let _ = ping.acquire()?;
+    let _ = pong.acquire()?;
     let turns = RawValue::new(0u64)?;
     let mut expected = 0;
     ping_pong(
         n,
         |count| {
             for _ in 0..count {
-                ping.acquire()?;
+                let _ = ping.acquire()?;
                 turns.fetch_add(1);
                 pong.release()?;
             }
@@ -197,7 +197,7 @@ fn multiproc_round_trip(n: u64) -> Result<Outcome> {
         },
         || {
             ping.release()?;
-            pong.acquire()?;
+            let _ = pong.acquire()?;
             expected += 1;
             check("hand-offs", turns.load(), expected)
         },

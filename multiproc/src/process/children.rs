@@ -4,12 +4,12 @@
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard, Once};
-use std::time::Duration;
 
 use super::current::ProcessInfo;
 use super::status::ExitStatus;
-use super::Signal;
 use crate::error::{Error, Result};
+use crate::pid::Pid;
+use crate::signal::Signal;
 use crate::sys;
 
 /// What a [`Child`](super::Child) handle and the registry share about one child.
@@ -55,12 +55,12 @@ impl ChildRecord {
         Ok(*status)
     }
 
-    /// Waits at most `timeout` (`None`: forever) for the child to exit and reaps it.
-    pub(crate) fn wait(&self, timeout: Option<Duration>) -> Result<Option<ExitStatus>> {
+    /// Waits for the child to exit and reaps it.
+    pub(crate) fn wait(&self) -> Result<Option<ExitStatus>> {
         if let Some(done) = self.try_reap()? {
             return Ok(Some(done));
         }
-        if sys::fd::poll_readable(&[self.pidfd()], timeout)?[0] {
+        if sys::fd::poll_readable(&[self.pidfd()], None)?[0] {
             return self.try_reap();
         }
         Ok(None)
@@ -75,7 +75,7 @@ impl ChildRecord {
     }
 
     fn info(&self) -> ProcessInfo {
-        ProcessInfo::new(self.name.clone(), self.pid as u32, self.daemon)
+        ProcessInfo::new(self.name.clone(), Pid::from_sys(self.pid), self.daemon)
     }
 }
 
@@ -119,14 +119,21 @@ pub fn active_children() -> Vec<ProcessInfo> {
     children().iter().map(|c| c.info()).collect()
 }
 
-/// Runs when the process exits normally (`exit`, or returning from `main`), as Python's
-/// `multiprocessing` does: daemon children get `SIGTERM`, then every child is waited for.
+/// Runs when the process exits normally (`exit`, or returning from `main`).
 extern "C" fn finish_children_at_exit() {
+    finish_children();
+}
+
+/// What a process does with its children when it ends normally, as Python's
+/// `multiprocessing` does: daemon children get `SIGTERM`, then every child is waited for.
+/// The parent runs it at exit; a child runs it when its closure has returned or panicked,
+/// before it reports to its own parent.
+pub(crate) fn finish_children() {
     let list: Vec<Arc<ChildRecord>> = std::mem::take(&mut *children());
     for child in list.iter().filter(|c| c.daemon) {
         let _ = child.signal(Signal::TERM);
     }
     for child in &list {
-        let _ = child.wait(None);
+        let _ = child.wait();
     }
 }

@@ -3,9 +3,11 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::error::Result;
+use crate::deadline::Deadline;
+use crate::error::{Error, Result};
+use crate::pid::Pid;
 use crate::sys;
 
 /// This process as the library sees it.
@@ -40,12 +42,12 @@ fn with_identity<T>(f: impl FnOnce(&mut Identity) -> T) -> T {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessInfo {
     name: String,
-    pid: u32,
+    pid: Pid,
     daemon: bool,
 }
 
 impl ProcessInfo {
-    pub(crate) fn new(name: String, pid: u32, daemon: bool) -> ProcessInfo {
+    pub(crate) fn new(name: String, pid: Pid, daemon: bool) -> ProcessInfo {
         ProcessInfo { name, pid, daemon }
     }
 
@@ -55,7 +57,7 @@ impl ProcessInfo {
     }
 
     /// The operating system's process id.
-    pub fn pid(&self) -> u32 {
+    pub fn pid(&self) -> Pid {
         self.pid
     }
 
@@ -70,13 +72,13 @@ impl ProcessInfo {
 /// ```
 /// let me = multiproc::current_process();
 /// assert_eq!(me.name(), "MainProcess");
-/// assert_eq!(me.pid(), std::process::id());
+/// assert_eq!(me.pid(), multiproc::Pid::from(std::process::id()));
 /// assert!(!me.is_daemon());
 /// ```
 pub fn current_process() -> ProcessInfo {
     with_identity(|id| ProcessInfo {
         name: id.name.clone(),
-        pid: sys::process::getpid() as u32,
+        pid: Pid::from_sys(sys::process::getpid()),
         daemon: id.daemon,
     })
 }
@@ -92,7 +94,7 @@ pub fn parent_process() -> Option<ParentProcess> {
 #[derive(Debug, Clone)]
 pub struct ParentProcess {
     name: String,
-    pid: u32,
+    pid: Pid,
     /// Readable once the parent has exited; `None` if it was already gone when we looked.
     pidfd: Option<Arc<OwnedFd>>,
 }
@@ -104,7 +106,7 @@ impl ParentProcess {
     }
 
     /// The parent's pid.
-    pub fn pid(&self) -> u32 {
+    pub fn pid(&self) -> Pid {
         self.pid
     }
 
@@ -113,17 +115,59 @@ impl ParentProcess {
     /// # Errors
     /// [`Error::Io`](crate::Error::Io) if the system cannot be asked.
     pub fn is_alive(&self) -> Result<bool> {
-        Ok(!self.wait_timeout(Duration::ZERO)?)
+        match self.wait_until(Deadline::now()) {
+            Ok(()) => Ok(false),
+            Err(Error::Timeout) => Ok(true),
+            Err(e) => Err(e),
+        }
     }
 
-    /// Waits at most `timeout` for the parent to end; returns whether it has ended.
+    /// Waits for the parent to end.
     ///
     /// # Errors
     /// [`Error::Io`](crate::Error::Io) if the system cannot be asked.
-    pub fn wait_timeout(&self, timeout: Duration) -> Result<bool> {
-        match &self.pidfd {
-            None => Ok(true),
-            Some(fd) => Ok(sys::fd::poll_readable(&[fd.as_raw_fd()], Some(timeout))?[0]),
+    pub fn wait(&self) -> Result<()> {
+        self.wait_until(Deadline::NEVER)
+    }
+
+    /// Returns `Ok` if the parent has ended, without waiting.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`](crate::Error::WouldBlock) while the parent runs;
+    /// [`Error::Io`](crate::Error::Io) if the system cannot be asked.
+    pub fn try_wait(&self) -> Result<()> {
+        self.wait_until(Deadline::now()).map_err(|e| match e {
+            Error::Timeout => Error::WouldBlock,
+            other => other,
+        })
+    }
+
+    /// Waits at most `timeout` for the parent to end. A timeout too large to represent
+    /// waits forever.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`](crate::Error::Timeout) when the parent still runs at the end;
+    /// [`Error::Io`](crate::Error::Io) if the system cannot be asked.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<()> {
+        self.wait_until(Deadline::after(timeout))
+    }
+
+    /// Waits until `deadline` for the parent to end.
+    ///
+    /// # Errors
+    /// As [`wait_timeout`](Self::wait_timeout).
+    pub fn wait_deadline(&self, deadline: Instant) -> Result<()> {
+        self.wait_until(Deadline::at(deadline))
+    }
+
+    fn wait_until(&self, deadline: Deadline) -> Result<()> {
+        let Some(fd) = &self.pidfd else {
+            return Ok(());
+        };
+        if sys::fd::poll_readable(&[fd.as_raw_fd()], deadline.remaining())?[0] {
+            Ok(())
+        } else {
+            Err(Error::Timeout)
         }
     }
 }
@@ -161,7 +205,7 @@ pub(crate) fn become_child(name: &str, daemon: bool, parent_pid: i32) {
         children_started: 0,
         parent: Some(ParentProcess {
             name: parent_name,
-            pid: parent_pid as u32,
+            pid: Pid::from_sys(parent_pid),
             pidfd,
         }),
     });

@@ -15,7 +15,6 @@
 
 mod children;
 mod current;
-pub(crate) mod inherit;
 mod signal;
 mod start;
 mod status;
@@ -28,14 +27,18 @@ use serde::de::DeserializeOwned;
 
 pub use self::children::active_children;
 pub use self::current::{current_process, parent_process, ParentProcess, ProcessInfo};
-pub use self::signal::{send_signal, Signal, SignalFlag};
+pub use self::signal::{send_signal, SignalFlag};
 pub use self::start::StartMethod;
 pub use self::status::ExitStatus;
+pub use crate::pid::Pid;
+pub use crate::signal::Signal;
 
 use self::children::ChildRecord;
 use self::start::Outcome;
 use crate::connection::Connection;
+use crate::deadline::Deadline;
 use crate::error::{Error, Result};
+use crate::fd::wait_readable;
 
 /// The code a child runs: what Python's `Process.run` is.
 ///
@@ -163,8 +166,8 @@ impl<R> fmt::Debug for Child<R> {
 
 impl<R> Child<R> {
     /// The child's process id.
-    pub fn pid(&self) -> u32 {
-        self.record.pid as u32
+    pub fn pid(&self) -> Pid {
+        Pid::from_sys(self.record.pid)
     }
 
     /// The child's name.
@@ -239,37 +242,57 @@ impl<R: DeserializeOwned> Child<R> {
     ///   decoded here;
     /// - [`Error::InvalidState`] when an earlier `join` already took the value.
     pub fn join(&mut self) -> Result<R> {
-        match self.join_until(None)? {
+        match self.join_until(Deadline::NEVER)? {
             Some(r) => Ok(r),
             None => unreachable!("an unlimited join returns only when the child has ended"),
         }
     }
 
-    /// Waits at most `timeout` for the child to end. `Ok(None)` means it is still running
-    /// (and the value, when it comes, is kept for a later join); `Duration::ZERO` only looks.
+    /// Returns the closure's value if the child has ended, without waiting.
     ///
     /// # Errors
-    /// As [`join`](Self::join).
-    pub fn join_timeout(&mut self, timeout: Duration) -> Result<Option<R>> {
-        self.join_until(Some(Instant::now() + timeout))
+    /// [`Error::WouldBlock`] while the child runs (the value, when it comes, is kept for a
+    /// later join); otherwise as [`join`](Self::join).
+    pub fn try_join(&mut self) -> Result<R> {
+        self.join_until(Deadline::now())?.ok_or(Error::WouldBlock)
     }
 
-    fn join_until(&mut self, deadline: Option<Instant>) -> Result<Option<R>> {
+    /// Waits at most `timeout` for the child to end, like Python's `join(timeout)`. A
+    /// timeout too large to represent waits forever.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when the child still runs at the end (the value, when it comes,
+    /// is kept for a later join); otherwise as [`join`](Self::join).
+    pub fn join_timeout(&mut self, timeout: Duration) -> Result<R> {
+        self.join_until(Deadline::after(timeout))?
+            .ok_or(Error::Timeout)
+    }
+
+    /// Waits until `deadline` for the child to end: one limit across several calls.
+    ///
+    /// # Errors
+    /// As [`join_timeout`](Self::join_timeout).
+    pub fn join_deadline(&mut self, deadline: Instant) -> Result<R> {
+        self.join_until(Deadline::at(deadline))?
+            .ok_or(Error::Timeout)
+    }
+
+    /// Joins with `deadline`; `Ok(None)` when the child still runs when it passes.
+    fn join_until(&mut self, deadline: Deadline) -> Result<Option<R>> {
         let status = loop {
             if let Some(status) = self.record.try_reap()? {
                 break status;
             }
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             let watch_ctl = matches!(self.received, Received::Nothing);
             let mut fds = vec![self.record.pidfd()];
             if watch_ctl {
                 fds.push(std::os::fd::AsRawFd::as_raw_fd(&self.ctl));
             }
-            let ready = crate::connection::wait_readable(&fds, left)?;
+            let ready = wait_readable(&fds, deadline)?;
             if watch_ctl && ready[1] {
                 self.receive();
             }
-            if !ready.iter().any(|&r| r) && deadline.is_some_and(|d| Instant::now() >= d) {
+            if !ready.iter().any(|&r| r) && deadline.has_passed() {
                 return Ok(None);
             }
         };

@@ -1,182 +1,24 @@
-//! Signals: every name `kill -l` knows, sending them, and a safe way to catch them.
+//! Sending signals, and a safe way to catch them.
 #![forbid(unsafe_code)]
 
-use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::sys::signal as sys;
-
-/// A signal number, with the names `kill -l` prints.
-///
-/// The standard signals are associated constants (`Signal::USR1`); real-time signals are
-/// `Signal::rt(n)` (`RTMIN+n`). `Display` prints the `SIG`-prefixed name.
-///
-/// ```
-/// use multiproc::Signal;
-/// assert_eq!(Signal::from_name("SIGUSR1"), Some(Signal::USR1));
-/// assert_eq!(Signal::from_name("term"), Some(Signal::TERM));
-/// assert_eq!(Signal::KILL.to_string(), "SIGKILL");
-/// assert_eq!(Signal::KILL.as_raw(), 9);
-/// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Signal(i32);
-
-macro_rules! signal_consts {
-    ($($name:ident = $num:ident, $doc:literal;)*) => {
-        impl Signal {
-            $(#[doc = $doc] pub const $name: Signal = Signal(libc_num::$num);)*
-        }
-    };
-}
-
-/// Signal numbers, spelled once (the values are Linux's, shared by x86_64 and aarch64).
-mod libc_num {
-    pub(super) const HUP: i32 = 1;
-    pub(super) const INT: i32 = 2;
-    pub(super) const QUIT: i32 = 3;
-    pub(super) const ILL: i32 = 4;
-    pub(super) const TRAP: i32 = 5;
-    pub(super) const ABRT: i32 = 6;
-    pub(super) const BUS: i32 = 7;
-    pub(super) const FPE: i32 = 8;
-    pub(super) const KILL: i32 = 9;
-    pub(super) const USR1: i32 = 10;
-    pub(super) const SEGV: i32 = 11;
-    pub(super) const USR2: i32 = 12;
-    pub(super) const PIPE: i32 = 13;
-    pub(super) const ALRM: i32 = 14;
-    pub(super) const TERM: i32 = 15;
-    pub(super) const STKFLT: i32 = 16;
-    pub(super) const CHLD: i32 = 17;
-    pub(super) const CONT: i32 = 18;
-    pub(super) const STOP: i32 = 19;
-    pub(super) const TSTP: i32 = 20;
-    pub(super) const TTIN: i32 = 21;
-    pub(super) const TTOU: i32 = 22;
-    pub(super) const URG: i32 = 23;
-    pub(super) const XCPU: i32 = 24;
-    pub(super) const XFSZ: i32 = 25;
-    pub(super) const VTALRM: i32 = 26;
-    pub(super) const PROF: i32 = 27;
-    pub(super) const WINCH: i32 = 28;
-    pub(super) const IO: i32 = 29;
-    pub(super) const PWR: i32 = 30;
-    pub(super) const SYS: i32 = 31;
-}
-
-signal_consts! {
-    HUP = HUP, "Hangup: the controlling terminal or connection went away.";
-    INT = INT, "Interrupt from the keyboard (Ctrl-C).";
-    QUIT = QUIT, "Quit from the keyboard (Ctrl-\\).";
-    ILL = ILL, "Illegal instruction.";
-    TRAP = TRAP, "Trace or breakpoint trap.";
-    ABRT = ABRT, "Abort, as from `abort(3)`.";
-    BUS = BUS, "Bus error (bad memory access).";
-    FPE = FPE, "Floating-point exception.";
-    KILL = KILL, "Kill: cannot be caught or ignored.";
-    USR1 = USR1, "User-defined signal 1.";
-    SEGV = SEGV, "Invalid memory reference.";
-    USR2 = USR2, "User-defined signal 2.";
-    PIPE = PIPE, "Broken pipe: write with no reader.";
-    ALRM = ALRM, "Timer signal from `alarm(2)`.";
-    TERM = TERM, "Termination request; what `terminate()` sends.";
-    STKFLT = STKFLT, "Stack fault on coprocessor (unused).";
-    CHLD = CHLD, "A child stopped or ended.";
-    CONT = CONT, "Continue if stopped.";
-    STOP = STOP, "Stop the process: cannot be caught or ignored.";
-    TSTP = TSTP, "Stop typed at the terminal (Ctrl-Z).";
-    TTIN = TTIN, "Terminal input for a background process.";
-    TTOU = TTOU, "Terminal output for a background process.";
-    URG = URG, "Urgent condition on a socket.";
-    XCPU = XCPU, "CPU time limit exceeded.";
-    XFSZ = XFSZ, "File size limit exceeded.";
-    VTALRM = VTALRM, "Virtual alarm clock.";
-    PROF = PROF, "Profiling timer expired.";
-    WINCH = WINCH, "Window resize.";
-    IO = IO, "I/O now possible.";
-    PWR = PWR, "Power failure.";
-    SYS = SYS, "Bad system call.";
-}
-
-impl Signal {
-    /// The signal with this number, if the platform has it.
-    pub fn from_raw(num: i32) -> Option<Signal> {
-        let known = sys::STANDARD.iter().any(|&(n, _)| n == num)
-            || (sys::rt_min()..=sys::rt_max()).contains(&num);
-        known.then_some(Signal(num))
-    }
-
-    /// The real-time signal `RTMIN+n`, if `n` is in range.
-    pub fn rt(n: i32) -> Option<Signal> {
-        let num = sys::rt_min().checked_add(n)?;
-        (n >= 0 && num <= sys::rt_max()).then_some(Signal(num))
-    }
-
-    /// The signal number.
-    pub fn as_raw(self) -> i32 {
-        self.0
-    }
-
-    /// The name as `kill -l` prints it, without `SIG`: `"USR1"`, `"RTMIN+3"`, `"RTMAX"`.
-    pub fn name(self) -> String {
-        if let Some(&(_, name)) = sys::STANDARD.iter().find(|&&(n, _)| n == self.0) {
-            return name.to_string();
-        }
-        let (min, max) = (sys::rt_min(), sys::rt_max());
-        let mid = (min + max) / 2;
-        match self.0 {
-            n if n == min => "RTMIN".to_string(),
-            n if n == max => "RTMAX".to_string(),
-            n if n > min && n <= mid => format!("RTMIN+{}", n - min),
-            n if n > mid && n < max => format!("RTMAX-{}", max - n),
-            n => format!("{n}"),
-        }
-    }
-
-    /// Parses a name with or without `SIG`, in any case (`"SIGUSR1"`, `"usr1"`, `"RTMIN+2"`),
-    /// or a number (`"9"`).
-    pub fn from_name(name: &str) -> Option<Signal> {
-        if let Ok(num) = name.parse::<i32>() {
-            return Signal::from_raw(num);
-        }
-        let upper = name.to_ascii_uppercase();
-        let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
-        Signal::all().into_iter().find(|s| s.name() == bare)
-    }
-
-    /// Every signal of the platform, in `kill -l` order.
-    pub fn all() -> Vec<Signal> {
-        let mut all: Vec<Signal> = sys::STANDARD.iter().map(|&(n, _)| Signal(n)).collect();
-        all.extend((sys::rt_min()..=sys::rt_max()).map(Signal));
-        all
-    }
-}
-
-impl fmt::Debug for Signal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SIG{}", self.name())
-    }
-}
-
-impl fmt::Display for Signal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SIG{}", self.name())
-    }
-}
+use crate::pid::Pid;
+use crate::signal::Signal;
+use crate::sys;
 
 /// Sends `sig` to the process `pid` (any process this one may signal), like `os.kill`.
 ///
 /// # Errors
 /// [`Error::Io`] with `NotFound`-like `ESRCH` when no such process exists, or
 /// `PermissionDenied` when it may not be signalled.
-pub fn send_signal(pid: u32, sig: Signal) -> Result<()> {
-    let pid = i32::try_from(pid)
-        .ok()
-        .filter(|&p| p > 0)
+pub fn send_signal(pid: Pid, sig: Signal) -> Result<()> {
+    let raw = pid
+        .to_sys()
         .ok_or_else(|| Error::InvalidArgument(format!("{pid} is not a process id")))?;
-    sys::kill(pid, sig.0)?;
+    sys::signal::kill(raw, sig.as_raw())?;
     Ok(())
 }
 
@@ -191,7 +33,7 @@ pub fn send_signal(pid: u32, sig: Signal) -> Result<()> {
 /// # fn main() -> multiproc::Result<()> {
 /// let flag = SignalFlag::register(Signal::USR2)?;
 /// assert!(!flag.is_raised());
-/// multiproc::process::send_signal(std::process::id(), Signal::USR2)?;
+/// multiproc::process::send_signal(multiproc::current_process().pid(), Signal::USR2)?;
 /// assert!(flag.take());      // true once, then cleared
 /// assert!(!flag.is_raised());
 /// # Ok(()) }
@@ -225,7 +67,7 @@ impl SignalFlag {
             )));
         }
         let raised = Arc::new(AtomicBool::new(false));
-        signal_hook::flag::register(sig.0, Arc::clone(&raised))
+        signal_hook::flag::register(sig.as_raw(), Arc::clone(&raised))
             .map_err(|e| Error::InvalidArgument(format!("cannot catch {sig}: {e}")))?;
         Ok(SignalFlag {
             signal: sig,
@@ -254,42 +96,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_round_trip_for_every_signal() {
-        let all = Signal::all();
-        assert!(
-            all.len() >= 31 + 30,
-            "standard and real-time signals: {}",
-            all.len()
-        );
-        for s in all {
-            assert_eq!(Signal::from_name(&s.name()), Some(s), "{s:?}");
-            assert_eq!(Signal::from_raw(s.as_raw()), Some(s));
-        }
-    }
-
-    #[test]
-    fn kill_l_spellings() {
-        assert_eq!(Signal::rt(0).unwrap().name(), "RTMIN");
-        assert_eq!(Signal::rt(1).unwrap().name(), "RTMIN+1");
-        assert_eq!(Signal::from_name("RTMAX").unwrap().as_raw(), sys::rt_max());
-        assert_eq!(
-            Signal::from_name("RTMAX-1").unwrap().as_raw(),
-            sys::rt_max() - 1
-        );
-        assert_eq!(Signal::from_name("sigterm"), Some(Signal::TERM));
-        assert_eq!(Signal::from_name("NOPE"), None);
-        assert_eq!(Signal::from_raw(0), None);
-        assert_eq!(Signal::rt(1000), None);
-    }
-
-    #[test]
-    fn constants_match_the_platform() {
-        for &(num, name) in sys::STANDARD {
-            assert_eq!(Signal::from_name(name).unwrap().as_raw(), num);
-        }
-    }
-
-    #[test]
     fn kill_cannot_be_caught() {
         assert!(matches!(
             SignalFlag::register(Signal::KILL),
@@ -300,7 +106,7 @@ mod tests {
     #[test]
     fn signalling_pid_zero_is_refused() {
         assert!(matches!(
-            send_signal(0, Signal::TERM),
+            send_signal(Pid::from(0), Signal::TERM),
             Err(Error::InvalidArgument(_))
         ));
     }

@@ -13,9 +13,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::children::{self, ChildRecord};
-use super::{current, inherit, Child, Process, Run};
+use super::{current, Child, Process, Run};
 use crate::connection::{pipe, Connection};
 use crate::error::{Error, Result};
+use crate::fd::registry;
 use crate::sys;
 use crate::sys::process::Forked;
 
@@ -109,7 +110,7 @@ where
         let _ = std::io::stderr().flush();
 
         let forked = {
-            let _registry = inherit::lock_for_fork();
+            let _registry = registry::lock_for_fork();
             let _identity = current::lock_for_fork();
             let _children = children::lock_for_fork();
             fork()?
@@ -123,7 +124,7 @@ where
                 drop(ctl_child);
                 // The parent drops the task it moved into the child: the connections it owned
                 // report themselves, and only those stay open in the child.
-                let captured = inherit::drop_recording(self.task);
+                let captured = registry::drop_recording(self.task);
                 let record = ChildRecord::new(pid, name, daemon)?;
                 children::register(record.clone());
                 ctl_parent.send(&captured)?;
@@ -136,7 +137,8 @@ where
 /// Where the location of a panic in the child is kept for the parent.
 static PANIC_LOCATION: Mutex<Option<String>> = Mutex::new(None);
 
-/// The child's life: adopt the captured connections, run the task, report, exit.
+/// The child's life: adopt the captured connections, run the task, finish its own
+/// children, report, exit.
 fn child_main<T>(task: T, mut ctl: Connection, name: &str, daemon: bool, parent_pid: i32) -> !
 where
     T: Run,
@@ -158,7 +160,7 @@ where
         Err(_) => sys::process::exit_now(1),
     };
     keep.push(std::os::fd::AsRawFd::as_raw_fd(&ctl));
-    if inherit::keep_only(&keep).is_err() {
+    if registry::keep_only(&keep).is_err() {
         sys::process::exit_now(1);
     }
 
@@ -185,10 +187,14 @@ where
             (Outcome::Panicked { message, location }, 1)
         }
     };
+    // The same end as the parent's normal exit: terminate the daemons, wait for the others.
+    children::finish_children();
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     let sent = match ctl.send(&outcome) {
-        Err(Error::Codec(msg)) => ctl.send(&Outcome::<()>::Unencodable(msg.to_string())).map(|()| 1),
+        Err(Error::Codec(msg)) => ctl
+            .send(&Outcome::<()>::Unencodable(msg.to_string()))
+            .map(|()| 1),
         other => other.map(|()| code),
     };
     sys::process::exit_now(sent.unwrap_or(1))

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::Signal;
+use crate::signal::Signal;
 use crate::sys::process::Exit;
 
 /// How a child process ended: an exit code or a signal.

@@ -9,27 +9,52 @@
 //! | Python | here |
 //! |---|---|
 //! | `Queue(maxsize=0)` / `Queue(n)` | [`Queue::new`] / [`Queue::bounded`] |
-//! | `put(x)` / `put(x, False)` / `put(x, timeout=t)` | [`Queue::put`] / [`Queue::try_put`] / [`Queue::put_timeout`] |
-//! | `get()` / `get_nowait()` / `get(timeout=t)` | [`Queue::get`] / [`Queue::try_get`] / [`Queue::get_timeout`] |
-//! | `queue.Full` / `queue.Empty` | [`PutError::Full`] (with the value) / [`Error::Empty`] |
+//! | `put(x)` / `put(x, False)`, `put_nowait(x)` / `put(x, timeout=t)` | [`Queue::put`] / [`Queue::try_put`] / [`Queue::put_timeout`] |
+//! | `get()` / `get(False)`, `get_nowait()` / `get(timeout=t)` | [`Queue::get`] / [`Queue::try_get`] / [`Queue::get_timeout`] |
+//! | `queue.Full` / `queue.Empty` | [`PutError::Full`] (with the value) from `try_put`, [`PutError::Timeout`] from `put_timeout` / [`Error::Empty`] from `try_get`, [`Error::Timeout`] from `get_timeout` |
 //! | `qsize()`, `empty()`, `full()` | [`Queue::qsize`], [`Queue::is_empty`], [`Queue::is_full`] |
-//! | `close()`; 3.13's `shutdown()` | [`Queue::close`]: for every process, like `shutdown()` |
-//! | `join_thread()`, `cancel_join_thread()` | not needed: nothing is buffered in the process |
+//! | `close()`: this process puts no more | [`Queue::close`]: this handle puts no more; other handles and processes go on |
+//! | `join_thread()`, `cancel_join_thread()` | not needed: there is no feeder thread, nothing is buffered in the process |
+//! | 3.13's `shutdown(immediate=False)` | [`Queue::shutdown`]: for every process; puts fail, gets drain then fail ([`Error::Closed`]) |
 //! | `SimpleQueue()`, `JoinableQueue()` | [`SimpleQueue::new`], [`JoinableQueue::new`] |
+//! | `task_done()`, `join()` | [`JoinableQueue::task_done`], [`JoinableQueue::join`] (and `try_join`, `join_timeout`) |
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub mod fault;
 mod ring;
 
 use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use self::ring::{GetFail, PutFail, Ring, Wait, MAX_MESSAGE};
+use self::ring::{GetFail, JoinFail, PutFail, Ring, MAX_MESSAGE};
 use crate::codec::{Binary, Codec};
+use crate::deadline::Deadline;
 use crate::error::{Error, PutError, Result};
+
+/// How long a call may wait, and so how it reports "not now" (the outcome rule).
+#[derive(Clone, Copy)]
+enum Wait {
+    /// A `try_` form: never waits; says "would block" (`Full`, `Empty`, `WouldBlock`).
+    Try,
+    /// A `_timeout` / `_deadline` form, or a plain one (`Deadline::NEVER`); says `Timeout`.
+    Until(Deadline),
+}
+
+impl Wait {
+    fn deadline(self) -> Deadline {
+        match self {
+            Wait::Try => Deadline::now(),
+            Wait::Until(d) => d,
+        }
+    }
+}
 
 /// A first-in first-out queue for any number of producer and consumer processes.
 ///
@@ -40,13 +65,15 @@ use crate::error::{Error, PutError, Result};
 /// # Examples
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use multiproc::{PutError, Queue};
+/// use multiproc::{Error, PutError, Queue};
+/// use std::time::Duration;
 ///
 /// let q: Queue<String> = Queue::bounded(1)?;
 /// q.put("hello".to_string())?;
 /// assert!(matches!(q.try_put("world".to_string()), Err(PutError::Full(s)) if s == "world"));
 /// assert_eq!(q.get()?, "hello");
-/// assert!(q.try_get().unwrap_err().to_string().contains("empty"));
+/// assert!(matches!(q.try_get(), Err(Error::Empty)));
+/// assert!(matches!(q.get_timeout(Duration::from_millis(1)), Err(Error::Timeout)));
 /// # Ok(())
 /// # }
 /// ```
@@ -59,13 +86,17 @@ use crate::error::{Error, PutError, Result};
 /// message from the ring and before `get` returned it, loses that one message.
 pub struct Queue<T, C = Binary> {
     ring: Arc<Ring>,
+    /// Set by [`Queue::close`]: this handle puts no more.
+    closed: AtomicBool,
     _types: PhantomData<fn(T, C) -> T>,
 }
 
 impl<T, C> Clone for Queue<T, C> {
+    /// Another handle to the same queue; a clone of a closed handle is closed too.
     fn clone(&self) -> Self {
         Queue {
             ring: Arc::clone(&self.ring),
+            closed: AtomicBool::new(self.is_closed()),
             _types: PhantomData,
         }
     }
@@ -76,7 +107,8 @@ impl<T, C> fmt::Debug for Queue<T, C> {
         f.debug_struct("Queue")
             .field("qsize", &self.ring.len())
             .field("bound", &self.ring.bound())
-            .field("closed", &self.ring.is_closed())
+            .field("closed", &self.is_closed())
+            .field("shutdown", &self.ring.is_shutdown())
             .finish()
     }
 }
@@ -131,6 +163,7 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Queue<T, C> {
             };
         Ok(Queue {
             ring: Arc::new(Ring::create(bound)?),
+            closed: AtomicBool::new(false),
             _types: PhantomData,
         })
     }
@@ -138,38 +171,57 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Queue<T, C> {
     /// Puts `value`, waiting as long as the queue is full.
     ///
     /// # Errors
-    /// [`PutError::Closed`] after [`close`](Queue::close); [`PutError::Failed`] with
-    /// [`Error::Codec`] or [`Error::MessageTooLong`] when the value cannot be encoded or is
-    /// longer than 1 GiB encoded. The value comes back in every case.
+    /// [`PutError::Closed`] after [`close`](Queue::close) on this handle or
+    /// [`shutdown`](Queue::shutdown) anywhere; [`PutError::Failed`] with [`Error::Codec`] or
+    /// [`Error::MessageTooLong`] when the value cannot be encoded or is longer than 1 GiB
+    /// encoded. The value comes back in every case.
     pub fn put(&self, value: T) -> Result<(), PutError<T>> {
-        self.put_with(value, Wait::Forever)
+        self.put_with(value, Wait::Until(Deadline::NEVER))
     }
 
-    /// Puts `value` only if there is room now.
+    /// Puts `value` only if that needs no waiting: the queue has room and no other producer
+    /// holds it at this instant (Python's `put_nowait`).
     ///
     /// # Errors
-    /// [`PutError::Full`] when the queue is full; otherwise as [`put`](Queue::put).
+    /// [`PutError::Full`] when it would have to wait; otherwise as [`put`](Queue::put).
     pub fn try_put(&self, value: T) -> Result<(), PutError<T>> {
-        self.put_with(value, Wait::No)
+        self.put_with(value, Wait::Try)
     }
 
-    /// Puts `value`, waiting at most `timeout` for room.
+    /// Puts `value`, waiting at most `timeout` for room (`Duration::MAX`: forever).
     ///
     /// # Errors
-    /// [`PutError::Full`] when there was no room within `timeout`; otherwise as
+    /// [`PutError::Timeout`] when there was no room within `timeout`; otherwise as
     /// [`put`](Queue::put).
     pub fn put_timeout(&self, value: T, timeout: Duration) -> Result<(), PutError<T>> {
-        self.put_with(value, Wait::for_duration(timeout))
+        self.put_with(value, Wait::Until(Deadline::after(timeout)))
+    }
+
+    /// Puts `value`, waiting until `deadline` at the latest for room.
+    ///
+    /// # Errors
+    /// As [`put_timeout`](Queue::put_timeout).
+    pub fn put_deadline(&self, value: T, deadline: Instant) -> Result<(), PutError<T>> {
+        self.put_with(value, Wait::Until(Deadline::at(deadline)))
     }
 
     fn put_with(&self, value: T, wait: Wait) -> Result<(), PutError<T>> {
+        if self.is_closed() {
+            return Err(PutError::Closed(value));
+        }
         let outcome = with_scratch(|buf| {
             C::encode(&value, buf)?;
-            Ok(self.ring.put(buf, wait).map_err(|fail| (fail, buf.len())))
+            Ok(self
+                .ring
+                .put(buf, wait.deadline())
+                .map_err(|fail| (fail, buf.len())))
         });
         match outcome {
             Ok(Ok(())) => Ok(()),
-            Ok(Err((PutFail::Full, _))) => Err(PutError::Full(value)),
+            Ok(Err((PutFail::NotNow, _))) => match wait {
+                Wait::Try => Err(PutError::Full(value)),
+                Wait::Until(_) => Err(PutError::Timeout(value)),
+            },
             Ok(Err((PutFail::Closed, _))) => Err(PutError::Closed(value)),
             Ok(Err((PutFail::TooLong, len))) => Err(PutError::Failed(
                 value,
@@ -185,32 +237,45 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Queue<T, C> {
     /// Takes the oldest message, waiting as long as the queue is empty.
     ///
     /// # Errors
-    /// [`Error::Closed`] once the queue is closed and drained; [`Error::Codec`] when the
+    /// [`Error::Closed`] once the queue is shut down and drained; [`Error::Codec`] when the
     /// message does not decode as a `T` (it is consumed).
     pub fn get(&self) -> Result<T> {
-        self.get_with(Wait::Forever)
+        self.get_with(Wait::Until(Deadline::NEVER))
     }
 
-    /// Takes the oldest message if there is one now.
+    /// Takes the oldest message if that needs no waiting: there is one and no other consumer
+    /// holds the queue at this instant (Python's `get_nowait`).
     ///
     /// # Errors
-    /// [`Error::Empty`] when there is none; otherwise as [`get`](Queue::get).
+    /// [`Error::Empty`] when it would have to wait; otherwise as [`get`](Queue::get).
     pub fn try_get(&self) -> Result<T> {
-        self.get_with(Wait::No)
+        self.get_with(Wait::Try)
     }
 
-    /// Takes the oldest message, waiting at most `timeout` for one.
+    /// Takes the oldest message, waiting at most `timeout` for one (`Duration::MAX`:
+    /// forever).
     ///
     /// # Errors
-    /// [`Error::Empty`] when none came within `timeout`; otherwise as [`get`](Queue::get).
+    /// [`Error::Timeout`] when none came within `timeout`; otherwise as [`get`](Queue::get).
     pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
-        self.get_with(Wait::for_duration(timeout))
+        self.get_with(Wait::Until(Deadline::after(timeout)))
+    }
+
+    /// Takes the oldest message, waiting until `deadline` at the latest.
+    ///
+    /// # Errors
+    /// As [`get_timeout`](Queue::get_timeout).
+    pub fn get_deadline(&self, deadline: Instant) -> Result<T> {
+        self.get_with(Wait::Until(Deadline::at(deadline)))
     }
 
     fn get_with(&self, wait: Wait) -> Result<T> {
-        match self.ring.get(wait, C::decode::<T>) {
+        match self.ring.get(wait.deadline(), C::decode::<T>) {
             Ok(decoded) => decoded,
-            Err(GetFail::Empty) => Err(Error::Empty),
+            Err(GetFail::NotNow) => match wait {
+                Wait::Try => Err(Error::Empty),
+                Wait::Until(_) => Err(Error::Timeout),
+            },
             Err(GetFail::Closed) => Err(Error::Closed),
             Err(GetFail::Corrupt(why)) => Err(Error::protocol(why)),
         }
@@ -242,16 +307,35 @@ impl<T, C> Queue<T, C> {
         }
     }
 
-    /// Closes the queue for every process: later puts fail with [`PutError::Closed`], gets
-    /// return what is left and then [`Error::Closed`]; waiting puts and gets wake up.
-    /// Closing twice is harmless.
+    /// Says that this handle puts no more, like Python's `close()`: later puts through it
+    /// fail with [`PutError::Closed`]. Other handles (clones made before, other processes)
+    /// put and get as before, and this handle can still get. Every message put before is
+    /// already in the queue (there is no feeder thread to flush, so there is no
+    /// `join_thread`). Closing twice is harmless. To stop the queue for everyone, use
+    /// [`shutdown`](Queue::shutdown).
     pub fn close(&self) {
-        self.ring.close();
+        self.closed.store(true, Ordering::Relaxed);
     }
 
-    /// `true` once any process closed the queue.
+    /// `true` once [`close`](Queue::close) was called on this handle (or the handle it was
+    /// cloned from).
     pub fn is_closed(&self) -> bool {
-        self.ring.is_closed()
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Shuts the queue down for every process, like Python 3.13's `Queue.shutdown`: later
+    /// puts fail with [`PutError::Closed`] and waiting puts and gets wake up. Gets take what
+    /// is left, then fail with [`Error::Closed`]; with `immediate`, they fail at once, and
+    /// the messages left are discarded and counted as done, so a
+    /// [`JoinableQueue::join`] waiting for them returns. Shutting down twice is harmless
+    /// (`immediate` wins).
+    pub fn shutdown(&self, immediate: bool) {
+        self.ring.shutdown(immediate);
+    }
+
+    /// `true` once any process shut the queue down.
+    pub fn is_shutdown(&self) -> bool {
+        self.ring.is_shutdown()
     }
 }
 
@@ -353,15 +437,20 @@ impl<T, C> SimpleQueue<T, C> {
         self.queue.is_empty()
     }
 
-    /// Closes the queue for every process (see [`Queue::close`]).
+    /// This handle puts no more (see [`Queue::close`]); other handles are unaffected.
     pub fn close(&self) {
         self.queue.close();
+    }
+
+    /// Shuts the queue down for every process (see [`Queue::shutdown`]).
+    pub fn shutdown(&self, immediate: bool) {
+        self.queue.shutdown(immediate);
     }
 }
 
 /// A [`Queue`] that also counts unfinished tasks: every put adds one, every
 /// [`task_done`](JoinableQueue::task_done) removes one, and [`join`](JoinableQueue::join)
-/// waits for zero.
+/// waits for zero. Every [`Queue`] method is here too, with the same meaning.
 ///
 /// # Examples
 /// ```
@@ -429,9 +518,114 @@ impl<T: Serialize + DeserializeOwned, C: Codec> JoinableQueue<T, C> {
             queue: Queue::with_codec(maxsize)?,
         })
     }
+
+    /// See [`Queue::put`]; each put adds one unfinished task.
+    ///
+    /// # Errors
+    /// As [`Queue::put`].
+    pub fn put(&self, value: T) -> Result<(), PutError<T>> {
+        self.queue.put(value)
+    }
+
+    /// See [`Queue::try_put`].
+    ///
+    /// # Errors
+    /// As [`Queue::try_put`].
+    pub fn try_put(&self, value: T) -> Result<(), PutError<T>> {
+        self.queue.try_put(value)
+    }
+
+    /// See [`Queue::put_timeout`].
+    ///
+    /// # Errors
+    /// As [`Queue::put_timeout`].
+    pub fn put_timeout(&self, value: T, timeout: Duration) -> Result<(), PutError<T>> {
+        self.queue.put_timeout(value, timeout)
+    }
+
+    /// See [`Queue::put_deadline`].
+    ///
+    /// # Errors
+    /// As [`Queue::put_deadline`].
+    pub fn put_deadline(&self, value: T, deadline: Instant) -> Result<(), PutError<T>> {
+        self.queue.put_deadline(value, deadline)
+    }
+
+    /// See [`Queue::get`].
+    ///
+    /// # Errors
+    /// As [`Queue::get`].
+    pub fn get(&self) -> Result<T> {
+        self.queue.get()
+    }
+
+    /// See [`Queue::try_get`].
+    ///
+    /// # Errors
+    /// As [`Queue::try_get`].
+    pub fn try_get(&self) -> Result<T> {
+        self.queue.try_get()
+    }
+
+    /// See [`Queue::get_timeout`].
+    ///
+    /// # Errors
+    /// As [`Queue::get_timeout`].
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
+        self.queue.get_timeout(timeout)
+    }
+
+    /// See [`Queue::get_deadline`].
+    ///
+    /// # Errors
+    /// As [`Queue::get_deadline`].
+    pub fn get_deadline(&self, deadline: Instant) -> Result<T> {
+        self.queue.get_deadline(deadline)
+    }
 }
 
 impl<T, C> JoinableQueue<T, C> {
+    /// See [`Queue::qsize`].
+    pub fn qsize(&self) -> usize {
+        self.queue.qsize()
+    }
+
+    /// See [`Queue::is_empty`].
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// See [`Queue::is_full`].
+    pub fn is_full(&self) -> bool {
+        self.queue.is_full()
+    }
+
+    /// See [`Queue::maxsize`].
+    pub fn maxsize(&self) -> Option<usize> {
+        self.queue.maxsize()
+    }
+
+    /// This handle puts no more (see [`Queue::close`]).
+    pub fn close(&self) {
+        self.queue.close();
+    }
+
+    /// See [`Queue::is_closed`].
+    pub fn is_closed(&self) -> bool {
+        self.queue.is_closed()
+    }
+
+    /// Shuts the queue down for every process (see [`Queue::shutdown`]); `immediate` also
+    /// releases [`join`](JoinableQueue::join).
+    pub fn shutdown(&self, immediate: bool) {
+        self.queue.shutdown(immediate);
+    }
+
+    /// See [`Queue::is_shutdown`].
+    pub fn is_shutdown(&self) -> bool {
+        self.queue.is_shutdown()
+    }
+
     /// Marks one task as done.
     ///
     /// # Errors
@@ -449,29 +643,46 @@ impl<T, C> JoinableQueue<T, C> {
     /// Waits until every message put so far has been marked done.
     ///
     /// # Errors
-    /// None today; the `Result` keeps the door open for a broken queue.
+    /// [`Error::Closed`] when an immediate [`shutdown`](JoinableQueue::shutdown) released
+    /// the wait while tasks taken before it were still unfinished.
     pub fn join(&self) -> Result<()> {
-        self.queue.ring.join(Wait::Forever);
-        Ok(())
+        self.join_with(Wait::Until(Deadline::NEVER))
     }
 
-    /// Waits at most `timeout` for every task to be done.
+    /// Returns at once: `Ok` when every task is done.
     ///
     /// # Errors
-    /// [`Error::Timeout`] when tasks are still unfinished after `timeout`.
-    pub fn join_timeout(&self, timeout: Duration) -> Result<()> {
-        if self.queue.ring.join(Wait::for_duration(timeout)) {
-            Ok(())
-        } else {
-            Err(Error::Timeout)
-        }
+    /// [`Error::WouldBlock`] while tasks are unfinished; otherwise as
+    /// [`join`](JoinableQueue::join).
+    pub fn try_join(&self) -> Result<()> {
+        self.join_with(Wait::Try)
     }
-}
 
-impl<T, C> std::ops::Deref for JoinableQueue<T, C> {
-    type Target = Queue<T, C>;
+    /// Waits at most `timeout` for every task to be done (`Duration::MAX`: forever).
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when tasks are still unfinished after `timeout`; otherwise as
+    /// [`join`](JoinableQueue::join).
+    pub fn join_timeout(&self, timeout: Duration) -> Result<()> {
+        self.join_with(Wait::Until(Deadline::after(timeout)))
+    }
 
-    fn deref(&self) -> &Queue<T, C> {
-        &self.queue
+    /// Waits until `deadline` at the latest for every task to be done.
+    ///
+    /// # Errors
+    /// As [`join_timeout`](JoinableQueue::join_timeout).
+    pub fn join_deadline(&self, deadline: Instant) -> Result<()> {
+        self.join_with(Wait::Until(Deadline::at(deadline)))
+    }
+
+    fn join_with(&self, wait: Wait) -> Result<()> {
+        match self.queue.ring.join(wait.deadline()) {
+            Ok(()) => Ok(()),
+            Err(JoinFail::NotNow) => match wait {
+                Wait::Try => Err(Error::WouldBlock),
+                Wait::Until(_) => Err(Error::Timeout),
+            },
+            Err(JoinFail::Closed) => Err(Error::Closed),
+        }
     }
 }

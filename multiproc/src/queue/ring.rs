@@ -2,12 +2,16 @@
 //! and many consumers in any processes, and no corruption or deadlock when one of them is
 //! killed at any instant.
 //!
+//! This file is the protocol. The memory it runs on is [`Memory`], with two backends: a
+//! shared segment (`shm_memory.rs`) and, under `--cfg loom`, heap atomics that loom can see
+//! (`loom_memory.rs`). Tests: `ring/tests.rs`, loom models: `ring/loom_tests.rs`.
+//!
 //! # Layout
 //!
-//! One anonymous shared segment (`shm::segment`): a control page ([`Control`], each group of
-//! fields on its own cache line) and a data area of [`MAX_CAP`] bytes of address space, of
-//! which only the first `cap` bytes (a power of two, starting at [`INITIAL_CAP`]) are in
-//! use. Pages the ring never reached are never touched, so they cost no memory.
+//! One anonymous shared segment: a control page ([`Control`], each group of fields on its
+//! own cache line) and a data area of `MAX_CAP` bytes of address space, of which only the
+//! first `cap` bytes (a power of two, starting at `INITIAL_CAP`) are in use. Pages the ring
+//! never reached are never touched, so they cost no memory.
 //!
 //! A message is a record at a byte position `pos` (monotonic `u64`, offset `pos % cap`,
 //! 8-aligned): three 8-byte header words `state`, `len`, `idx`, then the payload, padded to
@@ -31,19 +35,43 @@
 //! | 4 | `state(tail) = tail \| COMMITTED` (Release): **the commit** | `head += size` (Release): **the release of the bytes** |
 //! | 5 | `tail_idx = idx + 1`, `tail += size`, `puts = idx + 1` | |
 //!
+//! # Who owns which bytes
+//!
+//! The [`Memory`] accessors that touch data bytes are `unsafe fn`s whose contract is this
+//! ownership rule; every call site says which case it is in.
+//!
+//! - **Free space** `[tail, head + cap)` belongs to the holder of `plock`, for plain writes.
+//!   The consumer hands bytes back with its Release store of `head` (step 4); the producer
+//!   takes them with an Acquire load of `head` (step 1).
+//! - **A committed record** `[head, tail)` belongs to the holder of `clock`, for reading;
+//!   nobody writes it. The producer hands it over with its Release store of `state` (step 4);
+//!   the consumer takes it with an Acquire load of `state` (step 1).
+//! - **Growth** holds both locks, so the grower owns everything; the half that the doubling
+//!   adds holds nothing live.
+//! - The `state` word at `head` and at `tail` is only ever accessed atomically (the
+//!   producer's payload starts after it, step 3 zeroes the next one atomically), so either
+//!   side may load it under its own lock.
+//!
 //! # Crash safety
 //!
 //! When a process dies holding `plock` or `clock`, the next locker finds the holder dead
-//! (`RawLock` checks its liveness while it waits), takes the lock over and repairs:
+//! (`RawLock` checks its liveness), takes the lock over and repairs:
 //! - producer side: every step before the commit only wrote free space, so an uncommitted
 //!   record is simply overwritten. If the commit happened but step 5 did not finish,
 //!   `state(tail)` is committed at `tail`: the repair advances `tail`/`tail_idx` past it and
 //!   sets `puts = tail_idx`. Nothing is lost or doubled.
-//! - consumer side: nothing to repair. If the dead consumer did not release the bytes
-//!   (step 4), the record is still at `head` and the next consumer delivers it: the message
-//!   the dead consumer was reading is not lost but delivered once, to someone else. Once step
-//!   4 is done the message is gone: if the consumer dies between step 4 and handing the value
-//!   to its caller, that one message is lost. This is the only loss the design allows.
+//! - consumer side: if the dead consumer did not release the bytes (step 4), the record is
+//!   still committed at `head` and the next consumer delivers it: the message the dead
+//!   consumer was reading is not lost but delivered once, to someone else. If it died
+//!   between steps 3 and 4, `gets` already counts that message as taken: the repair sets
+//!   `gets` back to the record's `idx` and wakes the waiting consumers. Once step 4 is done
+//!   the message is gone: if the consumer dies between step 4 and handing the value to its
+//!   caller, that one message is lost. This is the only loss the design allows.
+//!
+//! A consumer that goes to sleep while another consumer holds `clock` may be waiting on a
+//! dead one, whose counts say "empty" while a message is committed at `head`, and nobody
+//! will wake it: so it sleeps at most `LIVENESS_PERIOD` at a time and then tries the lock
+//! again, which detects the dead holder and repairs.
 //!
 //! `puts`, `gets` (message counts) feed `qsize`, the bound and the producers' wait; the
 //! producer's `head_cache`/`gets_cache` spare it a cache miss on the consumers' line for
@@ -51,17 +79,18 @@
 //!
 //! # Growth
 //!
-//! A producer that finds no room and may grow (the ring is below [`MAX_CAP`]) also takes
+//! A producer that finds no room and may grow (the ring is below `MAX_CAP`) also takes
 //! `clock` (lock order is always `plock` then `clock`; consumers never take `plock`),
 //! copies the live bytes `[head, tail)` to their offsets under the doubled capacity, zeroes
 //! `state(tail)` there and then stores the new `cap`. Doubling maps every position either to
 //! its old offset or into the upper half, which holds nothing live (at most the leftovers
 //! of a grower killed mid-copy, whose stale `state` words name old positions), so the copy
-//! overwrites nothing live: a grower killed mid-copy leaves the old ring intact. Messages larger than the current ring
-//! therefore just grow it; the limit is [`MAX_CAP`] of encoded messages at once.
+//! overwrites nothing live: a grower killed mid-copy leaves the old ring intact. Messages
+//! larger than the current ring therefore just grow it; the limit is `MAX_CAP` of encoded
+//! messages at once.
 //!
-//! Below [`GROW_FREELY`] (4 MiB) a full ring grows at once. Above it, and when the message
-//! would fit in half the ring, a put that finds no room first spins (`sync::park::spin`,
+//! Below `GROW_FREELY` (4 MiB) a full ring grows at once. Above it, and when the message
+//! would fit in half the ring, a put that finds no room first spins (`raw::park::spin`,
 //! at most ~50 us) for a consumer to make room, and grows only if none does: an active
 //! consumer keeps the ring small (cache- and page-friendly: every byte of growth is a fresh
 //! page to fault in), while a stalled or absent one costs one spin per doubling. So an
@@ -71,20 +100,49 @@
 //!
 //! Each direction has a [`Signal`]: a `seq` word that every put (for `not_empty`) or every
 //! get (for `not_full`) bumps, and a count of sleepers. A get that finds nothing, or a put
-//! that finds no room, follows `sync::park`'s rule: it spins on `seq` for a short while
+//! that finds no room, follows `raw::park`'s rule: it spins on `seq` for a short while
 //! (waking a process on another CPU costs ~40 us here, so most hand-offs are caught by the
 //! spin), then counts itself in `waiters` and sleeps on `seq`. The other side wakes only when
 //! `waiters` is non-zero, so a put with no sleeping consumer makes no system call.
+//!
+//! A call that may not wait (`try_`) takes a side lock only if it is free now: a stopped
+//! process holding it must not block it (Python's `get_nowait` says `Empty` then too).
+//!
+//! # Shutdown
+//!
+//! `closed` is 0 while open, [`DRAIN`] after a shutdown (puts fail, gets take what is left),
+//! [`IMMEDIATE`] after an immediate one (gets fail at once; the messages left were counted
+//! as done, so `join` returns).
 #![allow(unsafe_code)]
 
-use std::io;
-use std::time::{Duration, Instant};
-
-use crate::loom::{fence, AtomicU32, AtomicU64, Ordering};
-use crate::sync::park::{self, Parked};
+#[cfg(loom)]
+mod loom_memory;
+#[cfg(all(test, loom))]
+mod loom_tests;
 #[cfg(not(loom))]
-use crate::sync::raw::{Acquired, RawLock};
-use crate::sys::identity::Token;
+mod shm_memory;
+#[cfg(all(test, not(loom)))]
+mod tests;
+
+use std::io;
+
+use self::backend::{is_alive, me, Acquired, Memory, RawLock, GROW_FREELY, INITIAL_CAP, MAX_CAP};
+#[cfg(loom)]
+use self::loom_memory as backend;
+#[cfg(not(loom))]
+use self::shm_memory as backend;
+use crate::deadline::Deadline;
+use crate::loom::{fence, AtomicU32, AtomicU64, Ordering};
+use crate::raw::park::{self, Parked};
+use crate::raw::LIVENESS_PERIOD;
+
+/// Kills the process here when a test armed this point (feature `fault-injection`).
+macro_rules! fault_point {
+    ($point:ident) => {
+        #[cfg(feature = "fault-injection")]
+        super::fault::reached(super::fault::Point::$point);
+    };
+}
 
 /// Size of a record header: `state`, `len`, `idx`.
 const HEADER: u64 = 24;
@@ -93,65 +151,18 @@ const COMMITTED: u64 = 1;
 /// The largest message, in bytes (the header's `len` is checked against it on read, too).
 pub(crate) const MAX_MESSAGE: usize = 1 << 30;
 
-/// Address space reserved for the data area; the ring grows up to this.
-#[cfg(not(loom))]
-const MAX_CAP: u64 = 8 << 30;
-/// Capacity of a new ring.
-#[cfg(not(loom))]
-const INITIAL_CAP: u64 = 128 << 10;
-/// Below this capacity a full ring grows at once; above, a put first gives consumers a
-/// moment to make room (see "Growth").
-#[cfg(not(loom))]
-const GROW_FREELY: u64 = 4 << 20;
-/// Small rings in loom models, so wrap-around and growth happen within a few messages.
-#[cfg(loom)]
-const MAX_CAP: u64 = 256;
-#[cfg(loom)]
-const INITIAL_CAP: u64 = 64;
-#[cfg(loom)]
-const GROW_FREELY: u64 = 128;
-
-/// Where the data area starts in the segment's payload: the rest of the first page.
-#[cfg(not(loom))]
-const DATA_OFFSET: usize = 4096 - crate::shm::segment::HEADER_SIZE;
-/// The segment kind of a queue.
-#[cfg(not(loom))]
-const KIND: crate::shm::segment::Kind = crate::shm::segment::Kind(*b"QUEU");
-
-/// How long a put or get may wait for room or for a message.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Wait {
-    /// Not at all.
-    No,
-    /// Until this instant.
-    Until(Instant),
-    /// As long as it takes.
-    Forever,
-}
-
-impl Wait {
-    /// `Until(now + d)`, or `Forever` when that instant cannot be represented.
-    pub(crate) fn for_duration(d: Duration) -> Wait {
-        Instant::now()
-            .checked_add(d)
-            .map_or(Wait::Forever, Wait::Until)
-    }
-
-    /// The deadline for a call that is allowed to wait (`No` is handled before).
-    fn deadline(self) -> Option<Instant> {
-        match self {
-            Wait::Until(d) => Some(d),
-            Wait::No | Wait::Forever => None,
-        }
-    }
-}
+/// `closed` after `shutdown(false)`: puts fail, gets drain.
+const DRAIN: u32 = 1;
+/// `closed` after `shutdown(true)`: puts and gets fail.
+const IMMEDIATE: u32 = 2;
 
 /// Why a put did not happen.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum PutFail {
-    /// No room (bound reached, or the ring is at its largest) within the wait.
-    Full,
-    /// The queue is closed.
+    /// No room (bound reached, ring at its largest, or the producers' lock busy) by the
+    /// deadline.
+    NotNow,
+    /// The queue was shut down.
     Closed,
     /// The message is longer than [`MAX_MESSAGE`].
     TooLong,
@@ -162,7 +173,8 @@ pub(crate) enum PutFail {
 enum Attempt {
     /// The message is in the ring.
     Put,
-    /// No room: the bound is reached, or the ring is as large as it may get.
+    /// No room: the bound is reached, the ring is as large as it may get, or the
+    /// consumers' lock could not be taken to grow it by the deadline.
     Full,
     /// No room without growing a ring that is already large; not allowed this time.
     WouldGrow,
@@ -171,12 +183,21 @@ enum Attempt {
 /// Why a get returned no message.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum GetFail {
-    /// Nothing arrived within the wait.
-    Empty,
-    /// The queue is closed and drained.
+    /// Nothing arrived (or the consumers' lock was busy) by the deadline.
+    NotNow,
+    /// The queue was shut down and drained (or shut down immediately).
     Closed,
     /// A header made no sense (memory written by something that is not a queue).
     Corrupt(String),
+}
+
+/// Why a join returned before every task was done.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum JoinFail {
+    /// Tasks were still unfinished at the deadline.
+    NotNow,
+    /// The queue was shut down immediately while tasks were unfinished.
+    Closed,
 }
 
 /// A cache line for one group of fields that one side writes.
@@ -232,7 +253,7 @@ struct Control {
     consumer: Line<ConsumerSide>,
     /// The data area's capacity in use; changes only with both locks held.
     cap: Line<AtomicU64>,
-    /// Non-zero once `close` was called.
+    /// 0, [`DRAIN`] or [`IMMEDIATE`] (see "Shutdown").
     closed: Line<AtomicU32>,
     not_empty: Line<Signal>,
     not_full: Line<Signal>,
@@ -251,18 +272,6 @@ struct Ident {
     max_cap: AtomicU64,
 }
 
-#[cfg(not(loom))]
-const _: () = assert!(std::mem::size_of::<Control>() <= DATA_OFFSET);
-
-// SAFETY: `Control` is repr(C) of atomics and `RawLock`s (themselves ShmSafe): fixed
-// layout, no pointers, and all zero bytes are its initial state (unlocked, empty ring, cap
-// set right after creation).
-#[cfg(not(loom))]
-unsafe impl crate::shm::pod::ShmSafe for Control {}
-// SAFETY: every field is written only through atomics (the locks included).
-#[cfg(not(loom))]
-unsafe impl crate::shm::pod::ShmSync for Control {}
-
 /// Holds one side's lock; unlocks on drop.
 struct SideGuard<'a>(&'a RawLock);
 
@@ -272,101 +281,29 @@ impl Drop for SideGuard<'_> {
     }
 }
 
-/// Who this thread is for the side locks, and how to tell a dead holder.
-#[cfg(not(loom))]
-fn me() -> Token {
-    crate::sys::identity::thread()
-}
-
-#[cfg(not(loom))]
-fn is_alive(token: Token) -> bool {
-    crate::sys::identity::is_alive(token)
-}
-
-/// Under loom a yielding spin lock stands in for `RawLock`, whose own loom model covers
-/// it: threads in a model do not die, and a yield per failed attempt is what loom needs to
-/// explore a lock wait without an unbounded number of branches.
-#[cfg(loom)]
-#[derive(Debug, Default)]
-struct RawLock(AtomicU32);
-
-#[cfg(loom)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Acquired {
-    Normally,
-    #[allow(dead_code)]
-    OwnerDied,
-}
-
-#[cfg(loom)]
-impl RawLock {
-    fn lock(&self, _: Token, _: Option<Instant>, _: fn(Token) -> bool) -> Result<Acquired, ()> {
-        while self
-            .0
-            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            loom::thread::yield_now();
-        }
-        Ok(Acquired::Normally)
-    }
-
-    fn unlock(&self) -> bool {
-        self.0.swap(0, Ordering::Release) != 0
-    }
-}
-
-/// In loom models every thread is the same live owner: mutual exclusion needs no ids.
-#[cfg(loom)]
-fn me() -> Token {
-    Token::from_id(1)
-}
-
-#[cfg(loom)]
-fn is_alive(_: Token) -> bool {
-    true
-}
-
-/// The memory the ring lives in.
-#[cfg(not(loom))]
-#[derive(Debug)]
-struct Memory {
-    segment: crate::shm::segment::Segment,
-    data: std::ptr::NonNull<u8>,
-}
-
-/// Under loom: the control block and the data area as loom atomics (one per 8-byte word),
-/// so that loom sees every access to shared memory, payload bytes included.
-#[cfg(loom)]
-#[derive(Debug)]
-struct Memory {
-    control: Box<Control>,
-    words: Vec<AtomicU64>,
-}
-
 /// A queue's ring in shared memory; see the module docs for the protocol.
 #[derive(Debug)]
 pub(crate) struct Ring {
     memory: Memory,
 }
 
-// SAFETY: every field of the shared memory is an atomic or a process-shared mutex, and the
-// payload bytes are only touched under the protocol above; the mapping itself is plain memory.
+// SAFETY: every field of the shared memory is an atomic or a process-shared lock, and the
+// payload bytes are only touched under the ownership rule above; the mapping itself is
+// plain memory.
 unsafe impl Sync for Ring {}
 // SAFETY: as above; nothing in `Ring` is tied to the creating thread.
 unsafe impl Send for Ring {}
 
-#[cfg(not(loom))]
+/// The size of a record with a `len`-byte payload, header and padding included.
+fn record_size(len: u64) -> u64 {
+    (HEADER + len + 7) & !7
+}
+
 impl Ring {
-    /// A new ring holding at most `bound` messages (0: unbounded), in a fresh segment.
+    /// A new ring holding at most `bound` messages (0: unbounded).
     pub(crate) fn create(bound: u64) -> io::Result<Ring> {
-        let segment =
-            crate::shm::segment::Segment::create(KIND, DATA_OFFSET + MAX_CAP as usize, 64)?;
-        let data = segment
-            .slice_ptr::<u8>(DATA_OFFSET, MAX_CAP as usize)
-            .cast::<u8>();
         let ring = Ring {
-            memory: Memory { segment, data },
+            memory: Memory::create()?,
         };
         let c = ring.ctl();
         c.ident.0.bound.store(bound, Ordering::Relaxed);
@@ -376,148 +313,23 @@ impl Ring {
     }
 
     fn ctl(&self) -> &Control {
-        self.memory.segment.get::<Control>(0)
+        self.memory.control()
     }
 
-    fn data(&self) -> *mut u8 {
-        self.memory.data.as_ptr()
+    /// The header word at position `pos` under capacity `cap`.
+    ///
+    /// # Safety
+    /// `pos` is 8-aligned, `cap` is the ring's capacity as the caller's lock lets it see it,
+    /// and the word is one the caller may access atomically under the ownership rule (see
+    /// "Who owns which bytes"): a header word of a record its side owns, or the `state` word
+    /// at `head` or `tail`.
+    unsafe fn word(&self, cap: u64, pos: u64) -> &AtomicU64 {
+        debug_assert!(pos % 8 == 0 && cap.is_power_of_two() && cap <= MAX_CAP);
+        // SAFETY: `pos & (cap - 1)` is 8-aligned (cap is a multiple of 8) and below
+        // `cap <= MAX_CAP`; the access rule is the caller's contract, passed on.
+        unsafe { self.memory.word(pos & (cap - 1)) }
     }
 
-    /// The header word at `pos` under capacity `cap`.
-    fn word(&self, cap: u64, pos: u64) -> &AtomicU64 {
-        debug_assert!(pos % 8 == 0 && cap <= MAX_CAP);
-        // SAFETY: the offset is below `cap <= MAX_CAP`, 8-aligned (the data area starts at
-        // a page boundary), inside the mapping; the memory is only ever accessed as `u64`
-        // words or bytes, and `AtomicU64` has the layout of a `u64`.
-        unsafe {
-            &*self
-                .data()
-                .add((pos & (cap - 1)) as usize)
-                .cast::<AtomicU64>()
-        }
-    }
-
-    /// Copies `src` into the data area at `off..off + src.len()` (no wrap).
-    fn write_at(&self, off: u64, src: &[u8]) {
-        // SAFETY: callers pass ranges inside `[0, cap)` that the protocol gives this side
-        // alone (free space for a producer, the upper half during growth).
-        unsafe {
-            std::ptr::copy_nonoverlapping(src.as_ptr(), self.data().add(off as usize), src.len())
-        }
-    }
-
-    /// The data area bytes `off..off + len` (no wrap), which the caller owns for reading.
-    fn bytes_at(&self, off: u64, len: usize) -> &[u8] {
-        // SAFETY: callers pass a committed record's range under `clock` (or both locks):
-        // no producer writes it until the consumer releases it by moving `head`.
-        unsafe { std::slice::from_raw_parts(self.data().add(off as usize), len) }
-    }
-
-    /// Copies `len` bytes inside the data area from `from` to `to` (disjoint ranges).
-    fn move_within(&self, from: u64, to: u64, len: u64) {
-        // SAFETY: growth holds both locks; `from` is live data under the old capacity and
-        // `to` is in the upper half, which holds nothing live, so the ranges are disjoint;
-        // both lie below the new capacity, inside the mapping.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                self.data().add(from as usize),
-                self.data().add(to as usize),
-                len as usize,
-            )
-        }
-    }
-}
-
-#[cfg(loom)]
-impl Ring {
-    /// A ring on the heap for loom models.
-    pub(crate) fn create(bound: u64) -> io::Result<Ring> {
-        let signal = || {
-            Line(Signal {
-                seq: AtomicU32::new(0),
-                waiters: AtomicU32::new(0),
-            })
-        };
-        let control = Box::new(Control {
-            ident: Line(Ident {
-                bound: AtomicU64::new(bound),
-                max_cap: AtomicU64::new(MAX_CAP),
-            }),
-            plock: Line(RawLock::default()),
-            producer: Line(ProducerSide {
-                tail: AtomicU64::new(0),
-                tail_idx: AtomicU64::new(0),
-                head_cache: AtomicU64::new(0),
-                gets_cache: AtomicU64::new(0),
-            }),
-            puts: Line(AtomicU64::new(0)),
-            clock: Line(RawLock::default()),
-            consumer: Line(ConsumerSide {
-                head: AtomicU64::new(0),
-                gets: AtomicU64::new(0),
-            }),
-            cap: Line(AtomicU64::new(INITIAL_CAP)),
-            closed: Line(AtomicU32::new(0)),
-            not_empty: signal(),
-            not_full: signal(),
-            task_dones: Line(AtomicU64::new(0)),
-            all_done: signal(),
-        });
-        let words = (0..MAX_CAP / 8).map(|_| AtomicU64::new(0)).collect();
-        Ok(Ring {
-            memory: Memory { control, words },
-        })
-    }
-
-    fn ctl(&self) -> &Control {
-        &self.memory.control
-    }
-
-    fn word(&self, cap: u64, pos: u64) -> &AtomicU64 {
-        &self.memory.words[((pos & (cap - 1)) / 8) as usize]
-    }
-
-    fn raw_word(&self, off: u64) -> &AtomicU64 {
-        &self.memory.words[(off / 8) as usize]
-    }
-
-    /// One load and one store per word touched (the owner of the range is the only writer).
-    fn write_at(&self, off: u64, src: &[u8]) {
-        let mut at = off;
-        let mut rest = src;
-        while !rest.is_empty() {
-            let w = self.raw_word(at & !7);
-            let first = (at & 7) as usize;
-            let n = (8 - first).min(rest.len());
-            let mut bytes = w.load(Ordering::Relaxed).to_le_bytes();
-            bytes[first..first + n].copy_from_slice(&rest[..n]);
-            w.store(u64::from_le_bytes(bytes), Ordering::Relaxed);
-            at += n as u64;
-            rest = &rest[n..];
-        }
-    }
-
-    fn read_into(&self, off: u64, out: &mut Vec<u8>, len: usize) {
-        for i in 0..len as u64 {
-            let at = off + i;
-            let w = self.raw_word(at & !7).load(Ordering::Relaxed);
-            out.push((w >> ((at & 7) * 8)) as u8);
-        }
-    }
-
-    fn move_within(&self, from: u64, to: u64, len: u64) {
-        let mut buf = Vec::with_capacity(len as usize);
-        self.read_into(from, &mut buf, len as usize);
-        self.write_at(to, &buf);
-    }
-}
-
-/// The size of a record with a `len`-byte payload, header and padding included.
-fn record_size(len: u64) -> u64 {
-    (HEADER + len + 7) & !7
-}
-
-impl Ring {
     /// The bound given at creation (0: unbounded).
     pub(crate) fn bound(&self) -> u64 {
         self.ctl().ident.0.bound.load(Ordering::Relaxed)
@@ -530,34 +342,64 @@ impl Ring {
         c.puts.0.load(Ordering::Acquire).saturating_sub(gets)
     }
 
-    /// `true` once [`Ring::close`] was called by any process.
-    pub(crate) fn is_closed(&self) -> bool {
-        self.ctl().closed.0.load(Ordering::Acquire) != 0
+    fn closed(&self) -> u32 {
+        self.ctl().closed.0.load(Ordering::Acquire)
     }
 
-    /// Refuses further puts everywhere; gets drain what is left, then fail with `Closed`.
-    pub(crate) fn close(&self) {
+    /// `true` once any process shut the queue down.
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.closed() != 0
+    }
+
+    /// Refuses further puts everywhere and wakes every waiter. Gets drain what is left, then
+    /// fail with `Closed`; with `immediate` they fail at once, and the messages left are
+    /// discarded and counted as done (so `join` returns).
+    pub(crate) fn shutdown(&self, immediate: bool) {
         let c = self.ctl();
-        c.closed.0.store(1, Ordering::SeqCst);
+        let level = if immediate { IMMEDIATE } else { DRAIN };
+        c.closed.0.fetch_max(level, Ordering::SeqCst);
+        if immediate {
+            self.discard();
+        }
         self.notify(&c.not_empty.0);
         self.notify(&c.not_full.0);
+        self.notify(&c.all_done.0);
     }
 
-    /// Takes one side's lock, repairing what a dead owner left; `None` on timeout.
+    /// Takes every committed message out unread, counting each as done.
+    fn discard(&self) {
+        let c = self.ctl();
+        let Some(_guard) = self.lock_consumers(Deadline::NEVER) else {
+            return;
+        };
+        let mut discarded = 0;
+        while let Ok(Some(())) = self.get_locked(&mut Some(|_: &[u8]| ())) {
+            discarded += 1;
+        }
+        if discarded > 0 {
+            c.task_dones.0.fetch_add(discarded, Ordering::AcqRel);
+        }
+    }
+
+    /// Takes one side's lock by `deadline`, repairing what a dead owner left; `None` when
+    /// the deadline passed first. A deadline that has passed takes the lock only if it is
+    /// free now (or its holder is dead): a try never waits for a holder, even a stopped one.
     fn lock<'a>(
         &'a self,
         lock: &'a RawLock,
-        wait: Wait,
+        deadline: Deadline,
         repair: impl FnOnce(&Ring),
     ) -> Option<SideGuard<'a>> {
-        // A holder never sleeps and holds the lock for one copy: even a non-blocking call
-        // waits for it, so `try_put` on a queue with room never fails spuriously.
-        let got = lock.lock(me(), wait.deadline(), is_alive).ok()?;
+        let got = lock.lock(me(), deadline, is_alive).ok()?;
         let guard = SideGuard(lock);
         if got == Acquired::OwnerDied {
             repair(self);
         }
         Some(guard)
+    }
+
+    fn lock_consumers(&self, deadline: Deadline) -> Option<SideGuard<'_>> {
+        self.lock(&self.ctl().clock.0, deadline, Ring::repair_consumers)
     }
 
     /// Producer-side repair after a producer died holding `plock` (see "Crash safety").
@@ -566,36 +408,66 @@ impl Ring {
         let p = &c.producer.0;
         let cap = c.cap.0.load(Ordering::Acquire);
         let tail = p.tail.load(Ordering::Relaxed);
-        if self.word(cap, tail).load(Ordering::Acquire) == tail | COMMITTED {
-            let len = self.word(cap, tail + 8).load(Ordering::Relaxed);
-            let idx = self.word(cap, tail + 16).load(Ordering::Relaxed);
+        // SAFETY: we hold `plock`; `state(tail)` is only accessed atomically, and a record
+        // committed there is ours to read until step 5 publishes it to the count.
+        let (state, len, idx) = unsafe {
+            (
+                self.word(cap, tail).load(Ordering::Acquire),
+                self.word(cap, tail + 8).load(Ordering::Relaxed),
+                self.word(cap, tail + 16).load(Ordering::Relaxed),
+            )
+        };
+        if state == tail | COMMITTED {
             p.tail_idx.store(idx + 1, Ordering::Release);
             p.tail.store(tail + record_size(len), Ordering::Release);
         }
         c.puts
             .0
             .store(p.tail_idx.load(Ordering::Relaxed), Ordering::Release);
+        self.notify(&c.not_empty.0);
     }
 
-    /// Puts one encoded message.
-    pub(crate) fn put(&self, msg: &[u8], wait: Wait) -> Result<(), PutFail> {
+    /// Consumer-side repair after a consumer died holding `clock`: a record still committed
+    /// at `head` is not taken, whatever `gets` says (see "Crash safety").
+    fn repair_consumers(&self) {
+        let c = self.ctl();
+        let s = &c.consumer.0;
+        let cap = c.cap.0.load(Ordering::Acquire);
+        let head = s.head.load(Ordering::Relaxed);
+        // SAFETY: we hold `clock`; `state(head)` is only accessed atomically, and a record
+        // committed there belongs to the consumers, so its `idx` word is ours to read.
+        let idx = unsafe {
+            (self.word(cap, head).load(Ordering::Acquire) == head | COMMITTED)
+                .then(|| self.word(cap, head + 16).load(Ordering::Relaxed))
+        };
+        if let Some(idx) = idx {
+            if s.gets.load(Ordering::Relaxed) != idx {
+                s.gets.store(idx, Ordering::Release);
+                self.notify(&c.not_empty.0);
+            }
+        }
+    }
+
+    /// Puts one encoded message, waiting for room until `deadline`.
+    pub(crate) fn put(&self, msg: &[u8], deadline: Deadline) -> Result<(), PutFail> {
         if msg.len() > MAX_MESSAGE {
             return Err(PutFail::TooLong);
         }
         let size = record_size(msg.len() as u64);
         let c = self.ctl();
-        let mut may_grow = matches!(wait, Wait::No);
+        // A call that may not wait grows at once rather than giving a consumer time.
+        let mut may_grow = deadline.has_passed();
         loop {
-            if self.is_closed() {
+            if self.is_shutdown() {
                 return Err(PutFail::Closed);
             }
             let (attempt, gets_seen) = {
                 let _guard = self
-                    .lock(&c.plock.0, wait, Ring::repair_producers)
-                    .ok_or(PutFail::Full)?;
+                    .lock(&c.plock.0, deadline, Ring::repair_producers)
+                    .ok_or(PutFail::NotNow)?;
                 // Read before looking for room, so a get after the look changes it.
                 let gets_seen = c.not_full.0.seq.load(Ordering::Acquire);
-                (self.put_locked(msg, size, may_grow), gets_seen)
+                (self.put_locked(msg, size, may_grow, deadline), gets_seen)
             };
             match attempt {
                 Attempt::Put => {
@@ -604,12 +476,12 @@ impl Ring {
                 }
                 Attempt::WouldGrow => {
                     // See "Growth": give an active consumer one spin's time to make room.
-                    may_grow = !park::spin(&c.not_full.0.seq, gets_seen, wait.deadline());
+                    may_grow = !park::spin(&c.not_full.0.seq, gets_seen, deadline);
                 }
                 Attempt::Full => {
-                    let room = || self.is_closed() || self.has_room(size);
-                    if !self.wait_for(&c.not_full.0, wait, room) {
-                        return Err(PutFail::Full);
+                    let room = || self.is_shutdown() || self.has_room(size);
+                    if !self.wait_for(&c.not_full.0, deadline, room, None) {
+                        return Err(PutFail::NotNow);
                     }
                 }
             }
@@ -636,7 +508,7 @@ impl Ring {
 
     /// The producer's steps 1-5 under `plock`, growing the ring if it must and `may_grow`
     /// (or the ring is still small).
-    fn put_locked(&self, msg: &[u8], size: u64, may_grow: bool) -> Attempt {
+    fn put_locked(&self, msg: &[u8], size: u64, may_grow: bool, deadline: Deadline) -> Attempt {
         let c = self.ctl();
         let p = &c.producer.0;
         let bound = self.bound();
@@ -665,22 +537,31 @@ impl Ring {
                 if !may_grow && cap >= GROW_FREELY && need <= cap / 2 {
                     return Attempt::WouldGrow;
                 }
-                match self.grow(tail, need) {
+                match self.grow(tail, need, deadline) {
                     Some(grown) => cap = grown,
                     None => return Attempt::Full,
                 }
             }
         }
-        // Step 2: payload, then the other header words.
-        self.write_wrapping(cap, tail + HEADER, msg);
-        self.word(cap, tail + 8)
-            .store(msg.len() as u64, Ordering::Relaxed);
-        self.word(cap, tail + 16).store(idx, Ordering::Relaxed);
-        // Step 3: the next record's state word reads "not committed".
-        self.word(cap, tail + size).store(0, Ordering::Relaxed);
-        // Step 4: the commit.
-        self.word(cap, tail)
-            .store(tail | COMMITTED, Ordering::Release);
+        // Steps 2-4.
+        // SAFETY: we hold `plock` and `[tail, tail + size + 8)` is free space
+        // (`tail + need - head <= cap` with a `head` loaded with Acquire, or just grown):
+        // the payload, `len` and `idx` are ours to write, and the `state` words at `tail`
+        // and `tail + size` are only accessed atomically. Nobody reads the record before
+        // the Release store of the commit.
+        unsafe {
+            // Step 2: payload, then the other header words.
+            self.write_wrapping(cap, tail + HEADER, msg);
+            self.word(cap, tail + 8)
+                .store(msg.len() as u64, Ordering::Relaxed);
+            self.word(cap, tail + 16).store(idx, Ordering::Relaxed);
+            // Step 3: the next record's state word reads "not committed".
+            self.word(cap, tail + size).store(0, Ordering::Relaxed);
+            // Step 4: the commit.
+            self.word(cap, tail)
+                .store(tail | COMMITTED, Ordering::Release);
+        }
+        fault_point!(ProducerAfterCommit);
         // Step 5 (order matters for the repair: `tail_idx` before `tail`).
         p.tail_idx.store(idx + 1, Ordering::Release);
         p.tail.store(tail + size, Ordering::Release);
@@ -689,22 +570,59 @@ impl Ring {
     }
 
     /// Copies `src` to position `pos` onwards, wrapping at `cap`.
-    fn write_wrapping(&self, cap: u64, pos: u64, src: &[u8]) {
+    ///
+    /// # Safety
+    /// The bytes `[pos, pos + src.len())` (modulo `cap`) are free space and the caller holds
+    /// `plock`, or it is growing with both locks held (see "Who owns which bytes").
+    unsafe fn write_wrapping(&self, cap: u64, pos: u64, src: &[u8]) {
         let off = pos & (cap - 1);
         let first = ((cap - off) as usize).min(src.len());
-        self.write_at(off, &src[..first]);
-        if first < src.len() {
-            self.write_at(0, &src[first..]);
+        // SAFETY: both pieces lie below `cap` and are the caller's free space.
+        unsafe {
+            self.memory.write_at(off, &src[..first]);
+            if first < src.len() {
+                self.memory.write_at(0, &src[first..]);
+            }
+        }
+    }
+
+    /// Hands the `len` bytes at position `pos` to `read`: in place when contiguous, else
+    /// from a copy.
+    ///
+    /// # Safety
+    /// The bytes belong to a committed record the caller owns for reading: it holds `clock`
+    /// and saw the commit with an Acquire load (see "Who owns which bytes").
+    unsafe fn read_wrapping<R>(
+        &self,
+        cap: u64,
+        pos: u64,
+        len: usize,
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> R {
+        let off = pos & (cap - 1);
+        let first = ((cap - off) as usize).min(len);
+        // SAFETY: both pieces lie below `cap`, in the record the caller owns.
+        unsafe {
+            if first == len {
+                return self.memory.read_at(off, len, read);
+            }
+            let mut joined = Vec::with_capacity(len);
+            self.memory
+                .read_at(off, first, |b| joined.extend_from_slice(b));
+            self.memory
+                .read_at(0, len - first, |b| joined.extend_from_slice(b));
+            read(&joined)
         }
     }
 
     /// Doubles the capacity until `need` more bytes fit after `tail`; holds `plock` and takes
-    /// `clock`. `None` when the ring is already as large as it may get.
-    fn grow(&self, tail: u64, need: u64) -> Option<u64> {
+    /// `clock` by `deadline`. `None` when the ring is already as large as it may get or the
+    /// consumers' lock stayed busy.
+    fn grow(&self, tail: u64, need: u64, deadline: Deadline) -> Option<u64> {
         let c = self.ctl();
         let cap = c.cap.0.load(Ordering::Relaxed);
         let max_cap = c.ident.0.max_cap.load(Ordering::Relaxed);
-        let _consumers = self.lock(&c.clock.0, Wait::Forever, |_| {})?;
+        let _consumers = self.lock_consumers(deadline)?;
         let head = c.consumer.0.head.load(Ordering::Acquire);
         c.producer.0.head_cache.store(head, Ordering::Relaxed);
         let used = tail - head;
@@ -724,35 +642,46 @@ impl Ring {
             let new = pos & (new_cap - 1);
             let run = (tail - pos).min(cap - old).min(new_cap - new);
             if old != new {
-                self.move_within(old, new, run);
+                // SAFETY: we hold both locks; `old..old + run` is live data below `cap`,
+                // `new..new + run` lies in `[cap, new_cap)`, the added half, which holds
+                // nothing live, so the ranges are disjoint and below `new_cap <= MAX_CAP`.
+                unsafe { self.memory.move_within(old, new, run) };
             }
             pos += run;
         }
-        self.word(new_cap, tail).store(0, Ordering::Relaxed);
+        // SAFETY: both locks held; `tail` is the `state` word of the next record.
+        unsafe { self.word(new_cap, tail).store(0, Ordering::Relaxed) };
         c.cap.0.store(new_cap, Ordering::Release);
         Some(new_cap)
     }
 
-    /// Takes the oldest message and hands its bytes to `read`.
-    pub(crate) fn get<R>(&self, wait: Wait, read: impl FnOnce(&[u8]) -> R) -> Result<R, GetFail> {
+    /// Takes the oldest message by `deadline` and hands its bytes to `read`.
+    pub(crate) fn get<R>(
+        &self,
+        deadline: Deadline,
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, GetFail> {
         let c = self.ctl();
         let mut read = Some(read);
         loop {
-            let closed = self.is_closed();
+            let closed = self.closed();
+            if closed == IMMEDIATE {
+                return Err(GetFail::Closed);
+            }
             {
-                let _guard = self.lock(&c.clock.0, wait, |_| {}).ok_or(GetFail::Empty)?;
+                let _guard = self.lock_consumers(deadline).ok_or(GetFail::NotNow)?;
                 if let Some(out) = self.get_locked(&mut read)? {
                     drop(_guard);
                     self.notify(&c.not_full.0);
                     return Ok(out);
                 }
             }
-            if closed {
+            if closed != 0 {
                 return Err(GetFail::Closed);
             }
-            let ready = || self.is_closed() || self.len() > 0;
-            if !self.wait_for(&c.not_empty.0, wait, ready) {
-                return Err(GetFail::Empty);
+            let ready = || self.is_shutdown() || self.len() > 0;
+            if !self.wait_for(&c.not_empty.0, deadline, ready, Some(&c.clock.0)) {
+                return Err(GetFail::NotNow);
             }
         }
     }
@@ -766,11 +695,18 @@ impl Ring {
         let s = &c.consumer.0;
         let cap = c.cap.0.load(Ordering::Acquire);
         let head = s.head.load(Ordering::Relaxed);
-        if self.word(cap, head).load(Ordering::Acquire) != head | COMMITTED {
+        // SAFETY: we hold `clock`; `state(head)` is only accessed atomically.
+        if unsafe { self.word(cap, head).load(Ordering::Acquire) } != head | COMMITTED {
             return Ok(None);
         }
-        let len = self.word(cap, head + 8).load(Ordering::Relaxed);
-        let idx = self.word(cap, head + 16).load(Ordering::Relaxed);
+        // SAFETY: the record at `head` is committed (Acquire above) and we hold `clock`:
+        // it is ours to read until we move `head`.
+        let (len, idx) = unsafe {
+            (
+                self.word(cap, head + 8).load(Ordering::Relaxed),
+                self.word(cap, head + 16).load(Ordering::Relaxed),
+            )
+        };
         if len > MAX_MESSAGE as u64 || record_size(len) + 8 > cap {
             return Err(GetFail::Corrupt(format!(
                 "record at {head} claims {len} bytes in a ring of {cap}"
@@ -779,34 +715,14 @@ impl Ring {
         let Some(read) = read.take() else {
             return Ok(None);
         };
-        let out = self.read_wrapping(cap, head + HEADER, len as usize, read);
+        // SAFETY: as above: the committed record's payload, ours until `head` moves.
+        let out = unsafe { self.read_wrapping(cap, head + HEADER, len as usize, read) };
+        // Step 3, then step 4: a consumer killed between them leaves `gets` one ahead, which
+        // `repair_consumers` undoes.
         s.gets.store(idx + 1, Ordering::Release);
+        fault_point!(ConsumerBetweenStores);
         s.head.store(head + record_size(len), Ordering::Release);
         Ok(Some(out))
-    }
-
-    /// Hands the `len` bytes at `pos` to `read`: in place when contiguous, else from a copy.
-    #[cfg(not(loom))]
-    fn read_wrapping<R>(&self, cap: u64, pos: u64, len: usize, read: impl FnOnce(&[u8]) -> R) -> R {
-        let off = pos & (cap - 1);
-        let first = ((cap - off) as usize).min(len);
-        if first == len {
-            return read(self.bytes_at(off, len));
-        }
-        let mut joined = Vec::with_capacity(len);
-        joined.extend_from_slice(self.bytes_at(off, first));
-        joined.extend_from_slice(self.bytes_at(0, len - first));
-        read(&joined)
-    }
-
-    #[cfg(loom)]
-    fn read_wrapping<R>(&self, cap: u64, pos: u64, len: usize, read: impl FnOnce(&[u8]) -> R) -> R {
-        let off = pos & (cap - 1);
-        let first = ((cap - off) as usize).min(len);
-        let mut out = Vec::with_capacity(len);
-        self.read_into(off, &mut out, first);
-        self.read_into(0, &mut out, len - first);
-        read(&out)
     }
 
     /// Counts one `task_done`; `false` (and no change) when every put is already done.
@@ -849,10 +765,17 @@ impl Ring {
         self.tasks_put().saturating_sub(done)
     }
 
-    /// Waits until every put message was `task_done`; `false` on timeout.
-    pub(crate) fn join(&self, wait: Wait) -> bool {
-        let all_done = || self.unfinished() == 0;
-        all_done() || self.wait_for(&self.ctl().all_done.0, wait, all_done)
+    /// Waits by `deadline` until every put message was `task_done`.
+    pub(crate) fn join(&self, deadline: Deadline) -> Result<(), JoinFail> {
+        let settled = || self.unfinished() == 0 || self.closed() == IMMEDIATE;
+        if !(settled() || self.wait_for(&self.ctl().all_done.0, deadline, settled, None)) {
+            return Err(JoinFail::NotNow);
+        }
+        if self.unfinished() == 0 {
+            Ok(())
+        } else {
+            Err(JoinFail::Closed)
+        }
     }
 
     /// Announces one event of `signal`'s kind: bumps `seq` (spinners see it) and wakes the
@@ -866,19 +789,27 @@ impl Ring {
         }
     }
 
-    /// Waits until `ready()` or the wait runs out; `false` on timeout. Follows the rule of
-    /// `sync::park`: spin unannounced, then count itself in `waiters` and sleep.
-    fn wait_for(&self, signal: &Signal, wait: Wait, ready: impl Fn() -> bool) -> bool {
-        if matches!(wait, Wait::No) {
-            return ready();
-        }
-        let deadline = wait.deadline();
+    /// Waits until `ready()` or `deadline`; `false` on timeout. Follows the rule of
+    /// `raw::park`: spin unannounced, then count itself in `waiters` and sleep.
+    ///
+    /// With `watch`, a side lock whose holder may die leaving the counts wrong (a consumer
+    /// between its stores, see "Crash safety"): while it is held, sleep at most
+    /// `LIVENESS_PERIOD` and then return `true`, so the caller looks again through the
+    /// lock, which detects a dead holder and repairs.
+    fn wait_for(
+        &self,
+        signal: &Signal,
+        deadline: Deadline,
+        ready: impl Fn() -> bool,
+        watch: Option<&RawLock>,
+    ) -> bool {
+        let watched = || watch.is_some_and(|lock| lock.owner_id().is_some());
         loop {
             let seen = signal.seq.load(Ordering::Acquire);
             if ready() {
                 return true;
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            if deadline.has_passed() {
                 return false;
             }
             if park::spin(&signal.seq, seen, deadline) {
@@ -887,383 +818,20 @@ impl Ring {
             signal.waiters.fetch_add(1, Ordering::SeqCst);
             fence(Ordering::SeqCst);
             let seen = signal.seq.load(Ordering::SeqCst);
-            let parked = (!ready()).then(|| park::sleep(&signal.seq, seen, deadline));
+            let nap = if watched() {
+                Deadline::after(LIVENESS_PERIOD)
+            } else {
+                Deadline::NEVER
+            };
+            let until = deadline.min(nap);
+            let parked = (!ready()).then(|| park::sleep(&signal.seq, seen, until));
             signal.waiters.fetch_sub(1, Ordering::SeqCst);
             match parked {
                 None => return true,
+                Some(Parked::TimedOut) if until != deadline => return true,
                 Some(Parked::TimedOut) => return ready(),
                 Some(Parked::Woken) => {}
             }
         }
-    }
-}
-
-#[cfg(all(test, not(loom)))]
-mod tests {
-    use super::*;
-    use std::sync::Arc;
-
-    fn take(ring: &Ring, wait: Wait) -> Result<Vec<u8>, GetFail> {
-        ring.get(wait, <[u8]>::to_vec)
-    }
-
-    /// A message whose bytes encode its producer, number and length.
-    fn message(producer: u8, n: u32, len: usize) -> Vec<u8> {
-        let mut m = vec![producer; len.max(5)];
-        m[1..5].copy_from_slice(&n.to_le_bytes());
-        m
-    }
-
-    #[test]
-    fn fifo_across_wrap_and_growth_with_every_size() {
-        let ring = Ring::create(0).unwrap();
-        let sizes = [0usize, 1, 7, 8, 9, 23, 24, 100, 4096, 70_000, 300_000, 3];
-        for round in 0..40u32 {
-            for (i, &len) in sizes.iter().enumerate() {
-                let m = vec![(round as usize * 31 + i) as u8; len];
-                ring.put(&m, Wait::No).unwrap();
-            }
-            for (i, &len) in sizes.iter().enumerate() {
-                let m = take(&ring, Wait::No).unwrap();
-                assert_eq!(m, vec![(round as usize * 31 + i) as u8; len]);
-            }
-        }
-        assert_eq!(take(&ring, Wait::No), Err(GetFail::Empty));
-        assert!(ring.ctl().cap.0.load(Ordering::Relaxed) > INITIAL_CAP);
-    }
-
-    #[test]
-    fn an_unbounded_put_without_consumers_grows_past_the_free_growth_size() {
-        let ring = Ring::create(0).unwrap();
-        let m = vec![9u8; 100 << 10];
-        for _ in 0..100 {
-            ring.put(&m, Wait::Forever).unwrap();
-        }
-        assert!(ring.ctl().cap.0.load(Ordering::Relaxed) > GROW_FREELY);
-        for _ in 0..100 {
-            assert_eq!(take(&ring, Wait::No).unwrap(), m);
-        }
-    }
-
-    #[test]
-    fn growth_keeps_messages_queued_across_the_old_end() {
-        let ring = Ring::create(0).unwrap();
-        // Fill to just below the initial capacity with a few messages, drain some so the
-        // live range wraps, then force growth with a large message.
-        for n in 0..30 {
-            ring.put(&message(1, n, 4000), Wait::No).unwrap();
-        }
-        for n in 0..20 {
-            assert_eq!(take(&ring, Wait::No).unwrap(), message(1, n, 4000));
-        }
-        for n in 30..50 {
-            ring.put(&message(1, n, 4000), Wait::No).unwrap();
-        }
-        ring.put(&message(2, 0, 1 << 20), Wait::No).unwrap();
-        for n in 20..50 {
-            assert_eq!(take(&ring, Wait::No).unwrap(), message(1, n, 4000));
-        }
-        assert_eq!(take(&ring, Wait::No).unwrap(), message(2, 0, 1 << 20));
-    }
-
-    #[test]
-    fn bound_counts_messages_and_timeouts_wait_at_least_the_timeout() {
-        let ring = Ring::create(2).unwrap();
-        ring.put(b"a", Wait::No).unwrap();
-        ring.put(b"", Wait::No).unwrap();
-        assert_eq!(ring.len(), 2);
-        assert_eq!(ring.put(b"c", Wait::No), Err(PutFail::Full));
-        let t = Instant::now();
-        let d = Duration::from_millis(30);
-        assert_eq!(ring.put(b"c", Wait::for_duration(d)), Err(PutFail::Full));
-        assert!(t.elapsed() >= d);
-        assert_eq!(take(&ring, Wait::No).unwrap(), b"a");
-        ring.put(b"c", Wait::No).unwrap();
-        assert_eq!(take(&ring, Wait::No).unwrap(), b"");
-        assert_eq!(take(&ring, Wait::No).unwrap(), b"c");
-        let t = Instant::now();
-        assert_eq!(take(&ring, Wait::for_duration(d)), Err(GetFail::Empty));
-        assert!(t.elapsed() >= d);
-    }
-
-    #[test]
-    fn close_refuses_puts_drains_then_reports_closed() {
-        let ring = Arc::new(Ring::create(0).unwrap());
-        ring.put(b"last", Wait::No).unwrap();
-        ring.close();
-        ring.close();
-        assert_eq!(ring.put(b"x", Wait::No), Err(PutFail::Closed));
-        assert_eq!(take(&ring, Wait::Forever).unwrap(), b"last");
-        assert_eq!(take(&ring, Wait::Forever), Err(GetFail::Closed));
-        // A sleeping get wakes up on close.
-        let ring = Arc::new(Ring::create(0).unwrap());
-        let r = Arc::clone(&ring);
-        let sleeper = std::thread::spawn(move || take(&r, Wait::Forever));
-        std::thread::sleep(Duration::from_millis(20));
-        ring.close();
-        assert_eq!(sleeper.join().unwrap(), Err(GetFail::Closed));
-    }
-
-    /// Leaves the state of a producer killed right after its commit: `msg` committed, step
-    /// 5 (`tail_idx`, `tail`, `puts`) not done.
-    fn commit_without_step_5(ring: &Ring, msg: &[u8]) {
-        let p = &ring.ctl().producer.0;
-        let tail = p.tail.load(Ordering::Relaxed);
-        let idx = p.tail_idx.load(Ordering::Relaxed);
-        let size = record_size(msg.len() as u64);
-        assert_eq!(ring.put_locked(msg, size, true), Attempt::Put);
-        p.tail.store(tail, Ordering::Relaxed);
-        p.tail_idx.store(idx, Ordering::Relaxed);
-        ring.ctl().puts.0.store(idx, Ordering::Relaxed);
-    }
-
-    #[test]
-    fn repair_finishes_a_commit_whose_producer_died_before_step_5() {
-        let ring = Ring::create(0).unwrap();
-        ring.put(b"first", Wait::No).unwrap();
-        commit_without_step_5(&ring, b"second");
-        ring.repair_producers();
-        assert_eq!(ring.len(), 2);
-        ring.put(b"third", Wait::No).unwrap();
-        for m in [&b"first"[..], b"second", b"third"] {
-            assert_eq!(take(&ring, Wait::No).unwrap(), m);
-        }
-    }
-
-    #[test]
-    fn repair_drops_an_uncommitted_record() {
-        let ring = Ring::create(0).unwrap();
-        let p = &ring.ctl().producer.0;
-        // A producer killed mid-copy: payload and header words written, no commit.
-        let cap = INITIAL_CAP;
-        ring.write_wrapping(cap, HEADER, b"torn");
-        ring.word(cap, 8).store(4, Ordering::Relaxed);
-        ring.repair_producers();
-        assert_eq!(p.tail.load(Ordering::Relaxed), 0);
-        assert_eq!(ring.len(), 0);
-        ring.put(b"whole", Wait::No).unwrap();
-        assert_eq!(take(&ring, Wait::No).unwrap(), b"whole");
-    }
-
-    /// A pid that certainly names no process: a child that has exited and been reaped.
-    fn dead_token() -> Token {
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        child.wait().unwrap();
-        Token::from_id(pid)
-    }
-
-    #[test]
-    fn a_producer_that_died_holding_the_lock_is_taken_over_and_repaired() {
-        let ring = Ring::create(0).unwrap();
-        ring.put(b"before", Wait::No).unwrap();
-        // A producer got the lock and committed a record, then died before step 5.
-        assert!(ring.ctl().plock.0.try_lock(dead_token()));
-        commit_without_step_5(&ring, b"committed");
-        ring.put(b"after", Wait::Forever).unwrap();
-        for m in [&b"before"[..], b"committed", b"after"] {
-            assert_eq!(take(&ring, Wait::No).unwrap(), m);
-        }
-        assert_eq!(ring.len(), 0);
-    }
-
-    #[test]
-    fn a_consumer_that_died_holding_the_lock_loses_nothing_it_had_not_released() {
-        let ring = Ring::create(0).unwrap();
-        ring.put(b"one", Wait::No).unwrap();
-        ring.put(b"two", Wait::No).unwrap();
-        // A consumer took the lock and read "one" but died before moving `head`.
-        assert!(ring.ctl().clock.0.try_lock(dead_token()));
-        assert_eq!(take(&ring, Wait::Forever).unwrap(), b"one");
-        assert_eq!(take(&ring, Wait::No).unwrap(), b"two");
-    }
-
-    #[test]
-    fn task_accounting() {
-        let ring = Ring::create(0).unwrap();
-        assert!(ring.join(Wait::No));
-        assert!(!ring.task_done());
-        ring.put(b"1", Wait::No).unwrap();
-        ring.put(b"2", Wait::No).unwrap();
-        assert_eq!(ring.unfinished(), 2);
-        assert!(!ring.join(Wait::for_duration(Duration::from_millis(5))));
-        assert!(ring.task_done());
-        assert!(ring.task_done());
-        assert!(!ring.task_done());
-        assert!(ring.join(Wait::No));
-    }
-
-    #[test]
-    fn threads_mpmc_exactly_once_in_producer_order() {
-        const PRODUCERS: u8 = 3;
-        const EACH: u32 = 20_000;
-        let ring = Arc::new(Ring::create(64).unwrap());
-        let consumers: Vec<_> = (0..2)
-            .map(|_| {
-                let ring = Arc::clone(&ring);
-                std::thread::spawn(move || {
-                    let mut got = Vec::new();
-                    while let Ok(m) = take(&ring, Wait::Forever) {
-                        got.push((m[0], u32::from_le_bytes(m[1..5].try_into().unwrap())));
-                    }
-                    got
-                })
-            })
-            .collect();
-        let producers: Vec<_> = (0..PRODUCERS)
-            .map(|p| {
-                let ring = Arc::clone(&ring);
-                std::thread::spawn(move || {
-                    for n in 0..EACH {
-                        ring.put(&message(p, n, 5 + (n as usize % 40)), Wait::Forever)
-                            .unwrap();
-                    }
-                })
-            })
-            .collect();
-        for p in producers {
-            p.join().unwrap();
-        }
-        ring.close();
-        let mut seen = vec![Vec::new(); PRODUCERS as usize];
-        for c in consumers {
-            let got = c.join().unwrap();
-            let mut last = vec![None; PRODUCERS as usize];
-            for (p, n) in got {
-                assert!(last[p as usize] < Some(n), "order within one consumer");
-                last[p as usize] = Some(n);
-                seen[p as usize].push(n);
-            }
-        }
-        for s in &mut seen {
-            s.sort_unstable();
-            assert_eq!(*s, (0..EACH).collect::<Vec<_>>());
-        }
-    }
-}
-
-#[cfg(all(test, loom))]
-mod loom_tests {
-    use super::*;
-    use loom::sync::Arc;
-    use loom::thread;
-
-    /// A 12-byte message naming its producer and number: records of 40 bytes, so the
-    /// second one does not fit the 64-byte initial ring and must wrap or grow.
-    fn message(producer: u8, n: u8) -> Vec<u8> {
-        let mut m = vec![0xA5; 12];
-        m[0] = producer;
-        m[1] = n;
-        m
-    }
-
-    fn take(ring: &Ring) -> Vec<u8> {
-        ring.get(Wait::Forever, <[u8]>::to_vec).unwrap()
-    }
-
-    /// Starts producers 0 and 1, each putting its message 0.
-    fn two_producers(ring: &Arc<Ring>) -> Vec<thread::JoinHandle<()>> {
-        (0..2u8)
-            .map(|p| {
-                let ring = Arc::clone(ring);
-                thread::spawn(move || ring.put(&message(p, 0), Wait::Forever).unwrap())
-            })
-            .collect()
-    }
-
-    /// Checks that `got` holds the two producers' messages once each, in any order.
-    fn assert_both(mut got: Vec<Vec<u8>>) {
-        got.sort();
-        assert_eq!(got, vec![message(0, 0), message(1, 0)]);
-    }
-
-    /// Two producers race for the claim (`plock`); the second put finds the 64-byte ring
-    /// too small and grows it. Both messages arrive once and intact.
-    #[test]
-    fn loom_two_producers_claim_and_grow() {
-        loom::model(|| {
-            let ring = Arc::new(Ring::create(0).unwrap());
-            for p in two_producers(&ring) {
-                p.join().unwrap();
-            }
-            assert_both(vec![take(&ring), take(&ring)]);
-        });
-    }
-
-    /// A producer commits, then grows the ring (taking `clock`) while a consumer is reading
-    /// or waiting: the consumer sees every commit, in order, across the growth.
-    #[test]
-    fn loom_commit_and_growth_against_a_consumer() {
-        loom::model(|| {
-            let ring = Arc::new(Ring::create(0).unwrap());
-            let r = Arc::clone(&ring);
-            let producer = thread::spawn(move || {
-                r.put(&message(0, 0), Wait::Forever).unwrap();
-                r.put(&message(0, 1), Wait::Forever).unwrap();
-            });
-            assert_eq!(take(&ring), message(0, 0));
-            assert_eq!(take(&ring), message(0, 1));
-            producer.join().unwrap();
-        });
-    }
-
-    /// All three at once: two producers and a consumer. Waiting loops (yielding spin locks
-    /// and polls) make executions long, so this model is bounded to one preemption.
-    #[test]
-    fn loom_two_producers_one_consumer() {
-        let mut model = loom::model::Builder::new();
-        model.preemption_bound = Some(1);
-        model.max_branches = 10_000;
-        model.check(|| {
-            let ring = Arc::new(Ring::create(0).unwrap());
-            let producers = two_producers(&ring);
-            let got = vec![take(&ring), take(&ring)];
-            for p in producers {
-                p.join().unwrap();
-            }
-            assert_both(got);
-            assert_eq!(ring.len(), 0);
-        });
-    }
-
-    /// One producer and one consumer on a ring bounded to one message: the producer waits
-    /// for room (`not_full`), the consumer for messages (`not_empty`); the records wrap
-    /// around the 64-byte ring. Order is kept and no wake-up is lost (loom would report the
-    /// model as deadlocked).
-    #[test]
-    fn loom_bounded_hand_off_keeps_order_and_wakes() {
-        loom::model(|| {
-            let ring = Arc::new(Ring::create(1).unwrap());
-            let r = Arc::clone(&ring);
-            let producer = thread::spawn(move || {
-                for n in 0..3 {
-                    r.put(&message(0, n), Wait::Forever).unwrap();
-                }
-            });
-            for n in 0..3 {
-                assert_eq!(take(&ring), message(0, n));
-            }
-            producer.join().unwrap();
-        });
-    }
-
-    /// `close` races with a consumer: the message put before it is still delivered, then
-    /// the consumer sees `Closed` instead of sleeping forever.
-    #[test]
-    fn loom_close_drains_then_closes() {
-        loom::model(|| {
-            let ring = Arc::new(Ring::create(0).unwrap());
-            let r = Arc::clone(&ring);
-            let closer = thread::spawn(move || {
-                r.put(&message(0, 0), Wait::Forever).unwrap();
-                r.close();
-            });
-            assert_eq!(take(&ring), message(0, 0));
-            assert_eq!(
-                ring.get(Wait::Forever, <[u8]>::to_vec),
-                Err(GetFail::Closed)
-            );
-            closer.join().unwrap();
-        });
     }
 }

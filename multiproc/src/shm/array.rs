@@ -6,16 +6,15 @@ use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
 use std::ops::{Bound, Deref, DerefMut, Range, RangeBounds};
 use std::ptr::NonNull;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::cell;
-use super::pod::ShmSafe;
-use super::segment::{Kind, Segment, Shared};
-use super::value::{lock_cells, repaired, Wait, DATA};
-use crate::error::{Error, Result};
-use crate::sync::park::deadline_after;
-use crate::sync::raw::{Acquired, RawLock, TimedOut};
-use crate::error::LockError;
+use super::value::{lock_cells, repaired, DATA};
+use crate::deadline::Deadline;
+use crate::error::{Error, LockResult, Result};
+use crate::mem::cell;
+use crate::mem::pod::ShmSafe;
+use crate::mem::segment::{Kind, Segment, Shared};
+use crate::raw::{lock_result, RawLock};
 
 const KIND: Kind = Kind(*b"ARRY");
 const RAW_KIND: Kind = Kind(*b"RARR");
@@ -130,50 +129,58 @@ impl<T: ShmSafe + Copy> Array<T> {
     ///
     /// # Errors
     ///
-    /// [`LockError::OwnerDied`], holding the guard, when the holder died inside the lock.
+    /// [`LockError::OwnerDied`](crate::LockError::OwnerDied), holding the guard, when the holder died inside the lock.
     ///
     /// # Panics
     ///
     /// If this thread already holds the lock.
-    pub fn lock(&self) -> std::result::Result<ArrayGuard<'_, T>, LockError<ArrayGuard<'_, T>>> {
-        self.guard(lock_cells(&self.lock, Wait::Until(None)))
+    pub fn lock(&self) -> LockResult<ArrayGuard<'_, T>> {
+        self.lock_until(Deadline::NEVER, false)
     }
 
-    /// Takes the lock if it is free now.
+    /// Takes the lock if it is free now, or if its holder died (checked at once, no wait).
     ///
     /// # Errors
     ///
-    /// [`LockError::Timeout`] when it is held.
+    /// [`LockError::WouldBlock`](crate::LockError::WouldBlock) when a live thread holds it; [`LockError::OwnerDied`](crate::LockError::OwnerDied) as
+    /// for [`Array::lock`].
     ///
     /// # Panics
     ///
     /// If this thread already holds the lock.
-    pub fn try_lock(&self) -> std::result::Result<ArrayGuard<'_, T>, LockError<ArrayGuard<'_, T>>> {
-        self.guard(lock_cells(&self.lock, Wait::No))
+    pub fn try_lock(&self) -> LockResult<ArrayGuard<'_, T>> {
+        self.lock_until(Deadline::now(), true)
     }
 
     /// Takes the lock, waiting at most `timeout`.
     ///
     /// # Errors
     ///
-    /// [`LockError::Timeout`] after at least `timeout`; [`LockError::OwnerDied`] as for
-    /// [`Array::lock`].
+    /// [`LockError::Timeout`](crate::LockError::Timeout) after at least `timeout`; [`LockError::OwnerDied`](crate::LockError::OwnerDied) as for
+    /// [`Array::lock`] (a dead holder is found before giving up, however short `timeout`).
     ///
     /// # Panics
     ///
     /// If this thread already holds the lock.
-    pub fn lock_timeout(
-        &self,
-        timeout: Duration,
-    ) -> std::result::Result<ArrayGuard<'_, T>, LockError<ArrayGuard<'_, T>>> {
-        self.guard(lock_cells(&self.lock, Wait::Until(deadline_after(timeout))))
+    pub fn lock_timeout(&self, timeout: Duration) -> LockResult<ArrayGuard<'_, T>> {
+        self.lock_until(Deadline::after(timeout), false)
     }
 
-    fn guard(
-        &self,
-        acquired: std::result::Result<Acquired, TimedOut>,
-    ) -> std::result::Result<ArrayGuard<'_, T>, LockError<ArrayGuard<'_, T>>> {
-        crate::sync::lock_outcome(acquired, || ArrayGuard {
+    /// Takes the lock, waiting until `deadline` at the latest.
+    ///
+    /// # Errors
+    ///
+    /// As [`Array::lock_timeout`].
+    ///
+    /// # Panics
+    ///
+    /// If this thread already holds the lock.
+    pub fn lock_deadline(&self, deadline: Instant) -> LockResult<ArrayGuard<'_, T>> {
+        self.lock_until(Deadline::at(deadline), false)
+    }
+
+    fn lock_until(&self, deadline: Deadline, tried: bool) -> LockResult<ArrayGuard<'_, T>> {
+        lock_result(lock_cells(&self.lock, deadline), tried, || ArrayGuard {
             array: self,
             _not_send: PhantomData,
         })
@@ -189,9 +196,16 @@ impl<T: ShmSafe + Copy> Array<T> {
         Array::from_slice(&self.to_vec())
     }
 
-    /// The element at `index`, read under the lock; `None` when out of range.
-    pub fn get(&self, index: usize) -> Option<T> {
-        self.lock().unwrap_or_else(repaired).get(index).copied()
+    /// The element at `index`, read under the lock.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when `index` is out of range (Python's `IndexError`).
+    pub fn get(&self, index: usize) -> Result<T> {
+        if index >= self.len {
+            return Err(index_error(index, self.len));
+        }
+        Ok(self.lock().unwrap_or_else(repaired)[index])
     }
 
     /// Replaces the element at `index`, under the lock.
@@ -333,8 +347,8 @@ impl<T: ShmSafe + fmt::Debug> fmt::Debug for ArrayGuard<'_, T> {
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let a = multiproc::shm::RawArray::<i32>::new(10)?;
 /// a.set(3, 7)?;
-/// assert_eq!(a.get(3), Some(7));
-/// assert_eq!(a.get(10), None);
+/// assert_eq!(a.get(3)?, 7);
+/// assert!(a.get(10).is_err());
 /// # Ok(())
 /// # }
 /// ```
@@ -387,10 +401,17 @@ impl<T: ShmSafe + Copy> RawArray<T> {
         self.seg.ptr(index * size_of::<T>())
     }
 
-    /// The element at `index`; `None` when out of range.
-    pub fn get(&self, index: usize) -> Option<T> {
+    /// The element at `index`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when `index` is out of range (Python's `IndexError`).
+    pub fn get(&self, index: usize) -> Result<T> {
+        if index >= self.len {
+            return Err(index_error(index, self.len));
+        }
         // SAFETY: in range, so the cell is in our live segment, aligned; access is atomic.
-        (index < self.len).then(|| unsafe { cell::load(self.cell(index)) })
+        Ok(unsafe { cell::load(self.cell(index)) })
     }
 
     /// Replaces the element at `index`.
@@ -409,7 +430,10 @@ impl<T: ShmSafe + Copy> RawArray<T> {
 
     /// A copy of every element.
     pub fn to_vec(&self) -> Vec<T> {
-        (0..self.len).filter_map(|i| self.get(i)).collect()
+        (0..self.len)
+            // SAFETY: as in `get`; every index is in range.
+            .map(|i| unsafe { cell::load(self.cell(i)) })
+            .collect()
     }
 }
 
@@ -493,8 +517,8 @@ mod tests {
         let seq: Vec<i32> = (0..10).collect();
         let a = Array::from_slice(&seq).unwrap();
         assert_eq!(a.len(), 10);
-        assert_eq!(a.get(3), Some(3));
-        assert_eq!(a.get(10), None);
+        assert_eq!(a.get(3).unwrap(), 3);
+        assert!(a.get(10).unwrap_err().to_string().contains("out of range"));
         assert_eq!(a.slice(2..7).unwrap(), [2, 3, 4, 5, 6]);
         a.set_slice(4..8, &[40, 50, 60, 70]).unwrap();
         assert_eq!(a.to_vec(), [0, 1, 2, 3, 40, 50, 60, 70, 8, 9]);

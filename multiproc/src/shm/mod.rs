@@ -5,16 +5,13 @@
 //! with their last user: a crash leaks nothing.
 
 mod array;
-mod cell;
 mod named;
-pub(crate) mod pod;
-pub(crate) mod segment;
 mod value;
 
 pub use self::array::{Array, ArrayGuard, RawArray};
-pub use self::cell::AtomicInt;
 pub use self::named::SharedMemory;
-#[doc(hidden)]
-pub use self::pod::__private;
-pub use self::pod::ShmSafe;
 pub use self::value::{RawValue, Value, ValueGuard};
+pub use crate::mem::cell::AtomicInt;
+#[doc(hidden)]
+pub use crate::mem::pod::__private;
+pub use crate::mem::pod::ShmSafe;

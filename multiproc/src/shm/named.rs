@@ -137,6 +137,35 @@ impl SharedMemory {
         self.map.as_ptr()
     }
 
+    /// Every byte, in place (Python's `buf`): a safe zero-copy view that stays sound while
+    /// other processes write the memory, since each byte is an atomic. Relaxed loads and
+    /// stores see no torn byte; ordering between bytes, or a consistent view of several,
+    /// needs a protocol of your own (a [`Lock`](crate::Lock), or a `Release` store of a flag
+    /// byte read with `Acquire`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> multiproc::Result<()> {
+    /// use std::sync::atomic::Ordering;
+    /// let shm = multiproc::SharedMemory::create_unique(16)?;
+    /// let buf = shm.as_atomic_bytes();
+    /// buf[0].store(42, Ordering::Relaxed);
+    /// buf[1].fetch_add(1, Ordering::Relaxed);
+    /// let mut two = [0; 2];
+    /// shm.read(0, &mut two)?;
+    /// assert_eq!(two, [42, 1]);
+    /// shm.unlink()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn as_atomic_bytes(&self) -> &[AtomicU8] {
+        // SAFETY: the whole mapping, which lives as long as `self`; `AtomicU8` has the
+        // layout of `u8`, is valid for any byte, and every access through this crate's safe
+        // API to the memory is atomic (other processes must keep to that too).
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr().cast(), self.size()) }
+    }
+
     fn bytes(&self, offset: usize, len: usize) -> Result<&[AtomicU8]> {
         if offset
             .checked_add(len)
@@ -147,9 +176,7 @@ impl SharedMemory {
                 self.size()
             )));
         }
-        // SAFETY: the range is inside the mapping, which lives as long as `self`; `AtomicU8`
-        // has the layout of `u8`, is valid for any byte, and is only accessed atomically here.
-        Ok(unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(offset).cast(), len) })
+        Ok(&self.as_atomic_bytes()[offset..offset + len])
     }
 
     /// Copies bytes from `offset` into `buf`.

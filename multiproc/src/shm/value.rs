@@ -6,13 +6,12 @@ use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
-use super::cell::{self, AtomicInt};
-use super::pod::ShmSafe;
-use super::segment::{Kind, Segment, Shared};
-use crate::error::Result;
-use crate::sync::park::deadline_after;
-use crate::sync::raw::{Acquired, RawLock, TimedOut};
-use crate::error::LockError;
+use crate::deadline::Deadline;
+use crate::error::{LockError, LockResult, Result};
+use crate::mem::cell::{self, AtomicInt};
+use crate::mem::pod::ShmSafe;
+use crate::mem::segment::{Kind, Segment, Shared};
+use crate::raw::{lock_result, Acquired, RawLock, TimedOut};
 use crate::sys::identity;
 
 const KIND: Kind = Kind(*b"VALU");
@@ -22,31 +21,23 @@ const RAW_KIND: Kind = Kind(*b"RVAL");
 /// `ShmSafe` type (at most 64).
 pub(crate) const DATA: usize = 64;
 
-/// How long to wait for the lock of a `Value` or `Array`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Wait {
-    /// Not at all (`try_lock`).
-    No,
-    /// Until the deadline, or forever with `None`.
-    Until(Option<Instant>),
-}
-
-/// Takes the lock of a `Value` or `Array` (at payload offset 0) for the calling thread.
+/// Takes the lock of a `Value` or `Array` (at payload offset 0) for the calling thread,
+/// waiting until `deadline` (a passed one: a `try_`, which checks a holder's life once and
+/// does not wait).
 ///
 /// # Panics
 ///
 /// If the calling thread holds it already.
-pub(crate) fn lock_cells(raw: &RawLock, wait: Wait) -> std::result::Result<Acquired, TimedOut> {
+pub(crate) fn lock_cells(
+    raw: &RawLock,
+    deadline: Deadline,
+) -> std::result::Result<Acquired, TimedOut> {
     let me = identity::thread();
     assert!(
         !raw.is_held_by(me),
         "this thread already holds the lock of this Value or Array (it is not recursive)"
     );
-    match wait {
-        Wait::No if raw.try_lock(me) => Ok(Acquired::Normally),
-        Wait::No => Err(TimedOut),
-        Wait::Until(deadline) => raw.lock(me, deadline, identity::is_alive),
-    }
+    raw.lock(me, deadline, identity::is_alive)
 }
 
 /// The lock-free integer operations of `Value` and `RawValue`, on their cell.
@@ -171,21 +162,22 @@ impl<T: ShmSafe + Copy> Value<T> {
     /// # Panics
     ///
     /// If this thread already holds the lock.
-    pub fn lock(&self) -> std::result::Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
-        self.guard(lock_cells(&self.lock, Wait::Until(None)))
+    pub fn lock(&self) -> LockResult<ValueGuard<'_, T>> {
+        self.lock_until(Deadline::NEVER, false)
     }
 
-    /// Takes the lock if it is free now.
+    /// Takes the lock if it is free now, or if its holder died (checked at once, no wait).
     ///
     /// # Errors
     ///
-    /// [`LockError::Timeout`] when it is held.
+    /// [`LockError::WouldBlock`] when a live thread holds it; [`LockError::OwnerDied`] as
+    /// for [`Value::lock`].
     ///
     /// # Panics
     ///
     /// If this thread already holds the lock.
-    pub fn try_lock(&self) -> std::result::Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
-        self.guard(lock_cells(&self.lock, Wait::No))
+    pub fn try_lock(&self) -> LockResult<ValueGuard<'_, T>> {
+        self.lock_until(Deadline::now(), true)
     }
 
     /// Takes the lock, waiting at most `timeout`.
@@ -193,23 +185,30 @@ impl<T: ShmSafe + Copy> Value<T> {
     /// # Errors
     ///
     /// [`LockError::Timeout`] after at least `timeout`; [`LockError::OwnerDied`] as for
-    /// [`Value::lock`].
+    /// [`Value::lock`] (a dead holder is found before giving up, however short `timeout`).
     ///
     /// # Panics
     ///
     /// If this thread already holds the lock.
-    pub fn lock_timeout(
-        &self,
-        timeout: Duration,
-    ) -> std::result::Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
-        self.guard(lock_cells(&self.lock, Wait::Until(deadline_after(timeout))))
+    pub fn lock_timeout(&self, timeout: Duration) -> LockResult<ValueGuard<'_, T>> {
+        self.lock_until(Deadline::after(timeout), false)
     }
 
-    fn guard(
-        &self,
-        acquired: std::result::Result<Acquired, TimedOut>,
-    ) -> std::result::Result<ValueGuard<'_, T>, LockError<ValueGuard<'_, T>>> {
-        crate::sync::lock_outcome(acquired, || ValueGuard {
+    /// Takes the lock, waiting until `deadline` at the latest.
+    ///
+    /// # Errors
+    ///
+    /// As [`Value::lock_timeout`].
+    ///
+    /// # Panics
+    ///
+    /// If this thread already holds the lock.
+    pub fn lock_deadline(&self, deadline: Instant) -> LockResult<ValueGuard<'_, T>> {
+        self.lock_until(Deadline::at(deadline), false)
+    }
+
+    fn lock_until(&self, deadline: Deadline, tried: bool) -> LockResult<ValueGuard<'_, T>> {
+        lock_result(lock_cells(&self.lock, deadline), tried, || ValueGuard {
             value: self,
             // SAFETY: the cell is in our live segment, aligned; all access is atomic.
             copy: unsafe { cell::load(self.cell()) },
@@ -507,7 +506,7 @@ mod tests {
         let v = Value::new(0u8).unwrap();
         let _g = v.lock().unwrap();
         let v2 = v.clone();
-        let held = std::thread::spawn(move || v2.try_lock().is_err())
+        let held = std::thread::spawn(move || v2.try_lock().unwrap_err().is_would_block())
             .join()
             .unwrap();
         assert!(held);

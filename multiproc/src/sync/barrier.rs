@@ -4,36 +4,22 @@
 
 use std::fmt;
 use std::mem::size_of;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::park::{self, deadline_after, Parked};
-use super::raw::{Acquired, RawBarrier, LIVENESS_PERIOD};
+use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::loom::Ordering;
-use crate::shm::segment::{Kind, Segment};
+use crate::mem::segment::{Kind, Segment};
+use crate::raw::park::{self, Parked};
+use crate::raw::{Acquired, RawBarrier, LIVENESS_PERIOD};
 use crate::sys::identity::{self, Token};
-use std::sync::atomic::AtomicU64;
 
 const KIND: Kind = Kind(*b"BARR");
 
-/// A wait on a broken barrier: aborted, reset while waiting, timed out, or a party died
-/// inside it (Python's `BrokenBarrierError`). `?` turns it into [`Error::InvalidState`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BrokenBarrier;
-
-impl fmt::Display for BrokenBarrier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the barrier is broken")
-    }
-}
-
-impl std::error::Error for BrokenBarrier {}
-
-impl From<BrokenBarrier> for Error {
-    fn from(e: BrokenBarrier) -> Error {
-        Error::InvalidState(e.to_string())
-    }
-}
+/// The action a barrier runs when a round is complete.
+type Action = Arc<dyn Fn() + Send + Sync>;
 
 /// A barrier for a fixed number of processes (or threads): Python's
 /// `multiprocessing.Barrier`.
@@ -42,13 +28,14 @@ impl From<BrokenBarrier> for Error {
 /// then all leave together and the barrier is ready for the next round. Each gets its
 /// arrival index (`0` for the first). A wait that times out, an [`abort`](Barrier::abort),
 /// a [`reset`](Barrier::reset) during a round, or a waiting party that dies, *breaks* the
-/// barrier: every waiter gets [`BrokenBarrier`], as does every later wait until `reset`.
-/// Waiters check every 0.1 s that the others still run.
+/// barrier, as in Python: the party whose time ran out gets [`Error::Timeout`], every
+/// other waiter [`Error::BrokenBarrier`], as does every later wait until `reset`. Waiters
+/// check every 0.1 s that the others still run.
 ///
 /// # Examples
 ///
 /// ```
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # fn main() -> multiproc::Result<()> {
 /// let barrier = multiproc::Barrier::new(1)?;
 /// assert_eq!(barrier.wait()?, 0);
 /// assert_eq!(barrier.parties(), 1);
@@ -59,7 +46,7 @@ impl From<BrokenBarrier> for Error {
 pub struct Barrier {
     seg: Segment,
     parties: u32,
-    action: Option<fn()>,
+    action: Option<Action>,
     timeout: Option<Duration>,
 }
 
@@ -91,15 +78,21 @@ impl Barrier {
         Ok(b)
     }
 
-    /// Creates a barrier whose last arriving party runs `action` before anyone is released
-    /// (BR-03). If `action` panics, the barrier breaks and the panic goes on in that party.
+    /// Creates a barrier whose last arriving party runs `action` before anyone is released.
+    /// If `action` panics, the barrier breaks and the panic goes on in that party.
+    ///
+    /// The action runs in the process that completes the round, whichever it is, on that
+    /// process's own copy of what the closure captured: create the barrier (and so the
+    /// action) before starting the children, so every process has it. State the action
+    /// changes in one process is not seen by the others unless it lives in shared memory
+    /// (a [`Value`](crate::Value), say).
     ///
     /// # Errors
     ///
     /// As [`Barrier::new`].
-    pub fn with_action(parties: u32, action: fn()) -> Result<Barrier> {
+    pub fn with_action(parties: u32, action: impl Fn() + Send + Sync + 'static) -> Result<Barrier> {
         let mut b = Barrier::new(parties)?;
-        b.action = Some(action);
+        b.action = Some(Arc::new(action));
         Ok(b)
     }
 
@@ -124,27 +117,38 @@ impl Barrier {
     ///
     /// # Errors
     ///
-    /// [`BrokenBarrier`] when the barrier is or becomes broken, or the default timeout runs
-    /// out.
-    pub fn wait(&self) -> std::result::Result<u32, BrokenBarrier> {
-        self.wait_until(self.timeout.and_then(deadline_after))
+    /// [`Error::BrokenBarrier`] when the barrier is or becomes broken; [`Error::Timeout`]
+    /// when the default timeout runs out (which breaks the barrier for the others).
+    pub fn wait(&self) -> Result<u32> {
+        self.wait_until(self.timeout.map_or(Deadline::NEVER, Deadline::after))
     }
 
     /// Like [`Barrier::wait`], for at most `timeout`; running out of time breaks the
-    /// barrier (BR-07).
+    /// barrier, as in Python.
     ///
     /// # Errors
     ///
-    /// [`BrokenBarrier`] when the barrier is or becomes broken, or the time runs out.
-    pub fn wait_timeout(&self, timeout: Duration) -> std::result::Result<u32, BrokenBarrier> {
-        self.wait_until(deadline_after(timeout))
+    /// [`Error::Timeout`] for this party when the time runs out (every other waiter then
+    /// gets [`Error::BrokenBarrier`]); [`Error::BrokenBarrier`] when the barrier is or
+    /// becomes broken otherwise.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<u32> {
+        self.wait_until(Deadline::after(timeout))
     }
 
-    fn wait_until(&self, deadline: Option<Instant>) -> std::result::Result<u32, BrokenBarrier> {
+    /// Like [`Barrier::wait_timeout`], until `deadline` at the latest.
+    ///
+    /// # Errors
+    ///
+    /// As [`Barrier::wait_timeout`].
+    pub fn wait_deadline(&self, deadline: Instant) -> Result<u32> {
+        self.wait_until(Deadline::at(deadline))
+    }
+
+    fn wait_until(&self, deadline: Deadline) -> Result<u32> {
         let raw = self.raw();
         let state = self.locked();
         if raw.broken.load(Ordering::Relaxed) != 0 {
-            return Err(BrokenBarrier);
+            return Err(Error::BrokenBarrier);
         }
         let generation = raw.generation.load(Ordering::Relaxed);
         let index = raw.waiting.load(Ordering::Relaxed);
@@ -153,10 +157,12 @@ impl Barrier {
             // it arrived, so the round breaks instead.
             if self.a_waiter_died() {
                 self.break_locked();
-                return Err(BrokenBarrier);
+                return Err(Error::BrokenBarrier);
             }
-            if let Some(action) = self.action {
-                if let Err(panic) = std::panic::catch_unwind(action) {
+            if let Some(action) = &self.action {
+                if let Err(panic) =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| action()))
+                {
                     self.break_locked();
                     drop(state);
                     std::panic::resume_unwind(panic);
@@ -177,34 +183,37 @@ impl Barrier {
             if let Some(outcome) = self.outcome(generation) {
                 return outcome.map(|()| index);
             }
-            let check_at = Instant::now() + LIVENESS_PERIOD;
-            let wake_at = deadline.map_or(check_at, |d| d.min(check_at));
-            if park::wait(&raw.seq, seq, Some(wake_at)) == Parked::Woken {
+            let check_at = Deadline::after(LIVENESS_PERIOD).min(deadline);
+            if park::wait(&raw.seq, seq, check_at) == Parked::Woken {
                 continue;
             }
-            let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
+            let timed_out = deadline.has_passed();
             let _state = self.locked();
             if let Some(outcome) = self.outcome(generation) {
                 return outcome.map(|()| index);
             }
-            if timed_out || self.a_waiter_died() {
+            if timed_out {
                 self.break_locked();
-                return Err(BrokenBarrier);
+                return Err(Error::Timeout);
+            }
+            if self.a_waiter_died() {
+                self.break_locked();
+                return Err(Error::BrokenBarrier);
             }
         }
     }
 
     /// How the round `generation` ended for its waiters, `None` while it goes on.
-    fn outcome(&self, generation: u32) -> Option<std::result::Result<(), BrokenBarrier>> {
+    fn outcome(&self, generation: u32) -> Option<Result<()>> {
         let raw = self.raw();
         if raw.generation.load(Ordering::Acquire) != generation {
             if raw.cancelled.load(Ordering::Acquire) == generation.wrapping_add(1) {
-                return Some(Err(BrokenBarrier));
+                return Some(Err(Error::BrokenBarrier));
             }
             return Some(Ok(()));
         }
         if raw.broken.load(Ordering::Acquire) != 0 {
-            return Some(Err(BrokenBarrier));
+            return Some(Err(Error::BrokenBarrier));
         }
         None
     }
@@ -222,8 +231,8 @@ impl Barrier {
         let raw = self.raw();
         let acquired = raw
             .lock
-            .lock(identity::thread(), None, identity::is_alive)
-            .unwrap_or(Acquired::Normally);
+            .lock(identity::thread(), Deadline::NEVER, identity::is_alive)
+            .unwrap_or(Acquired::Clean);
         let guard = StateGuard { barrier: self };
         if acquired == Acquired::OwnerDied {
             self.break_locked();
@@ -245,15 +254,15 @@ impl Barrier {
         park::wake(&raw.seq, u32::MAX);
     }
 
-    /// Breaks the barrier: every current and later waiter gets [`BrokenBarrier`] until
-    /// [`Barrier::reset`] (BR-04).
+    /// Breaks the barrier: every current and later waiter gets [`Error::BrokenBarrier`]
+    /// until [`Barrier::reset`].
     pub fn abort(&self) {
         let _state = self.locked();
         self.break_locked();
     }
 
     /// Returns the barrier to its empty, unbroken state; parties waiting now get
-    /// [`BrokenBarrier`] (BR-05, BR-06).
+    /// [`Error::BrokenBarrier`].
     pub fn reset(&self) {
         let raw = self.raw();
         let _state = self.locked();
@@ -351,6 +360,10 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicU32;
 
+    fn broken<T: fmt::Debug>(r: Result<T>) -> bool {
+        matches!(r, Err(Error::BrokenBarrier))
+    }
+
     fn run_parties(b: &Barrier, n: u32, f: fn(&Barrier) -> u32) -> Vec<u32> {
         let threads: Vec<_> = (0..n)
             .map(|_| {
@@ -374,17 +387,17 @@ mod tests {
         assert_eq!(b.parties(), 5);
     }
 
-    static ACTIONS: AtomicU32 = AtomicU32::new(0);
-
     #[test]
-    fn br_03_action_runs_once_per_round() {
-        let b = Barrier::with_action(3, || {
-            ACTIONS.fetch_add(1, Ordering::SeqCst);
+    fn br_03_action_runs_once_per_round_and_may_capture_state() {
+        let actions = Arc::new(AtomicU32::new(0));
+        let counted = Arc::clone(&actions);
+        let b = Barrier::with_action(3, move || {
+            counted.fetch_add(1, Ordering::SeqCst);
         })
         .unwrap();
         run_parties(&b, 3, |b| b.wait().unwrap());
         run_parties(&b, 3, |b| b.wait().unwrap());
-        assert_eq!(ACTIONS.load(Ordering::SeqCst), 2);
+        assert_eq!(actions.load(Ordering::SeqCst), 2);
     }
 
     #[test]
@@ -396,9 +409,9 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         b.abort();
-        assert_eq!(t.join().unwrap(), Err(BrokenBarrier));
+        assert!(broken(t.join().unwrap()));
         assert!(b.is_broken());
-        assert_eq!(b.wait(), Err(BrokenBarrier));
+        assert!(broken(b.wait()));
         b.reset();
         assert!(!b.is_broken());
         run_parties(&b, 2, |b| b.wait().unwrap());
@@ -418,7 +431,7 @@ mod tests {
         }
         b.reset();
         for t in waiting {
-            assert_eq!(t.join().unwrap(), Err(BrokenBarrier));
+            assert!(broken(t.join().unwrap()));
         }
         assert!(!b.is_broken());
         run_parties(&b, 3, |b| b.wait().unwrap());
@@ -428,13 +441,13 @@ mod tests {
     fn br_07_br_08_a_timeout_breaks_it_for_everyone() {
         let b = Barrier::new(2).unwrap();
         let t = Instant::now();
-        assert_eq!(
+        assert!(matches!(
             b.wait_timeout(Duration::from_millis(50)),
-            Err(BrokenBarrier)
-        );
+            Err(Error::Timeout)
+        ));
         assert!(t.elapsed() >= Duration::from_millis(50));
         assert!(b.is_broken());
-        assert_eq!(b.wait(), Err(BrokenBarrier));
+        assert!(broken(b.wait()));
     }
 
     #[test]
@@ -443,7 +456,7 @@ mod tests {
             .unwrap()
             .default_timeout(Duration::from_millis(30));
         let t = Instant::now();
-        assert_eq!(b.wait(), Err(BrokenBarrier));
+        assert!(matches!(b.wait(), Err(Error::Timeout)));
         assert!(t.elapsed() >= Duration::from_millis(30));
     }
 
@@ -451,7 +464,7 @@ mod tests {
     fn br_09_a_barrier_of_one_never_waits() {
         let b = Barrier::new(1).unwrap();
         for _ in 0..3 {
-            assert_eq!(b.wait(), Ok(0));
+            assert_eq!(b.wait().unwrap(), 0);
         }
     }
 

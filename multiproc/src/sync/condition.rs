@@ -4,25 +4,30 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::error::LockError;
-use super::park::deadline_after;
-use super::raw::{Acquired, RawCondition};
 use super::rlock::{RLock, RLockGuard};
-use crate::error::{Error, Result};
-use crate::shm::segment::{Kind, Segment, Shared};
+use crate::deadline::Deadline;
+use crate::error::{Error, LockResult, Result, WaitError, WaitResult};
+use crate::mem::segment::{Kind, Segment, Shared};
+use crate::raw::park::Parked;
+use crate::raw::{Acquired, RawCondition, Settled};
 use crate::sys::identity;
 
 const KIND: Kind = Kind(*b"COND");
-
-/// What a wait that re-takes the lock ends with: the guard, or `OwnerDied` carrying it.
-type Relocked<'a, T> = std::result::Result<T, LockError<RLockGuard<'a>>>;
 
 /// A condition variable shared by processes: Python's `multiprocessing.Condition`.
 ///
 /// Its lock is an [`RLock`] (Python's default, CD-10), its own or one given to
 /// [`Condition::with_lock`]. Waiting releases every level the caller holds and restores
-/// them before returning (CD-09). `notify(n)` wakes exactly `n` waiters, or all there are
-/// if fewer (CD-01, CD-03); a waiter that times out takes no wake-up from the others.
+/// them before returning. `notify(n)` wakes `n` of the waiters waiting at that moment, or
+/// all of them if fewer: a process that starts waiting afterwards (the notifier itself,
+/// say) cannot take a notification meant for the others. A waiter that times out takes no
+/// wake-up from the others.
+///
+/// A timed wait that runs out hands the relocked guard back inside
+/// [`WaitError::Timeout`].
+///
+/// A process killed while it waits stays counted among the waiters: a later `notify` may
+/// spend a wake-up on it.
 ///
 /// # Examples
 ///
@@ -31,8 +36,8 @@ type Relocked<'a, T> = std::result::Result<T, LockError<RLockGuard<'a>>>;
 /// use std::time::Duration;
 /// let cond = multiproc::Condition::new()?;
 /// let guard = cond.lock()?;
-/// let (guard, notified) = cond.wait_timeout(guard, Duration::from_millis(10))?;
-/// assert!(!notified);
+/// let timed_out = cond.wait_timeout(guard, Duration::from_millis(10)).unwrap_err();
+/// let guard = timed_out.into_inner(); // the lock is held again
 /// cond.notify_all()?; // wakes nobody, but the lock is held as it must be
 /// drop(guard);
 /// # Ok(())
@@ -79,8 +84,9 @@ impl Condition {
     ///
     /// # Errors
     ///
-    /// [`LockError::OwnerDied`] when the holder died inside the lock.
-    pub fn lock(&self) -> std::result::Result<RLockGuard<'_>, LockError<RLockGuard<'_>>> {
+    /// [`LockError::OwnerDied`](crate::LockError::OwnerDied) when the holder died inside
+    /// the lock.
+    pub fn lock(&self) -> LockResult<RLockGuard<'_>> {
         self.lock.lock()
     }
 
@@ -88,8 +94,8 @@ impl Condition {
     ///
     /// # Errors
     ///
-    /// [`LockError::Timeout`] when it is held by another thread.
-    pub fn try_lock(&self) -> std::result::Result<RLockGuard<'_>, LockError<RLockGuard<'_>>> {
+    /// As [`RLock::try_lock`].
+    pub fn try_lock(&self) -> LockResult<RLockGuard<'_>> {
         self.lock.try_lock()
     }
 
@@ -98,33 +104,40 @@ impl Condition {
     /// # Errors
     ///
     /// As [`RLock::lock_timeout`].
-    pub fn lock_timeout(
-        &self,
-        timeout: Duration,
-    ) -> std::result::Result<RLockGuard<'_>, LockError<RLockGuard<'_>>> {
+    pub fn lock_timeout(&self, timeout: Duration) -> LockResult<RLockGuard<'_>> {
         self.lock.lock_timeout(timeout)
+    }
+
+    /// Takes the condition's lock, waiting until `deadline` at the latest (see
+    /// [`RLock::lock_deadline`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`RLock::lock_deadline`].
+    pub fn lock_deadline(&self, deadline: Instant) -> LockResult<RLockGuard<'_>> {
+        self.lock.lock_deadline(deadline)
     }
 
     /// Releases the lock, waits for a notification, and takes the lock back.
     ///
     /// # Errors
     ///
-    /// [`LockError::OwnerDied`], holding the guard, when a holder died inside the lock
+    /// [`WaitError::OwnerDied`], holding the guard, when a holder died inside the lock
     /// while this process waited.
     ///
     /// # Panics
     ///
     /// If `guard` is not a guard of this condition's lock.
-    pub fn wait<'a>(&'a self, guard: RLockGuard<'a>) -> Relocked<'a, RLockGuard<'a>> {
-        self.wait_until(guard, None).map(|(g, _)| g)
+    pub fn wait<'a>(&'a self, guard: RLockGuard<'a>) -> WaitResult<RLockGuard<'a>> {
+        self.wait_until(guard, Deadline::NEVER)
     }
 
-    /// Like [`Condition::wait`], for at most `timeout`; the `bool` says whether it was
-    /// notified (`false` after a timeout of at least `timeout`).
+    /// Like [`Condition::wait`], for at most `timeout`.
     ///
     /// # Errors
     ///
-    /// As [`Condition::wait`].
+    /// [`WaitError::Timeout`], holding the relocked guard, when no notification came for
+    /// at least `timeout`; [`WaitError::OwnerDied`] as for [`Condition::wait`].
     ///
     /// # Panics
     ///
@@ -133,8 +146,25 @@ impl Condition {
         &'a self,
         guard: RLockGuard<'a>,
         timeout: Duration,
-    ) -> Relocked<'a, (RLockGuard<'a>, bool)> {
-        self.wait_until(guard, deadline_after(timeout))
+    ) -> WaitResult<RLockGuard<'a>> {
+        self.wait_until(guard, Deadline::after(timeout))
+    }
+
+    /// Like [`Condition::wait`], until `deadline` at the latest.
+    ///
+    /// # Errors
+    ///
+    /// As [`Condition::wait_timeout`].
+    ///
+    /// # Panics
+    ///
+    /// As [`Condition::wait`].
+    pub fn wait_deadline<'a>(
+        &'a self,
+        guard: RLockGuard<'a>,
+        deadline: Instant,
+    ) -> WaitResult<RLockGuard<'a>> {
+        self.wait_until(guard, Deadline::at(deadline))
     }
 
     /// Waits while `condition()` is true (Python's `wait_for(not condition)`), checking it
@@ -151,17 +181,16 @@ impl Condition {
         &'a self,
         guard: RLockGuard<'a>,
         condition: impl FnMut() -> bool,
-    ) -> Relocked<'a, RLockGuard<'a>> {
-        self.wait_while_until(guard, None, condition)
-            .map(|(g, _)| g)
+    ) -> WaitResult<RLockGuard<'a>> {
+        self.wait_while_until(guard, Deadline::NEVER, condition)
     }
 
-    /// Like [`Condition::wait_while`], for at most `timeout`; the `bool` is `true` when it
-    /// gave up with `condition()` still true.
+    /// Like [`Condition::wait_while`], for at most `timeout`.
     ///
     /// # Errors
     ///
-    /// As [`Condition::wait`].
+    /// [`WaitError::Timeout`], holding the relocked guard, when it gave up with
+    /// `condition()` still true; [`WaitError::OwnerDied`] as for [`Condition::wait`].
     ///
     /// # Panics
     ///
@@ -171,47 +200,75 @@ impl Condition {
         guard: RLockGuard<'a>,
         timeout: Duration,
         condition: impl FnMut() -> bool,
-    ) -> Relocked<'a, (RLockGuard<'a>, bool)> {
-        self.wait_while_until(guard, deadline_after(timeout), condition)
+    ) -> WaitResult<RLockGuard<'a>> {
+        self.wait_while_until(guard, Deadline::after(timeout), condition)
+    }
+
+    /// Like [`Condition::wait_while`], until `deadline` at the latest.
+    ///
+    /// # Errors
+    ///
+    /// As [`Condition::wait_while_timeout`].
+    ///
+    /// # Panics
+    ///
+    /// As [`Condition::wait`].
+    pub fn wait_while_deadline<'a>(
+        &'a self,
+        guard: RLockGuard<'a>,
+        deadline: Instant,
+        condition: impl FnMut() -> bool,
+    ) -> WaitResult<RLockGuard<'a>> {
+        self.wait_while_until(guard, Deadline::at(deadline), condition)
     }
 
     fn wait_while_until<'a>(
         &'a self,
         mut guard: RLockGuard<'a>,
-        deadline: Option<Instant>,
+        deadline: Deadline,
         mut condition: impl FnMut() -> bool,
-    ) -> Relocked<'a, (RLockGuard<'a>, bool)> {
+    ) -> WaitResult<RLockGuard<'a>> {
         while condition() {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok((guard, true));
+            if deadline.has_passed() {
+                return Err(WaitError::Timeout(guard));
             }
-            guard = self.wait_until(guard, deadline)?.0;
+            guard = match self.wait_until(guard, deadline) {
+                Ok(g) | Err(WaitError::Timeout(g)) => g,
+                Err(died) => return Err(died),
+            };
         }
-        Ok((guard, false))
+        Ok(guard)
     }
 
     fn wait_until<'a>(
         &'a self,
         guard: RLockGuard<'a>,
-        deadline: Option<Instant>,
-    ) -> Relocked<'a, (RLockGuard<'a>, bool)> {
+        deadline: Deadline,
+    ) -> WaitResult<RLockGuard<'a>> {
         let me = identity::thread();
         let lock = self.lock.raw();
         assert!(
             lock.is_mine(me),
             "Condition::wait needs a guard of the condition's own lock"
         );
-        // Registered before the lock is released, so a notify from the next holder counts us.
-        let seq = self.raw().register();
-        let depth = lock.unlock_all();
-        let mut notified = self.raw().wait(seq, deadline);
-        let relocked = lock.relock(me, depth);
-        if !notified {
-            notified = self.raw().leave();
-        }
-        match relocked {
-            Acquired::Normally => Ok((guard, notified)),
-            Acquired::OwnerDied => Err(LockError::OwnerDied(guard)),
+        // Registered with the lock held, so a notify from the next holder counts us.
+        let ticket = self.raw().register();
+        let mut owner_died = false;
+        let settled = loop {
+            let depth = lock.unlock_all();
+            let parked = self.raw().wait(ticket, deadline);
+            owner_died |= lock.relock(me, depth) == Acquired::OwnerDied;
+            let timed_out = parked == Parked::TimedOut || deadline.has_passed();
+            match self.raw().settle(ticket, timed_out) {
+                // Another present waiter took the notification first: wait on.
+                Settled::Again => continue,
+                settled => break settled,
+            }
+        };
+        match settled {
+            _ if owner_died => Err(WaitError::OwnerDied(guard)),
+            Settled::Notified => Ok(guard),
+            Settled::TimedOut | Settled::Again => Err(WaitError::Timeout(guard)),
         }
     }
 
@@ -292,13 +349,18 @@ mod tests {
     fn cd_04_wait_times_out_after_at_least_the_timeout() {
         let c = Condition::new().unwrap();
         let g = c.lock().unwrap();
-        let (g, notified) = c.wait_timeout(g, Duration::ZERO).unwrap();
-        assert!(!notified);
+        let g = c.wait_timeout(g, Duration::ZERO).unwrap_err().into_inner();
         let t = Instant::now();
-        let (_g, notified) = c.wait_timeout(g, Duration::from_millis(50)).unwrap();
-        assert!(!notified);
+        let e = c.wait_timeout(g, Duration::from_millis(50)).unwrap_err();
+        assert!(e.is_timeout());
         assert!(t.elapsed() >= Duration::from_millis(50));
+        assert!(
+            c.get_lock().is_owned(),
+            "the guard comes back with the error"
+        );
+        drop(e);
         assert_eq!(c.n_waiting(), 0);
+        assert!(!c.get_lock().is_locked());
     }
 
     #[test]
@@ -361,12 +423,18 @@ mod tests {
     }
 
     #[test]
-    fn cd_05_wait_while_returns_at_once_when_already_false() {
+    fn cd_05_wait_while_returns_at_once_when_already_false_and_times_out_when_true() {
         let c = Condition::new().unwrap();
         let g = c.lock().unwrap();
-        let (_g, timed_out) = c
+        let g = c
             .wait_while_timeout(g, Duration::from_secs(60), || false)
             .unwrap();
-        assert!(!timed_out);
+        let e = c
+            .wait_while_timeout(g, Duration::from_millis(20), || true)
+            .unwrap_err();
+        assert!(e.is_timeout());
+        let g = e.into_inner();
+        let past = Instant::now();
+        assert!(c.wait_deadline(g, past).unwrap_err().is_timeout());
     }
 }

@@ -2,24 +2,27 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::park::deadline_after;
-use super::raw::RawEvent;
-use crate::error::Result;
-use crate::shm::segment::{Kind, Segment, Shared};
+use crate::deadline::Deadline;
+use crate::error::{Error, Result};
+use crate::mem::segment::{Kind, Segment, Shared};
+use crate::raw::RawEvent;
 
 const KIND: Kind = Kind(*b"EVNT");
 
 /// A flag shared by processes: Python's `multiprocessing.Event`.
 ///
+/// Python's `wait(timeout)` returns the flag as a `bool`; here a wait that runs out is
+/// `Err(Timeout)`, as every timed call of the crate says it.
+///
 /// # Examples
 ///
 /// ```
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # fn main() -> multiproc::Result<()> {
 /// use std::time::Duration;
 /// let ev = multiproc::Event::new()?;
-/// assert!(!ev.wait_timeout(Duration::ZERO));
+/// assert!(ev.wait_timeout(Duration::ZERO).unwrap_err().is_timeout());
 /// ev.set();
 /// assert!(ev.is_set());
 /// ev.wait();
@@ -64,14 +67,34 @@ impl Event {
 
     /// Waits until the flag is set.
     pub fn wait(&self) {
-        let set = self.raw().wait(None);
+        let set = self.raw().wait(Deadline::NEVER);
         debug_assert!(set);
     }
 
-    /// Waits at most `timeout` for the flag; returns whether it is set (Python's
-    /// `wait(timeout)`).
-    pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.raw().wait(deadline_after(timeout))
+    /// Waits at most `timeout` for the flag (Python's `wait(timeout)`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when the flag stayed unset for at least `timeout`.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<()> {
+        self.wait_until(Deadline::after(timeout))
+    }
+
+    /// Waits until `deadline` at the latest for the flag.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when the flag stayed unset until `deadline`.
+    pub fn wait_deadline(&self, deadline: Instant) -> Result<()> {
+        self.wait_until(Deadline::at(deadline))
+    }
+
+    fn wait_until(&self, deadline: Deadline) -> Result<()> {
+        if self.raw().wait(deadline) {
+            Ok(())
+        } else {
+            Err(Error::Timeout)
+        }
     }
 }
 
@@ -83,24 +106,24 @@ impl fmt::Debug for Event {
     }
 }
 
-crate::shm::segment::travels_as_shared!(Event, shared, KIND);
+crate::mem::segment::travels_as_shared!(Event, shared, KIND);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Instant;
 
     #[test]
     fn ev_01_ev_02_unset_times_out_set_returns_at_once() {
         let e = Event::new().unwrap();
         assert!(!e.is_set());
-        assert!(!e.wait_timeout(Duration::ZERO));
+        assert!(e.wait_timeout(Duration::ZERO).unwrap_err().is_timeout());
         let t = Instant::now();
-        assert!(!e.wait_timeout(Duration::from_millis(50)));
+        assert!(e.wait_timeout(Duration::from_millis(50)).is_err());
         assert!(t.elapsed() >= Duration::from_millis(50));
+        assert!(e.wait_deadline(Instant::now()).is_err());
         e.set();
         assert!(e.is_set());
-        assert!(e.wait_timeout(Duration::from_millis(50)));
+        e.wait_timeout(Duration::from_millis(50)).unwrap();
         e.wait();
         e.clear();
         assert!(!e.is_set());
@@ -113,6 +136,6 @@ mod tests {
         let t = std::thread::spawn(move || e2.wait_timeout(Duration::from_secs(60)));
         std::thread::sleep(Duration::from_millis(100));
         e.set();
-        assert!(t.join().unwrap());
+        t.join().unwrap().unwrap();
     }
 }

@@ -1,46 +1,31 @@
 //! [`Lock`]: a process-shared, robust mutual-exclusion lock.
-
-
 #![forbid(unsafe_code)]
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::park::deadline_after;
-use super::raw::{Acquired, RawLock, TimedOut};
-use crate::error::{Error, LockError, Result};
-use crate::shm::segment::{Kind, Segment, Shared};
+use crate::deadline::Deadline;
+use crate::error::{Acquired, Error, LockError, LockResult, Result};
+use crate::mem::segment::{Kind, Segment, Shared};
+use crate::pid::Pid;
+use crate::raw::{lock_result, RawLock};
 use crate::sys::identity;
 
-
-/// Turns a raw acquisition into the public result, building the guard once acquired.
-#[inline]
-pub(crate) fn outcome<G>(
-    acquired: std::result::Result<Acquired, TimedOut>,
-    guard: impl FnOnce() -> G,
-) -> std::result::Result<G, LockError<G>> {
-    match acquired {
-        Ok(Acquired::Normally) => Ok(guard()),
-        Ok(Acquired::OwnerDied) => Err(LockError::OwnerDied(guard())),
-        Err(TimedOut) => Err(LockError::Timeout),
-    }
-}
-
 /// Python's `acquire`: keeps an acquired lock taken with no guard (the caller releases it).
-/// `Ok(true)` when acquired, `Ok(false)` on timeout, `Err(OwnerDied)` when acquired after
-/// the previous holder died.
+/// A lock not taken is `Err(WouldBlock)` or `Err(Timeout)`; a lock taken, whatever its
+/// previous owner's fate, is `Ok`, so `?` never hides a held lock.
 #[inline]
-pub(crate) fn keep_acquired<G>(r: std::result::Result<G, LockError<G>>) -> Result<bool> {
+pub(crate) fn keep_acquired<G>(r: LockResult<G>) -> Result<Acquired> {
     match r {
         Ok(g) => {
             std::mem::forget(g);
-            Ok(true)
+            Ok(Acquired::Clean)
         }
-        Err(LockError::Timeout | LockError::WouldBlock) => Ok(false),
         Err(LockError::OwnerDied(g)) => {
             std::mem::forget(g);
-            Err(Error::OwnerDied)
+            Ok(Acquired::OwnerDied)
         }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -52,10 +37,11 @@ const KIND: Kind = Kind(*b"LOCK");
 /// children, are the same lock. Taking a free lock and releasing it make no system call;
 /// a waiter spins briefly, then sleeps on a futex.
 ///
-/// The lock belongs to no thread: any thread or process may [`release`](Lock::release) it
-/// (Python's LK-04). It remembers the *process* that took it, so that when that process
-/// dies inside the lock, the next locker gets [`LockError::OwnerDied`] with the lock held
-/// (within about 0.1 s) instead of waiting forever.
+/// The lock belongs to no thread: any thread or process may [`release`](Lock::release) it,
+/// as in Python. It remembers the *process* that took it, so that when that process dies
+/// inside the lock, the next locker gets [`LockError::OwnerDied`] with the lock held instead
+/// of waiting forever: at once for a [`try_lock`](Lock::try_lock) and for a wait whose
+/// time runs out, within about 0.1 s for a longer wait.
 ///
 /// # Examples
 ///
@@ -65,7 +51,7 @@ const KIND: Kind = Kind(*b"LOCK");
 /// {
 ///     let _guard = lock.lock()?;
 ///     assert!(lock.is_locked());
-///     assert!(lock.try_lock().is_err());
+///     assert!(lock.try_lock().unwrap_err().is_would_block());
 /// }
 /// assert!(!lock.is_locked());
 /// # Ok(())
@@ -105,23 +91,19 @@ impl Lock {
     ///
     /// [`LockError::OwnerDied`], holding the guard, when the holder died inside the lock.
     #[inline]
-    pub fn lock(&self) -> std::result::Result<LockGuard<'_>, LockError<LockGuard<'_>>> {
-        self.lock_until(None)
+    pub fn lock(&self) -> LockResult<LockGuard<'_>> {
+        self.lock_until(Deadline::NEVER, false)
     }
 
-    /// Takes the lock if it is free now.
+    /// Takes the lock if it is free now, or if its holder died (checked at once, no wait).
     ///
     /// # Errors
     ///
-    /// [`LockError::Timeout`] when it is held (even by a process that died: only the
-    /// blocking forms check the holder's life).
+    /// [`LockError::WouldBlock`] when a live process holds it; [`LockError::OwnerDied`] as
+    /// for [`Lock::lock`].
     #[inline]
-    pub fn try_lock(&self) -> std::result::Result<LockGuard<'_>, LockError<LockGuard<'_>>> {
-        if self.raw().try_lock(identity::process()) {
-            Ok(LockGuard { lock: self })
-        } else {
-            Err(LockError::Timeout)
-        }
+    pub fn try_lock(&self) -> LockResult<LockGuard<'_>> {
+        self.lock_until(Deadline::now(), true)
     }
 
     /// Takes the lock, waiting at most `timeout`.
@@ -129,48 +111,65 @@ impl Lock {
     /// # Errors
     ///
     /// [`LockError::Timeout`] after at least `timeout`; [`LockError::OwnerDied`] as for
-    /// [`Lock::lock`].
-    pub fn lock_timeout(
-        &self,
-        timeout: Duration,
-    ) -> std::result::Result<LockGuard<'_>, LockError<LockGuard<'_>>> {
-        self.lock_until(deadline_after(timeout))
+    /// [`Lock::lock`] (a dead holder is found before giving up, however short `timeout`).
+    pub fn lock_timeout(&self, timeout: Duration) -> LockResult<LockGuard<'_>> {
+        self.lock_until(Deadline::after(timeout), false)
+    }
+
+    /// Takes the lock, waiting until `deadline` at the latest.
+    ///
+    /// # Errors
+    ///
+    /// As [`Lock::lock_timeout`].
+    pub fn lock_deadline(&self, deadline: Instant) -> LockResult<LockGuard<'_>> {
+        self.lock_until(Deadline::at(deadline), false)
     }
 
     #[inline]
-    fn lock_until(
-        &self,
-        deadline: Option<Instant>,
-    ) -> std::result::Result<LockGuard<'_>, LockError<LockGuard<'_>>> {
+    fn lock_until(&self, deadline: Deadline, tried: bool) -> LockResult<LockGuard<'_>> {
         let acquired = self
             .raw()
             .lock(identity::process(), deadline, identity::is_alive);
-        outcome(acquired, || LockGuard { lock: self })
+        lock_result(acquired, tried, || LockGuard { lock: self })
     }
 
     /// Python's `acquire()`: takes the lock with no guard; pair it with [`Lock::release`].
+    /// [`Acquired::OwnerDied`] says the previous holder died inside the lock (it is held
+    /// either way).
     ///
     /// # Errors
     ///
-    /// [`Error::OwnerDied`] when the holder died inside the lock: the lock **is** acquired
-    /// then, and must still be released.
+    /// None today; the `Result` keeps the shape of the other forms.
     #[inline]
-    pub fn acquire(&self) -> Result<()> {
-        keep_acquired(self.lock()).map(drop)
+    pub fn acquire(&self) -> Result<Acquired> {
+        keep_acquired(self.lock())
     }
 
-    /// Python's `acquire(timeout=t)`: `Ok(true)` when acquired, `Ok(false)` on timeout.
+    /// Python's `acquire(False)`: takes the lock if it is free (or its holder dead).
     ///
     /// # Errors
     ///
-    /// [`Error::OwnerDied`] as for [`Lock::acquire`] (the lock is then held).
-    pub fn acquire_timeout(&self, timeout: Duration) -> Result<bool> {
+    /// [`Error::WouldBlock`] when a live process holds it.
+    pub fn try_acquire(&self) -> Result<Acquired> {
+        keep_acquired(self.try_lock())
+    }
+
+    /// Python's `acquire(timeout=t)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] after at least `timeout`.
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<Acquired> {
         keep_acquired(self.lock_timeout(timeout))
     }
 
-    /// Python's `acquire(False)`: takes the lock if it is free, and says whether it did.
-    pub fn try_acquire(&self) -> bool {
-        matches!(keep_acquired(self.try_lock()), Ok(true))
+    /// Takes the lock with no guard, waiting until `deadline` at the latest.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when `deadline` passed first.
+    pub fn acquire_deadline(&self, deadline: Instant) -> Result<Acquired> {
+        keep_acquired(self.lock_deadline(deadline))
     }
 
     /// Python's `release()`: releases the lock, whoever took it.
@@ -193,8 +192,8 @@ impl Lock {
     }
 
     /// The pid of the process that took the lock, if it is held.
-    pub fn owner_pid(&self) -> Option<u32> {
-        self.raw().owner_id()
+    pub fn owner_pid(&self) -> Option<Pid> {
+        self.raw().owner_id().map(Pid::from)
     }
 }
 
@@ -223,7 +222,7 @@ impl fmt::Debug for LockGuard<'_> {
     }
 }
 
-crate::shm::segment::travels_as_shared!(Lock, shared, KIND);
+crate::mem::segment::travels_as_shared!(Lock, shared, KIND);
 
 #[cfg(test)]
 mod tests {
@@ -232,8 +231,8 @@ mod tests {
     #[test]
     fn lk_01_acquire_release_and_double_release_is_an_error() {
         let l = Lock::new().unwrap();
-        l.acquire().unwrap();
-        assert!(!l.try_acquire());
+        assert_eq!(l.acquire().unwrap(), Acquired::Clean);
+        assert!(matches!(l.try_acquire(), Err(Error::WouldBlock)));
         l.release().unwrap();
         let err = l.release().unwrap_err();
         assert!(err.to_string().contains("released too many times"));
@@ -244,7 +243,7 @@ mod tests {
         let l = Lock::new().unwrap();
         let g = l.lock().unwrap();
         assert!(l.is_locked());
-        assert_eq!(l.owner_pid(), Some(std::process::id()));
+        assert_eq!(l.owner_pid(), Some(Pid::from(std::process::id())));
         drop(g);
         assert!(!l.is_locked());
     }
@@ -252,7 +251,7 @@ mod tests {
     #[test]
     fn lk_04_another_thread_may_release() {
         let l = Lock::new().unwrap();
-        l.acquire().unwrap();
+        let _ = l.acquire().unwrap();
         let l2 = l.clone();
         std::thread::spawn(move || l2.release().unwrap())
             .join()
@@ -265,9 +264,15 @@ mod tests {
         let l = Lock::new().unwrap();
         let _g = l.lock().unwrap();
         let t = Instant::now();
-        assert!(!l.acquire_timeout(Duration::from_millis(50)).unwrap());
+        assert!(matches!(
+            l.acquire_timeout(Duration::from_millis(50)),
+            Err(Error::Timeout)
+        ));
         assert!(t.elapsed() >= Duration::from_millis(50));
         assert!(l.lock_timeout(Duration::ZERO).unwrap_err().is_timeout());
+        assert!(l.try_lock().unwrap_err().is_would_block());
+        let past = Instant::now();
+        assert!(l.lock_deadline(past).unwrap_err().is_timeout());
     }
 
     #[test]
@@ -276,5 +281,7 @@ mod tests {
         assert!(matches!(e, Error::OwnerDied));
         let e: Error = LockError::<()>::Timeout.into();
         assert!(e.is_timeout());
+        let e: Error = LockError::<()>::WouldBlock.into();
+        assert!(e.is_would_block());
     }
 }

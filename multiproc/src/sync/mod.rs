@@ -6,9 +6,6 @@
 //! waiting spins briefly and then sleeps on a futex. Locks are robust: a holder that dies
 //! inside one is detected and the next locker told ([`LockError::OwnerDied`](crate::LockError::OwnerDied)).
 
-pub(crate) mod park;
-pub(crate) mod raw;
-
 mod barrier;
 mod condition;
 mod event;
@@ -16,9 +13,7 @@ mod lock;
 mod rlock;
 mod semaphore;
 
-pub(crate) use self::lock::outcome as lock_outcome;
-
-pub use self::barrier::{Barrier, BrokenBarrier};
+pub use self::barrier::Barrier;
 pub use self::condition::Condition;
 pub use self::event::Event;
 pub use self::lock::{Lock, LockGuard};

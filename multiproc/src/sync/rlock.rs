@@ -5,12 +5,11 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
-use super::lock::{keep_acquired, outcome};
-use crate::error::LockError;
-use super::park::deadline_after;
-use super::raw::RawRLock;
-use crate::error::Result;
-use crate::shm::segment::{Kind, Segment, Shared};
+use super::lock::keep_acquired;
+use crate::deadline::Deadline;
+use crate::error::{Acquired, LockResult, Result};
+use crate::mem::segment::{Kind, Segment, Shared};
+use crate::raw::{lock_result, RawRLock};
 use crate::sys::identity;
 
 const KIND: Kind = Kind(*b"RLCK");
@@ -20,7 +19,7 @@ const KIND: Kind = Kind(*b"RLCK");
 /// The owner is one thread of one process: it may take the lock again (each take needs its
 /// own release), and nobody else may release it. Robust like [`Lock`](super::Lock): if the
 /// owning thread's process dies inside the lock, the next locker gets
-/// [`LockError::OwnerDied`].
+/// [`LockError::OwnerDied`](crate::LockError::OwnerDied).
 ///
 /// # Examples
 ///
@@ -69,59 +68,86 @@ impl RLock {
     ///
     /// # Errors
     ///
-    /// [`LockError::OwnerDied`], holding the guard, when the owner died inside the lock.
-    pub fn lock(&self) -> std::result::Result<RLockGuard<'_>, LockError<RLockGuard<'_>>> {
-        self.lock_until(None)
+    /// [`LockError::OwnerDied`](crate::LockError::OwnerDied), holding the guard, when the owner died inside the lock.
+    pub fn lock(&self) -> LockResult<RLockGuard<'_>> {
+        self.lock_until(Deadline::NEVER, false)
     }
 
-    /// Takes the lock if it is free or already the calling thread's.
+    /// Takes the lock if it is free, already the calling thread's, or its owner died
+    /// (checked at once, no wait).
     ///
     /// # Errors
     ///
-    /// [`LockError::Timeout`] when another thread or process holds it.
-    pub fn try_lock(&self) -> std::result::Result<RLockGuard<'_>, LockError<RLockGuard<'_>>> {
-        if self.raw().try_lock(identity::thread()) {
-            Ok(RLockGuard {
-                rlock: self,
-                _not_send: PhantomData,
-            })
-        } else {
-            Err(LockError::Timeout)
-        }
+    /// [`LockError::WouldBlock`](crate::LockError::WouldBlock) when another live thread or process holds it;
+    /// [`LockError::OwnerDied`](crate::LockError::OwnerDied) as for [`RLock::lock`].
+    pub fn try_lock(&self) -> LockResult<RLockGuard<'_>> {
+        self.lock_until(Deadline::now(), true)
     }
 
     /// Takes the lock, waiting at most `timeout`.
     ///
     /// # Errors
     ///
-    /// [`LockError::Timeout`] after at least `timeout`; [`LockError::OwnerDied`] as for
-    /// [`RLock::lock`].
-    pub fn lock_timeout(
-        &self,
-        timeout: Duration,
-    ) -> std::result::Result<RLockGuard<'_>, LockError<RLockGuard<'_>>> {
-        self.lock_until(deadline_after(timeout))
+    /// [`LockError::Timeout`](crate::LockError::Timeout) after at least `timeout`; [`LockError::OwnerDied`](crate::LockError::OwnerDied) as for
+    /// [`RLock::lock`] (a dead owner is found before giving up, however short `timeout`).
+    pub fn lock_timeout(&self, timeout: Duration) -> LockResult<RLockGuard<'_>> {
+        self.lock_until(Deadline::after(timeout), false)
     }
 
-    fn lock_until(
-        &self,
-        deadline: Option<Instant>,
-    ) -> std::result::Result<RLockGuard<'_>, LockError<RLockGuard<'_>>> {
-        outcome(self.raw().lock(identity::thread(), deadline), || {
-            RLockGuard {
-                rlock: self,
-                _not_send: PhantomData,
-            }
+    /// Takes the lock, waiting until `deadline` at the latest.
+    ///
+    /// # Errors
+    ///
+    /// As [`RLock::lock_timeout`].
+    pub fn lock_deadline(&self, deadline: Instant) -> LockResult<RLockGuard<'_>> {
+        self.lock_until(Deadline::at(deadline), false)
+    }
+
+    fn lock_until(&self, deadline: Deadline, tried: bool) -> LockResult<RLockGuard<'_>> {
+        let acquired = self.raw().lock(identity::thread(), deadline);
+        lock_result(acquired, tried, || RLockGuard {
+            rlock: self,
+            _not_send: PhantomData,
         })
     }
 
     /// Python's `acquire()`: one more level, no guard; pair it with [`RLock::release`].
+    /// [`Acquired::OwnerDied`] says the previous owner died inside the lock (it is held
+    /// either way).
     ///
     /// # Errors
     ///
-    /// [`Error::OwnerDied`](crate::Error::OwnerDied) when the owner died inside the lock (the lock is then held).
-    pub fn acquire(&self) -> Result<()> {
-        keep_acquired(self.lock()).map(drop)
+    /// None today; the `Result` keeps the shape of the other forms.
+    pub fn acquire(&self) -> Result<Acquired> {
+        keep_acquired(self.lock())
+    }
+
+    /// Python's `acquire(False)`: one more level if the lock is free or already the
+    /// calling thread's (or its owner dead).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WouldBlock`](crate::Error::WouldBlock) when another live thread holds it.
+    pub fn try_acquire(&self) -> Result<Acquired> {
+        keep_acquired(self.try_lock())
+    }
+
+    /// Python's `acquire(timeout=t)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`](crate::Error::Timeout) after at least `timeout`.
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<Acquired> {
+        keep_acquired(self.lock_timeout(timeout))
+    }
+
+    /// One more level with no guard, waiting until `deadline` at the latest.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`](crate::Error::Timeout) when `deadline` passed first.
+    pub fn acquire_deadline(&self, deadline: Instant) -> Result<Acquired> {
+        keep_acquired(self.lock_deadline(deadline))
     }
 
     /// Python's `release()`: gives up one level.
@@ -177,7 +203,7 @@ impl fmt::Debug for RLockGuard<'_> {
     }
 }
 
-crate::shm::segment::travels_as_shared!(RLock, shared, KIND);
+crate::mem::segment::travels_as_shared!(RLock, shared, KIND);
 
 #[cfg(test)]
 mod tests {
@@ -187,7 +213,7 @@ mod tests {
     fn rl_01_owner_takes_three_levels_and_a_fourth_release_fails() {
         let r = RLock::new().unwrap();
         for _ in 0..3 {
-            r.acquire().unwrap();
+            assert_eq!(r.acquire().unwrap(), Acquired::Clean);
         }
         assert_eq!(r.depth(), 3);
         for _ in 0..3 {
@@ -205,7 +231,9 @@ mod tests {
         let r2 = r.clone();
         std::thread::spawn(move || {
             assert!(r2.release().unwrap_err().to_string().contains("not owned"));
-            assert!(r2.try_lock().is_err());
+            assert!(r2.try_lock().unwrap_err().is_would_block());
+            assert!(r2.try_acquire().unwrap_err().is_would_block());
+            assert!(r2.acquire_timeout(Duration::ZERO).unwrap_err().is_timeout());
             assert!(!r2.is_owned());
         })
         .join()

@@ -2,15 +2,14 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
-use std::ops::Deref;
 use std::time::{Duration, Instant};
 
 use super::lock::released_too_many_times;
-use super::park::deadline_after;
-use super::raw::SemaphoreState;
-use crate::error::Result;
+use crate::deadline::Deadline;
+use crate::error::{Error, Result};
 use crate::loom::Ordering;
-use crate::shm::segment::{Kind, Segment, Shared};
+use crate::mem::segment::{Kind, Segment, Shared};
+use crate::raw::{SemaphoreState, TimedOut};
 
 const KIND: Kind = Kind(*b"SEMA");
 
@@ -24,11 +23,11 @@ const KIND: Kind = Kind(*b"SEMA");
 /// # Examples
 ///
 /// ```
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # fn main() -> multiproc::Result<()> {
 /// let sem = multiproc::Semaphore::new(2)?;
 /// let a = sem.lock();
 /// let b = sem.lock();
-/// assert!(sem.try_lock().is_none());
+/// assert!(sem.try_lock().unwrap_err().is_would_block());
 /// drop(a);
 /// assert_eq!(sem.value(), 1);
 /// # drop(b);
@@ -40,7 +39,8 @@ pub struct Semaphore {
     shared: Shared<SemaphoreState>,
 }
 
-/// Holds one unit of a [`Semaphore`]; gives it back when dropped.
+/// Holds one unit of a [`Semaphore`] (or [`BoundedSemaphore`]); gives it back when
+/// dropped.
 #[must_use = "the unit is given back as soon as the guard is dropped"]
 pub struct SemaphoreGuard<'a> {
     sem: &'a Semaphore,
@@ -51,7 +51,7 @@ impl Semaphore {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`](crate::Error::Io) when the system refuses the memory.
+    /// [`Error::Io`] when the system refuses the memory.
     pub fn new(value: u32) -> Result<Semaphore> {
         Semaphore::with_bound(value, u32::MAX)
     }
@@ -75,42 +75,85 @@ impl Semaphore {
     }
 
     /// Takes a unit if one is there now.
-    pub fn try_lock(&self) -> Option<SemaphoreGuard<'_>> {
-        self.try_acquire().then(|| SemaphoreGuard { sem: self })
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WouldBlock`] when there is none.
+    pub fn try_lock(&self) -> Result<SemaphoreGuard<'_>> {
+        self.try_acquire()?;
+        Ok(SemaphoreGuard { sem: self })
     }
 
-    /// Takes a unit, waiting at most `timeout`; `None` on timeout.
-    pub fn lock_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
-        self.acquire_timeout(timeout)
-            .then(|| SemaphoreGuard { sem: self })
+    /// Takes a unit, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when none came within `timeout`.
+    pub fn lock_timeout(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>> {
+        self.acquire_timeout(timeout)?;
+        Ok(SemaphoreGuard { sem: self })
+    }
+
+    /// Takes a unit, waiting until `deadline` at the latest.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when none came before `deadline`.
+    pub fn lock_deadline(&self, deadline: Instant) -> Result<SemaphoreGuard<'_>> {
+        self.acquire_deadline(deadline)?;
+        Ok(SemaphoreGuard { sem: self })
     }
 
     /// Python's `acquire()`: takes a unit, waiting as long as it takes.
     pub fn acquire(&self) {
-        let forever = self.acquire_until(None);
-        debug_assert!(forever);
+        let forever = self.state().sem.acquire(Deadline::NEVER);
+        debug_assert!(forever.is_ok());
     }
 
-    /// Python's `acquire(False)`: takes a unit if one is there, and says whether it did.
-    pub fn try_acquire(&self) -> bool {
-        self.state().sem.try_acquire()
+    /// Python's `acquire(False)`: takes a unit if one is there now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WouldBlock`] when there is none.
+    pub fn try_acquire(&self) -> Result<()> {
+        if self.state().sem.try_acquire() {
+            Ok(())
+        } else {
+            Err(Error::WouldBlock)
+        }
     }
 
-    /// Python's `acquire(timeout=t)`: `true` if a unit was taken within `timeout`.
-    pub fn acquire_timeout(&self, timeout: Duration) -> bool {
-        self.acquire_until(deadline_after(timeout))
+    /// Python's `acquire(timeout=t)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when no unit came within `timeout`.
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<()> {
+        self.acquire_until(Deadline::after(timeout))
     }
 
-    fn acquire_until(&self, deadline: Option<Instant>) -> bool {
-        self.state().sem.acquire(deadline).is_ok()
+    /// Takes a unit, waiting until `deadline` at the latest.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when no unit came before `deadline`.
+    pub fn acquire_deadline(&self, deadline: Instant) -> Result<()> {
+        self.acquire_until(Deadline::at(deadline))
+    }
+
+    fn acquire_until(&self, deadline: Deadline) -> Result<()> {
+        self.state()
+            .sem
+            .acquire(deadline)
+            .map_err(|TimedOut| Error::Timeout)
     }
 
     /// Python's `release()`: gives a unit back.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidState`](crate::Error::InvalidState) when that would exceed the bound
-    /// of a [`BoundedSemaphore`] (or `u32::MAX`); the count is unchanged.
+    /// [`Error::InvalidState`] when that would exceed the bound of a [`BoundedSemaphore`]
+    /// (or `u32::MAX`); the count is unchanged.
     pub fn release(&self) -> Result<()> {
         let state = self.state();
         state
@@ -147,15 +190,14 @@ impl fmt::Debug for SemaphoreGuard<'_> {
     }
 }
 
-/// A [`Semaphore`] whose count may never exceed its initial value: Python's
-/// `multiprocessing.BoundedSemaphore`. Releasing one unit too many is an error (SM-03).
-///
-/// It dereferences to [`Semaphore`] for everything else.
+/// A semaphore whose count may never exceed its initial value: Python's
+/// `multiprocessing.BoundedSemaphore`. Releasing one unit too many is an error. Every
+/// other method is [`Semaphore`]'s.
 ///
 /// # Examples
 ///
 /// ```
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # fn main() -> multiproc::Result<()> {
 /// let sem = multiproc::BoundedSemaphore::new(1)?;
 /// assert!(sem.release().is_err());
 /// sem.acquire();
@@ -173,7 +215,7 @@ impl BoundedSemaphore {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`](crate::Error::Io) when the system refuses the memory.
+    /// [`Error::Io`] when the system refuses the memory.
     pub fn new(value: u32) -> Result<BoundedSemaphore> {
         Ok(BoundedSemaphore {
             sem: Semaphore::with_bound(value, value)?,
@@ -184,13 +226,84 @@ impl BoundedSemaphore {
     pub fn max_value(&self) -> u32 {
         self.sem.state().max.load(Ordering::Relaxed)
     }
-}
 
-impl Deref for BoundedSemaphore {
-    type Target = Semaphore;
+    /// As [`Semaphore::lock`].
+    pub fn lock(&self) -> SemaphoreGuard<'_> {
+        self.sem.lock()
+    }
 
-    fn deref(&self) -> &Semaphore {
-        &self.sem
+    /// As [`Semaphore::try_lock`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WouldBlock`] when there is no unit.
+    pub fn try_lock(&self) -> Result<SemaphoreGuard<'_>> {
+        self.sem.try_lock()
+    }
+
+    /// As [`Semaphore::lock_timeout`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when none came within `timeout`.
+    pub fn lock_timeout(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>> {
+        self.sem.lock_timeout(timeout)
+    }
+
+    /// As [`Semaphore::lock_deadline`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when none came before `deadline`.
+    pub fn lock_deadline(&self, deadline: Instant) -> Result<SemaphoreGuard<'_>> {
+        self.sem.lock_deadline(deadline)
+    }
+
+    /// As [`Semaphore::acquire`].
+    pub fn acquire(&self) {
+        self.sem.acquire();
+    }
+
+    /// As [`Semaphore::try_acquire`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WouldBlock`] when there is no unit.
+    pub fn try_acquire(&self) -> Result<()> {
+        self.sem.try_acquire()
+    }
+
+    /// As [`Semaphore::acquire_timeout`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when no unit came within `timeout`.
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<()> {
+        self.sem.acquire_timeout(timeout)
+    }
+
+    /// As [`Semaphore::acquire_deadline`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when no unit came before `deadline`.
+    pub fn acquire_deadline(&self, deadline: Instant) -> Result<()> {
+        self.sem.acquire_deadline(deadline)
+    }
+
+    /// Python's `release()`: gives a unit back.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidState`] when the count is already at the bound (Python's
+    /// `ValueError`); the count is unchanged.
+    pub fn release(&self) -> Result<()> {
+        self.sem.release()
+    }
+
+    /// The number of units now (Python's `get_value`); a snapshot.
+    pub fn value(&self) -> u32 {
+        self.sem.value()
     }
 }
 
@@ -203,7 +316,7 @@ impl fmt::Debug for BoundedSemaphore {
     }
 }
 
-crate::shm::segment::travels_as_shared!(Semaphore, shared, KIND);
+crate::mem::segment::travels_as_shared!(Semaphore, shared, KIND);
 
 /// Sent through a [`Connection`](crate::Connection) (or as a process argument), it arrives as
 /// another handle on the same semaphore, bound included.
@@ -233,7 +346,7 @@ mod tests {
         assert_eq!(s.value(), 1);
         s.acquire();
         assert_eq!(s.value(), 0);
-        assert!(!s.try_acquire());
+        assert!(matches!(s.try_acquire(), Err(Error::WouldBlock)));
         assert_eq!(s.value(), 0);
         for v in 1..=4 {
             s.release().unwrap();
@@ -246,29 +359,34 @@ mod tests {
         let s = BoundedSemaphore::new(2).unwrap();
         s.acquire();
         s.acquire();
-        assert!(!s.try_acquire());
+        assert!(matches!(s.try_acquire(), Err(Error::WouldBlock)));
         s.release().unwrap();
         s.release().unwrap();
         let err = s.release().unwrap_err();
         assert!(err.to_string().contains("released too many times"));
         assert_eq!(s.value(), 2);
+        assert_eq!(s.max_value(), 2);
     }
 
     #[test]
     fn sm_04_zero_semaphore_times_out_after_at_least_the_timeout() {
         let s = Semaphore::new(0).unwrap();
-        assert!(!s.try_acquire());
-        assert!(!s.acquire_timeout(Duration::ZERO));
+        assert!(s.try_acquire().unwrap_err().is_would_block());
+        assert!(s.acquire_timeout(Duration::ZERO).unwrap_err().is_timeout());
         let t = Instant::now();
-        assert!(s.lock_timeout(Duration::from_millis(50)).is_none());
+        assert!(s
+            .lock_timeout(Duration::from_millis(50))
+            .unwrap_err()
+            .is_timeout());
         assert!(t.elapsed() >= Duration::from_millis(50));
     }
 
     #[test]
     fn failed_try_lock_and_lock_timeout_give_nothing_back() {
         let s = Semaphore::new(0).unwrap();
-        assert!(s.try_lock().is_none());
-        assert!(s.lock_timeout(Duration::ZERO).is_none());
+        assert!(s.try_lock().unwrap_err().is_would_block());
+        assert!(s.lock_timeout(Duration::ZERO).unwrap_err().is_timeout());
+        assert!(s.lock_deadline(Instant::now()).unwrap_err().is_timeout());
         assert_eq!(s.value(), 0);
     }
 
@@ -279,6 +397,6 @@ mod tests {
         let t = std::thread::spawn(move || s2.acquire_timeout(Duration::from_secs(60)));
         std::thread::sleep(Duration::from_millis(20));
         s.release().unwrap();
-        assert!(t.join().unwrap());
+        t.join().unwrap().unwrap();
     }
 }

@@ -158,31 +158,33 @@ pub(crate) fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool
     }
 }
 
+/// The state letter of process `pid` (`R`, `S`, `T`, `Z`, ...): the field after the
+/// parenthesised command name in `/proc/<pid>/stat`; `None` once it is gone.
+pub(crate) fn process_state(pid: impl Into<u32>) -> Option<char> {
+    let pid: u32 = pid.into();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
+}
+
 /// Whether a process with this pid exists and is not a zombie.
-pub(crate) fn process_running(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => false,
-        Ok(stat) => {
-            // The state is the field after the parenthesised command name.
-            let state = stat
-                .rsplit(')')
-                .next()
-                .and_then(|r| r.split_whitespace().next());
-            !matches!(state, Some("Z") | Some("X") | None)
-        }
-    }
+pub(crate) fn process_running(pid: impl Into<u32>) -> bool {
+    !matches!(process_state(pid), Some('Z' | 'X') | None)
 }
 
 /// Whether `pid` is a zombie (ended, not reaped).
-pub(crate) fn is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            stat.rsplit(')')
-                .next()
-                .and_then(|r| r.split_whitespace().next())
-                == Some("Z")
-        })
-        .unwrap_or(false)
+pub(crate) fn is_zombie(pid: impl Into<u32>) -> bool {
+    process_state(pid) == Some('Z')
+}
+
+/// Whether `pid` is stopped (by SIGSTOP or a tracer).
+#[allow(dead_code)] // not every test file that includes this module stops processes
+pub(crate) fn is_stopped(pid: impl Into<u32>) -> bool {
+    matches!(process_state(pid), Some('T' | 't'))
 }
 
 /// Runs the built example `target/<profile>/examples/<name>` with `args`, as a user would,

@@ -148,7 +148,8 @@ pub(crate) fn poll_readable(fds: &[RawFd], timeout: Option<Duration>) -> io::Res
             revents: 0,
         })
         .collect();
-    let deadline = timeout.map(|t| Instant::now() + t);
+    // A timeout too far away to represent is forever.
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     loop {
         let ms = match deadline {
             None => -1,

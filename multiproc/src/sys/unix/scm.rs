@@ -14,7 +14,7 @@ use std::mem::{size_of, MaybeUninit};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use super::cvt_r;
-use super::fd::{read_to_spare, write_all_vectored};
+use super::fd::{read, write_all_vectored};
 
 /// The most descriptors one message may carry: Linux's `SCM_MAX_FD`. A sender that attaches
 /// more gets `EINVAL` from the kernel, so we refuse earlier with a clear message.
@@ -133,7 +133,7 @@ pub(crate) fn send_with_fds(
 /// What one [`recv_with_fds`] brought.
 #[derive(Debug)]
 pub(crate) struct Received {
-    /// Bytes appended to the vector; 0 at end of file.
+    /// Bytes read into the buffer; 0 at end of file.
     pub(crate) len: usize,
     /// The descriptors that came with them (close-on-exec), or, when the kernel had to drop
     /// some (more than [`MAX_FDS`], or this process is out of descriptors), the error; the
@@ -141,24 +141,19 @@ pub(crate) struct Received {
     pub(crate) fds: io::Result<Vec<OwnedFd>>,
 }
 
-/// Appends at most `max` bytes to `vec`'s spare capacity with [`recvmsg(2)`], taking the
-/// descriptors that ride with them; blocks until something arrives (`len` 0: end of file).
-/// Retries on `EINTR`. On a descriptor that is not a socket (a pipe, which cannot carry
-/// descriptors) it reads plainly.
+/// Reads into `buf` with [`recvmsg(2)`], taking the descriptors that ride with the bytes;
+/// blocks until something arrives (`len` 0: end of file). Retries on `EINTR`. On a
+/// descriptor that is not a socket (a pipe, which cannot carry descriptors) it reads plainly.
 ///
 /// [`recvmsg(2)`]: https://man7.org/linux/man-pages/man2/recvmsg.2.html
-pub(crate) fn recv_with_fds(
-    sock: BorrowedFd<'_>,
-    vec: &mut Vec<u8>,
-    max: usize,
-) -> io::Result<Received> {
-    match recv_with_control(sock, vec, max, 0, CMSG_BUF_LEN) {
+pub(crate) fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Received> {
+    match recv_with_control(sock, buf, 0, CMSG_BUF_LEN) {
         Ok(r) => Ok(r.unwrap_or(Received {
             len: 0,
             fds: Ok(Vec::new()),
         })),
         Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => Ok(Received {
-            len: read_to_spare(sock, vec, max)?,
+            len: read(sock, buf)?,
             fds: Ok(Vec::new()),
         }),
         Err(e) => Err(e),
@@ -172,27 +167,23 @@ pub(crate) fn recv_with_fds(
 /// `ENOTSOCK` when `sock` is not a socket; otherwise what `recvmsg` reports.
 pub(crate) fn try_recv_with_fds(
     sock: BorrowedFd<'_>,
-    vec: &mut Vec<u8>,
-    max: usize,
+    buf: &mut [u8],
 ) -> io::Result<Option<Received>> {
-    recv_with_control(sock, vec, max, libc::MSG_DONTWAIT, CMSG_BUF_LEN)
+    recv_with_control(sock, buf, libc::MSG_DONTWAIT, CMSG_BUF_LEN)
 }
 
 /// [`recv_with_fds`] with room for `control_len <= CMSG_BUF_LEN` bytes of control data
-/// (the tests use less to make the kernel truncate).
-/// `Ok(None)` only with `MSG_DONTWAIT` in `flags`, when nothing is there.
+/// (the tests use less to make the kernel truncate). `Ok(None)` only with `MSG_DONTWAIT` in
+/// `flags`, when nothing is there.
 fn recv_with_control(
     sock: BorrowedFd<'_>,
-    vec: &mut Vec<u8>,
-    max: usize,
+    buf: &mut [u8],
     flags: libc::c_int,
     control_len: usize,
 ) -> io::Result<Option<Received>> {
-    let spare = vec.spare_capacity_mut();
-    let want = max.min(spare.len());
     let mut iov = libc::iovec {
-        iov_base: spare.as_mut_ptr().cast(),
-        iov_len: want,
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
     };
     let mut control = CmsgBuf::new();
     // SAFETY: a zeroed msghdr is a valid "no address, no iovecs, no control" header.
@@ -202,17 +193,14 @@ fn recv_with_control(
     msg.msg_control = control.0.as_mut_ptr().cast();
     msg.msg_controllen = control_len.min(CMSG_BUF_LEN) as _;
     let flags = flags | libc::MSG_CMSG_CLOEXEC;
-    // SAFETY: the iovec describes `want` writable bytes of `vec`'s spare capacity and the
-    // control pointer `msg_controllen <= CMSG_BUF_LEN` writable bytes; recvmsg writes within both and updates
+    // SAFETY: the iovec describes `buf`, writable for its length, and the control pointer
+    // `msg_controllen <= CMSG_BUF_LEN` writable bytes; recvmsg writes within both and updates
     // `msg_controllen` and `msg_flags`.
     let n = match cvt_r(|| unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, flags) }) {
         Ok(n) => n as usize,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
         Err(e) => return Err(e),
     };
-    // SAFETY: recvmsg initialised the first `n <= want <= spare.len()` bytes of the spare
-    // capacity, so the new length stays within the capacity over initialised bytes.
-    unsafe { vec.set_len(vec.len() + n) };
     // Take ownership of every descriptor first, so none leaks whatever happens next.
     // SAFETY: `msg` was filled by a successful recvmsg: its control data is
     // `msg_controllen` initialised bytes of `control`.
@@ -266,20 +254,56 @@ unsafe fn take_rights(msg: &libc::msghdr) -> Vec<OwnedFd> {
     fds
 }
 
+/// For tests: a socket end to send as a descriptor, and a probe that tells whether every copy
+/// of it is closed (the probe then reads end of file). Unlike counting `/proc/self/fd`, this
+/// is exact while other test threads open and close descriptors.
+#[cfg(test)]
+pub(crate) mod probe {
+    use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+    use std::time::Duration;
+
+    /// The end to send, and its probe.
+    pub(crate) fn traced() -> (OwnedFd, OwnedFd) {
+        super::super::fd::socketpair().unwrap()
+    }
+
+    /// Whether every copy of the probe's peer is closed. Another test thread may fork
+    /// meanwhile, and its child holds a copy of every descriptor until it exits: give
+    /// such copies a few seconds to go.
+    pub(crate) fn all_copies_closed(probe: &OwnedFd) -> bool {
+        let ready =
+            super::super::fd::poll_readable(&[probe.as_raw_fd()], Some(Duration::from_secs(10)));
+        ready.unwrap()[0]
+            && super::try_recv_with_fds(probe.as_fd(), &mut [0u8; 1])
+                .unwrap()
+                .is_some_and(|r| r.len == 0)
+    }
+
+    /// Whether some copy of the probe's peer is still open, now.
+    pub(crate) fn still_open(probe: &OwnedFd) -> bool {
+        super::try_recv_with_fds(probe.as_fd(), &mut [0u8; 1])
+            .unwrap()
+            .is_none()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::fd::{read, socketpair};
     use super::super::mman::{file_len, memfd};
+    use super::probe::{all_copies_closed, still_open, traced};
     use super::*;
     use std::os::fd::AsFd;
 
     fn recv_all(sock: BorrowedFd<'_>, len: usize) -> (Vec<u8>, Vec<OwnedFd>) {
-        let mut bytes = Vec::with_capacity(len);
+        let mut bytes = vec![0; len];
+        let mut got = 0;
         let mut fds = Vec::new();
-        while bytes.len() < len {
-            let got = recv_with_fds(sock, &mut bytes, len).unwrap();
-            assert!(got.len > 0, "unexpected end of file");
-            fds.extend(got.fds.unwrap());
+        while got < len {
+            let r = recv_with_fds(sock, &mut bytes[got..]).unwrap();
+            assert!(r.len > 0, "unexpected end of file");
+            got += r.len;
+            fds.extend(r.fds.unwrap());
         }
         (bytes, fds)
     }
@@ -312,10 +336,10 @@ mod tests {
     #[test]
     fn nowait_says_when_nothing_is_there_and_eof_is_zero() {
         let (a, b) = socketpair().unwrap();
-        let mut v = Vec::with_capacity(8);
-        assert!(try_recv_with_fds(b.as_fd(), &mut v, 8).unwrap().is_none());
+        let mut v = [0u8; 8];
+        assert!(try_recv_with_fds(b.as_fd(), &mut v).unwrap().is_none());
         drop(a);
-        let got = try_recv_with_fds(b.as_fd(), &mut v, 8).unwrap().unwrap();
+        let got = try_recv_with_fds(b.as_fd(), &mut v).unwrap().unwrap();
         assert_eq!(got.len, 0);
         assert!(got.fds.unwrap().is_empty());
     }
@@ -328,12 +352,12 @@ mod tests {
         let sender = std::thread::spawn(move || {
             send_with_fds(a.as_fd(), &[&big], &[file.as_fd()]).unwrap();
         });
-        let mut bytes = Vec::with_capacity(1 << 20);
-        let first = recv_with_fds(b.as_fd(), &mut bytes, 1 << 20).unwrap();
+        let mut bytes = vec![0u8; 16];
+        let first = recv_with_fds(b.as_fd(), &mut bytes).unwrap();
         assert_eq!(first.fds.unwrap().len(), 1, "with the first read");
-        let (rest, later) = recv_all(b.as_fd(), (1 << 20) - bytes.len());
-        assert!(later.is_empty());
-        assert_eq!(bytes.len() + rest.len(), 1 << 20);
+        let (rest, later) = recv_all(b.as_fd(), (1 << 20) - first.len);
+        assert!(later.is_empty(), "and only with it");
+        assert!(rest.iter().all(|&b| b == 7));
         sender.join().unwrap();
     }
 
@@ -354,27 +378,13 @@ mod tests {
         let r = OwnedFd::from(r);
         let err = send_with_fds(w.as_fd(), &[b"x"], &[w.as_fd()]).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ENOTSOCK));
-        let mut v = Vec::with_capacity(4);
-        let err = try_recv_with_fds(r.as_fd(), &mut v, 4).unwrap_err();
+        let mut v = [0u8; 4];
+        let err = try_recv_with_fds(r.as_fd(), &mut v).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ENOTSOCK));
         super::super::fd::send_all(w.as_fd(), b"ab").unwrap();
-        let got = recv_with_fds(r.as_fd(), &mut v, 4).unwrap();
-        assert_eq!((got.len, v.as_slice()), (2, &b"ab"[..]));
+        let got = recv_with_fds(r.as_fd(), &mut v).unwrap();
+        assert_eq!((got.len, &v[..2]), (2, &b"ab"[..]));
         assert!(got.fds.unwrap().is_empty());
-    }
-
-    /// A socket end to send as a descriptor, and a probe that tells whether every copy of it
-    /// is closed (the probe then reads end of file). Unlike counting `/proc/self/fd`, this
-    /// is exact while other test threads open and close descriptors.
-    fn traced() -> (OwnedFd, OwnedFd) {
-        socketpair().unwrap()
-    }
-
-    fn all_copies_closed(probe: &OwnedFd) -> bool {
-        let mut v = Vec::with_capacity(1);
-        try_recv_with_fds(probe.as_fd(), &mut v, 1)
-            .unwrap()
-            .is_some_and(|r| r.len == 0)
     }
 
     #[test]
@@ -401,15 +411,11 @@ mod tests {
         // Room for two descriptors: the kernel installs two, drops eight, says MSG_CTRUNC.
         // SAFETY: pure arithmetic.
         let room = unsafe { libc::CMSG_SPACE(2 * size_of::<RawFd>() as u32) } as usize;
-        let mut v = Vec::with_capacity(4);
-        let got = recv_with_control(b.as_fd(), &mut v, 4, 0, room)
+        let mut v = [0u8; 4];
+        let got = recv_with_control(b.as_fd(), &mut v, 0, room)
             .unwrap()
             .unwrap();
-        assert_eq!(
-            (got.len, v.as_slice()),
-            (1, &b"x"[..]),
-            "the bytes are good"
-        );
+        assert_eq!((got.len, &v[..1]), (1, &b"x"[..]), "the bytes are good");
         let err = got.fds.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         assert!(all_copies_closed(&probe), "what did arrive was closed");
@@ -423,7 +429,7 @@ mod tests {
         drop(sent);
         let (_, fds) = recv_all(b.as_fd(), 1);
         assert_eq!(fds.len(), 2);
-        assert!(!all_copies_closed(&probe));
+        assert!(still_open(&probe));
         drop(fds);
         assert!(all_copies_closed(&probe));
     }

@@ -6,40 +6,57 @@ use std::io;
 
 use super::cvt;
 
-/// The standard signals as `kill -l` names them, without the `SIG` prefix.
-pub(crate) const STANDARD: &[(i32, &str)] = &[
-    (libc::SIGHUP, "HUP"),
-    (libc::SIGINT, "INT"),
-    (libc::SIGQUIT, "QUIT"),
-    (libc::SIGILL, "ILL"),
-    (libc::SIGTRAP, "TRAP"),
-    (libc::SIGABRT, "ABRT"),
-    (libc::SIGBUS, "BUS"),
-    (libc::SIGFPE, "FPE"),
-    (libc::SIGKILL, "KILL"),
-    (libc::SIGUSR1, "USR1"),
-    (libc::SIGSEGV, "SEGV"),
-    (libc::SIGUSR2, "USR2"),
-    (libc::SIGPIPE, "PIPE"),
-    (libc::SIGALRM, "ALRM"),
-    (libc::SIGTERM, "TERM"),
-    (libc::SIGSTKFLT, "STKFLT"),
-    (libc::SIGCHLD, "CHLD"),
-    (libc::SIGCONT, "CONT"),
-    (libc::SIGSTOP, "STOP"),
-    (libc::SIGTSTP, "TSTP"),
-    (libc::SIGTTIN, "TTIN"),
-    (libc::SIGTTOU, "TTOU"),
-    (libc::SIGURG, "URG"),
-    (libc::SIGXCPU, "XCPU"),
-    (libc::SIGXFSZ, "XFSZ"),
-    (libc::SIGVTALRM, "VTALRM"),
-    (libc::SIGPROF, "PROF"),
-    (libc::SIGWINCH, "WINCH"),
-    (libc::SIGIO, "IO"),
-    (libc::SIGPWR, "PWR"),
-    (libc::SIGSYS, "SYS"),
-];
+/// The one table of the standard signals: the name `kill -l` prints (without `SIG`), the
+/// platform's number, and one line of documentation. It hands the list to `$callback`, a
+/// macro taking `$(NAME = number_expr, "doc";)*`: [`STANDARD`] is built from it here and
+/// the `Signal` constants in `crate::signal`.
+macro_rules! standard_signals {
+    ($callback:ident) => {
+        $callback! {
+            HUP = libc::SIGHUP, "Hangup: the controlling terminal or connection went away.";
+            INT = libc::SIGINT, "Interrupt from the keyboard (Ctrl-C).";
+            QUIT = libc::SIGQUIT, "Quit from the keyboard (Ctrl-\\).";
+            ILL = libc::SIGILL, "Illegal instruction.";
+            TRAP = libc::SIGTRAP, "Trace or breakpoint trap.";
+            ABRT = libc::SIGABRT, "Abort, as from `abort(3)`.";
+            BUS = libc::SIGBUS, "Bus error (bad memory access).";
+            FPE = libc::SIGFPE, "Floating-point exception.";
+            KILL = libc::SIGKILL, "Kill: cannot be caught or ignored.";
+            USR1 = libc::SIGUSR1, "User-defined signal 1.";
+            SEGV = libc::SIGSEGV, "Invalid memory reference.";
+            USR2 = libc::SIGUSR2, "User-defined signal 2.";
+            PIPE = libc::SIGPIPE, "Broken pipe: write with no reader.";
+            ALRM = libc::SIGALRM, "Timer signal from `alarm(2)`.";
+            TERM = libc::SIGTERM, "Termination request; what `terminate()` sends.";
+            STKFLT = libc::SIGSTKFLT, "Stack fault on coprocessor (unused).";
+            CHLD = libc::SIGCHLD, "A child stopped or ended.";
+            CONT = libc::SIGCONT, "Continue if stopped.";
+            STOP = libc::SIGSTOP, "Stop the process: cannot be caught or ignored.";
+            TSTP = libc::SIGTSTP, "Stop typed at the terminal (Ctrl-Z).";
+            TTIN = libc::SIGTTIN, "Terminal input for a background process.";
+            TTOU = libc::SIGTTOU, "Terminal output for a background process.";
+            URG = libc::SIGURG, "Urgent condition on a socket.";
+            XCPU = libc::SIGXCPU, "CPU time limit exceeded.";
+            XFSZ = libc::SIGXFSZ, "File size limit exceeded.";
+            VTALRM = libc::SIGVTALRM, "Virtual alarm clock.";
+            PROF = libc::SIGPROF, "Profiling timer expired.";
+            WINCH = libc::SIGWINCH, "Window resize.";
+            IO = libc::SIGIO, "I/O now possible.";
+            PWR = libc::SIGPWR, "Power failure.";
+            SYS = libc::SIGSYS, "Bad system call.";
+        }
+    };
+}
+pub(crate) use standard_signals;
+
+macro_rules! name_table {
+    ($($name:ident = $num:expr, $doc:literal;)*) => {
+        /// The standard signals as `kill -l` names them, without the `SIG` prefix, in
+        /// `kill -l` order.
+        pub(crate) const STANDARD: &[(i32, &str)] = &[$(($num, stringify!($name)),)*];
+    };
+}
+standard_signals!(name_table);
 
 /// The first real-time signal number available to applications.
 pub(crate) fn rt_min() -> i32 {

@@ -40,9 +40,8 @@
 //!
 //! # Deadlines
 //!
-//! Deadlines are absolute ([`Instant`]) so a loop that sleeps several times keeps one limit;
-//! [`deadline_after`] turns a `Duration` into one (`None` means forever, and a timeout too
-//! large to represent is forever too).
+//! Deadlines are absolute ([`Deadline`]) so a loop that sleeps several times keeps one
+//! limit.
 //!
 //! Under `--cfg loom` the word is loom's model atomic and waiting is a model yield, so the
 //! protocols above can be checked by `loom` with threads standing in for processes.
@@ -50,6 +49,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::deadline::Deadline;
 use crate::loom::{AtomicU32, Ordering};
 
 /// How long [`spin`] polls before giving up, about what a cross-CPU futex wake costs here.
@@ -84,16 +84,11 @@ pub(crate) enum Parked {
     TimedOut,
 }
 
-/// The deadline `timeout` from now; `None` (forever) when it is too far to represent.
-pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
-    crate::deadline::Deadline::after(timeout).instant()
-}
-
 /// Polls `word` while it equals `expected`, for at most [`SPIN_BUDGET`] and never past
 /// `deadline`. Returns `true` as soon as the word differs, `false` when the budget or the
 /// deadline ran out first. Makes no system call other than `sched_yield`.
 #[cfg(not(loom))]
-pub(crate) fn spin(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> bool {
+pub(crate) fn spin(word: &AtomicU32, expected: u32, deadline: Deadline) -> bool {
     let poll = POLL_BEFORE_YIELD.load(Ordering::Relaxed);
     for _ in 0..poll {
         if word.load(Ordering::Acquire) != expected {
@@ -103,10 +98,9 @@ pub(crate) fn spin(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -
     }
     POLL_BEFORE_YIELD.store((poll / 2).max(POLL_MIN), Ordering::Relaxed);
     let start = Instant::now();
-    let limit = match deadline {
-        Some(d) => d.min(start + SPIN_BUDGET),
-        None => start + SPIN_BUDGET,
-    };
+    let limit = deadline
+        .instant()
+        .map_or(start + SPIN_BUDGET, |d| d.min(start + SPIN_BUDGET));
     loop {
         for _ in 0..LOOKS_PER_YIELD {
             if word.load(Ordering::Acquire) != expected {
@@ -124,12 +118,11 @@ pub(crate) fn spin(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -
 /// child's exit): calls `ready` between yields for at most [`SPIN_BUDGET`], never past
 /// `deadline`, and returns whether it said `true`. Each call of `ready` may cost a
 /// system call, so there is no plain-load phase.
-pub(crate) fn spin_until(mut ready: impl FnMut() -> bool, deadline: Option<Instant>) -> bool {
+pub(crate) fn spin_until(mut ready: impl FnMut() -> bool, deadline: Deadline) -> bool {
     let start = Instant::now();
-    let limit = match deadline {
-        Some(d) => d.min(start + SPIN_BUDGET),
-        None => start + SPIN_BUDGET,
-    };
+    let limit = deadline
+        .instant()
+        .map_or(start + SPIN_BUDGET, |d| d.min(start + SPIN_BUDGET));
     loop {
         if ready() {
             return true;
@@ -145,27 +138,24 @@ pub(crate) fn spin_until(mut ready: impl FnMut() -> bool, deadline: Option<Insta
 /// run first, so the model would never sleep while the word is still held): loom explores
 /// the interleavings a real spin meets without multiplying them by the spin's length.
 #[cfg(loom)]
-pub(crate) fn spin(word: &AtomicU32, expected: u32, _deadline: Option<Instant>) -> bool {
+pub(crate) fn spin(word: &AtomicU32, expected: u32, _deadline: Deadline) -> bool {
     word.load(Ordering::Acquire) != expected
 }
 
 /// Sleeps in the kernel while `word` equals `expected`, until woken by [`wake`], a signal,
 /// or `deadline`. Makes no spin. May return [`Parked::Woken`] spuriously: callers loop.
 #[cfg(not(loom))]
-pub(crate) fn sleep(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> Parked {
-    let timeout = match deadline {
-        None => None,
-        Some(d) => match d.checked_duration_since(Instant::now()) {
-            Some(left) if !left.is_zero() => Some(left),
-            _ => return Parked::TimedOut,
-        },
+pub(crate) fn sleep(word: &AtomicU32, expected: u32, deadline: Deadline) -> Parked {
+    let timeout = match deadline.remaining() {
+        Some(Duration::ZERO) => return Parked::TimedOut,
+        left => left,
     };
     futex_wait(word, expected, timeout)
 }
 
 /// [`spin`], then [`sleep`] once: the whole wait for callers whose wakers always [`wake`].
 /// Returns [`Parked::Woken`] when the word differs (or may differ) from `expected`.
-pub(crate) fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> Parked {
+pub(crate) fn wait(word: &AtomicU32, expected: u32, deadline: Deadline) -> Parked {
     if spin(word, expected, deadline) {
         return Parked::Woken;
     }
@@ -208,7 +198,7 @@ fn futex_wake(word: &AtomicU32, n: u32) -> usize {
 /// a wake-up the protocol forgets then leaves the model with every thread blocked, which
 /// loom reports as a deadlock, instead of being papered over by a timeout.
 #[cfg(loom)]
-pub(crate) fn sleep(word: &AtomicU32, expected: u32, _deadline: Option<Instant>) -> Parked {
+pub(crate) fn sleep(word: &AtomicU32, expected: u32, _deadline: Deadline) -> Parked {
     model::wait(word, expected)
 }
 
@@ -292,28 +282,28 @@ mod tests {
     #[test]
     fn spin_returns_at_once_when_the_word_differs() {
         let w = AtomicU32::new(1);
-        assert!(spin(&w, 0, None));
+        assert!(spin(&w, 0, Deadline::NEVER));
     }
 
     #[test]
     fn spin_gives_up_after_its_budget() {
         let w = AtomicU32::new(0);
         let t = Instant::now();
-        assert!(!spin(&w, 0, None));
+        assert!(!spin(&w, 0, Deadline::NEVER));
         assert!(t.elapsed() >= SPIN_BUDGET);
     }
 
     #[test]
     fn sleep_with_a_past_deadline_times_out_without_sleeping() {
         let w = AtomicU32::new(0);
-        assert_eq!(sleep(&w, 0, Some(Instant::now())), Parked::TimedOut);
+        assert_eq!(sleep(&w, 0, Deadline::now()), Parked::TimedOut);
     }
 
     #[test]
     fn wait_times_out_after_at_least_the_deadline() {
         let w = AtomicU32::new(0);
         let t = Instant::now();
-        let deadline = deadline_after(Duration::from_millis(30));
+        let deadline = Deadline::after(Duration::from_millis(30));
         loop {
             if wait(&w, 0, deadline) == Parked::TimedOut {
                 break;
@@ -323,17 +313,12 @@ mod tests {
     }
 
     #[test]
-    fn deadline_too_far_is_forever() {
-        assert_eq!(deadline_after(Duration::MAX), None);
-    }
-
-    #[test]
     fn wake_ends_a_sleep() {
         let w = Arc::new(AtomicU32::new(0));
         let w2 = Arc::clone(&w);
         let t = std::thread::spawn(move || {
             while w2.load(Ordering::Acquire) == 0 {
-                sleep(&w2, 0, None);
+                sleep(&w2, 0, Deadline::NEVER);
             }
         });
         std::thread::sleep(Duration::from_millis(20));

@@ -1,35 +1,49 @@
-//! The futex word protocols under every lock and semaphore: [`RawLock`] (robust: a holder
-//! that dies is detected) and [`RawSemaphore`].
+//! The futex-word protocols under every lock and synchronisation object: [`RawLock`]
+//! (robust: a holder that dies is detected), [`RawRLock`], [`RawSemaphore`], [`RawEvent`],
+//! [`RawCondition`] and [`RawBarrier`], and [`park`], the one way this crate waits on a word.
 //!
-//! Both are `#[repr(C)]` structs of atomics that live in shared memory and are reached by
-//! reference from every process mapping them. They protect no memory themselves; the typed
-//! wrappers (`Lock`, `Value`, ...) decide what the lock guards.
-#![allow(unsafe_code)] // `RawLock::unlock` is an `unsafe fn`: only the holder may call it.
+//! Each is a `#[repr(C)]` struct of atomics that lives in shared memory and is reached by
+//! reference from every process mapping it. They protect no memory themselves; the typed
+//! wrappers (`Lock`, `Value`, `Condition`, ...) decide what a lock guards. The only `unsafe`
+//! here is the `ShmSafe`/`ShmSync` promise each struct makes: every field is an atomic.
 
-use std::time::{Duration, Instant};
+pub(crate) mod park;
 
-use super::park::{self, Parked};
-use crate::error::{Error, Result};
+use std::time::Duration;
+
+use self::park::Parked;
+use crate::deadline::Deadline;
+pub(crate) use crate::error::Acquired;
+use crate::error::{Error, LockError, LockResult, Result};
 use crate::loom::{AtomicU32, AtomicU64, Ordering};
 use crate::sys::identity::{self, Token};
 
 /// How often a sleeping locker checks that the holder is still alive. A holder killed
-/// inside the lock is noticed after at most about this long.
+/// inside the lock is noticed after at most about this long by a waiter that waits that
+/// long, and at once by one whose time runs out first (it checks before giving up).
 pub(crate) const LIVENESS_PERIOD: Duration = Duration::from_millis(100);
 
-/// A lock acquisition that did not time out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Acquired {
-    /// The lock was free or handed over by an unlock.
-    Normally,
-    /// The holder died inside the lock; the caller now holds it, and the data it guards may
-    /// be half-updated.
-    OwnerDied,
-}
-
-/// The deadline passed before the lock or semaphore could be taken.
+/// The lock or semaphore could not be taken before the deadline (at once, for a deadline
+/// already passed: the `try_` forms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TimedOut;
+
+/// Turns a raw acquisition into the public result of a guard form, building the guard once
+/// the lock is held: a lock not taken is `WouldBlock` for a `try_` form (`tried`) and
+/// `Timeout` for the others (the outcome rule).
+#[inline]
+pub(crate) fn lock_result<G>(
+    acquired: Result<Acquired, TimedOut>,
+    tried: bool,
+    guard: impl FnOnce() -> G,
+) -> LockResult<G> {
+    match acquired {
+        Ok(Acquired::Clean) => Ok(guard()),
+        Ok(Acquired::OwnerDied) => Err(LockError::OwnerDied(guard())),
+        Err(TimedOut) if tried => Err(LockError::WouldBlock),
+        Err(TimedOut) => Err(LockError::Timeout),
+    }
+}
 
 /// A robust, process-shared mutual-exclusion lock on one futex word.
 ///
@@ -51,6 +65,9 @@ pub(crate) struct TimedOut;
 ///   `CONTENDED` and sleep on the word for at most [`LIVENESS_PERIOD`]; on each expiry, ask
 ///   whether the owner still runs. If it does not, take the lock over with one CAS from the
 ///   dead owner's word (so exactly one waiter wins) and report [`Acquired::OwnerDied`].
+/// - Giving up: a locker whose deadline has passed (a `try_` form at once, a timed one at
+///   its deadline) asks once whether the holder still runs before it reports [`TimedOut`],
+///   so a dead holder is found by every form, whatever its timeout.
 /// - A locker that slept sets `CONTENDED` when it takes the lock, since others may sleep too.
 ///   Stray `CONTENDED` bits (a sleeper that was killed) cost one extra wake and are cleared by
 ///   the next unlock.
@@ -72,14 +89,14 @@ const _: () = assert!(std::mem::size_of::<RawLock>() == 16);
 // state (an unknown owner id is treated as a live owner until its liveness check), no Drop.
 // (Under `--cfg loom` the atomics are loom's heap models; loom builds run only the loom
 // models, which keep these types on the heap, never in a segment.)
-unsafe impl crate::shm::pod::ShmSafe for RawLock {}
+unsafe impl crate::mem::pod::ShmSafe for RawLock {}
 // SAFETY: `word` and `owner` are only written atomically; `_pad` is never written.
-unsafe impl crate::shm::pod::ShmSync for RawLock {}
+unsafe impl crate::mem::pod::ShmSync for RawLock {}
 
 impl RawLock {
-    /// Takes the lock for `me` if it is free. One CAS, no syscall.
+    /// Takes the lock for `me` if it is free. One CAS, no syscall, no liveness check.
     #[inline]
-    pub(crate) fn try_lock(&self, me: Token) -> bool {
+    pub(crate) fn try_lock_free(&self, me: Token) -> bool {
         let id = me.id() & ID_MASK;
         if self
             .word
@@ -93,17 +110,30 @@ impl RawLock {
         }
     }
 
-    /// Takes the lock for `me`, waiting until `deadline` (forever with `None`). `alive` tells
-    /// whether a holder still runs (`sys::identity::is_alive`; tests pass their own).
+    /// Takes the lock for `me` if it is free, or if its holder is dead (then
+    /// [`Acquired::OwnerDied`]). Never waits: a held lock costs one liveness check
+    /// (`alive`), no sleep. (The typed wrappers reach this through `lock` with a passed
+    /// deadline, which also tells them it was a `try_`.)
+    #[cfg(test)]
+    pub(crate) fn try_lock(
+        &self,
+        me: Token,
+        alive: fn(Token) -> bool,
+    ) -> Result<Acquired, TimedOut> {
+        self.lock(me, Deadline::now(), alive)
+    }
+
+    /// Takes the lock for `me`, waiting until `deadline`. `alive` tells whether a holder
+    /// still runs (`sys::identity::is_alive`; tests pass their own).
     #[inline]
     pub(crate) fn lock(
         &self,
         me: Token,
-        deadline: Option<Instant>,
+        deadline: Deadline,
         alive: fn(Token) -> bool,
     ) -> Result<Acquired, TimedOut> {
-        if self.try_lock(me) {
-            return Ok(Acquired::Normally);
+        if self.try_lock_free(me) {
+            return Ok(Acquired::Clean);
         }
         self.lock_contended(me, deadline, alive)
     }
@@ -112,7 +142,7 @@ impl RawLock {
     fn lock_contended(
         &self,
         me: Token,
-        deadline: Option<Instant>,
+        deadline: Deadline,
         alive: fn(Token) -> bool,
     ) -> Result<Acquired, TimedOut> {
         let id = me.id() & ID_MASK;
@@ -128,17 +158,18 @@ impl RawLock {
                     .is_ok()
                 {
                     self.owner.store(me.0, Ordering::Relaxed);
-                    return Ok(Acquired::Normally);
+                    return Ok(Acquired::Clean);
                 }
                 continue;
+            }
+            if deadline.has_passed() {
+                // The last look: a dead holder is taken over even by a caller out of time.
+                return self.take_over_if_dead(word, me, alive).ok_or(TimedOut);
             }
             if !spun {
                 spun = true;
                 park::spin(&self.word, word, deadline);
                 continue;
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(TimedOut);
             }
             let sleeping_on = word | CONTENDED;
             if word & CONTENDED == 0
@@ -150,29 +181,35 @@ impl RawLock {
                 continue;
             }
             slept = true;
-            let check_at = Instant::now() + LIVENESS_PERIOD;
-            let wake_at = deadline.map_or(check_at, |d| d.min(check_at));
-            if park::sleep(&self.word, sleeping_on, Some(wake_at)) == Parked::Woken {
+            let check_at = Deadline::after(LIVENESS_PERIOD).min(deadline);
+            if park::sleep(&self.word, sleeping_on, check_at) == Parked::Woken {
                 continue;
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(TimedOut);
-            }
-            if self.holder_died(sleeping_on, alive)
-                && self
-                    .word
-                    .compare_exchange(
-                        sleeping_on,
-                        id | CONTENDED,
-                        Ordering::Acquire,
-                        Ordering::Relaxed,
-                    )
-                    .is_ok()
-            {
-                self.owner.store(me.0, Ordering::Relaxed);
-                return Ok(Acquired::OwnerDied);
+            if let Some(acquired) = self.take_over_if_dead(sleeping_on, me, alive) {
+                return Ok(acquired);
             }
         }
+    }
+
+    /// Takes the lock over from the holder named by `word` if that holder is certainly
+    /// dead: one CAS from `word`, so of several waiters exactly one wins. `None` when the
+    /// holder lives, or the word changed meanwhile.
+    fn take_over_if_dead(
+        &self,
+        word: u32,
+        me: Token,
+        alive: fn(Token) -> bool,
+    ) -> Option<Acquired> {
+        if !self.holder_died(word, alive) {
+            return None;
+        }
+        // Sleepers may wait on the dead holder's word: keep its `CONTENDED`.
+        let new = me.id() & ID_MASK | word & CONTENDED;
+        self.word
+            .compare_exchange(word, new, Ordering::Acquire, Ordering::Relaxed)
+            .ok()?;
+        self.owner.store(me.0, Ordering::Relaxed);
+        Some(Acquired::OwnerDied)
     }
 
     /// Whether the holder named by `word` is certainly dead.
@@ -232,9 +269,9 @@ pub(crate) struct RawRLock {
 }
 
 // SAFETY: repr(C) of a `RawLock` and an atomic counter, both valid for any bits, no pointers.
-unsafe impl crate::shm::pod::ShmSafe for RawRLock {}
+unsafe impl crate::mem::pod::ShmSafe for RawRLock {}
 // SAFETY: both parts are written only atomically.
-unsafe impl crate::shm::pod::ShmSync for RawRLock {}
+unsafe impl crate::mem::pod::ShmSync for RawRLock {}
 
 impl RawRLock {
     /// Whether the calling thread holds it.
@@ -242,32 +279,16 @@ impl RawRLock {
         self.lock.is_held_by(me)
     }
 
-    /// Takes it (again) for the calling thread.
-    pub(crate) fn lock(
-        &self,
-        me: Token,
-        deadline: Option<Instant>,
-    ) -> std::result::Result<Acquired, TimedOut> {
+    /// Takes it (again) for the calling thread, waiting until `deadline` (a passed one is
+    /// a `try_`: no wait, one liveness check of a holder).
+    pub(crate) fn lock(&self, me: Token, deadline: Deadline) -> Result<Acquired, TimedOut> {
         if self.is_mine(me) {
             self.depth.fetch_add(1, Ordering::Relaxed);
-            return Ok(Acquired::Normally);
+            return Ok(Acquired::Clean);
         }
         let acquired = self.lock.lock(me, deadline, identity::is_alive)?;
         self.depth.store(1, Ordering::Relaxed);
         Ok(acquired)
-    }
-
-    /// Takes it if free or already the caller's.
-    pub(crate) fn try_lock(&self, me: Token) -> bool {
-        if self.is_mine(me) {
-            self.depth.fetch_add(1, Ordering::Relaxed);
-            true
-        } else if self.lock.try_lock(me) {
-            self.depth.store(1, Ordering::Relaxed);
-            true
-        } else {
-            false
-        }
     }
 
     /// Gives up one level; the lock is released with the last.
@@ -295,8 +316,8 @@ impl RawRLock {
     pub(crate) fn relock(&self, me: Token, depth: u32) -> Acquired {
         let acquired = self
             .lock
-            .lock(me, None, identity::is_alive)
-            .unwrap_or(Acquired::Normally);
+            .lock(me, Deadline::NEVER, identity::is_alive)
+            .unwrap_or(Acquired::Clean);
         self.depth.store(depth, Ordering::Relaxed);
         acquired
     }
@@ -334,9 +355,9 @@ pub(crate) struct RawSemaphore {
 const _: () = assert!(std::mem::size_of::<RawSemaphore>() == 8);
 
 // SAFETY: repr(C) of two atomic counters: any bits are a count, no pointers, no Drop.
-unsafe impl crate::shm::pod::ShmSafe for RawSemaphore {}
+unsafe impl crate::mem::pod::ShmSafe for RawSemaphore {}
 // SAFETY: both fields are only written atomically.
-unsafe impl crate::shm::pod::ShmSync for RawSemaphore {}
+unsafe impl crate::mem::pod::ShmSync for RawSemaphore {}
 
 /// A release that would take the count above its bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -364,8 +385,8 @@ impl RawSemaphore {
         false
     }
 
-    /// Takes a unit, waiting until `deadline` (forever with `None`).
-    pub(crate) fn acquire(&self, deadline: Option<Instant>) -> Result<(), TimedOut> {
+    /// Takes a unit, waiting until `deadline`.
+    pub(crate) fn acquire(&self, deadline: Deadline) -> Result<(), TimedOut> {
         if self.try_acquire() {
             return Ok(());
         }
@@ -373,11 +394,14 @@ impl RawSemaphore {
     }
 
     #[cold]
-    fn acquire_contended(&self, deadline: Option<Instant>) -> Result<(), TimedOut> {
+    fn acquire_contended(&self, deadline: Deadline) -> Result<(), TimedOut> {
         let mut spun = false;
         loop {
             if self.try_acquire() {
                 return Ok(());
+            }
+            if deadline.has_passed() {
+                return Err(TimedOut);
             }
             if !spun {
                 spun = true;
@@ -444,9 +468,9 @@ macro_rules! shared_state {
         }
         // SAFETY: repr(C) of atomics and shared-state structs, all valid for any bits (every
         // value is a state the protocols handle), holding no pointers, with no Drop.
-        unsafe impl crate::shm::pod::ShmSafe for $name {}
+        unsafe impl crate::mem::pod::ShmSafe for $name {}
         // SAFETY: every field is written only atomically.
-        unsafe impl crate::shm::pod::ShmSync for $name {}
+        unsafe impl crate::mem::pod::ShmSync for $name {}
     )*};
 }
 
@@ -464,16 +488,25 @@ shared_state! {
         pub(crate) sleepers: AtomicU32,
     }
 
-    /// A condition variable's own state (its lock lives apart, in an `RLock`).
+    /// A condition variable's own state (its lock lives apart, in an `RLock`). Everything
+    /// but `seq` is written only under that lock.
     ///
-    /// `counts` packs `waiters << 32 | tokens`: waiters registered (under the lock) and not
-    /// yet gone, and wake-up tokens `notify` handed out and nobody took yet; always
-    /// `tokens <= waiters`. One atomic word, so taking a token (both counts down by one) is
-    /// one CAS and `notify` never sees the pair half-updated. `seq`, the futex word, is
-    /// bumped by every notify that hands out tokens.
+    /// A notification belongs to the waiters present when it is made (Python's
+    /// `notify(n)` wakes `n` of the waiters waiting *then*): waiters that registered since
+    /// the last notify are `fresh` and cannot take one; each notify makes them `old` (bumping
+    /// `epoch`, so a waiter knows which it is) and hands `tokens` to up to `n` old waiters
+    /// that have none (`tokens <= old`). A waiter sleeps on `seq` (bumped by every notify
+    /// that hands out tokens) until it is old and a token is there, or its time runs out;
+    /// then, with the lock taken back, it takes a token if there is one (a notification
+    /// made while it was getting the lock back is still its own), or leaves. Tokens are
+    /// taken only under the lock, so a later waiter can never take one meant for the
+    /// present ones.
     pub(crate) struct RawCondition {
-        pub(crate) counts: AtomicU64,
         pub(crate) seq: AtomicU32,
+        pub(crate) epoch: AtomicU32,
+        pub(crate) fresh: AtomicU32,
+        pub(crate) old: AtomicU32,
+        pub(crate) tokens: AtomicU32,
     }
 
     /// A barrier's state, all guarded by `lock` except `seq` (the futex word, bumped at every
@@ -489,9 +522,6 @@ shared_state! {
         pub(crate) parties: AtomicU32,
     }
 }
-
-const ONE_WAITER: u64 = 1 << 32;
-const TOKENS: u64 = ONE_WAITER - 1;
 
 impl RawEvent {
     /// Sets the flag and wakes every waiter.
@@ -514,7 +544,7 @@ impl RawEvent {
     }
 
     /// Waits until the flag is set or `deadline`; returns whether it is set.
-    pub(crate) fn wait(&self, deadline: Option<Instant>) -> bool {
+    pub(crate) fn wait(&self, deadline: Deadline) -> bool {
         if self.is_set() || park::spin(&self.flag, 0, deadline) && self.is_set() {
             return true;
         }
@@ -537,81 +567,94 @@ impl RawEvent {
     }
 }
 
+/// A waiter of a [`RawCondition`]: the epoch it registered in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ticket(u32);
+
+/// How a condition wait ends, decided under the lock by [`RawCondition::settle`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settled {
+    /// It took a notification.
+    Notified,
+    /// Its time ran out with no notification for it; it has left.
+    TimedOut,
+    /// Woken, but the notification went to another present waiter: wait again.
+    Again,
+}
+
 impl RawCondition {
-    /// Registers a waiter; the caller holds the condition's lock. Returns the `seq` to wait on.
-    pub(crate) fn register(&self) -> u32 {
-        self.counts.fetch_add(ONE_WAITER, Ordering::Relaxed);
-        self.seq.load(Ordering::Acquire)
+    /// Registers a waiter; the caller holds the condition's lock.
+    pub(crate) fn register(&self) -> Ticket {
+        self.fresh.fetch_add(1, Ordering::Relaxed);
+        Ticket(self.epoch.load(Ordering::Relaxed))
     }
 
-    /// Takes a wake-up token if one is there (leaving the waiters).
-    pub(crate) fn try_take(&self) -> bool {
-        let mut c = self.counts.load(Ordering::Acquire);
-        while c & TOKENS > 0 {
-            match self.counts.compare_exchange_weak(
-                c,
-                c - ONE_WAITER - 1,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return true,
-                Err(now) => c = now,
-            }
-        }
-        false
+    /// Whether a notification may be there for `ticket` (a hint, read without the lock).
+    fn may_take(&self, ticket: Ticket) -> bool {
+        self.epoch.load(Ordering::Acquire) != ticket.0 && self.tokens.load(Ordering::Acquire) > 0
     }
 
-    /// Waits (without the lock) for a token until `deadline`; `seq` comes from `register`.
-    /// Returns whether a token was taken.
-    pub(crate) fn wait(&self, mut seq: u32, deadline: Option<Instant>) -> bool {
+    /// Waits without the lock until a notification may be there for `ticket`, or
+    /// `deadline`. Returns [`Parked::TimedOut`] only when the deadline has passed.
+    pub(crate) fn wait(&self, ticket: Ticket, deadline: Deadline) -> Parked {
         loop {
-            if self.try_take() {
-                return true;
+            // `seq` first: a notify after this load changes it, so the sleep returns.
+            let seq = self.seq.load(Ordering::Acquire);
+            if self.may_take(ticket) {
+                return Parked::Woken;
             }
             if park::wait(&self.seq, seq, deadline) == Parked::TimedOut {
-                return false;
+                return Parked::TimedOut;
             }
-            seq = self.seq.load(Ordering::Acquire);
         }
     }
 
-    /// Leaves after a timeout; the caller holds the lock again. A token handed out in the
-    /// meantime is taken (and reported) rather than left for a waiter that never comes.
-    pub(crate) fn leave(&self) -> bool {
-        if self.try_take() {
-            return true;
+    /// Ends (or not) a wait of `ticket`; the caller holds the lock again. `timed_out`: its
+    /// deadline has passed. A notification there for it is taken even then.
+    pub(crate) fn settle(&self, ticket: Ticket, timed_out: bool) -> Settled {
+        let old = self.epoch.load(Ordering::Relaxed) != ticket.0;
+        if old && self.tokens.load(Ordering::Relaxed) > 0 {
+            self.tokens.fetch_sub(1, Ordering::Relaxed);
+            self.old.fetch_sub(1, Ordering::Relaxed);
+            return Settled::Notified;
         }
-        self.counts.fetch_sub(ONE_WAITER, Ordering::AcqRel);
-        false
+        if !timed_out {
+            return Settled::Again;
+        }
+        let count = if old { &self.old } else { &self.fresh };
+        count.fetch_sub(1, Ordering::Relaxed);
+        Settled::TimedOut
     }
 
-    /// Hands out up to `n` tokens to waiters that have none; the caller holds the lock.
-    /// Returns how many.
+    /// Hands notifications to up to `n` of the waiters present now that have none; the
+    /// caller holds the lock. Returns how many.
     pub(crate) fn notify(&self, n: u32) -> u32 {
-        let mut c = self.counts.load(Ordering::Acquire);
-        let given = loop {
-            let (waiters, tokens) = (c >> 32, c & TOKENS);
-            let k = (waiters - tokens).min(u64::from(n));
-            if k == 0 {
-                return 0;
-            }
-            match self
-                .counts
-                .compare_exchange_weak(c, c + k, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => break k as u32,
-                Err(now) => c = now,
-            }
-        };
+        if n == 0 {
+            return 0;
+        }
+        let fresh = self.fresh.swap(0, Ordering::Relaxed);
+        let old = self.old.load(Ordering::Relaxed) + fresh;
+        if fresh > 0 {
+            self.old.store(old, Ordering::Relaxed);
+            // Every waiter of the ending epoch is old now.
+            self.epoch.fetch_add(1, Ordering::Relaxed);
+        }
+        let tokens = self.tokens.load(Ordering::Relaxed);
+        let given = old.saturating_sub(tokens).min(n);
+        if given == 0 {
+            return 0;
+        }
+        self.tokens.store(tokens + given, Ordering::Relaxed);
+        // Releases `epoch` and `tokens`: a waiter that sees the new `seq` sees both.
         self.seq.fetch_add(1, Ordering::Release);
         park::wake(&self.seq, given);
         given
     }
 
-    /// Waiters registered and not yet woken or gone.
+    /// Waiters registered and not yet notified or gone (a snapshot).
     pub(crate) fn waiting(&self) -> u32 {
-        let c = self.counts.load(Ordering::Acquire);
-        ((c >> 32) - (c & TOKENS)) as u32
+        let waiting = self.fresh.load(Ordering::Relaxed) + self.old.load(Ordering::Relaxed);
+        waiting.saturating_sub(self.tokens.load(Ordering::Relaxed))
     }
 }
 
@@ -619,6 +662,7 @@ impl RawCondition {
 mod tests {
     use super::*;
     use std::sync::Arc;
+    use std::time::Instant;
 
     fn alive(_: Token) -> bool {
         true
@@ -635,9 +679,9 @@ mod tests {
     fn lock_states_follow_the_table() {
         let l = RawLock::default();
         assert_eq!(l.owner_id(), None);
-        assert!(l.try_lock(token(5)));
+        assert_eq!(l.try_lock(token(5), alive), Ok(Acquired::Clean));
         assert_eq!(l.owner_id(), Some(5));
-        assert!(!l.try_lock(token(6)));
+        assert_eq!(l.try_lock(token(6), alive), Err(TimedOut));
         assert!(l.unlock());
         assert!(!l.unlock(), "unlocking an unlocked lock reports it");
         assert_eq!(l.owner_id(), None);
@@ -646,9 +690,9 @@ mod tests {
     #[test]
     fn lock_times_out_after_at_least_the_deadline() {
         let l = RawLock::default();
-        assert!(l.try_lock(token(5)));
+        assert!(l.try_lock(token(5), alive).is_ok());
         let t = Instant::now();
-        let d = park::deadline_after(Duration::from_millis(30));
+        let d = Deadline::after(Duration::from_millis(30));
         assert_eq!(l.lock(token(6), d, alive), Err(TimedOut));
         assert!(t.elapsed() >= Duration::from_millis(30));
         assert_eq!(l.owner_id(), Some(5));
@@ -657,11 +701,29 @@ mod tests {
     #[test]
     fn a_dead_holder_is_taken_over_once() {
         let l = RawLock::default();
-        assert!(l.try_lock(token(5)));
-        assert_eq!(l.lock(token(6), None, dead), Ok(Acquired::OwnerDied));
+        assert!(l.try_lock(token(5), alive).is_ok());
+        assert_eq!(
+            l.lock(token(6), Deadline::NEVER, dead),
+            Ok(Acquired::OwnerDied)
+        );
         assert_eq!(l.owner_id(), Some(6));
         assert!(l.unlock());
-        assert_eq!(l.lock(token(7), None, dead), Ok(Acquired::Normally));
+        assert_eq!(l.lock(token(7), Deadline::NEVER, dead), Ok(Acquired::Clean));
+    }
+
+    // DD-02, review bug 3: a try, or a wait shorter than the liveness period, still finds
+    // the dead holder, at once.
+    #[test]
+    fn a_try_and_a_short_wait_find_a_dead_holder_without_waiting() {
+        let l = RawLock::default();
+        assert!(l.try_lock(token(5), alive).is_ok());
+        let t = Instant::now();
+        assert_eq!(l.try_lock(token(6), dead), Ok(Acquired::OwnerDied));
+        assert!(t.elapsed() < LIVENESS_PERIOD);
+        assert_eq!(l.owner_id(), Some(6));
+        let short = Deadline::after(Duration::from_millis(20));
+        assert_eq!(l.lock(token(7), short, dead), Ok(Acquired::OwnerDied));
+        assert_eq!(l.owner_id(), Some(7));
     }
 
     #[test]
@@ -673,7 +735,7 @@ mod tests {
                 let (l, count) = (Arc::clone(&l), Arc::clone(&count));
                 std::thread::spawn(move || {
                     for _ in 0..2000 {
-                        l.lock(token(i), None, alive).unwrap();
+                        let _ = l.lock(token(i), Deadline::NEVER, alive).unwrap();
                         // A non-atomic read-modify-write: lost updates show a broken lock.
                         let v = count.load(Ordering::Relaxed);
                         count.store(v + 1, Ordering::Relaxed);
@@ -699,20 +761,36 @@ mod tests {
         assert_eq!(s.release(2), Ok(()));
         assert_eq!(s.release(2), Err(Overflow));
         assert_eq!(s.value(), 2);
-        let d = park::deadline_after(Duration::from_millis(10));
         s.init(0);
-        assert_eq!(s.acquire(d), Err(TimedOut));
+        assert_eq!(
+            s.acquire(Deadline::after(Duration::from_millis(10))),
+            Err(TimedOut)
+        );
+        assert_eq!(s.acquire(Deadline::now()), Err(TimedOut));
     }
 
     #[test]
     fn semaphore_release_wakes_a_sleeper() {
         let s = Arc::new(RawSemaphore::default());
         let s2 = Arc::clone(&s);
-        let t = std::thread::spawn(move || s2.acquire(None));
+        let t = std::thread::spawn(move || s2.acquire(Deadline::NEVER));
         std::thread::sleep(Duration::from_millis(20));
         s.release(u32::MAX).unwrap();
         assert_eq!(t.join().unwrap(), Ok(()));
         assert_eq!(s.value(), 0);
+    }
+
+    // CD-01, CD-03, review bug 4: a waiter that registers after a notify cannot take it.
+    #[test]
+    fn a_notification_belongs_to_the_waiters_present() {
+        let c = RawCondition::default();
+        let a = c.register();
+        assert_eq!(c.notify(1), 1);
+        let late = c.register();
+        assert_eq!(c.settle(late, true), Settled::TimedOut);
+        assert_eq!(c.settle(a, false), Settled::Notified);
+        assert_eq!(c.waiting(), 0);
+        assert_eq!(c.notify(0), 0);
     }
 }
 
@@ -734,13 +812,13 @@ mod loom_tests {
             let other = {
                 let (l, inside) = (Arc::clone(&l), Arc::clone(&inside));
                 thread::spawn(move || {
-                    l.lock(Token::from_id(1), None, alive).unwrap();
+                    l.lock(Token::from_id(1), Deadline::NEVER, alive).unwrap();
                     assert_eq!(inside.fetch_add(1, Ordering::Relaxed), 0);
                     inside.fetch_sub(1, Ordering::Relaxed);
                     assert!(l.unlock());
                 })
             };
-            l.lock(Token::from_id(2), None, alive).unwrap();
+            l.lock(Token::from_id(2), Deadline::NEVER, alive).unwrap();
             assert_eq!(inside.fetch_add(1, Ordering::Relaxed), 0);
             inside.fetch_sub(1, Ordering::Relaxed);
             assert!(l.unlock());
@@ -754,9 +832,64 @@ mod loom_tests {
         loom::model(|| {
             let e = Arc::new(RawEvent::default());
             let e2 = Arc::clone(&e);
-            let waiter = thread::spawn(move || e2.wait(None));
+            let waiter = thread::spawn(move || e2.wait(Deadline::NEVER));
             e.set();
             assert!(waiter.join().unwrap());
+        });
+    }
+
+    /// `Condition::wait` on the raw parts: register under the lock, wait without it, settle
+    /// with it again (waiting once more on `Again`). `give_up` settles as a timed-out wait
+    /// at once (loom deadlines never expire).
+    fn cond_wait(c: &RawCondition, l: &RawLock, me: Token, give_up: bool) -> Settled {
+        let ticket = c.register();
+        loop {
+            assert!(l.unlock());
+            if !give_up {
+                c.wait(ticket, Deadline::NEVER);
+            }
+            l.lock(me, Deadline::NEVER, alive).unwrap();
+            match c.settle(ticket, give_up) {
+                Settled::Again => continue,
+                done => return done,
+            }
+        }
+    }
+
+    // CD-01, CD-03, review bug 4: A waits; the notifier notifies once and then waits
+    // itself (giving up at once). The notification is A's in every interleaving: A always
+    // wakes (else loom reports a deadlock) and the notifier never takes it.
+    #[test]
+    fn loom_condition_notify_goes_to_the_waiter_present_not_a_later_one() {
+        loom::model(|| {
+            let c = Arc::new(RawCondition::default());
+            let l = Arc::new(RawLock::default());
+            let a_waits = Arc::new(AtomicU32::new(0));
+            let a = {
+                let (c, l, a_waits) = (Arc::clone(&c), Arc::clone(&l), Arc::clone(&a_waits));
+                thread::spawn(move || {
+                    let me = Token::from_id(1);
+                    l.lock(me, Deadline::NEVER, alive).unwrap();
+                    a_waits.store(1, Ordering::Relaxed);
+                    let got = cond_wait(&c, &l, me, false);
+                    assert!(l.unlock());
+                    got
+                })
+            };
+            let me = Token::from_id(2);
+            loop {
+                l.lock(me, Deadline::NEVER, alive).unwrap();
+                if a_waits.load(Ordering::Relaxed) == 1 {
+                    break;
+                }
+                assert!(l.unlock());
+                thread::yield_now();
+            }
+            assert_eq!(c.notify(1), 1);
+            assert_eq!(cond_wait(&c, &l, me, true), Settled::TimedOut);
+            assert!(l.unlock());
+            assert_eq!(a.join().unwrap(), Settled::Notified);
+            assert_eq!(c.waiting(), 0);
         });
     }
 
@@ -764,15 +897,41 @@ mod loom_tests {
     fn loom_condition_notify_wakes_exactly_the_registered() {
         loom::model(|| {
             let c = Arc::new(RawCondition::default());
-            // Both register "under the lock" (before anyone notifies), as Condition::wait does.
-            let seq = c.register();
-            let seq2 = c.register();
-            let c2 = Arc::clone(&c);
-            let waiter = thread::spawn(move || c2.wait(seq, None));
+            // Both register "under the lock" (before anyone notifies), as Condition::wait
+            // does; settling needs the lock too, so the model uses one.
+            let l = Arc::new(RawLock::default());
+            let t1 = c.register();
+            let t2 = c.register();
+            let waiter = {
+                let (c, l) = (Arc::clone(&c), Arc::clone(&l));
+                thread::spawn(move || loop {
+                    c.wait(t1, Deadline::NEVER);
+                    l.lock(Token::from_id(1), Deadline::NEVER, alive).unwrap();
+                    let s = c.settle(t1, false);
+                    assert!(l.unlock());
+                    if s == Settled::Notified {
+                        break;
+                    }
+                })
+            };
+            l.lock(Token::from_id(2), Deadline::NEVER, alive).unwrap();
             assert_eq!(c.notify(1), 1);
-            assert_eq!(c.notify(5), 1, "only one waiter is left without a token");
-            assert!(c.wait(seq2, None));
-            assert!(waiter.join().unwrap());
+            assert_eq!(
+                c.notify(5),
+                1,
+                "only one waiter is left without a notification"
+            );
+            assert!(l.unlock());
+            loop {
+                c.wait(t2, Deadline::NEVER);
+                l.lock(Token::from_id(2), Deadline::NEVER, alive).unwrap();
+                let s = c.settle(t2, false);
+                assert!(l.unlock());
+                if s == Settled::Notified {
+                    break;
+                }
+            }
+            waiter.join().unwrap();
             assert_eq!(c.waiting(), 0);
         });
     }
@@ -787,7 +946,7 @@ mod loom_tests {
                 .map(|_| {
                     let (s, inside) = (Arc::clone(&s), Arc::clone(&inside));
                     thread::spawn(move || {
-                        s.acquire(None).unwrap();
+                        s.acquire(Deadline::NEVER).unwrap();
                         assert_eq!(inside.fetch_add(1, Ordering::Relaxed), 0);
                         inside.fetch_sub(1, Ordering::Relaxed);
                         s.release(1).unwrap();

@@ -362,7 +362,7 @@ macro_rules! travels_as_shared {
                 deserializer: D,
             ) -> std::result::Result<Self, D::Error> {
                 Ok($ty {
-                    $field: $crate::shm::segment::Shared::deserialize_as(deserializer, $kind)?,
+                    $field: $crate::mem::segment::Shared::deserialize_as(deserializer, $kind)?,
                 })
             }
         }
