@@ -9,6 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use multiproc::{current_process, parent_process, Child, Error, Process, Run};
 
+#[path = "support/py.rs"]
+mod py;
+
 /// The seed's `MyProcess(Process)` with its `run` method.
 struct MyProcess {
     name: String,
@@ -23,15 +26,6 @@ impl Run for MyProcess {
         );
         println!("子进程 {}", current_process().pid());
         println!("子进程的名字 {}", self.name);
-    }
-}
-
-/// A bool as Python prints it.
-fn py(b: bool) -> &'static str {
-    if b {
-        "True"
-    } else {
-        "False"
     }
 }
 
@@ -70,17 +64,17 @@ pub(crate) fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut p: Option<Child<()>> = None;
     println!(
         "p.start前--> {}",
-        py(p.as_ref().is_some_and(|c| c.is_alive()))
+        py::bool(p.as_ref().is_some_and(|c| c.is_alive()))
     );
     p = Some(Process::new(|| std::thread::sleep(Duration::from_secs(1))).start()?);
     println!(
         "p.start后--> {}",
-        py(p.as_ref().is_some_and(|c| c.is_alive()))
+        py::bool(p.as_ref().is_some_and(|c| c.is_alive()))
     );
     std::thread::sleep(Duration::from_secs(2));
     println!(
         "子进程结束后--> {}",
-        py(p.as_ref().is_some_and(|c| c.is_alive()))
+        py::bool(p.as_ref().is_some_and(|c| c.is_alive()))
     );
 
     // 4. join with a timeout returns before the child ends.

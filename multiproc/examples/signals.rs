@@ -8,6 +8,9 @@ use std::time::Duration;
 use multiproc::process::{send_signal, SignalFlag};
 use multiproc::{pipe, Process, Signal};
 
+#[path = "support/py.rs"]
+mod py;
+
 /// Runs the example; `tour` calls it too.
 pub(crate) fn main() -> Result<(), Box<dyn std::error::Error>> {
     let names: Vec<String> = Signal::all().iter().take(9).map(|s| s.name()).collect();
@@ -33,7 +36,7 @@ pub(crate) fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _ = child.join();
     println!(
         "exit code after SIGTERM: {}",
-        child.exit_code().unwrap_or(0)
+        py::exitcode(child.exit_code())
     );
 
     let mut child = Process::new(|| std::thread::sleep(Duration::from_secs(60))).start()?;
@@ -41,7 +44,7 @@ pub(crate) fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _ = child.join();
     println!(
         "exit code after SIGKILL: {}",
-        child.exit_code().unwrap_or(0)
+        py::exitcode(child.exit_code())
     );
     Ok(())
 }

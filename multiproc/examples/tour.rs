@@ -2,12 +2,20 @@
 //!
 //! Run: `cargo run --release --example tour`.
 
+// Each example, built alone, includes `support/py.rs` as its own module; the tour includes
+// every example, so it loads that file once per example that uses it.
+#![allow(clippy::duplicate_mod)]
+
 #[path = "lock_printing.rs"]
 mod lock_printing;
 #[path = "pipe_adder_server.rs"]
 mod pipe_adder_server;
+#[path = "pipe_bytes_poll.rs"]
+mod pipe_bytes_poll;
 #[path = "pipe_producer_consumer.rs"]
 mod pipe_producer_consumer;
+#[path = "pipe_terminate.rs"]
+mod pipe_terminate;
 #[path = "process_basics.rs"]
 mod process_basics;
 #[path = "queue_first_ten.rs"]
@@ -20,6 +28,8 @@ mod queue_producer_consumer;
 mod queue_subclassed_pair;
 #[path = "shared_value_array.rs"]
 mod shared_value_array;
+#[path = "signal_kinds.rs"]
+mod signal_kinds;
 #[path = "signals.rs"]
 mod signals;
 #[path = "ticket_file_lock.rs"]
@@ -31,8 +41,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let examples: &[(&str, Example)] = &[
         ("pipe_producer_consumer", pipe_producer_consumer::main),
         ("pipe_adder_server", pipe_adder_server::main),
+        ("pipe_bytes_poll", pipe_bytes_poll::main),
+        ("pipe_terminate", pipe_terminate::main),
         ("process_basics", process_basics::main),
         ("signals", signals::main),
+        ("signal_kinds", signal_kinds::main),
         ("shared_value_array", shared_value_array::main),
         ("lock_printing", lock_printing::main),
         ("ticket_file_lock", ticket_file_lock::main),

@@ -5,8 +5,6 @@
 //! one limit. A timeout too far away to represent (`Duration::MAX`) is forever, never a
 //! panic.
 #![forbid(unsafe_code)]
-// TODO(review issue): every family moves to this type; then this allow goes.
-#![allow(dead_code)]
 
 use std::time::{Duration, Instant};
 

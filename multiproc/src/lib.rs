@@ -63,7 +63,7 @@
 //! | `p.daemon = True` | [`Process::daemon`]`(true)` |
 //! | `current_process()`, `parent_process()`, `active_children()` | [`current_process`], [`parent_process`], [`active_children`] |
 //! | `Pipe()`, `Pipe(duplex=False)` | [`pipe`], [`pipe_oneway`] |
-//! | `conn.send(obj)`, `conn.recv()` | [`Connection::send`], [`Connection::recv`] |
+//! | `conn.send(obj)`, `conn.recv()` | [`Connection::send`], [`Connection::recv`] ([`Connection::try_recv`], [`Connection::recv_timeout`]: `Err(Empty)`, `Err(Timeout)`) |
 //! | `send_bytes(buf, off, n)`, `recv_bytes(maxlength)` | `send_bytes(&buf[off..off + n])`, [`Connection::recv_bytes_max`] |
 //! | `recv_bytes_into(buf, off)` | `recv_bytes_into(&mut buf[off..])` |
 //! | `conn.poll(timeout)` | [`Connection::poll`] (`Some(Duration::ZERO)` looks, `None` waits) |

@@ -35,9 +35,20 @@ sys::standard_signals!(signal_consts);
 impl Signal {
     /// The signal with this number, if the platform has it.
     pub fn from_raw(num: i32) -> Option<Signal> {
-        let known = sys::STANDARD.iter().any(|&(n, _)| n == num)
-            || (sys::rt_min()..=sys::rt_max()).contains(&num);
-        known.then_some(Signal(num))
+        Signal(num).is_named().then_some(Signal(num))
+    }
+
+    /// The signal a wait status reported, named or not: the kernel can end a process with a
+    /// number the platform does not name (32 and 33, which the C library keeps for itself),
+    /// and a status must say which one rather than pretend it was another.
+    pub(crate) fn from_status(num: i32) -> Signal {
+        Signal(num)
+    }
+
+    /// Whether the platform names this number (a standard or real-time signal).
+    fn is_named(self) -> bool {
+        sys::STANDARD.iter().any(|&(n, _)| n == self.0)
+            || (sys::rt_min()..=sys::rt_max()).contains(&self.0)
     }
 
     /// The real-time signal `RTMIN+n`, if `n` is in range.
@@ -88,13 +99,18 @@ impl Signal {
 
 impl fmt::Debug for Signal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SIG{}", self.name())
+        fmt::Display::fmt(self, f)
     }
 }
 
 impl fmt::Display for Signal {
+    /// `SIGUSR1`, `SIGRTMIN+2`; a number the platform does not name prints as `signal 32`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SIG{}", self.name())
+        if self.is_named() {
+            write!(f, "SIG{}", self.name())
+        } else {
+            write!(f, "signal {}", self.0)
+        }
     }
 }
 
@@ -129,6 +145,15 @@ mod tests {
         assert_eq!(Signal::from_name("NOPE"), None);
         assert_eq!(Signal::from_raw(0), None);
         assert_eq!(Signal::rt(1000), None);
+    }
+
+    #[test]
+    fn an_unnamed_number_stays_itself() {
+        let s = Signal::from_status(32);
+        assert_eq!(s.as_raw(), 32);
+        assert_eq!(Signal::from_raw(32), None);
+        assert_eq!(s.to_string(), "signal 32");
+        assert_eq!(Signal::KILL.to_string(), "SIGKILL");
     }
 
     #[test]

@@ -41,8 +41,12 @@ fn main() {
         test("cn_11_oneway_pipe_carries_one_way", cn_11_oneway),
         test("cn_14_recv_bytes_max_over_the_limit", cn_14_max),
         test(
-            "cn_18_seed_000_parent_keeps_writer_child_sees_eof",
+            "seed_000_child_sees_eof_without_closing_inherited_ends",
             cn_18_seed_pitfall,
+        ),
+        test(
+            "cn_18_parent_closes_its_copy_right_after_start",
+            cn_18_close_after_start,
         ),
         test(
             "cn_19_send_with_no_reader_is_broken_pipe",
@@ -500,6 +504,25 @@ fn cn_18_seed_pitfall() -> TestResult {
     Ok(())
 }
 
+/// CN-18: the parent closes its copy of the child's end right after `start`; the child
+/// keeps working with its own.
+fn cn_18_close_after_start() -> TestResult {
+    let (mut parent, child_end) = pipe()?;
+    let copy = child_end.try_clone()?;
+    let mut child = Process::new(move || {
+        let mut end = copy;
+        let n: i32 = end.recv().unwrap();
+        end.send(&(n * 2)).unwrap();
+    })
+    .start()?;
+    child_end.close();
+    parent.send(&21)?;
+    assert_eq!(parent.recv::<i32>()?, 42);
+    child.join()?;
+    assert!(matches!(parent.recv::<i32>(), Err(Error::Eof)));
+    Ok(())
+}
+
 fn cn_19_broken_pipe() -> TestResult {
     let (mut a, b) = pipe()?;
     let mut child = Process::new(move || drop(b)).start()?;
@@ -751,6 +774,10 @@ fn recv_outcomes() -> TestResult {
         tx.send(&2u8).unwrap();
     })
     .start()?;
+    assert!(
+        rx.poll(Some(Duration::MAX))?,
+        "Duration::MAX waits, never panics"
+    );
     assert_eq!(rx.recv_timeout::<u8>(Duration::MAX)?, 1);
     child.join()?;
     assert_eq!(rx.try_recv::<u8>()?, 2, "a message that is here is taken");

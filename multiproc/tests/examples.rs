@@ -9,8 +9,13 @@ fn main() {
     common::run(vec![
         test("seed_000_pipe_producer_consumer", pipe_producer_consumer),
         test("seed_000_pipe_adder_server", pipe_adder_server),
+        test("seed_002_000_pipe_bytes_poll", pipe_bytes_poll),
+        test("seed_004_pipe_terminate", pipe_terminate),
         test("seed_002_process_basics", process_basics),
         test("seed_001_signals", signals),
+        test("seed_001_signal_kinds_sigalrm", signal_kinds_alarm),
+        test("seed_001_signal_kinds_sigchld", signal_kinds_chld),
+        test("seed_001_signal_kinds_sigint", signal_kinds_int),
         test("seed_002_queue_producer_consumer", queue_producer_consumer),
         test("seed_002_queue_subclassed_pair", queue_subclassed_pair),
         test("seed_003_queue_json_work", queue_json_work),
@@ -36,6 +41,69 @@ fn pipe_adder_server() -> TestResult {
         run_example("pipe_adder_server")?,
         ["30", "server done", "结束"]
     );
+    Ok(())
+}
+
+fn pipe_bytes_poll() -> TestResult {
+    let lines = run_example("pipe_bytes_poll")?;
+    let calls: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split("    # ").next().unwrap())
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "MyProcess1--send--> 12345",
+            "MyProcess2--recv--> 12345",
+            "MyProcess2--send_bytes--> 哈哈",
+            "MyProcess1--recv_bytes--> 哈哈",
+            "conn1.poll() --> False",
+            "conn1.poll(None) --> True",
+            "conn1.recv_bytes_into(buffer, 3) --> 5",
+            "buffer --> bytearray(b'...world..')",
+            "conn1.recv_bytes_into(bytearray(4)) --> BufferTooShort: b'a longer message'",
+            "conn1.recv_bytes(10) --> IOError: message of 100 bytes, maxlength 10",
+            "conn1.recv() --> EOFError",
+            "conn1.recv_bytes() --> EOFError",
+        ]
+    );
+    assert!(
+        lines[4..].iter().all(|l| l.contains("    # ")),
+        "each call keeps the seed's words: {lines:?}"
+    );
+    assert!(lines[10].ends_with("如果连接的另外一端已经关闭,那么recv()方法会爆出error"));
+    Ok(())
+}
+
+fn pipe_terminate() -> TestResult {
+    let lines = run_example("pipe_terminate")?;
+    let sent: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("Process is send :"))
+        .collect();
+    let got: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("Process rev:"))
+        .collect();
+    let urls: Vec<String> = (0..10).map(|i| format!("url_{i}")).collect();
+    assert_eq!(
+        sent.iter()
+            .map(|l| &l["Process is send :".len()..])
+            .collect::<Vec<_>>(),
+        urls
+    );
+    assert!(got.len() <= 10);
+    assert!(
+        got.iter()
+            .map(|l| &l["Process rev:".len()..])
+            .eq(urls.iter().take(got.len()).map(String::as_str)),
+        "the receiver read a prefix, in order: {got:?}"
+    );
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("p2.exitcode --> -15")
+    );
+    assert_eq!(lines.len(), sent.len() + got.len() + 1, "{lines:?}");
     Ok(())
 }
 
@@ -98,6 +166,51 @@ fn signals() -> TestResult {
             "child got SIGUSR1",
             "exit code after SIGTERM: -15",
             "exit code after SIGKILL: -9"
+        ]
+    );
+    Ok(())
+}
+
+fn signal_kinds_alarm() -> TestResult {
+    let t = std::time::Instant::now();
+    assert_eq!(
+        common::run_example("signal_kinds", &["alarm"])?,
+        [
+            "SIGALRM 时钟信号",
+            "子进程收到 SIGALRM",
+            "p.exitcode --> 0",
+            "没有处理 SIGALRM 的子进程 p.exitcode --> -14",
+        ]
+    );
+    assert!(
+        t.elapsed() >= std::time::Duration::from_secs(1),
+        "the clock rang after a second"
+    );
+    Ok(())
+}
+
+fn signal_kinds_chld() -> TestResult {
+    assert_eq!(
+        common::run_example("signal_kinds", &["chld"])?,
+        [
+            "SIGCHLD 子进程状态改变时给父进程发出",
+            "子进程暂停 (SIGSTOP): 父进程收到 SIGCHLD --> True",
+            "子进程继续 (SIGCONT): 父进程收到 SIGCHLD --> True",
+            "子进程结束 (SIGTERM): 父进程收到 SIGCHLD --> True",
+            "p.exitcode --> -15",
+        ]
+    );
+    Ok(())
+}
+
+fn signal_kinds_int() -> TestResult {
+    assert_eq!(
+        common::run_example("signal_kinds", &["int"])?,
+        [
+            "SIGINT CTRL+C",
+            "子进程收到 SIGINT, 正常退出",
+            "p.exitcode --> 0",
+            "没有处理 SIGINT 的子进程 p.exitcode --> -2",
         ]
     );
     Ok(())
@@ -186,8 +299,11 @@ fn tour() -> TestResult {
     for name in [
         "pipe_producer_consumer",
         "pipe_adder_server",
+        "pipe_bytes_poll",
+        "pipe_terminate",
         "process_basics",
         "signals",
+        "signal_kinds",
         "queue_subclassed_pair",
     ] {
         assert!(

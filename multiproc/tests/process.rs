@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use common::{eventually, is_zombie, process_running, test, TestResult};
 use multiproc::process::{send_signal, SignalFlag};
 use multiproc::{
-    active_children, current_process, parent_process, pipe, Connection, Error, Pid, Process, Run,
-    Signal,
+    active_children, cpu_count, current_process, parent_process, pipe, Connection, Error, Pid,
+    Process, Run, Signal,
 };
 
 fn main() {
@@ -44,6 +44,7 @@ fn main() {
             pr_13_panic,
         ),
         test("pr_14_exit_code_without_a_value", pr_14_exit_code),
+        test("pr_15_cpu_count_is_at_least_one", pr_15_cpu_count),
         test("pr_17_recursion_depth_first_order", pr_17_recursion),
         test("pr_20_many_processes", pr_20_many_processes),
         test("pr_25_run_trait_like_subclassing", pr_25_run_trait),
@@ -270,6 +271,15 @@ fn pr_14_exit_code() -> TestResult {
     let mut child = Process::new(|| -> () { std::process::exit(7) }).start()?;
     assert!(matches!(child.join(), Err(Error::Exited(7))));
     assert_eq!(child.exit_code(), Some(7));
+    Ok(())
+}
+
+fn pr_15_cpu_count() -> TestResult {
+    let n = cpu_count();
+    assert!(n >= 1);
+    assert_eq!(n, std::thread::available_parallelism()?.get());
+    let mut child = Process::new(cpu_count).start()?;
+    assert_eq!(child.join()?, n, "a child counts the same CPUs");
     Ok(())
 }
 

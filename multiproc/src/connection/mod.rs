@@ -8,6 +8,10 @@
 //! handles (a connection end, a queue, a lock; see [`handle`]) carries their
 //! descriptors beside its bytes, in a frame shape of its own.
 //!
+//! Several processes may read one end (each holding a copy, for example from
+//! [`Connection::try_clone`]), taking turns under a [`Lock`](crate::Lock) as in Python:
+//! a receive takes exactly one message and never reads past it.
+//!
 //! # EOF and inherited ends
 //!
 //! [`Error::Eof`] comes once every copy of the peer end is closed, in every process. Ends
@@ -734,6 +738,14 @@ mod tests {
             Err(Error::MessageTooLong { len: 100, max: 99 })
         ));
         assert_eq!(b.recv_bytes_max(4)?, b"next");
+        // Larger than the discard chunk: dropped in pieces, the framing kept.
+        a.send_bytes(&vec![9; 200_000])?;
+        a.send(&"after")?;
+        assert!(matches!(
+            b.recv_bytes_max(10),
+            Err(Error::MessageTooLong { len: 200_000, .. })
+        ));
+        assert_eq!(b.recv::<String>()?, "after");
         Ok(())
     }
 
@@ -981,6 +993,57 @@ mod tests {
             matches!(&err, Error::Codec(e) if e.to_string().contains("broken")),
             "{err}"
         );
+        Ok(())
+    }
+
+    /// Garbage streams end in `Eof` (they happened to be whole frames) or in one framing
+    /// error followed by the same "broken" answer on every later receive; never a panic.
+    #[test]
+    fn garbage_streams_end_cleanly_or_break_for_good() -> Result<()> {
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..300 {
+            let (raw, b) = sys::fd::socketpair()?;
+            let mut b = Connection::<Duplex>::from(b);
+            let len = (next() % 40) as usize;
+            // Mostly small lengths, so some streams hold whole frames.
+            let bytes: Vec<u8> = (0..len)
+                .map(|i| {
+                    if i % 4 < 3 && next() % 2 == 0 {
+                        0
+                    } else {
+                        next() as u8
+                    }
+                })
+                .collect();
+            sys::fd::write_all_vectored(raw.as_fd(), &[&bytes])?;
+            drop(raw);
+            let first = loop {
+                match b.recv_bytes() {
+                    Ok(_) => continue,
+                    Err(e) => break e,
+                }
+            };
+            match first {
+                Error::Eof => assert!(matches!(b.try_recv::<u8>(), Err(Error::Eof))),
+                Error::Protocol(_) => {
+                    for _ in 0..3 {
+                        match b.try_recv::<u8>() {
+                            Err(Error::Protocol(e)) => {
+                                assert!(e.to_string().contains("broken"), "{e}")
+                            }
+                            other => panic!("expected broken, got {other:?}"),
+                        }
+                    }
+                }
+                other => panic!("unexpected {other:?} for {bytes:?}"),
+            }
+        }
         Ok(())
     }
 }

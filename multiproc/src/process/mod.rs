@@ -338,7 +338,12 @@ impl<R> Drop for Child<R> {
     }
 }
 
-/// The number of CPUs, like Python's `multiprocessing.cpu_count()` (at least 1).
+/// The number of CPUs this process may use, like Python's `multiprocessing.cpu_count()`
+/// (at least 1).
+///
+/// ```
+/// assert!(multiproc::cpu_count() >= 1);
+/// ```
 pub fn cpu_count() -> usize {
     crate::sys::process::cpu_count()
 }

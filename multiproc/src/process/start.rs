@@ -17,6 +17,7 @@ use super::{current, Child, Process, Run};
 use crate::connection::{pipe, Connection};
 use crate::error::{Error, Result};
 use crate::fd::registry;
+use crate::signal::Signal;
 use crate::sys;
 use crate::sys::process::Forked;
 
@@ -146,7 +147,7 @@ where
 {
     if daemon {
         // Die with the parent even if it is SIGKILLed; if it already died, go now.
-        if sys::process::set_parent_death_signal(9).is_err()
+        if sys::process::set_parent_death_signal(Signal::KILL.as_raw()).is_err()
             || sys::process::getppid() != parent_pid
         {
             sys::process::exit_now(1);

@@ -32,8 +32,8 @@ impl ExitStatus {
     pub(crate) fn from_sys(exit: Exit) -> ExitStatus {
         match exit {
             Exit::Code(c) => ExitStatus::Exited(c),
-            // A number the platform does not name still deserves a status; keep it raw.
-            Exit::Signal(n) => ExitStatus::Signaled(Signal::from_raw(n).unwrap_or(Signal::KILL)),
+            // A number the platform does not name is kept as it is, never taken for another.
+            Exit::Signal(n) => ExitStatus::Signaled(Signal::from_status(n)),
         }
     }
 }
@@ -50,5 +50,24 @@ impl fmt::Display for ExitStatus {
             ExitStatus::Exited(c) => write!(f, "exit code {c}"),
             ExitStatus::Signaled(s) => write!(f, "killed by {s}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Signal 32 has no name (the C library keeps it for itself). A process it ended
+    /// reports -32, not -9 (PR-11). An integration test cannot make a child die of it: the
+    /// C library handles it in a Rust program, and `cargo test` starts tests with it ignored.
+    #[test]
+    fn an_unnamed_signal_is_kept_raw() {
+        let status = ExitStatus::from_sys(Exit::Signal(32));
+        assert_eq!(status.code(), -32);
+        assert_eq!(status.to_string(), "killed by signal 32");
+        assert_eq!(
+            ExitStatus::from_sys(Exit::Signal(9)),
+            ExitStatus::Signaled(Signal::KILL)
+        );
     }
 }

@@ -6,8 +6,8 @@
 //! a model do not die, and a yield per failed attempt is what loom needs to explore a lock
 //! wait without an unbounded number of branches.
 
+use crate::deadline::Deadline;
 use std::io;
-use std::time::Instant;
 
 use super::{ConsumerSide, Control, Ident, Line, ProducerSide, Signal};
 use crate::loom::{AtomicU32, AtomicU64, Ordering};
@@ -39,12 +39,7 @@ pub(super) enum Acquired {
 }
 
 impl RawLock {
-    pub(super) fn lock(
-        &self,
-        _: Token,
-        _: Option<Instant>,
-        _: fn(Token) -> bool,
-    ) -> Result<Acquired, ()> {
+    pub(super) fn lock(&self, _: Token, _: Deadline, _: fn(Token) -> bool) -> Result<Acquired, ()> {
         while self
             .0
             .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
