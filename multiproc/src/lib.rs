@@ -47,6 +47,10 @@
 //!   futexes; an uncontended lock makes no system call, and a process that dies holding a
 //!   lock does not deadlock the others: the next locker is told the owner died
 //!   ([`LockError::OwnerDied`]) and gets the guard to repair the data. See [`sync`].
+//! - **Handles travel.** A [`Connection`] end, a queue, a lock, an event, a barrier, a
+//!   `Value`/`Array` or a [`SharedMemory`] can be sent with [`Connection::send`] to a process
+//!   that is already running: its descriptors ride beside the message, and the receiver
+//!   holds one more handle on the same object. See [`handle`].
 //! - **Signals.** [`Signal`] knows every name `kill -l` prints;
 //!   [`process::send_signal`] signals any pid, [`Child::signal`] a child (through a pidfd,
 //!   so never a recycled pid), and [`process::SignalFlag`] is the safe way to react to one.
@@ -67,6 +71,7 @@
 //! | `send_bytes(buf, off, n)`, `recv_bytes(maxlength)` | `send_bytes(&buf[off..off + n])`, [`Connection::recv_bytes_max`] |
 //! | `recv_bytes_into(buf, off)` | `recv_bytes_into(&mut buf[off..])` |
 //! | `conn.poll(timeout)` | [`Connection::poll`] (`Some(Duration::ZERO)` looks, `None` waits) |
+//! | `conn.send(queue)` to a running process, `reduction.send_handle(conn, fd, pid)` | [`Connection::send`] of the handle itself (`&queue`, `&lock`, `&other_conn`, [`handle::Fd`]) |
 //! | `EOFError`, `BufferTooShort`, `OSError("bad message length")` | [`Error::Eof`], [`Error::BufferTooShort`], [`Error::MessageTooLong`] |
 //! | `Queue(maxsize)`, `put`, `get(timeout=t)`, `put_nowait` | [`Queue::bounded`], [`Queue::put`], [`Queue::get_timeout`], [`Queue::try_put`] |
 //! | `queue.Full`, `queue.Empty` | [`PutError::Full`] (with the value), [`Error::Empty`] |
