@@ -72,19 +72,21 @@ thread_local! {
     /// While [`decode`] runs on this thread: the message's descriptors; a handle that takes
     /// one leaves `None`.
     static RECEIVING: RefCell<Option<Vec<Option<OwnedFd>>>> = const { RefCell::new(None) };
-    /// Why a handle refused to (de)serialise, kept because `postcard` reports every custom
-    /// error as the same fixed text.
+    /// Why a handle refused to serialise, kept because `postcard` reports every custom
+    /// serialisation error as the same fixed text. (Decoding keeps custom messages by
+    /// itself: see `codec/bounded.rs`.)
     static FAILURE: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-/// A serde error with `message`, remembered for [`explain`] (`custom` is the format's
-/// `Error::custom`). Handle types' own impls use it for their refusals too.
+/// A serialisation error with `message`, remembered for [`explain`] (`custom` is the
+/// format's `ser::Error::custom`). Handle types' own `Serialize` impls use it for their
+/// refusals too.
 pub(crate) fn failure<E>(message: String, custom: impl FnOnce(String) -> E) -> E {
     FAILURE.with(|f| *f.borrow_mut() = Some(message.clone()));
     custom(message)
 }
 
-/// Runs a codec call, replacing its error by the handle failure it hides, if any.
+/// Runs an encode, replacing its error by the handle failure it hides, if any.
 fn explain<R>(f: impl FnOnce() -> Result<R>) -> Result<R> {
     FAILURE.with(|f| f.borrow_mut().take());
     f().map_err(|e| match (e, FAILURE.with(|f| f.borrow_mut().take())) {
@@ -170,7 +172,7 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<(Vec<u8>, Vec<O
 /// used twice (what the handles took so far is closed then).
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<T> {
     let table = fds.into_iter().map(Some).collect();
-    with_table(&RECEIVING, table, || explain(|| Binary::decode(bytes))).0
+    with_table(&RECEIVING, table, || Binary::decode(bytes)).0
 }
 
 /// What a handle writes into the bytes: its descriptor's index in the side table. Named so a
@@ -211,24 +213,15 @@ pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<OwnedFd
     let Index(index) = Index::deserialize(deserializer)?;
     RECEIVING.with(|t| {
         let mut t = t.borrow_mut();
-        let fds = t
-            .as_mut()
-            .ok_or_else(|| failure(OUTSIDE.into(), D::Error::custom))?;
+        let fds = t.as_mut().ok_or_else(|| D::Error::custom(OUTSIDE))?;
         let count = fds.len();
         let slot = fds.get_mut(index as usize).ok_or_else(|| {
-            failure(
-                format!(
-                    "handle index {index} is out of range: the message carries {count} \
-                     descriptors"
-                ),
-                D::Error::custom,
-            )
+            D::Error::custom(format!(
+                "handle index {index} is out of range: the message carries {count} descriptors"
+            ))
         })?;
         slot.take().ok_or_else(|| {
-            failure(
-                format!("handle index {index} is used twice in one message"),
-                D::Error::custom,
-            )
+            D::Error::custom(format!("handle index {index} is used twice in one message"))
         })
     })
 }

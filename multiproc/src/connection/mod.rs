@@ -680,14 +680,11 @@ macro_rules! travel {
             fn deserialize<De: Deserializer<'de>>(deserializer: De) -> Result<Self, De::Error> {
                 let end = End::deserialize(deserializer)?;
                 if end.direction != stringify!($dir) {
-                    return Err(handle::failure(
-                        format!(
-                            "expected a {} connection end, got a {} one",
-                            stringify!($dir),
-                            end.direction
-                        ),
-                        De::Error::custom,
-                    ));
+                    return Err(De::Error::custom(format!(
+                        "expected a {} connection end, got a {} one",
+                        stringify!($dir),
+                        end.direction
+                    )));
                 }
                 Ok(Connection::from_fd(end.fd))
             }

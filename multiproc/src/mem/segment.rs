@@ -25,7 +25,6 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::pod::{ShmSafe, ShmSync};
-use crate::handle;
 use crate::sys::mman::{self, Mapping};
 
 /// `b"MPROCSHM"`, first in every segment this crate makes.
@@ -192,10 +191,9 @@ impl Segment {
         let wire = Wire::deserialize(deserializer)?;
         let refuse = |why: String| {
             let kind = String::from_utf8_lossy(&kind.0).into_owned();
-            handle::failure(
-                format!("cannot attach the received shared object ({kind}): {why}"),
-                D::Error::custom,
-            )
+            D::Error::custom(format!(
+                "cannot attach the received shared object ({kind}): {why}"
+            ))
         };
         let announced = usize::try_from(wire.payload_size)
             .map_err(|_| refuse("its size does not fit this process".into()))?;

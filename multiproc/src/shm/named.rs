@@ -274,10 +274,9 @@ impl<'de> serde::Deserialize<'de> for SharedMemory {
         let map = mman::file_len(fd.as_fd())
             .and_then(|size| Mapping::new(fd.as_fd(), size))
             .map_err(|e| {
-                crate::handle::failure(
-                    format!("cannot map the received shared memory {name:?}: {e}"),
-                    <D::Error as serde::de::Error>::custom,
-                )
+                <D::Error as serde::de::Error>::custom(format!(
+                    "cannot map the received shared memory {name:?}: {e}"
+                ))
             })?;
         Ok(SharedMemory { name, map, fd })
     }
