@@ -3,7 +3,9 @@
 //!
 //! Run: `cargo run --example lock_printing` (nine lines `1234`), or
 //! `cargo run --example lock_printing -- --no-lock` to see the pieces interleave
-//! (`121234`, a lone `34`, ...), as in the seed's first version.
+//! (`121234`, a lone `34`, ...), as in the seed's first version. Every piece is written
+//! at once, as with `python -u`, so the output is the same on a terminal, in a pipe or in
+//! a file.
 
 use std::io::Write;
 use std::time::Duration;
@@ -13,7 +15,9 @@ use multiproc::{Lock, Process};
 fn print_three_lines() {
     let mut out = std::io::stdout();
     for _ in 0..3 {
-        // Flushed at once, like Python's print to a terminal, so the pieces can interleave.
+        // Flushed at once, as `python -u` does (a plain `python` flushes at once only to a
+        // terminal: redirected to a file, its pieces would not interleave), so the pieces
+        // can interleave without the lock, wherever the output goes.
         print!("12");
         out.flush().expect("flush stdout");
         std::thread::sleep(Duration::from_millis(5));

@@ -3,8 +3,9 @@
 //! and the count never goes below zero.
 //!
 //! Run: `cargo run --example ticket_file_lock -- [buyers]` (4 to 50, default 10). Each buyer
-//! prints `<pid> saw 1 ticket(s) left`, then `user <pid> bought a ticket` (exactly one) or
-//! `user <pid> found no ticket`; the last line is `tickets left: 0`.
+//! prints the seed's lines: `<pid>查看了票数剩余1` (it looked: one ticket left), then
+//! `用户<pid>购买成功` (bought it: exactly one buyer) or `用户<pid>购买失败` (found none);
+//! the parent ends with `sold: 1` and `tickets left: 0`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -38,11 +39,8 @@ fn pause(salt: u32) {
 
 fn search(path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     pause(1);
-    println!(
-        "{} saw {} ticket(s) left",
-        std::process::id(),
-        read(path)?.count
-    );
+    // print(f'{os.getpid()}查看了票数剩余{dic["count"]}')
+    println!("{}查看了票数剩余{}", std::process::id(), read(path)?.count);
     Ok(())
 }
 
@@ -52,10 +50,10 @@ fn paid(path: &Path) -> Result<bool, Box<dyn std::error::Error>> {
         t.count -= 1;
         pause(2); // between reading and writing: without the lock, others would buy too
         write(path, &t)?;
-        println!("user {} bought a ticket", std::process::id());
+        println!("用户{}购买成功", std::process::id());
         Ok(true)
     } else {
-        println!("user {} found no ticket", std::process::id());
+        println!("用户{}购买失败", std::process::id());
         Ok(false)
     }
 }

@@ -26,6 +26,8 @@ mod queue_json_work;
 mod queue_producer_consumer;
 #[path = "queue_subclassed_pair.rs"]
 mod queue_subclassed_pair;
+#[path = "semaphore_limit.rs"]
+mod semaphore_limit;
 #[path = "shared_value_array.rs"]
 mod shared_value_array;
 #[path = "signal_kinds.rs"]
@@ -48,6 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("signal_kinds", signal_kinds::main),
         ("shared_value_array", shared_value_array::main),
         ("lock_printing", lock_printing::main),
+        ("semaphore_limit", semaphore_limit::main),
         ("ticket_file_lock", ticket_file_lock::main),
         ("queue_producer_consumer", queue_producer_consumer::main),
         ("queue_subclassed_pair", queue_subclassed_pair::main),

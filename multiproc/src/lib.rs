@@ -82,6 +82,35 @@
 //! | `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore` | [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`] (RAII guards; `acquire`/`release` too) |
 //! | `Condition`, `Event`, `Barrier` | [`Condition`], [`Event`], [`Barrier`] |
 //!
+//! # Waiting: one outcome shape
+//!
+//! Every call that can wait comes in the same forms: `x()` waits as long as it takes,
+//! `try_x()` never waits, `x_timeout(d)` waits at most `d` (`Duration::MAX` is forever),
+//! `x_deadline(t)` waits until the instant `t`. Not being able to go on is always an `Err`,
+//! in the same place of the type: a `try_` form says it *would block*, a timed form says
+//! [`Error::Timeout`]. Where the failure hands something back (the value of a put, the
+//! guard of a lock whose previous owner died), the error carries it and converts into
+//! [`Error`] with `?`, variant for same-named variant.
+//!
+//! | call | `try_` would block | `_timeout` / `_deadline` ran out |
+//! |---|---|---|
+//! | [`Connection::recv`] | [`Error::Empty`] | [`Error::Timeout`] |
+//! | [`Queue::get`], [`SimpleQueue::get`] | [`Error::Empty`] | [`Error::Timeout`] |
+//! | [`Queue::put`] | [`PutError::Full`]`(value)` | [`PutError::Timeout`]`(value)` |
+//! | [`JoinableQueue::join`] | [`Error::WouldBlock`] | [`Error::Timeout`] |
+//! | [`Child::join`], [`process::ParentProcess::wait`] | [`Error::WouldBlock`] | [`Error::Timeout`] |
+//! | `lock` of [`Lock`], [`RLock`], [`Value`], [`Array`], [`Condition`] | [`LockError::WouldBlock`] | [`LockError::Timeout`] |
+//! | `acquire` of [`Lock`], [`RLock`] | [`Error::WouldBlock`] | [`Error::Timeout`] |
+//! | `lock` / `acquire` of [`Semaphore`], [`BoundedSemaphore`] | [`Error::WouldBlock`] | [`Error::Timeout`] |
+//! | [`Condition::wait`] | — | [`WaitError::Timeout`]`(guard)` |
+//! | [`Event::wait`] | — | [`Error::Timeout`] |
+//! | [`Barrier::wait`] | — | [`Error::Timeout`] (the others: [`Error::BrokenBarrier`]) |
+//!
+//! A lock whose holder died is *acquired*: the guard forms return
+//! [`LockError::OwnerDied`]`(guard)`, the guard-less `acquire` forms return
+//! `Ok(`[`Acquired::OwnerDied`]`)`, which must be looked at. Questions such as
+//! [`Connection::poll`], [`Event::is_set`] or [`Child::is_alive`] answer with a `bool`.
+//!
 //! # Pipe ends follow ownership: EOF without closing by hand
 //!
 //! With Python, `fork` leaves a copy of every pipe end in the child, so a consumer that
@@ -145,8 +174,9 @@
 // types that map shared memory), `queue/ring.rs`, and `Process::start_unchecked`.
 #![deny(unsafe_code)]
 
-// The layers, each importing only from those above it in this list (see docs/decisions.md,
-// "Layers"): sys; loom, deadline, error; mem; raw; shm, sync; the modules above them.
+// The layers, each importing only from those earlier in this list (see docs/decisions.md,
+// "Layers"): sys; loom, deadline, pid, signal; error; mem; raw; shm and sync
+// beside each other; then fd, codec, connection, process, queue.
 mod deadline;
 mod error;
 mod fd;

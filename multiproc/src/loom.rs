@@ -1,6 +1,6 @@
 //! Switches atomics and `UnsafeCell` to loom's models under `--cfg loom`.
 //!
-//! Lock-free code (`sync/raw.rs`, `queue/ring.rs`) imports its atomics from here so its
+//! Lock-free code (`raw/`, `queue/ring.rs`) imports its atomics from here so its
 //! loom models exercise the very code that runs in production.
 
 #[cfg(loom)]

@@ -13,6 +13,10 @@ fn main() {
         test("seed_004_pipe_terminate", pipe_terminate),
         test("seed_002_process_basics", process_basics),
         test("seed_001_signals", signals),
+        test(
+            "seed_001_semaphore_limit_never_more_than_two_inside",
+            semaphore_limit,
+        ),
         test("seed_001_signal_kinds_sigalrm", signal_kinds_alarm),
         test("seed_001_signal_kinds_sigchld", signal_kinds_chld),
         test("seed_001_signal_kinds_sigint", signal_kinds_int),
@@ -291,6 +295,35 @@ fn queue_first_ten() -> TestResult {
     }
     assert_eq!(lines[10], "40 buyers found the queue full");
     assert_eq!(lines[11], "结束");
+    Ok(())
+}
+
+fn semaphore_limit() -> TestResult {
+    let lines = run_example("semaphore_limit")?;
+    assert_eq!(lines.len(), 11, "{lines:?}");
+    let (mut inside, mut most, mut acquired, mut released) = (0i32, 0, Vec::new(), Vec::new());
+    for line in &lines[..10] {
+        if let Some(pid) = line.strip_suffix("获得信号量") {
+            inside += 1;
+            acquired.push(pid.parse::<u32>()?);
+        } else if let Some(pid) = line.strip_suffix("释放信号量") {
+            inside -= 1;
+            released.push(pid.parse::<u32>()?);
+        } else {
+            return Err(format!("unexpected line {line:?}").into());
+        }
+        most = most.max(inside);
+    }
+    assert_eq!(
+        most, 2,
+        "at most two inside, and two at some point: {lines:?}"
+    );
+    acquired.sort_unstable();
+    released.sort_unstable();
+    assert_eq!(acquired, released);
+    acquired.dedup();
+    assert_eq!(acquired.len(), 5);
+    assert_eq!(lines[10], "信号量剩余 2");
     Ok(())
 }
 

@@ -326,14 +326,19 @@ fn example_ticket_file_lock() -> TestResult {
         let lines = common::run_example("ticket_file_lock", &[buyers])?;
         let bought = lines
             .iter()
-            .filter(|l| l.ends_with("bought a ticket"))
+            .filter(|l| l.starts_with("用户") && l.ends_with("购买成功"))
             .count();
         let failed = lines
             .iter()
-            .filter(|l| l.ends_with("found no ticket"))
+            .filter(|l| l.starts_with("用户") && l.ends_with("购买失败"))
             .count();
         assert_eq!(bought, 1, "{lines:?}");
         assert_eq!(bought + failed, buyers.parse::<usize>()?);
+        let looked = lines
+            .iter()
+            .filter(|l| l.contains("查看了票数剩余"))
+            .count();
+        assert_eq!(looked, buyers.parse::<usize>()?, "{lines:?}");
         assert_eq!(lines.last().map(String::as_str), Some("tickets left: 0"));
     }
     let refused = common::run_example("ticket_file_lock", &["3"]);

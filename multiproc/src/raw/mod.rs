@@ -23,6 +23,21 @@ use crate::sys::identity::{self, Token};
 /// long, and at once by one whose time runs out first (it checks before giving up).
 pub(crate) const LIVENESS_PERIOD: Duration = Duration::from_millis(100);
 
+/// How long a `try_` form trusts this thread's own last finding that a holder is alive.
+/// The finding costs a `kill(2)` and a read of `/proc/<id>/stat` (some microseconds), too
+/// much for every `try_lock` of a loop that polls a lock a live process holds; so a `try_`
+/// that found the same holder alive less than this ago says "held" at once. A holder that
+/// died is still found by the first `try_` after this period, and by every timed form
+/// that waited (they ask afresh).
+const TRY_TRUSTS_ALIVE: Duration = Duration::from_millis(10);
+
+#[cfg(not(loom))]
+std::thread_local! {
+    /// The holder token this thread last found alive, and when.
+    static LAST_FOUND_ALIVE: std::cell::Cell<(u64, Option<std::time::Instant>)> =
+        const { std::cell::Cell::new((0, None)) };
+}
+
 /// The lock or semaphore could not be taken before the deadline (at once, for a deadline
 /// already passed: the `try_` forms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,7 +179,12 @@ impl RawLock {
             }
             if deadline.has_passed() {
                 // The last look: a dead holder is taken over even by a caller out of time.
-                return self.take_over_if_dead(word, me, alive).ok_or(TimedOut);
+                // A caller that never waited (a `try_`) may trust its own recent finding
+                // that this holder lives; one that waited out its time asks afresh.
+                let waited = spun || slept;
+                return self
+                    .take_over_if_dead(word, me, alive, !waited)
+                    .ok_or(TimedOut);
             }
             if !spun {
                 spun = true;
@@ -185,7 +205,7 @@ impl RawLock {
             if park::sleep(&self.word, sleeping_on, check_at) == Parked::Woken {
                 continue;
             }
-            if let Some(acquired) = self.take_over_if_dead(sleeping_on, me, alive) {
+            if let Some(acquired) = self.take_over_if_dead(sleeping_on, me, alive, false) {
                 return Ok(acquired);
             }
         }
@@ -193,14 +213,15 @@ impl RawLock {
 
     /// Takes the lock over from the holder named by `word` if that holder is certainly
     /// dead: one CAS from `word`, so of several waiters exactly one wins. `None` when the
-    /// holder lives, or the word changed meanwhile.
+    /// holder lives, or the word changed meanwhile. `trusting`: see [`TRY_TRUSTS_ALIVE`].
     fn take_over_if_dead(
         &self,
         word: u32,
         me: Token,
         alive: fn(Token) -> bool,
+        trusting: bool,
     ) -> Option<Acquired> {
-        if !self.holder_died(word, alive) {
+        if !self.holder_died(word, alive, trusting) {
             return None;
         }
         // Sleepers may wait on the dead holder's word: keep its `CONTENDED`.
@@ -212,8 +233,9 @@ impl RawLock {
         Some(Acquired::OwnerDied)
     }
 
-    /// Whether the holder named by `word` is certainly dead.
-    fn holder_died(&self, word: u32, alive: fn(Token) -> bool) -> bool {
+    /// Whether the holder named by `word` is certainly dead. `trusting`: a finding of this
+    /// thread that the same holder was alive, less than [`TRY_TRUSTS_ALIVE`] ago, stands.
+    fn holder_died(&self, word: u32, alive: fn(Token) -> bool, trusting: bool) -> bool {
         let id = word & ID_MASK;
         let token = Token(self.owner.load(Ordering::Relaxed));
         // A token of another id is stale (the holder died, or has not yet written its own,
@@ -223,7 +245,24 @@ impl RawLock {
         } else {
             Token::from_id(id)
         };
-        !alive(token)
+        #[cfg(not(loom))]
+        {
+            let now = std::time::Instant::now();
+            let (seen, at) = LAST_FOUND_ALIVE.get();
+            if trusting && seen == token.0 && at.is_some_and(|at| now - at < TRY_TRUSTS_ALIVE) {
+                return false;
+            }
+            let died = !alive(token);
+            if !died {
+                LAST_FOUND_ALIVE.set((token.0, Some(now)));
+            }
+            died
+        }
+        #[cfg(loom)]
+        {
+            let _ = trusting;
+            !alive(token)
+        }
     }
 
     /// Releases the lock, whoever holds it. Returns `false` (and changes nothing) if it was
@@ -724,6 +763,24 @@ mod tests {
         let short = Deadline::after(Duration::from_millis(20));
         assert_eq!(l.lock(token(7), short, dead), Ok(Acquired::OwnerDied));
         assert_eq!(l.owner_id(), Some(7));
+    }
+
+    #[test]
+    fn a_try_trusts_its_recent_finding_that_the_holder_lives_for_a_short_while() {
+        let l = RawLock::default();
+        assert!(l.try_lock(token(5), alive).is_ok());
+        assert_eq!(l.try_lock(token(6), alive), Err(TimedOut));
+        // Found alive just now: a try does not ask again (no syscalls in a polling loop)...
+        assert_eq!(l.try_lock(token(6), dead), Err(TimedOut));
+        // ...but a timed form that waited does,
+        let short = Deadline::after(Duration::from_millis(1));
+        assert_eq!(l.lock(token(6), short, dead), Ok(Acquired::OwnerDied));
+        assert!(l.unlock());
+        // and so does a try once the finding is older than `TRY_TRUSTS_ALIVE`.
+        assert!(l.try_lock(token(5), alive).is_ok());
+        assert_eq!(l.try_lock(token(6), alive), Err(TimedOut));
+        std::thread::sleep(TRY_TRUSTS_ALIVE + Duration::from_millis(1));
+        assert_eq!(l.try_lock(token(6), dead), Ok(Acquired::OwnerDied));
     }
 
     #[test]

@@ -129,7 +129,8 @@ impl<T: ShmSafe + Copy> Array<T> {
     ///
     /// # Errors
     ///
-    /// [`LockError::OwnerDied`](crate::LockError::OwnerDied), holding the guard, when the holder died inside the lock.
+    /// [`LockError::OwnerDied`](crate::LockError::OwnerDied), holding the guard, when the holder
+    /// died inside the lock.
     ///
     /// # Panics
     ///
@@ -142,8 +143,8 @@ impl<T: ShmSafe + Copy> Array<T> {
     ///
     /// # Errors
     ///
-    /// [`LockError::WouldBlock`](crate::LockError::WouldBlock) when a live thread holds it; [`LockError::OwnerDied`](crate::LockError::OwnerDied) as
-    /// for [`Array::lock`].
+    /// [`LockError::WouldBlock`](crate::LockError::WouldBlock) when a live thread holds it;
+    /// [`LockError::OwnerDied`](crate::LockError::OwnerDied) as for [`Array::lock`].
     ///
     /// # Panics
     ///
@@ -156,8 +157,9 @@ impl<T: ShmSafe + Copy> Array<T> {
     ///
     /// # Errors
     ///
-    /// [`LockError::Timeout`](crate::LockError::Timeout) after at least `timeout`; [`LockError::OwnerDied`](crate::LockError::OwnerDied) as for
-    /// [`Array::lock`] (a dead holder is found before giving up, however short `timeout`).
+    /// [`LockError::Timeout`](crate::LockError::Timeout) after at least `timeout`;
+    /// [`LockError::OwnerDied`](crate::LockError::OwnerDied) as for [`Array::lock`] (a dead holder
+    /// is found before giving up, however short `timeout`).
     ///
     /// # Panics
     ///
@@ -187,7 +189,7 @@ impl<T: ShmSafe + Copy> Array<T> {
     }
 
     /// A new, independent shared array holding a copy of this one (Python's
-    /// `sharedctypes.copy`, VA-13).
+    /// `sharedctypes.copy`).
     ///
     /// # Errors
     ///
@@ -256,7 +258,7 @@ impl<T: ShmSafe + Copy> Array<T> {
     }
 }
 
-/// A byte array used as a C string, like Python's `Array('c', ...)` (VA-11).
+/// A byte array used as a C string, like Python's `Array('c', ...)`.
 impl Array<u8> {
     /// The bytes up to the first NUL (all of them if there is none): Python's `.value`.
     pub fn value(&self) -> Vec<u8> {

@@ -15,3 +15,19 @@ pub use crate::mem::cell::AtomicInt;
 #[doc(hidden)]
 pub use crate::mem::pod::__private;
 pub use crate::mem::pod::ShmSafe;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn handles_move_and_share_between_threads() {
+        send_sync::<Value<u64>>();
+        send_sync::<Array<f64>>();
+        send_sync::<RawValue<i32>>();
+        send_sync::<RawArray<u8>>();
+        send_sync::<SharedMemory>();
+    }
+}

@@ -13,7 +13,7 @@ use crate::sys::shm;
 /// A named block of shared memory: Python's `multiprocessing.shared_memory.SharedMemory`.
 ///
 /// Unlike everything else in [`shm`](crate::shm), it outlives its users: the name stays
-/// until some process calls [`unlink`](SharedMemory::unlink), as in Python (SHM-09).
+/// until some process calls [`unlink`](SharedMemory::unlink), as in Python.
 /// Dropping a handle only unmaps it.
 ///
 /// # Examples
@@ -67,7 +67,7 @@ impl SharedMemory {
 
     /// Creates a block of `size` bytes under a fresh generated name (`mp_<pid>_<n>_<salt>`;
     /// see [`name`](SharedMemory::name)), trying the next candidate when one is taken
-    /// (Python's `SharedMemory(create=True, size=...)`, SHM-05).
+    /// (Python's `SharedMemory(create=True, size=...)`).
     ///
     /// # Errors
     ///
@@ -113,7 +113,7 @@ impl SharedMemory {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] of kind `NotFound` when the name is already gone (SHM-04).
+    /// [`Error::Io`] of kind `NotFound` when the name is already gone.
     pub fn unlink(&self) -> Result<()> {
         mman::shm_unlink(&os_name(&self.name)?).map_err(|e| named_error(e, &self.name))?;
         Ok(())

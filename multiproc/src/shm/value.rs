@@ -226,7 +226,7 @@ impl<T: ShmSafe + Copy> Value<T> {
     }
 
     /// A new, independent shared value holding a copy of this one (Python's
-    /// `sharedctypes.copy`, VA-13).
+    /// `sharedctypes.copy`).
     ///
     /// # Errors
     ///

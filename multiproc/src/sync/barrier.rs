@@ -96,7 +96,7 @@ impl Barrier {
         Ok(b)
     }
 
-    /// Sets the timeout [`Barrier::wait`] uses (Python's `Barrier(timeout=...)`, BR-08);
+    /// Sets the timeout [`Barrier::wait`] uses (Python's `Barrier(timeout=...)`);
     /// without it, `wait` waits as long as it takes. It belongs to this handle and its
     /// clones made afterwards.
     pub fn default_timeout(mut self, timeout: Duration) -> Barrier {

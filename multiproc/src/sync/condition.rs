@@ -16,7 +16,7 @@ const KIND: Kind = Kind(*b"COND");
 
 /// A condition variable shared by processes: Python's `multiprocessing.Condition`.
 ///
-/// Its lock is an [`RLock`] (Python's default, CD-10), its own or one given to
+/// Its lock is an [`RLock`] (Python's default), its own or one given to
 /// [`Condition::with_lock`]. Waiting releases every level the caller holds and restores
 /// them before returning. `notify(n)` wakes `n` of the waiters waiting at that moment, or
 /// all of them if fewer: a process that starts waiting afterwards (the notifier itself,
@@ -272,7 +272,7 @@ impl Condition {
         }
     }
 
-    /// Wakes up to `n` waiters. The caller must hold the lock (CD-08).
+    /// Wakes up to `n` waiters. The caller must hold the lock.
     ///
     /// # Errors
     ///

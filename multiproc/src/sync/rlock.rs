@@ -68,7 +68,8 @@ impl RLock {
     ///
     /// # Errors
     ///
-    /// [`LockError::OwnerDied`](crate::LockError::OwnerDied), holding the guard, when the owner died inside the lock.
+    /// [`LockError::OwnerDied`](crate::LockError::OwnerDied), holding the guard, when the owner
+    /// died inside the lock.
     pub fn lock(&self) -> LockResult<RLockGuard<'_>> {
         self.lock_until(Deadline::NEVER, false)
     }
@@ -78,8 +79,8 @@ impl RLock {
     ///
     /// # Errors
     ///
-    /// [`LockError::WouldBlock`](crate::LockError::WouldBlock) when another live thread or process holds it;
-    /// [`LockError::OwnerDied`](crate::LockError::OwnerDied) as for [`RLock::lock`].
+    /// [`LockError::WouldBlock`](crate::LockError::WouldBlock) when another live thread or process
+    /// holds it; [`LockError::OwnerDied`](crate::LockError::OwnerDied) as for [`RLock::lock`].
     pub fn try_lock(&self) -> LockResult<RLockGuard<'_>> {
         self.lock_until(Deadline::now(), true)
     }
@@ -88,8 +89,9 @@ impl RLock {
     ///
     /// # Errors
     ///
-    /// [`LockError::Timeout`](crate::LockError::Timeout) after at least `timeout`; [`LockError::OwnerDied`](crate::LockError::OwnerDied) as for
-    /// [`RLock::lock`] (a dead owner is found before giving up, however short `timeout`).
+    /// [`LockError::Timeout`](crate::LockError::Timeout) after at least `timeout`;
+    /// [`LockError::OwnerDied`](crate::LockError::OwnerDied) as for [`RLock::lock`] (a dead owner
+    /// is found before giving up, however short `timeout`).
     pub fn lock_timeout(&self, timeout: Duration) -> LockResult<RLockGuard<'_>> {
         self.lock_until(Deadline::after(timeout), false)
     }
@@ -154,8 +156,8 @@ impl RLock {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidState`](crate::Error::InvalidState) when the calling thread does not hold the lock (Python's
-    /// `AssertionError`, RL-03), including when nobody does.
+    /// [`Error::InvalidState`](crate::Error::InvalidState) when the calling thread does not hold
+    /// the lock (Python's `AssertionError`), including when nobody does.
     pub fn release(&self) -> Result<()> {
         self.raw().unlock(identity::thread())
     }
