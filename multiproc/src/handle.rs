@@ -193,10 +193,13 @@ pub fn serialize<F: AsFd, S: Serializer>(fd: &F, serializer: S) -> Result<S::Ok,
         let mut t = t.borrow_mut();
         let fds = t.as_mut().ok_or_else(|| S::Error::custom(OUTSIDE))?;
         let copy = sys::fd::dup(fd.as_fd()).map_err(|e| {
-            S::Error::custom(format!("cannot duplicate a handle's descriptor: {e}"))
+            failure(
+                format!("cannot duplicate a handle's descriptor: {e}"),
+                S::Error::custom,
+            )
         })?;
         let index = u32::try_from(fds.len())
-            .map_err(|_| S::Error::custom("too many handles in one message"))?;
+            .map_err(|_| failure("too many handles in one message".into(), S::Error::custom))?;
         fds.push(copy);
         Ok(index)
     })?;
