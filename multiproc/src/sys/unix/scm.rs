@@ -2,8 +2,10 @@
 //! `SCM_RIGHTS` control messages ([`unix(7)`]).
 //!
 //! On a stream socket the kernel attaches the descriptors to the first bytes of the
-//! `sendmsg` that carried them, and a `recvmsg` never reads past the bytes of one such
-//! send: the descriptors come with the read that takes those bytes, never later.
+//! `sendmsg` that carried them, and hands them to the read that takes the first of those
+//! bytes (a read that reaches them stops there), never to a later one. A plain `read`
+//! reaching them makes the kernel close them, so a reader that may receive descriptors
+//! reads the first bytes of each message with [`recv_with_fds`].
 //!
 //! [`sendmsg(2)`]: https://man7.org/linux/man-pages/man2/sendmsg.2.html
 //! [`recvmsg(2)`]: https://man7.org/linux/man-pages/man2/recvmsg.2.html
