@@ -73,8 +73,11 @@
 //! | `conn.poll(timeout)` | [`Connection::poll`] (`Some(Duration::ZERO)` looks, `None` waits) |
 //! | `conn.send(queue)` to a running process, `reduction.send_handle(conn, fd, pid)` | [`Connection::send`] of the handle itself (`&queue`, `&lock`, `&other_conn`, [`handle::Fd`]) |
 //! | `EOFError`, `BufferTooShort`, `OSError("bad message length")` | [`Error::Eof`], [`Error::BufferTooShort`], [`Error::MessageTooLong`] |
-//! | `Queue(maxsize)`, `put`, `get(timeout=t)`, `put_nowait` | [`Queue::bounded`], [`Queue::put`], [`Queue::get_timeout`], [`Queue::try_put`] |
-//! | `queue.Full`, `queue.Empty` | [`PutError::Full`] (with the value), [`Error::Empty`] |
+//! | `Queue(maxsize)`, `put`, `get(timeout=t)`, `put_nowait`, `get_nowait` | [`Queue::bounded`], [`Queue::put`], [`Queue::get_timeout`], [`Queue::try_put`], [`Queue::try_get`] |
+//! | `queue.Full`, `queue.Empty` | `try_put`: [`PutError::Full`] (with the value), `try_get`: [`Error::Empty`]; the timed forms: [`PutError::Timeout`], [`Error::Timeout`] |
+//! | `q.close()` (this process puts no more) | [`Queue::close`] (this handle puts no more; other handles and processes go on) |
+//! | `q.join_thread()`, `q.cancel_join_thread()` | not needed: no feeder thread, a message is in the queue when `put` returns |
+//! | 3.13's `q.shutdown(immediate)` (`queue.Queue`) | [`Queue::shutdown`] (for every process; `true` also releases [`JoinableQueue::join`]) |
 //! | `SimpleQueue`, `JoinableQueue.task_done()/join()` | [`SimpleQueue`], [`JoinableQueue::task_done`], [`JoinableQueue::join`] |
 //! | `Value('i', 0)`, `with v.get_lock(): v.value += 1` | `Value::<i32>::new(0)?`, `*v.lock()? += 1` |
 //! | `Array('d', [1, 2])`, `RawValue`, `RawArray` | `Array::<f64>::from_slice(&[1.0, 2.0])?`, [`shm::RawValue`], [`shm::RawArray`] |
@@ -171,7 +174,8 @@
 #![doc(test(attr(deny(warnings))))]
 // `unsafe` is allowed only where STYLE.md puts it: `sys/` (system calls), `mem/` (the
 // shared-memory substrate), `raw/` (the futex-word protocols that live there), `shm/` (the
-// types that map shared memory), `queue/ring.rs`, and `Process::start_unchecked`.
+// types that map shared memory), `queue/ring.rs` and its `ring/` backends, and
+// `Process::start_unchecked`.
 #![deny(unsafe_code)]
 
 // The layers, each importing only from those earlier in this list (see docs/decisions.md,

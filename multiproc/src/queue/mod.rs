@@ -18,6 +18,14 @@
 //! | 3.13's `shutdown(immediate=False)` | [`Queue::shutdown`]: for every process; puts fail, gets drain then fail ([`Error::Closed`]) |
 //! | `SimpleQueue()`, `JoinableQueue()` | [`SimpleQueue::new`], [`JoinableQueue::new`] |
 //! | `task_done()`, `join()` | [`JoinableQueue::task_done`], [`JoinableQueue::join`] (and `try_join`, `join_timeout`) |
+//!
+//! What each form says when it cannot go on (the crate's outcome rule):
+//!
+//! | call | would block (`try_`) | timed out (`_timeout`, `_deadline`) | shut down |
+//! |---|---|---|---|
+//! | put | [`PutError::Full`]`(v)` | [`PutError::Timeout`]`(v)` | [`PutError::Closed`]`(v)` (also after this handle's `close`) |
+//! | get | [`Error::Empty`] | [`Error::Timeout`] | [`Error::Closed`] once drained (at once if immediate) |
+//! | [`JoinableQueue`] join | [`Error::WouldBlock`] | [`Error::Timeout`] | [`Error::Closed`] if an immediate shutdown left tasks unfinished |
 #[cfg(feature = "fault-injection")]
 #[doc(hidden)]
 pub mod fault;

@@ -68,10 +68,13 @@
 //!   the message is gone: if the consumer dies between step 4 and handing the value to its
 //!   caller, that one message is lost. This is the only loss the design allows.
 //!
-//! A consumer that goes to sleep while another consumer holds `clock` may be waiting on a
-//! dead one, whose counts say "empty" while a message is committed at `head`, and nobody
-//! will wake it: so it sleeps at most `LIVENESS_PERIOD` at a time and then tries the lock
-//! again, which detects the dead holder and repairs.
+//! A consumer that goes to sleep while a side lock is held may be waiting on a dead holder
+//! that left the counts saying "empty" while a message is committed at `head` (a consumer
+//! between steps 3 and 4, a producer between steps 4 and 5), and nobody will wake it: so it
+//! sleeps at most `LIVENESS_PERIOD` at a time, and when it wakes to find a side lock held,
+//! looks again through `clock`, which delivers a committed record whatever the counts say
+//! and detects a dead holder. (With no side lock held, nobody is half-way through a step,
+//! and the counts are right.)
 //!
 //! `puts`, `gets` (message counts) feed `qsize`, the bound and the producers' wait; the
 //! producer's `head_cache`/`gets_cache` spare it a cache miss on the consumers' line for
@@ -497,7 +500,7 @@ impl Ring {
                 }
                 Attempt::Full => {
                     let room = || self.is_shutdown() || self.has_room(size);
-                    if !self.wait_for(&c.not_full.0, deadline, room, None) {
+                    if !self.wait_for(&c.not_full.0, deadline, room, &[]) {
                         return Err(PutFail::NotNow);
                     }
                 }
@@ -697,7 +700,8 @@ impl Ring {
                 return Err(GetFail::Closed);
             }
             let ready = || self.is_shutdown() || self.len() > 0;
-            if !self.wait_for(&c.not_empty.0, deadline, ready, Some(&c.clock.0)) {
+            let watch = [&c.clock.0, &c.plock.0];
+            if !self.wait_for(&c.not_empty.0, deadline, ready, &watch) {
                 return Err(GetFail::NotNow);
             }
         }
@@ -785,7 +789,7 @@ impl Ring {
     /// Waits by `deadline` until every put message was `task_done`.
     pub(crate) fn join(&self, deadline: Deadline) -> Result<(), JoinFail> {
         let settled = || self.unfinished() == 0 || self.closed() == IMMEDIATE;
-        if !(settled() || self.wait_for(&self.ctl().all_done.0, deadline, settled, None)) {
+        if !(settled() || self.wait_for(&self.ctl().all_done.0, deadline, settled, &[])) {
             return Err(JoinFail::NotNow);
         }
         if self.unfinished() == 0 {
@@ -809,18 +813,19 @@ impl Ring {
     /// Waits until `ready()` or `deadline`; `false` on timeout. Follows the rule of
     /// `raw::park`: spin unannounced, then count itself in `waiters` and sleep.
     ///
-    /// With `watch`, a side lock whose holder may die leaving the counts wrong (a consumer
-    /// between its stores, see "Crash safety"): while it is held, sleep at most
-    /// `LIVENESS_PERIOD` and then return `true`, so the caller looks again through the
-    /// lock, which detects a dead holder and repairs.
+    /// `watch`: side locks whose holder may die leaving the counts wrong with nobody to wake
+    /// us (see "Crash safety"). Then sleep at most `LIVENESS_PERIOD` at a time; on waking,
+    /// if one of them is held, return `true`, so the caller looks again through the lock,
+    /// which finds a committed record whatever the counts say, detects a dead holder and
+    /// repairs. With no lock held the counts are consistent, and the sleep goes on.
     fn wait_for(
         &self,
         signal: &Signal,
         deadline: Deadline,
         ready: impl Fn() -> bool,
-        watch: Option<&RawLock>,
+        watch: &[&RawLock],
     ) -> bool {
-        let watched = || watch.is_some_and(|lock| lock.owner_id().is_some());
+        let watched = || watch.iter().any(|lock| lock.owner_id().is_some());
         loop {
             let seen = signal.seq.load(Ordering::Acquire);
             if ready() {
@@ -835,17 +840,21 @@ impl Ring {
             signal.waiters.fetch_add(1, Ordering::SeqCst);
             fence(Ordering::SeqCst);
             let seen = signal.seq.load(Ordering::SeqCst);
-            let nap = if watched() {
-                Deadline::after(LIVENESS_PERIOD)
-            } else {
+            let nap = if watch.is_empty() {
                 Deadline::NEVER
+            } else {
+                Deadline::after(LIVENESS_PERIOD)
             };
             let until = deadline.min(nap);
             let parked = (!ready()).then(|| park::sleep(&signal.seq, seen, until));
             signal.waiters.fetch_sub(1, Ordering::SeqCst);
             match parked {
                 None => return true,
-                Some(Parked::TimedOut) if until != deadline => return true,
+                Some(Parked::TimedOut) if until != deadline => {
+                    if watched() {
+                        return true;
+                    }
+                }
                 Some(Parked::TimedOut) => return ready(),
                 Some(Parked::Woken) => {}
             }

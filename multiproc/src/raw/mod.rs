@@ -869,13 +869,13 @@ mod loom_tests {
             let other = {
                 let (l, inside) = (Arc::clone(&l), Arc::clone(&inside));
                 thread::spawn(move || {
-                    l.lock(Token::from_id(1), Deadline::NEVER, alive).unwrap();
+                    let _ = l.lock(Token::from_id(1), Deadline::NEVER, alive).unwrap();
                     assert_eq!(inside.fetch_add(1, Ordering::Relaxed), 0);
                     inside.fetch_sub(1, Ordering::Relaxed);
                     assert!(l.unlock());
                 })
             };
-            l.lock(Token::from_id(2), Deadline::NEVER, alive).unwrap();
+            let _ = l.lock(Token::from_id(2), Deadline::NEVER, alive).unwrap();
             assert_eq!(inside.fetch_add(1, Ordering::Relaxed), 0);
             inside.fetch_sub(1, Ordering::Relaxed);
             assert!(l.unlock());
@@ -905,7 +905,7 @@ mod loom_tests {
             if !give_up {
                 c.wait(ticket, Deadline::NEVER);
             }
-            l.lock(me, Deadline::NEVER, alive).unwrap();
+            let _ = l.lock(me, Deadline::NEVER, alive).unwrap();
             match c.settle(ticket, give_up) {
                 Settled::Again => continue,
                 done => return done,
@@ -926,7 +926,7 @@ mod loom_tests {
                 let (c, l, a_waits) = (Arc::clone(&c), Arc::clone(&l), Arc::clone(&a_waits));
                 thread::spawn(move || {
                     let me = Token::from_id(1);
-                    l.lock(me, Deadline::NEVER, alive).unwrap();
+                    let _ = l.lock(me, Deadline::NEVER, alive).unwrap();
                     a_waits.store(1, Ordering::Relaxed);
                     let got = cond_wait(&c, &l, me, false);
                     assert!(l.unlock());
@@ -935,7 +935,7 @@ mod loom_tests {
             };
             let me = Token::from_id(2);
             loop {
-                l.lock(me, Deadline::NEVER, alive).unwrap();
+                let _ = l.lock(me, Deadline::NEVER, alive).unwrap();
                 if a_waits.load(Ordering::Relaxed) == 1 {
                     break;
                 }
@@ -963,7 +963,7 @@ mod loom_tests {
                 let (c, l) = (Arc::clone(&c), Arc::clone(&l));
                 thread::spawn(move || loop {
                     c.wait(t1, Deadline::NEVER);
-                    l.lock(Token::from_id(1), Deadline::NEVER, alive).unwrap();
+                    let _ = l.lock(Token::from_id(1), Deadline::NEVER, alive).unwrap();
                     let s = c.settle(t1, false);
                     assert!(l.unlock());
                     if s == Settled::Notified {
@@ -971,7 +971,7 @@ mod loom_tests {
                     }
                 })
             };
-            l.lock(Token::from_id(2), Deadline::NEVER, alive).unwrap();
+            let _ = l.lock(Token::from_id(2), Deadline::NEVER, alive).unwrap();
             assert_eq!(c.notify(1), 1);
             assert_eq!(
                 c.notify(5),
@@ -981,7 +981,7 @@ mod loom_tests {
             assert!(l.unlock());
             loop {
                 c.wait(t2, Deadline::NEVER);
-                l.lock(Token::from_id(2), Deadline::NEVER, alive).unwrap();
+                let _ = l.lock(Token::from_id(2), Deadline::NEVER, alive).unwrap();
                 let s = c.settle(t2, false);
                 assert!(l.unlock());
                 if s == Settled::Notified {

@@ -328,3 +328,18 @@ fn immediate_shutdown_fails_gets_at_once_and_releases_join() {
     assert!(ring.task_done());
     assert_eq!(ring.join(Deadline::NEVER), Ok(()));
 }
+
+#[test]
+fn a_sleeping_consumer_finds_the_message_of_a_producer_that_died_before_step_5() {
+    let ring = Arc::new(Ring::create(0).unwrap());
+    let r = Arc::clone(&ring);
+    let sleeper = std::thread::spawn(move || take(&r, Deadline::after(Duration::from_secs(3))));
+    std::thread::sleep(Duration::from_millis(20));
+    // A producer takes the lock, commits, and dies before counting the message.
+    assert!(ring.ctl().plock.0.try_lock_free(dead_token()));
+    commit_without_step_5(&ring, b"one");
+    assert_eq!(ring.len(), 0);
+    let t = Instant::now();
+    assert_eq!(sleeper.join().unwrap().unwrap(), b"one");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+}
