@@ -86,8 +86,9 @@ pub(crate) fn failure<E>(message: String, custom: impl FnOnce(String) -> E) -> E
     custom(message)
 }
 
-/// Runs an encode, replacing its error by the handle failure it hides, if any.
-fn explain<R>(f: impl FnOnce() -> Result<R>) -> Result<R> {
+/// Runs an encode, replacing its error by the handle failure it hides, if any (for the
+/// binary codec, whose format loses the message).
+pub(crate) fn explain<R>(f: impl FnOnce() -> Result<R>) -> Result<R> {
     FAILURE.with(|f| f.borrow_mut().take());
     f().map_err(|e| match (e, FAILURE.with(|f| f.borrow_mut().take())) {
         (Error::Codec(_), Some(message)) => Error::Codec(message.into()),
@@ -136,9 +137,7 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
     value: &T,
     out: &mut Vec<u8>,
 ) -> Result<Vec<OwnedFd>> {
-    let (result, fds) = with_table(&SENDING, Vec::new(), || {
-        explain(|| Binary::encode(value, out))
-    });
+    let (result, fds) = with_table(&SENDING, Vec::new(), || Binary::encode(value, out));
     result?;
     let fds = fds.unwrap_or_default();
     if fds.len() > sys::scm::MAX_FDS {
@@ -191,7 +190,9 @@ struct Index(u32);
 pub fn serialize<F: AsFd, S: Serializer>(fd: &F, serializer: S) -> Result<S::Ok, S::Error> {
     let index = SENDING.with(|t| {
         let mut t = t.borrow_mut();
-        let fds = t.as_mut().ok_or_else(|| S::Error::custom(OUTSIDE))?;
+        let fds = t
+            .as_mut()
+            .ok_or_else(|| failure(OUTSIDE.into(), S::Error::custom))?;
         let copy = sys::fd::dup(fd.as_fd()).map_err(|e| {
             failure(
                 format!("cannot duplicate a handle's descriptor: {e}"),
@@ -404,10 +405,11 @@ mod tests {
         assert!(err.to_string().contains("only travel through"), "{err}");
         let mut out = Vec::new();
         let (fd, _peer) = traced();
-        assert!(matches!(
-            Binary::encode(&Fd::from(fd), &mut out),
-            Err(Error::Codec(_))
-        ));
+        let err = Binary::encode(&Fd::from(fd), &mut out).unwrap_err();
+        assert!(
+            matches!(&err, Error::Codec(e) if e.to_string().contains("only travel through")),
+            "the binary codec keeps the message too: {err}"
+        );
     }
 
     #[test]

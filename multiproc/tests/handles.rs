@@ -36,6 +36,10 @@ fn main() {
             "a_barrier_with_an_action_does_not_travel",
             barrier_action_refused,
         ),
+        test(
+            "a_handle_put_on_a_queue_is_refused_with_a_clear_error",
+            handle_on_queue_refused,
+        ),
     ])
 }
 
@@ -287,5 +291,26 @@ fn barrier_action_refused() -> TestResult {
     a.send(&barrier)?;
     let got: Barrier = b.recv()?;
     assert_eq!(got.parties(), 3);
+    Ok(())
+}
+
+/// A queue's ring carries bytes only: a value holding a handle is refused, and says where
+/// handles can go.
+fn handle_on_queue_refused() -> TestResult {
+    let before = open_fds();
+    let queue = Queue::<(u8, Lock)>::new()?;
+    match queue.put((1, Lock::new()?)) {
+        Err(multiproc::PutError::Failed(_, Error::Codec(e))) => {
+            assert!(e.to_string().contains("only travel through"), "{e}")
+        }
+        other => panic!("expected a codec error, got {other:?}"),
+    }
+    assert!(queue.is_empty());
+    drop(queue);
+    assert_eq!(
+        open_fds(),
+        before,
+        "the duplicate taken for the message was closed"
+    );
     Ok(())
 }
