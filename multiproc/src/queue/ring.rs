@@ -24,7 +24,7 @@
 //! # Claim and commit
 //!
 //! Producers serialise on `plock`, consumers on `clock`: two robust process-shared locks
-//! (`sync::raw::RawLock`), held only for a copy, never while sleeping. Between the two
+//! (`raw::RawLock`), held only for a copy, never while sleeping. Between the two
 //! sides the ring is single-producer single-consumer, synchronised by the `state` word:
 //!
 //! | step | producer (holds `plock`) | consumer (holds `clock`) |
