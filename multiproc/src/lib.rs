@@ -66,6 +66,10 @@
 //!   `apply_async` (an [`AsyncResult`]) with callbacks, `map`, `starmap`, lazy `imap`. A
 //!   worker that dies fails only the task it held ([`Error::WorkerDied`]) and is replaced;
 //!   a panicking task is [`Error::Panicked`]; `terminate` is bounded. See [`pool`].
+//! - **Handles travel.** A [`Connection`] end, a queue, a lock, an event, a barrier, a
+//!   `Value`/`Array` or a [`SharedMemory`] can be sent with [`Connection::send`] to a process
+//!   that is already running: its descriptors ride beside the message, and the receiver
+//!   holds one more handle on the same object. See [`handle`].
 //! - **Signals.** [`Signal`] knows every name `kill -l` prints;
 //!   [`process::send_signal`] signals any pid, [`Child::signal`] a child (through a pidfd,
 //!   so never a recycled pid), and [`process::SignalFlag`] is the safe way to react to one.
@@ -87,6 +91,7 @@
 //! | `send_bytes(buf, off, n)`, `recv_bytes(maxlength)` | `send_bytes(&buf[off..off + n])`, [`Connection::recv_bytes_max`] |
 //! | `recv_bytes_into(buf, off)` | `recv_bytes_into(&mut buf[off..])` |
 //! | `conn.poll(timeout)` | [`Connection::poll`] (`Some(Duration::ZERO)` looks, `None` waits) |
+//! | `conn.send(queue)` to a running process, `reduction.send_handle(conn, fd, pid)` | [`Connection::send`] of the handle itself (`&queue`, `&lock`, `&other_conn`, [`handle::Fd`]) |
 //! | `EOFError`, `BufferTooShort`, `OSError("bad message length")` | [`Error::Eof`], [`Error::BufferTooShort`], [`Error::MessageTooLong`] |
 //! | `Queue(maxsize)`, `put`, `get(timeout=t)`, `put_nowait`, `get_nowait` | [`Queue::bounded`], [`Queue::put`], [`Queue::get_timeout`], [`Queue::try_put`], [`Queue::try_get`] |
 //! | `queue.Full`, `queue.Empty` | `try_put`: [`PutError::Full`] (with the value), `try_get`: [`Error::Empty`]; the timed forms: [`PutError::Timeout`], [`Error::Timeout`] |
@@ -258,6 +263,7 @@ mod sys;
 
 pub mod codec;
 pub mod connection;
+pub mod handle;
 pub mod manager;
 pub mod pool;
 pub mod process;

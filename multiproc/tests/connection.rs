@@ -84,7 +84,193 @@ fn main() {
             "cn_20_raw_frames_interoperate_with_python",
             cn_20_python_interop,
         ),
+        test(
+            "cn_21_ends_sent_to_a_running_child_work_there_and_keep_eof_rules",
+            cn_21_ends_to_running_child,
+        ),
+        test(
+            "cn_22_a_file_descriptor_above_256_reaches_a_running_child",
+            cn_22_fd_transfer,
+        ),
+        test(
+            "cn_22_receiving_a_handle_from_a_message_without_one_is_an_error",
+            cn_22_missing_fd,
+        ),
+        test(
+            "handles_lost_to_the_receivers_fd_limit_are_an_error_and_leak_nothing",
+            handles_over_fd_limit,
+        ),
     ])
+}
+
+/// How many descriptors this process has open (exact here: the harness has one thread),
+/// after the registry let go of the children that were joined and dropped.
+fn open_fds() -> usize {
+    let _ = multiproc::active_children();
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+fn cn_21_ends_to_running_child() -> TestResult {
+    let before = open_fds();
+    let (mut ctl, mut ctl_child) = pipe()?;
+    let mut child = Process::new(move || {
+        // Writes on one received end and drops it; reads the other until EOF.
+        let mut writer: Connection = ctl_child.recv().unwrap();
+        let mut reader: Connection = ctl_child.recv().unwrap();
+        writer.send(&"hello from the child").unwrap();
+        drop(writer);
+        ctl_child.send(&"writer dropped").unwrap();
+        let mut got = Vec::new();
+        loop {
+            match reader.recv::<u32>() {
+                Ok(v) => got.push(v),
+                Err(Error::Eof) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        got
+    })
+    .start()?;
+    // The child is running; only now are the pipes made.
+    let (mut from_child, to_parent) = pipe()?;
+    let (mut to_child, from_parent) = pipe()?;
+    ctl.send(&to_parent)?;
+    ctl.send(&from_parent)?;
+    drop(to_parent);
+    drop(from_parent);
+    assert_eq!(ctl.recv::<String>()?, "writer dropped");
+    assert_eq!(from_child.recv::<String>()?, "hello from the child");
+    assert!(
+        matches!(from_child.recv::<String>(), Err(Error::Eof)),
+        "both copies of the writer are dropped (the child still runs): EOF"
+    );
+    for i in 1..=3u32 {
+        to_child.send(&i)?;
+    }
+    assert!(
+        matches!(
+            child.join_timeout(Duration::from_millis(200)),
+            Err(Error::Timeout)
+        ),
+        "the parent still holds the reader's peer: the child must not see EOF"
+    );
+    drop(to_child);
+    assert_eq!(child.join()?, vec![1, 2, 3]);
+    drop((child, ctl, from_child));
+    assert_eq!(open_fds(), before, "no descriptor leaked");
+    Ok(())
+}
+
+fn cn_22_fd_transfer() -> TestResult {
+    use multiproc::handle::Fd;
+    use std::io::{Read, Seek};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    let before = open_fds();
+    let (mut ctl, mut ctl_child) = pipe()?;
+    let mut child = Process::new(move || {
+        let fd: Fd = ctl_child.recv().unwrap();
+        let mut file = std::fs::File::from(fd.into_inner());
+        file.write_all(b"written by the child").unwrap();
+    })
+    .start()?;
+    let dir = std::env::temp_dir().join(format!("mp-cn22-{}", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&dir)?;
+    std::fs::remove_file(&dir)?;
+    // A descriptor number above 256 (Python's test_large_fd_transfer).
+    // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor, which we own at once.
+    let high = unsafe {
+        let raw = libc::fcntl(file.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 300);
+        assert!(raw >= 300, "F_DUPFD_CLOEXEC failed");
+        OwnedFd::from_raw_fd(raw)
+    };
+    ctl.send(&Fd::from(high))?;
+    child.join()?;
+    file.rewind()?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    assert_eq!(text, "written by the child");
+    drop((child, file, ctl));
+    assert_eq!(open_fds(), before, "no descriptor leaked");
+    Ok(())
+}
+
+fn cn_22_missing_fd() -> TestResult {
+    let (mut a, mut b) = pipe()?;
+    let mut child = Process::new(move || {
+        // A message that holds an index but carries no descriptor (what a peer that only
+        // sends plain values would write where a handle is expected).
+        a.send(&0u32).unwrap();
+        a.send(&"still in step").unwrap();
+    })
+    .start()?;
+    let err = b.recv::<multiproc::handle::Fd>().unwrap_err();
+    assert!(
+        matches!(&err, Error::Codec(e) if e.to_string().contains("carries 0 descriptors")),
+        "{err}"
+    );
+    assert_eq!(b.recv::<String>()?, "still in step");
+    child.join()?;
+    Ok(())
+}
+
+fn handles_over_fd_limit() -> TestResult {
+    use multiproc::handle::Fd;
+    use std::os::fd::AsRawFd;
+
+    let before = open_fds();
+    let (mut ctl, mut ctl_child) = pipe()?;
+    let mut child = Process::new(move || {
+        // Leave room for two more descriptors only (the limit caps descriptor numbers, and
+        // a new one takes the lowest free number); ten arrive: the kernel installs what fits
+        // and reports the rest lost.
+        let lowest_free = std::fs::File::open("/dev/null").unwrap().as_raw_fd() as u64;
+        let low = libc::rlimit {
+            rlim_cur: lowest_free + 2,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        let mut old = low;
+        // SAFETY: getrlimit/setrlimit read and write one rlimit each.
+        unsafe {
+            assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut old), 0);
+            let low = libc::rlimit {
+                rlim_max: old.rlim_max,
+                ..low
+            };
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &low), 0);
+        }
+        ctl_child.send(&"limited").unwrap();
+        let got = ctl_child.recv::<Vec<Fd>>();
+        let after_error: String = ctl_child.recv().unwrap();
+        match got {
+            Err(Error::Protocol(e)) => format!("{e} / {after_error}"),
+            other => format!("unexpected: {other:?}"),
+        }
+    })
+    .start()?;
+    assert_eq!(ctl.recv::<String>()?, "limited");
+    let (probe_end, mut probe) = pipe()?;
+    let ten: Vec<Fd> = (0..10)
+        .map(|_| probe_end.as_fd().try_clone_to_owned().map(Fd::from))
+        .collect::<Result<_, _>>()?;
+    ctl.send(&ten)?;
+    ctl.send(&"next message")?;
+    drop(ten);
+    let report = child.join()?;
+    assert!(report.contains("lost in transit"), "{report}");
+    assert!(report.ends_with("/ next message"), "{report}");
+    drop(probe_end);
+    assert!(
+        matches!(probe.recv_bytes(), Err(Error::Eof)),
+        "the child closed the descriptors that did arrive"
+    );
+    drop((child, probe, ctl));
+    assert_eq!(open_fds(), before, "no descriptor leaked");
+    Ok(())
 }
 
 fn echo_child() -> Result<(Connection, multiproc::Child<u32>), multiproc::Error> {
@@ -528,7 +714,9 @@ fn framing_error_breaks() -> TestResult {
     let mut child = Process::new(move || {
         let mut go = go_rx;
         let raw = UnixStream::from(tx.as_fd().try_clone_to_owned().unwrap());
-        (&raw).write_all(&[0xff, 0xff, 0xff, 0xfe]).unwrap();
+        // -3: negative and not a marker (-1 announces a long header, -2 a message with
+        // descriptors).
+        (&raw).write_all(&[0xff, 0xff, 0xff, 0xfd]).unwrap();
         (&raw).write_all(&[0, 0, 0, 2, b'o', b'k']).unwrap();
         let _ = go.recv::<()>();
     })

@@ -40,9 +40,13 @@ pub struct Binary;
 
 impl Codec for Binary {
     fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<()> {
-        let taken = std::mem::take(out);
-        *out = postcard::to_extend(value, taken).map_err(Error::codec)?;
-        Ok(())
+        // `postcard` reports every custom serialisation error with one fixed text; a
+        // handle's refusal ("only through a Connection") is kept aside and put back.
+        crate::handle::explain(|| {
+            let taken = std::mem::take(out);
+            *out = postcard::to_extend(value, taken).map_err(Error::codec)?;
+            Ok(())
+        })
     }
 
     fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {

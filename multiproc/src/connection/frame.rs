@@ -3,6 +3,12 @@
 //! payload longer than `0x7fff_ffff` bytes is announced by a length of `-1` followed by an
 //! 8-byte big-endian unsigned length.
 //!
+//! A message that carries file descriptors (handles, see `handle.rs`) is one more frame
+//! shape, which Python never writes: the prefix `-2` (4 bytes, big-endian) and the number of
+//! descriptors (4 bytes, big-endian unsigned), then the ordinary header and payload. The
+//! descriptors ride on the prefix's bytes (`SCM_RIGHTS`). A message without descriptors is
+//! framed exactly as Python frames it.
+//!
 //! Pure functions over bytes: no I/O, so they are unit-tested and fuzzed on their own.
 #![forbid(unsafe_code)]
 
@@ -13,6 +19,45 @@ pub(crate) const MAX_HEADER: usize = 12;
 
 /// Lengths up to this use the short 4-byte header.
 const SHORT_MAX: u64 = 0x7fff_ffff;
+
+/// The length of the prefix of a frame with descriptors.
+pub(crate) const FDS_PREFIX: usize = 8;
+
+/// The first four bytes of a frame with descriptors.
+const FDS_MARKER: i32 = -2;
+
+/// The prefix announcing `count` descriptors.
+pub(crate) fn encode_fds_prefix(count: u32) -> [u8; FDS_PREFIX] {
+    let mut out = [0; FDS_PREFIX];
+    out[..4].copy_from_slice(&FDS_MARKER.to_be_bytes());
+    out[4..].copy_from_slice(&count.to_be_bytes());
+    out
+}
+
+/// Parses the descriptor prefix a frame may start with.
+///
+/// Returns `Ok(None)` when `buf` is too short to tell yet; `Ok(Some((None, 0)))` for a frame
+/// without descriptors; `Ok(Some((Some(count), FDS_PREFIX)))` for one with `count`.
+///
+/// # Errors
+/// [`Error::Protocol`] for a prefix announcing no descriptors (never written).
+pub(crate) fn decode_fds_prefix(buf: &[u8]) -> Result<Option<(Option<u32>, usize)>> {
+    let Some(marker) = buf.get(..4) else {
+        return Ok(None);
+    };
+    if marker != FDS_MARKER.to_be_bytes() {
+        return Ok(Some((None, 0)));
+    }
+    let Some(count) = buf.get(4..FDS_PREFIX) else {
+        return Ok(None);
+    };
+    match u32::from_be_bytes(count.try_into().expect("4 bytes")) {
+        0 => Err(Error::protocol(
+            "frame prefix announces zero descriptors, which is never sent",
+        )),
+        count => Ok(Some((Some(count), FDS_PREFIX))),
+    }
+}
 
 /// Writes the header for a payload of `len` bytes at the end of `out` and returns how many
 /// bytes it took (4 or 12). Writing at the end lets a caller that reserved
@@ -135,6 +180,28 @@ mod tests {
     }
 
     #[test]
+    fn fds_prefix_round_trips_and_leaves_plain_frames_alone() {
+        let prefix = encode_fds_prefix(3);
+        assert_eq!(prefix, [0xff, 0xff, 0xff, 0xfe, 0, 0, 0, 3]);
+        assert_eq!(
+            decode_fds_prefix(&prefix).unwrap(),
+            Some((Some(3), FDS_PREFIX))
+        );
+        assert_eq!(decode_fds_prefix(&prefix[..5]).unwrap(), None);
+        assert_eq!(decode_fds_prefix(&[0, 0]).unwrap(), None);
+        assert_eq!(decode_fds_prefix(&encoded(5)).unwrap(), Some((None, 0)));
+        assert_eq!(
+            decode_fds_prefix(&encoded(SHORT_MAX + 1)).unwrap(),
+            Some((None, 0)),
+            "the long-header marker is not the descriptor marker"
+        );
+        assert!(matches!(
+            decode_fds_prefix(&encode_fds_prefix(0)),
+            Err(Error::Protocol(_))
+        ));
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic() {
         // A small exhaustive sweep over the first byte and a pseudo-random rest.
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -148,6 +215,7 @@ mod tests {
                     buf.push(x as u8);
                 }
                 let _ = decode_header(&buf[..len.min(buf.len())]);
+                let _ = decode_fds_prefix(&buf[..len.min(buf.len())]);
             }
         }
     }

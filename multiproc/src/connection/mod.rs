@@ -1,10 +1,12 @@
 //! Pipes between processes: [`pipe`], [`pipe_oneway`] and their [`Connection`] ends.
 //!
 //! A connection carries whole messages. [`Connection::send`] / [`Connection::recv`] move
-//! serde values through the default [`Binary`] codec;
+//! serde values through the default [`Binary`](crate::codec::Binary) codec;
 //! [`send_bytes`](Connection::send_bytes) / [`recv_bytes`](Connection::recv_bytes) move
 //! raw bytes. Each message is framed exactly as Python's `multiprocessing.connection`
-//! frames it (see `frame.rs`), so raw bytes interoperate with Python.
+//! frames it (see `frame.rs`), so raw bytes interoperate with Python. A value that holds
+//! handles (a connection end, a queue, a lock; see [`handle`]) carries their
+//! descriptors beside its bytes, in a frame shape of its own.
 //!
 //! Processes that are not parent and child meet at an address: a [`Listener`] accepts
 //! connections from [`Client::connect`], with Python's authkey handshake, and Python's own
@@ -33,17 +35,19 @@ mod wait;
 mod with_codec;
 
 use std::fmt;
+use std::io;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::de::{DeserializeOwned, Error as _};
+use serde::ser::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::codec::{Binary, Codec};
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::fd::{registry, wait_readable};
+use crate::handle;
 use crate::raw::park;
 use crate::sys;
 
@@ -279,9 +283,10 @@ impl<D: Readable> Connection<D> {
     /// # Errors
     /// As [`recv`](Self::recv), without the codec error.
     pub fn recv_bytes(&mut self) -> Result<Vec<u8>> {
-        let len = self.next_frame(Deadline::NEVER, Error::Timeout)?;
+        let (len, fds) = self.next_frame(Deadline::NEVER, Error::Timeout)?;
         let mut out = Vec::new();
         self.read_payload(len, &mut out)?;
+        bytes_only(fds)?;
         Ok(out)
     }
 
@@ -294,7 +299,7 @@ impl<D: Readable> Connection<D> {
     /// [`Error::MessageTooLong`] for a longer message; otherwise as
     /// [`recv_bytes`](Self::recv_bytes).
     pub fn recv_bytes_max(&mut self, max: usize) -> Result<Vec<u8>> {
-        let len = self.next_frame(Deadline::NEVER, Error::Timeout)?;
+        let (len, fds) = self.next_frame(Deadline::NEVER, Error::Timeout)?;
         if len > max as u64 {
             self.discard(len)?;
             return Err(Error::MessageTooLong {
@@ -304,6 +309,7 @@ impl<D: Readable> Connection<D> {
         }
         let mut out = Vec::new();
         self.read_payload(len, &mut out)?;
+        bytes_only(fds)?;
         Ok(out)
     }
 
@@ -314,14 +320,16 @@ impl<D: Readable> Connection<D> {
     /// [`Error::BufferTooShort`] carrying the whole message when it does not fit (the message
     /// is consumed); otherwise as [`recv_bytes`](Self::recv_bytes).
     pub fn recv_bytes_into(&mut self, buf: &mut [u8]) -> Result<usize> {
-        let len = self.next_frame(Deadline::NEVER, Error::Timeout)?;
+        let (len, fds) = self.next_frame(Deadline::NEVER, Error::Timeout)?;
         if len > buf.len() as u64 {
             let mut message = Vec::new();
             self.read_payload(len, &mut message)?;
+            bytes_only(fds)?;
             return Err(Error::BufferTooShort { message });
         }
         let len = len as usize;
         self.read_exact(&mut buf[..len])?;
+        bytes_only(fds)?;
         Ok(len)
     }
 
@@ -332,12 +340,12 @@ impl<D: Readable> Connection<D> {
         deadline: Deadline,
         not_ready: Error,
     ) -> Result<T> {
-        let len = self.next_frame(deadline, not_ready)?;
+        let (len, fds) = self.next_frame(deadline, not_ready)?;
         let mut payload = std::mem::take(&mut self.scratch);
         payload.clear();
         let value = self
             .read_payload(len, &mut payload)
-            .and_then(|()| Binary::decode(&payload));
+            .and_then(|()| handle::decode(&payload, fds?));
         if payload.capacity() <= KEEP_SCRATCH {
             self.scratch = payload;
         }
@@ -345,27 +353,58 @@ impl<D: Readable> Connection<D> {
     }
 
     /// Reads the next frame header, waiting for its first byte until `deadline`, and returns
-    /// the payload length; `not_ready` when nothing arrived by then.
-    fn next_frame(&mut self, deadline: Deadline, not_ready: Error) -> Result<u64> {
+    /// the payload length and the frame's descriptors; `not_ready` when nothing arrived by
+    /// then. A problem with the descriptors alone (lost in transit, a count that does not
+    /// match) is the inner error, so the caller still consumes the payload and the
+    /// connection stays in step.
+    fn next_frame(
+        &mut self,
+        deadline: Deadline,
+        not_ready: Error,
+    ) -> Result<(u64, Result<Vec<OwnedFd>>)> {
         if let Some(cause) = &self.broken {
             return Err(Error::protocol(format!(
                 "the connection is broken ({cause}): no message can be received from it"
             )));
         }
-        let mut head = [0u8; frame::MAX_HEADER];
+        let mut head = [0u8; frame::FDS_PREFIX + frame::MAX_HEADER];
         // Never ask for more than the header: the payload's bytes are read by exact count.
-        let mut got = match self.first_bytes(&mut head[..4], deadline)? {
+        // A sender's descriptors ride on the first bytes of its frame, so they come with
+        // this first read, or not at all.
+        let (mut got, fds) = match self.first_bytes(&mut head[..4], deadline)? {
             None => return Err(not_ready),
-            Some(0) => return Err(Error::Eof),
-            Some(n) => n,
+            Some((0, _)) => return Err(Error::Eof),
+            Some(first) => first,
         };
         loop {
-            match frame::decode_header(&head[..got]) {
-                Ok(Some((len, _))) => return Ok(len),
-                Ok(None) => {}
-                Err(e) => return Err(self.broken_by(e)),
+            if got >= 4 {
+                let parsed = frame::decode_fds_prefix(&head[..got]).and_then(|prefix| {
+                    let Some((count, at)) = prefix else {
+                        return Ok(None);
+                    };
+                    Ok(frame::decode_header(&head[at..got])?.map(|(len, _)| (len, count)))
+                });
+                match parsed {
+                    Ok(Some((len, count))) => return Ok((len, claim(count, fds))),
+                    Ok(None) => {}
+                    Err(e) => return Err(self.broken_by(e)),
+                }
             }
-            let want = if got < 4 { 4 } else { frame::MAX_HEADER };
+            // Read on, never past the header: the descriptor prefix (8 bytes) if the first
+            // 4 announce it, then the header's first 4, then the rest of a long header.
+            let want = if got < 4 {
+                4
+            } else {
+                let at = match frame::decode_fds_prefix(&head[..got]) {
+                    Ok(Some((_, at))) => at,
+                    _ => frame::FDS_PREFIX,
+                };
+                if got < at + 4 {
+                    at + 4
+                } else {
+                    at + frame::MAX_HEADER
+                }
+            };
             match sys::fd::read(self.fd.as_fd(), &mut head[got..want]) {
                 Ok(0) => {
                     let e = format!("peer closed the connection after {got} header bytes");
@@ -377,9 +416,14 @@ impl<D: Readable> Connection<D> {
         }
     }
 
-    /// Reads the first bytes of a frame into `buf`, waiting until `deadline`: `None` when
-    /// nothing arrived by then, `Some(0)` at EOF.
-    fn first_bytes(&self, buf: &mut [u8], deadline: Deadline) -> Result<Option<usize>> {
+    /// Reads the first bytes of a frame into `buf`, with the descriptors that came with
+    /// them, waiting until `deadline`: `None` when nothing arrived by then, `Some((0, _))`
+    /// at EOF.
+    fn first_bytes(
+        &self,
+        buf: &mut [u8],
+        deadline: Deadline,
+    ) -> Result<Option<(usize, io::Result<Vec<OwnedFd>>)>> {
         let fd = self.fd.as_fd();
         loop {
             // Data that arrives within the spin budget is taken without sleeping: a sleeping
@@ -387,9 +431,9 @@ impl<D: Readable> Connection<D> {
             let mut got = None;
             let mut socket = true;
             park::spin_until(
-                || match sys::fd::recv_nowait(fd, buf) {
-                    Ok(Some(n)) => {
-                        got = Some(n);
+                || match sys::scm::try_recv_with_fds(fd, buf) {
+                    Ok(Some(received)) => {
+                        got = Some((received.len, received.fds));
                         true
                     }
                     Ok(None) => false,
@@ -416,7 +460,8 @@ impl<D: Readable> Connection<D> {
                     continue;
                 }
             }
-            return Ok(Some(sys::fd::read(fd, buf)?));
+            let received = sys::scm::recv_with_fds(fd, buf)?;
+            return Ok(Some((received.len, received.fds)));
         }
     }
 
@@ -483,6 +528,39 @@ impl<D: Readable> Connection<D> {
     }
 }
 
+/// The descriptors of a frame that announced `count` of them (`None`: a plain frame), from
+/// what came with its first bytes. Descriptors no frame announced (a misbehaving peer) are
+/// closed, and the frame refused.
+fn claim(count: Option<u32>, fds: io::Result<Vec<OwnedFd>>) -> Result<Vec<OwnedFd>> {
+    let fds = fds.map_err(Error::protocol)?;
+    match count {
+        None if fds.is_empty() => Ok(fds),
+        None => Err(Error::protocol(format!(
+            "{} descriptors came with a message that announces none",
+            fds.len()
+        ))),
+        Some(count) if fds.len() == count as usize => Ok(fds),
+        Some(count) if fds.is_empty() => Err(Error::protocol(format!(
+            "the message announces {count} descriptors but none came with it"
+        ))),
+        Some(count) => Err(Error::protocol(format!(
+            "the message announces {count} descriptors but {} came with it",
+            fds.len()
+        ))),
+    }
+}
+
+/// For the raw-bytes receives: a message with descriptors is a value with handles, which only
+/// [`Connection::recv`] can rebuild (its descriptors are closed here).
+fn bytes_only(fds: Result<Vec<OwnedFd>>) -> Result<()> {
+    match fds?.len() {
+        0 => Ok(()),
+        n => Err(Error::protocol(format!(
+            "the message carries {n} descriptors (a value with handles): receive it with recv"
+        ))),
+    }
+}
+
 fn truncated(got: usize, len: usize) -> Error {
     Error::protocol(format!(
         "peer closed the connection mid-message: got {got} of {len} bytes"
@@ -490,7 +568,9 @@ fn truncated(got: usize, len: usize) -> Error {
 }
 
 impl<D: Writable> Connection<D> {
-    /// Encodes `value` with the default codec and sends it as one message.
+    /// Encodes `value` with the default codec and sends it as one message. The descriptors
+    /// of the handles in `value` (connection ends, queues, locks, ...) go with it; this
+    /// process keeps its own handles.
     ///
     /// # Errors
     /// [`Error::Codec`] when the value cannot be encoded; [`Error::Io`] with
@@ -499,14 +579,24 @@ impl<D: Writable> Connection<D> {
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         scratch.resize(frame::MAX_HEADER, 0);
-        let result = Binary::encode(value, &mut scratch).and_then(|()| {
+        let result = handle::encode_into(value, &mut scratch).and_then(|fds| {
             let len = (scratch.len() - frame::MAX_HEADER) as u64;
             let head: &mut [u8; frame::MAX_HEADER] = (&mut scratch[..frame::MAX_HEADER])
                 .try_into()
                 .expect("header room");
             let header_len = frame::encode_header(len, head);
             let frame = &scratch[frame::MAX_HEADER - header_len..];
-            Ok(sys::fd::send_all(self.fd.as_fd(), frame)?)
+            if fds.is_empty() {
+                return Ok(sys::fd::send_all(self.fd.as_fd(), frame)?);
+            }
+            // The count fits: `encode_into` refused more than `MAX_FDS`.
+            let prefix = frame::encode_fds_prefix(fds.len() as u32);
+            let fds: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
+            Ok(sys::scm::send_with_fds(
+                self.fd.as_fd(),
+                &[&prefix, frame],
+                &fds,
+            )?)
         });
         // Keep small scratch buffers for the next send; give large ones back.
         if scratch.capacity() <= KEEP_SCRATCH {
@@ -562,6 +652,60 @@ impl From<OwnedFd> for Connection<Duplex> {
         Connection::from_fd(fd)
     }
 }
+
+/// What a connection end writes when it travels: its socket (a handle) and its direction, so
+/// it cannot arrive as an end of another direction.
+#[derive(Serialize)]
+struct EndRef<'a> {
+    #[serde(with = "handle")]
+    fd: BorrowedFd<'a>,
+    direction: &'a str,
+}
+
+#[derive(Deserialize)]
+struct End {
+    #[serde(with = "handle")]
+    fd: OwnedFd,
+    direction: String,
+}
+
+macro_rules! travel {
+    ($($dir:ident)*) => {$(
+        /// Sent through a connection (or given to a child as an argument), an end arrives as
+        /// one more copy of the same end: the peer sees end of file once every copy, in every
+        /// process, is dropped. A broken end (see [`Connection::recv`]) refuses to travel.
+        impl Serialize for Connection<$dir> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                if let Some(cause) = &self.broken {
+                    return Err(handle::failure(
+                        format!("a broken connection end ({cause}) cannot be sent"),
+                        S::Error::custom,
+                    ));
+                }
+                EndRef {
+                    fd: self.fd.as_fd(),
+                    direction: stringify!($dir),
+                }
+                .serialize(serializer)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for Connection<$dir> {
+            fn deserialize<De: Deserializer<'de>>(deserializer: De) -> Result<Self, De::Error> {
+                let end = End::deserialize(deserializer)?;
+                if end.direction != stringify!($dir) {
+                    return Err(De::Error::custom(format!(
+                        "expected a {} connection end, got a {} one",
+                        stringify!($dir),
+                        end.direction
+                    )));
+                }
+                Ok(Connection::from_fd(end.fd))
+            }
+        }
+    )*};
+}
+travel! { Duplex RecvOnly SendOnly }
 
 #[cfg(test)]
 mod tests {
@@ -686,6 +830,180 @@ mod tests {
             Err(Error::Timeout)
         ));
         assert!(t.elapsed() >= Duration::from_millis(30));
+        Ok(())
+    }
+
+    /// Whether every copy of `conn`'s peer is closed: it reads end of file. (Within a few
+    /// seconds: a test thread that forks meanwhile gives its child a copy of every
+    /// descriptor until the child exits.)
+    fn peer_gone(conn: &mut Connection<Duplex>) -> bool {
+        conn.poll(Some(Duration::from_secs(10))).unwrap()
+            && matches!(conn.recv_bytes(), Err(Error::Eof))
+    }
+
+    #[test]
+    fn cn_21_an_end_sent_through_a_connection_works_there() -> Result<()> {
+        let (mut a, mut b) = pipe()?;
+        let (x, mut y) = pipe()?;
+        a.send(&("here", &x))?;
+        let (tag, mut x2): (String, Connection) = b.recv()?;
+        assert_eq!(tag, "here");
+        x2.send(&7u8)?;
+        assert_eq!(y.recv::<u8>()?, 7);
+        y.send(&8u8)?;
+        assert_eq!(x2.recv::<u8>()?, 8);
+        drop(x);
+        assert!(
+            !y.poll(Some(Duration::ZERO))?,
+            "the receiver's copy is still open"
+        );
+        drop(x2);
+        assert!(peer_gone(&mut y), "EOF once both copies are dropped");
+        Ok(())
+    }
+
+    #[test]
+    fn cn_21_every_direction_travels_and_keeps_its_direction() -> Result<()> {
+        let (mut a, mut b) = pipe()?;
+        let (rx, tx) = pipe_oneway()?;
+        a.send(&tx)?;
+        a.send(&rx)?;
+        let mut tx2: Connection<SendOnly> = b.recv()?;
+        let mut rx2: Connection<RecvOnly> = b.recv()?;
+        tx2.send(&"one way")?;
+        assert_eq!(rx2.recv::<String>()?, "one way");
+        a.send(&tx)?;
+        let err = b.recv::<Connection<RecvOnly>>().unwrap_err();
+        assert!(
+            matches!(&err, Error::Codec(e) if e.to_string().contains("expected a RecvOnly")),
+            "{err}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn messages_with_and_without_descriptors_interleave() -> Result<()> {
+        let (mut a, mut b) = pipe()?;
+        let mut ends = Vec::new();
+        for i in 0..40u32 {
+            if i % 3 == 0 {
+                let (x, y) = pipe()?;
+                a.send(&(i, Some(x)))?;
+                ends.push(y);
+            } else {
+                a.send(&(i, None::<Connection>))?;
+            }
+        }
+        a.send_bytes(b"plain bytes too")?;
+        for i in 0..40u32 {
+            let (j, end): (u32, Option<Connection>) = b.recv()?;
+            assert_eq!(j, i);
+            if let Some(mut end) = end {
+                end.send(&i)?;
+            }
+        }
+        assert_eq!(b.recv_bytes()?, b"plain bytes too");
+        for (k, mut y) in ends.into_iter().enumerate() {
+            assert_eq!(y.recv::<u32>()?, 3 * k as u32);
+            assert!(peer_gone(&mut y), "the received copy was dropped after use");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_large_message_carries_its_descriptors() -> Result<()> {
+        let (mut a, mut b) = pipe()?;
+        let (x, mut y) = pipe()?;
+        let big = vec![0x5au8; (1 << 20) + 17];
+        let sender = std::thread::spawn(move || -> Result<()> {
+            a.send(&(serde_bytes::ByteBuf::from(big), x))?;
+            a.send(&1u8)
+        });
+        let (bytes, mut x2): (serde_bytes::ByteBuf, Connection) = b.recv()?;
+        assert_eq!(bytes.len(), (1 << 20) + 17);
+        assert!(bytes.iter().all(|&v| v == 0x5a));
+        assert_eq!(b.recv::<u8>()?, 1);
+        sender.join().unwrap()?;
+        x2.send(&2u8)?;
+        assert_eq!(y.recv::<u8>()?, 2);
+        drop(x2);
+        assert!(peer_gone(&mut y));
+        Ok(())
+    }
+
+    #[test]
+    fn raw_bytes_calls_refuse_a_message_with_handles_and_close_them() -> Result<()> {
+        let (mut a, mut b) = pipe()?;
+        let (x, mut y) = pipe()?;
+        a.send(&x)?;
+        drop(x);
+        a.send_bytes(b"after")?;
+        let err = b.recv_bytes().unwrap_err();
+        assert!(
+            matches!(&err, Error::Protocol(e) if e.to_string().contains("recv")),
+            "{err}"
+        );
+        assert!(
+            peer_gone(&mut y),
+            "the refused message's descriptor was closed"
+        );
+        assert_eq!(b.recv_bytes()?, b"after", "the connection stays in step");
+        Ok(())
+    }
+
+    #[test]
+    fn cn_22_a_frame_announcing_missing_descriptors_is_a_protocol_error() -> Result<()> {
+        // A raw peer writes the descriptor prefix without sending any, then one descriptor
+        // where it announces two; each message is refused and the next one is read.
+        let (raw, b) = sys::fd::socketpair()?;
+        let mut b = Connection::<Duplex>::from(b);
+        let mut payload = Vec::new();
+        <crate::codec::Binary as crate::codec::Codec>::encode(&9u8, &mut payload)?;
+        let mut scratch = [0; frame::MAX_HEADER];
+        let header = frame::header(payload.len() as u64, &mut scratch).to_vec();
+        sys::fd::write_all_vectored(
+            raw.as_fd(),
+            &[&frame::encode_fds_prefix(1), &header, &payload],
+        )?;
+        let (x, y) = sys::fd::socketpair()?;
+        sys::scm::send_with_fds(
+            raw.as_fd(),
+            &[&frame::encode_fds_prefix(2), &header, &payload],
+            &[x.as_fd()],
+        )?;
+        drop(x);
+        sys::fd::write_all_vectored(raw.as_fd(), &[&header, &payload])?;
+        let err = b.recv::<u8>().unwrap_err();
+        assert!(
+            matches!(&err, Error::Protocol(e) if e.to_string().contains("none came")),
+            "{err}"
+        );
+        let err = b.recv::<u8>().unwrap_err();
+        assert!(
+            matches!(&err, Error::Protocol(e) if e.to_string().contains("1 came")),
+            "{err}"
+        );
+        let mut probe = Connection::<Duplex>::from(y);
+        assert!(
+            peer_gone(&mut probe),
+            "the mismatched descriptor was closed"
+        );
+        assert_eq!(b.recv::<u8>()?, 9);
+        Ok(())
+    }
+
+    #[test]
+    fn a_broken_end_refuses_to_travel() -> Result<()> {
+        let (mut a, _b) = pipe()?;
+        let (raw, x) = sys::fd::socketpair()?;
+        let mut x = Connection::<Duplex>::from(x);
+        sys::fd::write_all_vectored(raw.as_fd(), &[&[0x80, 0, 0, 0]])?;
+        assert!(matches!(x.recv_bytes(), Err(Error::Protocol(_))));
+        let err = a.send(&x).unwrap_err();
+        assert!(
+            matches!(&err, Error::Codec(e) if e.to_string().contains("broken")),
+            "{err}"
+        );
         Ok(())
     }
 

@@ -21,6 +21,9 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::Arc;
 
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
 use super::pod::{ShmSafe, ShmSync};
 use crate::sys::mman::{self, Mapping};
 
@@ -79,7 +82,7 @@ pub(crate) struct Segment {
 struct Inner {
     // Field order matters only for readability: unmapping and closing are independent.
     map: Mapping,
-    /// Kept so the segment can be handed to another process (`fd`, `attach`) or named.
+    /// Kept so the segment can travel to another process (its `Serialize` impl) or be named.
     fd: OwnedFd,
     payload_size: usize,
 }
@@ -181,11 +184,41 @@ impl Segment {
         })
     }
 
-    /// The memfd behind the segment, to pass to another process. (Handles that travel
-    /// through a `Connection` use it with [`Segment::attach`]; until they do, only the tests
-    /// call them.)
+    /// The payload size it was made with.
+    pub(crate) fn payload_size(&self) -> usize {
+        self.inner.payload_size
+    }
+
+    /// The memfd behind the segment (named segments are linked from it).
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.inner.fd.as_fd()
+    }
+
+    /// Receives a segment sent by its `Serialize` impl and attaches it as `kind`, with the
+    /// payload size and alignment `layout` gives for the payload size the sender announced
+    /// (`None`: the type has no such layout). [`Segment::attach`] then checks them against
+    /// the segment's own header, so a lying peer cannot make a handle reach past its memory.
+    ///
+    /// # Errors
+    /// A serde error when the message holds no segment or the segment is not of `kind` and
+    /// that layout.
+    pub(crate) fn deserialize_as<'de, D: Deserializer<'de>>(
+        deserializer: D,
+        kind: Kind,
+        layout: impl FnOnce(usize) -> Option<(usize, usize)>,
+    ) -> Result<Segment, D::Error> {
+        let wire = Wire::deserialize(deserializer)?;
+        let refuse = |why: String| {
+            let kind = String::from_utf8_lossy(&kind.0).into_owned();
+            D::Error::custom(format!(
+                "cannot attach the received shared object ({kind}): {why}"
+            ))
+        };
+        let announced = usize::try_from(wire.payload_size)
+            .map_err(|_| refuse("its size does not fit this process".into()))?;
+        let (size, align) =
+            layout(announced).ok_or_else(|| refuse("its size fits no such object".into()))?;
+        Segment::attach(wire.fd, kind, size, align).map_err(|e| refuse(e.to_string()))
     }
 
     /// A pointer to the `T` at payload `offset`, for types that are read and written under a
@@ -250,6 +283,35 @@ impl Segment {
     }
 }
 
+/// What a segment writes when it travels: its memfd (a handle, see `handle.rs`) and its
+/// payload size, from which the receiver's type works out its layout (an array its length).
+#[derive(Serialize)]
+struct WireRef<'a> {
+    #[serde(with = "crate::handle")]
+    fd: BorrowedFd<'a>,
+    payload_size: u64,
+}
+
+#[derive(Deserialize)]
+struct Wire {
+    #[serde(with = "crate::handle")]
+    fd: OwnedFd,
+    payload_size: u64,
+}
+
+/// Sent through a `Connection` (or as a process argument), a segment arrives as one more
+/// mapping of the same memory; the typed handle that owns it re-checks its header on
+/// arrival ([`Segment::deserialize_as`]).
+impl Serialize for Segment {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        WireRef {
+            fd: self.inner.fd.as_fd(),
+            payload_size: self.inner.payload_size as u64,
+        }
+        .serialize(serializer)
+    }
+}
+
 /// A typed handle to one shared object: the segment (kept alive) and the object's address,
 /// checked once when made, so reaching the object is one pointer load (the lock fast paths
 /// need that). Clones share the segment.
@@ -279,7 +341,51 @@ impl<T: ShmSync> Shared<T> {
     pub(crate) fn segment(&self) -> &Segment {
         &self.seg
     }
+
+    /// Receives a `T` that is alone in its segment of `kind` (as made by
+    /// [`Segment::create_for`]), sent as its segment.
+    ///
+    /// # Errors
+    /// As [`Segment::deserialize_as`].
+    pub(crate) fn deserialize_as<'de, D: Deserializer<'de>>(
+        deserializer: D,
+        kind: Kind,
+    ) -> Result<Shared<T>, D::Error> {
+        let seg = Segment::deserialize_as(deserializer, kind, |_| {
+            Some((size_of::<T>(), align_of::<T>()))
+        })?;
+        // The header matched `T`'s layout, so `T` at offset 0 is in bounds.
+        Ok(Shared::new(seg, 0))
+    }
 }
+
+/// `Serialize` and `Deserialize` for a handle type whose state is one `Shared<$raw>` (field
+/// `$field`) alone in its segment of `$kind`: it travels as its segment.
+macro_rules! travels_as_shared {
+    ($ty:ident, $field:ident, $kind:expr) => {
+        /// Sent through a [`Connection`](crate::Connection) (or as a process argument), it
+        /// arrives as another handle on the same object (see [`handle`](crate::handle)).
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                serializer: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                serde::Serialize::serialize(self.$field.segment(), serializer)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(
+                deserializer: D,
+            ) -> std::result::Result<Self, D::Error> {
+                Ok($ty {
+                    $field: $crate::mem::segment::Shared::deserialize_as(deserializer, $kind)?,
+                })
+            }
+        }
+    };
+}
+pub(crate) use travels_as_shared;
 
 impl<T: ShmSync> Clone for Shared<T> {
     fn clone(&self) -> Self {

@@ -236,10 +236,13 @@ fn receive(sock: BorrowedFd<'_>) -> io::Result<Reply> {
 
 /// One message of the server protocol (each fits in 16 bytes) and the descriptors with it.
 fn receive_raw(sock: BorrowedFd<'_>) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
-    let mut buf = Vec::with_capacity(16);
-    let got = sys::scm::recv_with_fds(sock, &mut buf, 16)?;
-    buf.truncate(got.len);
-    Ok((buf, got.fds?))
+    // Room for more than any message, so a longer one (never sent by us) is seen as such.
+    let mut buf = [0u8; 64];
+    let got = sys::scm::recv_with_fds(sock, &mut buf)?;
+    if got.len > 16 {
+        return Err(io::Error::other("oversized message from the forkserver"));
+    }
+    Ok((buf[..got.len].to_vec(), got.fds?))
 }
 
 /// Sends one request and waits for its answer, keeping the exits reported meanwhile.

@@ -699,3 +699,60 @@ impl<T, C> JoinableQueue<T, C> {
         }
     }
 }
+
+/// Sent through a [`Connection`](crate::Connection) (or as a process argument), a queue
+/// arrives as another handle on the same queue (closed if this handle is, as a clone is).
+#[cfg(not(loom))]
+impl<T, C> Serialize for Queue<T, C> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Serialize::serialize(&(&*self.ring, self.is_closed()), serializer)
+    }
+}
+
+#[cfg(not(loom))]
+impl<'de, T, C> serde::Deserialize<'de> for Queue<T, C> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (ring, closed): (Ring, bool) = serde::Deserialize::deserialize(deserializer)?;
+        Ok(Queue {
+            ring: Arc::new(ring),
+            closed: AtomicBool::new(closed),
+            _types: PhantomData,
+        })
+    }
+}
+
+/// Sent through a [`Connection`](crate::Connection) (or as a process argument), it arrives as
+/// another handle on the same queue.
+#[cfg(not(loom))]
+impl<T, C> Serialize for SimpleQueue<T, C> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.queue.serialize(serializer)
+    }
+}
+
+#[cfg(not(loom))]
+impl<'de, T, C> serde::Deserialize<'de> for SimpleQueue<T, C> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(SimpleQueue {
+            queue: serde::Deserialize::deserialize(deserializer)?,
+        })
+    }
+}
+
+/// Sent through a [`Connection`](crate::Connection) (or as a process argument), it arrives as
+/// another handle on the same queue, unfinished-task count included.
+#[cfg(not(loom))]
+impl<T, C> Serialize for JoinableQueue<T, C> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.queue.serialize(serializer)
+    }
+}
+
+#[cfg(not(loom))]
+impl<'de, T, C> serde::Deserialize<'de> for JoinableQueue<T, C> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(JoinableQueue {
+            queue: serde::Deserialize::deserialize(deserializer)?,
+        })
+    }
+}

@@ -338,6 +338,23 @@ fn record_size(len: u64) -> u64 {
     (HEADER + len + 7) & !7
 }
 
+/// A ring travels as its segment: the receiver maps the same ring.
+#[cfg(not(loom))]
+impl serde::Serialize for Ring {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(self.memory.segment(), serializer)
+    }
+}
+
+#[cfg(not(loom))]
+impl<'de> serde::Deserialize<'de> for Ring {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Ring {
+            memory: Memory::deserialize(deserializer)?,
+        })
+    }
+}
+
 impl Ring {
     /// A new ring holding at most `bound` messages (0: unbounded).
     pub(crate) fn create(bound: u64) -> io::Result<Ring> {

@@ -457,6 +457,59 @@ impl<T: ShmSafe> fmt::Debug for RawArray<T> {
     }
 }
 
+/// The length of an array of `T`s whose elements take `size - offset` bytes, if exactly so.
+fn len_for<T>(size: usize, offset: usize) -> Option<usize> {
+    let bytes = size.checked_sub(offset)?;
+    let len = bytes.checked_div(size_of::<T>())?;
+    (len * size_of::<T>() == bytes).then_some(len)
+}
+
+/// Sent through a [`Connection`](crate::Connection) (or as a process argument), it arrives as
+/// another handle on the same elements and lock; its length comes with it.
+impl<T: ShmSafe> serde::Serialize for Array<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(self.lock.segment(), serializer)
+    }
+}
+
+impl<'de, T: ShmSafe> serde::Deserialize<'de> for Array<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let seg = Segment::deserialize_as(deserializer, KIND, |size| {
+            let len = len_for::<T>(size, DATA)?;
+            Some((payload_size::<T>(DATA, len).ok()?, align_of::<T>().max(8)))
+        })?;
+        let len = len_for::<T>(seg.payload_size(), DATA).unwrap_or(0);
+        Ok(Array {
+            lock: Shared::new(seg, 0),
+            len,
+            _t: PhantomData,
+        })
+    }
+}
+
+/// Sent through a [`Connection`](crate::Connection) (or as a process argument), it arrives as
+/// another handle on the same elements; its length comes with it.
+impl<T: ShmSafe> serde::Serialize for RawArray<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(&self.seg, serializer)
+    }
+}
+
+impl<'de, T: ShmSafe> serde::Deserialize<'de> for RawArray<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let seg = Segment::deserialize_as(deserializer, RAW_KIND, |size| {
+            let len = len_for::<T>(size, 0)?;
+            Some((payload_size::<T>(0, len).ok()?, align_of::<T>()))
+        })?;
+        let len = len_for::<T>(seg.payload_size(), 0).unwrap_or(0);
+        Ok(RawArray {
+            seg,
+            len,
+            _t: PhantomData,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

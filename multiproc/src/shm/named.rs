@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use crate::error::{Error, Result};
@@ -37,6 +37,8 @@ const WHAT: &str = "shared memory";
 pub struct SharedMemory {
     name: String,
     map: Mapping,
+    /// Kept so the block can travel to another process (its `Serialize` impl).
+    fd: OwnedFd,
 }
 
 impl SharedMemory {
@@ -62,6 +64,7 @@ impl SharedMemory {
         Ok(SharedMemory {
             name: name.to_owned(),
             map,
+            fd,
         })
     }
 
@@ -105,6 +108,7 @@ impl SharedMemory {
         Ok(SharedMemory {
             name: name.to_owned(),
             map,
+            fd,
         })
     }
 
@@ -211,6 +215,51 @@ impl fmt::Debug for SharedMemory {
             .field("name", &self.name)
             .field("size", &self.size())
             .finish()
+    }
+}
+
+/// What a block writes when it travels: its name and its descriptor (a handle).
+#[derive(serde::Serialize)]
+struct WireRef<'a> {
+    name: &'a str,
+    #[serde(with = "crate::handle")]
+    fd: BorrowedFd<'a>,
+}
+
+#[derive(serde::Deserialize)]
+struct Wire {
+    name: String,
+    #[serde(with = "crate::handle")]
+    fd: OwnedFd,
+}
+
+/// Sent through a [`Connection`](crate::Connection) (or as a process argument), a block
+/// arrives as another handle on the same memory, under the same name. The descriptor travels,
+/// not just the name: the receiver maps the same memory even if the name was unlinked
+/// meanwhile, as a handle opened before the unlink does.
+impl serde::Serialize for SharedMemory {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(
+            &WireRef {
+                name: &self.name,
+                fd: self.fd.as_fd(),
+            },
+            serializer,
+        )
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SharedMemory {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let Wire { name, fd } = serde::Deserialize::deserialize(deserializer)?;
+        let map = mman::file_len(fd.as_fd())
+            .and_then(|size| Mapping::new(fd.as_fd(), size))
+            .map_err(|e| {
+                <D::Error as serde::de::Error>::custom(format!(
+                    "cannot map the received shared memory {name:?}: {e}"
+                ))
+            })?;
+        Ok(SharedMemory { name, map, fd })
     }
 }
 

@@ -441,6 +441,50 @@ impl<T: ShmSafe + Copy + fmt::Debug> fmt::Debug for RawValue<T> {
     }
 }
 
+/// Sent through a [`Connection`](crate::Connection) (or as a process argument), it arrives as
+/// another handle on the same value and lock. The receiver names `T`; the layout (size and
+/// alignment of `T`) is checked on arrival.
+impl<T: ShmSafe> serde::Serialize for Value<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(self.lock.segment(), serializer)
+    }
+}
+
+impl<'de, T: ShmSafe> serde::Deserialize<'de> for Value<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let seg = Segment::deserialize_as(deserializer, KIND, |_| {
+            Some((
+                DATA + std::mem::size_of::<T>(),
+                std::mem::align_of::<T>().max(8),
+            ))
+        })?;
+        Ok(Value {
+            cell: seg.ptr(DATA),
+            lock: Shared::new(seg, 0),
+        })
+    }
+}
+
+/// Sent through a [`Connection`](crate::Connection) (or as a process argument), it arrives as
+/// another handle on the same value.
+impl<T: ShmSafe> serde::Serialize for RawValue<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(&self.seg, serializer)
+    }
+}
+
+impl<'de, T: ShmSafe> serde::Deserialize<'de> for RawValue<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let seg = Segment::deserialize_as(deserializer, RAW_KIND, |_| {
+            Some((std::mem::size_of::<T>(), std::mem::align_of::<T>()))
+        })?;
+        Ok(RawValue {
+            cell: seg.ptr(0),
+            seg,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

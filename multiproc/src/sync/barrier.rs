@@ -313,6 +313,48 @@ impl fmt::Debug for Barrier {
     }
 }
 
+/// Sent through a [`Connection`](crate::Connection) (or as a process argument), it arrives as
+/// another handle on the same barrier, with its default timeout. A barrier made
+/// [`with_action`](Barrier::with_action) does not travel: its action is a function of this
+/// process.
+impl serde::Serialize for Barrier {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.action.is_some() {
+            return Err(crate::handle::failure(
+                "a barrier with an action cannot travel: the action is a function of this \
+                 process"
+                    .into(),
+                <S::Error as serde::ser::Error>::custom,
+            ));
+        }
+        serde::Serialize::serialize(&(&self.seg, self.timeout), serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Barrier {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Raw(Segment);
+        impl<'de> serde::Deserialize<'de> for Raw {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Segment::deserialize_as(d, KIND, |size| {
+                    let parties = size.checked_sub(SLOTS)? / size_of::<AtomicU64>();
+                    (parties > 0 && u32::try_from(parties).is_ok())
+                        .then_some((SLOTS + parties * size_of::<AtomicU64>(), 8))
+                })
+                .map(Raw)
+            }
+        }
+        let (Raw(seg), timeout) = serde::Deserialize::deserialize(deserializer)?;
+        let parties = ((seg.payload_size() - SLOTS) / size_of::<AtomicU64>()) as u32;
+        Ok(Barrier {
+            seg,
+            parties,
+            action: None,
+            timeout,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -318,6 +318,27 @@ impl fmt::Debug for Condition {
     }
 }
 
+/// Sent through a [`Connection`](crate::Connection) (or as a process argument), it arrives as
+/// another handle on the same condition and its lock.
+impl serde::Serialize for Condition {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(&(&self.lock, self.shared.segment()), serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Condition {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Raw(Shared<RawCondition>);
+        impl<'de> serde::Deserialize<'de> for Raw {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Shared::deserialize_as(d, KIND).map(Raw)
+            }
+        }
+        let (lock, Raw(shared)) = serde::Deserialize::deserialize(deserializer)?;
+        Ok(Condition { lock, shared })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -120,6 +120,8 @@ impl fmt::Debug for Event {
     }
 }
 
+crate::mem::segment::travels_as_shared!(Event, shared, KIND);
+
 #[cfg(test)]
 mod tests {
     use super::*;

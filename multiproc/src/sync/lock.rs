@@ -236,6 +236,8 @@ impl fmt::Debug for LockGuard<'_> {
     }
 }
 
+crate::mem::segment::travels_as_shared!(Lock, shared, KIND);
+
 #[cfg(test)]
 mod tests {
     use super::*;

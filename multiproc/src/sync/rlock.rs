@@ -205,6 +205,8 @@ impl fmt::Debug for RLockGuard<'_> {
     }
 }
 
+crate::mem::segment::travels_as_shared!(RLock, shared, KIND);
+
 #[cfg(test)]
 mod tests {
     use super::*;

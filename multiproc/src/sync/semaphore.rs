@@ -337,6 +337,24 @@ impl fmt::Debug for BoundedSemaphore {
     }
 }
 
+crate::mem::segment::travels_as_shared!(Semaphore, shared, KIND);
+
+/// Sent through a [`Connection`](crate::Connection) (or as a process argument), it arrives as
+/// another handle on the same semaphore, bound included.
+impl serde::Serialize for BoundedSemaphore {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.sem.serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for BoundedSemaphore {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(BoundedSemaphore {
+            sem: serde::Deserialize::deserialize(deserializer)?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,9 +1,11 @@
 //! The platform layer: the only code that makes raw system calls.
 //!
 //! Every backend provides, with `io::Result` and no crate-level error types:
-//! - `fd`: `socketpair`, `seqpacket_pair`, `shutdown`, `set_buffer_sizes`, `dup`, `replace` (dup3), `read`,
-//!   `read_uninit`, `read_to_spare`, `recv_nowait`, `send_all`,
+//! - `fd`: `socketpair`, `seqpacket_pair`, `shutdown`, `set_buffer_sizes`, `dup`,
+//!   `replace` (dup3), `read`, `read_uninit`, `read_to_spare`, `send_all`,
 //!   `write_all_vectored`, `poll_readable`.
+//! - `scm`: `send_with_fds`, `recv_with_fds`, `try_recv_with_fds`
+//!   (descriptors beside the bytes on a unix socket, `SCM_RIGHTS`), `MAX_FDS`.
 //! - `futex`: `wait(word, expected, timeout)` and `wake(word, n)` on a process-shared word.
 //! - `mman`: `memfd`, `set_len`, `file_len`, `shm_open`, `shm_unlink`, `Mapping` (unmapped
 //!   on drop); `shm`: `create_named`, `open_named`, `create_unnamed` + `publish` (an
@@ -15,7 +17,6 @@
 //!   permissions), `lock_exclusive` (`flock`), `is_wrong_socket_type`.
 //! - `exec`: `spawn_self` (exec of this program with a socket as stdin), `take_stdin`,
 //!   `ignore_sigpipe`, `object_base` (dladdr), `function_at` (an address as a function).
-//! - `scm`: `send_with_fds`, `recv_with_fds` (`SCM_RIGHTS`).
 //! - `identity`: who owns a lock (id and start time) and whether that owner is alive.
 //! - `signal`: the signal numbers and names of the platform, `kill`, `ignore`.
 //!

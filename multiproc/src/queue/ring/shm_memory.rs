@@ -79,6 +79,27 @@ impl Memory {
         Memory { segment, data }
     }
 
+    /// Receives the memory of a ring sent as its segment (see `Ring`'s `Serialize`).
+    ///
+    /// # Errors
+    /// A serde error when the message holds no queue segment of this layout.
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Memory, D::Error> {
+        let segment = Segment::deserialize_as(deserializer, KIND, |_| {
+            Some((DATA_OFFSET + MAX_CAP as usize, 64))
+        })?;
+        let data = segment
+            .slice_ptr::<u8>(DATA_OFFSET, MAX_CAP as usize)
+            .cast::<u8>();
+        Ok(Memory { segment, data })
+    }
+
+    /// The segment, to send.
+    pub(super) fn segment(&self) -> &Segment {
+        &self.segment
+    }
+
     /// The control page.
     pub(super) fn control(&self) -> &Control {
         self.segment.get::<Control>(0)

@@ -255,25 +255,3 @@ pub(crate) fn send_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
     }
     Ok(())
 }
-
-/// Reads what is available into `buf` without blocking ([`recv(2)`] with `MSG_DONTWAIT`):
-/// `Ok(Some(0))` at end of file, `Ok(None)` when nothing is there yet. Fails with
-/// `ENOTSOCK` on descriptors that are not sockets.
-///
-/// [`recv(2)`]: https://man7.org/linux/man-pages/man2/recv.2.html
-pub(crate) fn recv_nowait(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
-    // SAFETY: `buf` is valid for writes of `buf.len()` bytes; recv writes at most that.
-    let n = cvt_r(|| unsafe {
-        libc::recv(
-            fd.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT,
-        )
-    });
-    match n {
-        Ok(n) => Ok(Some(n as usize)),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-        Err(e) => Err(e),
-    }
-}

@@ -1,130 +1,438 @@
-//! Descriptors passed over a unix socket: [`sendmsg(2)`]/[`recvmsg(2)`] with `SCM_RIGHTS`,
-//! received close-on-exec (`MSG_CMSG_CLOEXEC`).
+//! Descriptor passing over `AF_UNIX` stream sockets: [`sendmsg(2)`] and [`recvmsg(2)`] with
+//! `SCM_RIGHTS` control messages ([`unix(7)`]).
 //!
-//! The signatures are those of the handles work (issue 9), whose version of this file
-//! replaces this one when it lands; the forkserver uses it on `SOCK_SEQPACKET` pairs, where
-//! one call is one whole message.
+//! On a stream socket the kernel attaches the descriptors to the first bytes of the
+//! `sendmsg` that carried them, and hands them to the read that takes the first of those
+//! bytes (a read that reaches them stops there), never to a later one. A plain `read`
+//! reaching them makes the kernel close them, so a reader that may receive descriptors
+//! reads the first bytes of each message with [`recv_with_fds`].
 //!
 //! [`sendmsg(2)`]: https://man7.org/linux/man-pages/man2/sendmsg.2.html
 //! [`recvmsg(2)`]: https://man7.org/linux/man-pages/man2/recvmsg.2.html
+//! [`unix(7)`]: https://man7.org/linux/man-pages/man7/unix.7.html
 
 use std::io;
-use std::mem::size_of;
+use std::mem::{size_of, MaybeUninit};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use super::cvt_r;
+use super::fd::{read, write_all_vectored};
 
-/// Room for `n` descriptors in a control buffer, in `u64`s (so the buffer is aligned for
-/// `cmsghdr`).
-fn control_words(n: usize) -> usize {
-    // SAFETY: CMSG_SPACE is arithmetic on its argument.
-    let bytes = unsafe { libc::CMSG_SPACE((n * size_of::<RawFd>()) as u32) } as usize;
-    bytes.div_ceil(size_of::<u64>())
+/// The most descriptors one message may carry: Linux's `SCM_MAX_FD`. A sender that attaches
+/// more gets `EINVAL` from the kernel, so we refuse earlier with a clear message.
+pub(crate) const MAX_FDS: usize = 253;
+
+/// Bytes of control data for [`MAX_FDS`] descriptors.
+// SAFETY: CMSG_SPACE is pure arithmetic on its argument (it is `unsafe` only because libc
+// declares every CMSG_ helper so).
+const CMSG_BUF_LEN: usize =
+    unsafe { libc::CMSG_SPACE((MAX_FDS * size_of::<RawFd>()) as u32) } as usize;
+
+/// Control-message storage, aligned for `cmsghdr` (whose first field is a `size_t`).
+#[repr(C, align(8))]
+struct CmsgBuf([MaybeUninit<u8>; CMSG_BUF_LEN]);
+
+const _: () = assert!(std::mem::align_of::<CmsgBuf>() >= std::mem::align_of::<libc::cmsghdr>());
+
+impl CmsgBuf {
+    fn new() -> CmsgBuf {
+        CmsgBuf([MaybeUninit::uninit(); CMSG_BUF_LEN])
+    }
 }
 
-/// Sends the bytes of `bufs` as one message with `fds` attached (`MSG_NOSIGNAL`: a closed
-/// peer gives `BrokenPipe`). The descriptors stay open here; the peer gets its own copies.
+/// Sends every byte of `bufs`, in order, with `fds` attached to the first of them; the
+/// caller keeps its descriptors (the receiver gets new ones to the same open files).
+/// `MSG_NOSIGNAL`: a closed peer gives `BrokenPipe`, not `SIGPIPE`.
+///
+/// # Errors
+/// `InvalidInput` for more than [`MAX_FDS`] descriptors or no bytes to carry them (a stream
+/// socket cannot deliver descriptors without data); `ENOTSOCK` when `sock` is not a socket
+/// (a pipe cannot carry descriptors); otherwise what `sendmsg` reports.
 pub(crate) fn send_with_fds(
     sock: BorrowedFd<'_>,
     bufs: &[&[u8]],
     fds: &[BorrowedFd<'_>],
 ) -> io::Result<()> {
-    let bytes = bufs.concat();
-    let mut iov = libc::iovec {
-        iov_base: bytes.as_ptr() as *mut libc::c_void,
-        iov_len: bytes.len(),
-    };
-    let mut control = vec![0u64; control_words(fds.len())];
-    // SAFETY: a zeroed msghdr is a valid "no address, no control data" header.
+    if fds.len() > MAX_FDS {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "one message can carry at most {MAX_FDS} descriptors, not {}",
+                fds.len()
+            ),
+        ));
+    }
+    let iov: Vec<libc::iovec> = bufs
+        .iter()
+        .filter(|b| !b.is_empty())
+        .map(|b| libc::iovec {
+            iov_base: b.as_ptr() as *mut libc::c_void,
+            iov_len: b.len(),
+        })
+        .collect();
+    if iov.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "descriptors need at least one byte of data to travel with",
+        ));
+    }
+    if iov.len() > libc::UIO_MAXIOV as usize {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "too many slices for one message",
+        ));
+    }
+    let mut control = CmsgBuf::new();
+    // SAFETY: a zeroed msghdr is a valid "no address, no iovecs, no control" header.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
+    msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = iov.len() as _;
     if !fds.is_empty() {
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = (control.len() * size_of::<u64>()) as _;
-        // SAFETY: msg_control points at a live, aligned buffer of CMSG_SPACE(n fds) bytes,
-        // so CMSG_FIRSTHDR returns a header inside it with room for the n descriptors
-        // that CMSG_DATA then addresses.
+        let data_len = (fds.len() * size_of::<RawFd>()) as u32;
+        msg.msg_control = control.0.as_mut_ptr().cast();
+        // SAFETY: pure arithmetic; `data_len` is at most MAX_FDS descriptors, so the space
+        // fits in `control` (CMSG_BUF_LEN was computed for MAX_FDS).
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(data_len) } as _;
+        // SAFETY: `msg_control` points at `msg_controllen >= size_of::<cmsghdr>()` bytes, so
+        // CMSG_FIRSTHDR returns that (suitably aligned) pointer, not null.
+        let cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+        // SAFETY: `cmsg` points at the start of `control`, aligned and large enough for a
+        // header followed by `data_len` bytes (CMSG_SPACE(data_len) <= CMSG_BUF_LEN);
+        // the descriptors are copied unaligned because CMSG_DATA only promises byte
+        // alignment.
         unsafe {
-            let cmsg = libc::CMSG_FIRSTHDR(&msg);
-            (*cmsg).cmsg_level = libc::SOL_SOCKET;
-            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = libc::CMSG_LEN((fds.len() * size_of::<RawFd>()) as u32) as _;
+            cmsg.write(libc::cmsghdr {
+                cmsg_len: libc::CMSG_LEN(data_len) as _,
+                cmsg_level: libc::SOL_SOCKET,
+                cmsg_type: libc::SCM_RIGHTS,
+            });
             let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
             for (i, fd) in fds.iter().enumerate() {
                 data.add(i).write_unaligned(fd.as_raw_fd());
             }
         }
     }
-    // SAFETY: `msg` points at one iovec over `bytes` and at `control`, both live.
-    let sent = cvt_r(|| unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) })?;
-    if sent as usize != bytes.len() {
-        return Err(io::Error::other("short send of a whole message"));
-    }
-    Ok(())
+    // SAFETY: `msg` points at live iovecs over readable slices and at initialised control
+    // data naming descriptors that stay open (borrowed) for the call. EINTR means nothing
+    // was sent (a stream socket reports a partial send as a count), so retrying with the
+    // descriptors again sends them once.
+    let sent =
+        cvt_r(|| unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) })? as usize;
+    // The descriptors went with the first byte; the rest, if the buffer was full, goes as
+    // plain data.
+    let mut skip = sent;
+    let rest: Vec<&[u8]> = bufs
+        .iter()
+        .filter_map(|b| {
+            let take = skip.min(b.len());
+            skip -= take;
+            Some(&b[take..]).filter(|r| !r.is_empty())
+        })
+        .collect();
+    write_all_vectored(sock, &rest)
 }
 
 /// What one [`recv_with_fds`] brought.
 #[derive(Debug)]
 pub(crate) struct Received {
-    /// Bytes appended to the vector; 0 at end of file.
+    /// Bytes read into the buffer; 0 at end of file.
     pub(crate) len: usize,
-    /// The descriptors that came with them (close-on-exec), or the error when the kernel
-    /// had to drop some (the ones that did arrive are closed then).
+    /// The descriptors that came with them (close-on-exec), or, when the kernel had to drop
+    /// some (more than [`MAX_FDS`], or this process is out of descriptors), the error; the
+    /// ones that did arrive are closed then, never leaked. The bytes are good either way.
     pub(crate) fds: io::Result<Vec<OwnedFd>>,
 }
 
-/// Appends one message (at most `max` bytes) to `vec` with [`recvmsg(2)`], taking the
-/// descriptors that ride with it; blocks until something arrives (`len` 0: end of file).
+/// Reads into `buf` with [`recvmsg(2)`], taking the descriptors that ride with the bytes;
+/// blocks until something arrives (`len` 0: end of file). Retries on `EINTR`. On a
+/// descriptor that is not a socket (a pipe, which cannot carry descriptors) it reads plainly.
 ///
 /// [`recvmsg(2)`]: https://man7.org/linux/man-pages/man2/recvmsg.2.html
-pub(crate) fn recv_with_fds(
+pub(crate) fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Received> {
+    match recv_with_control(sock, buf, 0, CMSG_BUF_LEN) {
+        Ok(r) => Ok(r.unwrap_or(Received {
+            len: 0,
+            fds: Ok(Vec::new()),
+        })),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => Ok(Received {
+            len: read(sock, buf)?,
+            fds: Ok(Vec::new()),
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+/// Like [`recv_with_fds`] without waiting (`MSG_DONTWAIT`): `Ok(None)` when nothing is
+/// there yet.
+///
+/// # Errors
+/// `ENOTSOCK` when `sock` is not a socket; otherwise what `recvmsg` reports.
+pub(crate) fn try_recv_with_fds(
     sock: BorrowedFd<'_>,
-    vec: &mut Vec<u8>,
-    max: usize,
-) -> io::Result<Received> {
-    const MAX_FDS: usize = 4;
-    vec.reserve(max);
-    let mut buf = vec![0u8; max];
+    buf: &mut [u8],
+) -> io::Result<Option<Received>> {
+    recv_with_control(sock, buf, libc::MSG_DONTWAIT, CMSG_BUF_LEN)
+}
+
+/// [`recv_with_fds`] with room for `control_len <= CMSG_BUF_LEN` bytes of control data
+/// (the tests use less to make the kernel truncate). `Ok(None)` only with `MSG_DONTWAIT` in
+/// `flags`, when nothing is there.
+fn recv_with_control(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    flags: libc::c_int,
+    control_len: usize,
+) -> io::Result<Option<Received>> {
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
     };
-    let mut control = vec![0u64; control_words(MAX_FDS)];
-    // SAFETY: a zeroed msghdr is a valid "no address, no control data" header.
+    let mut control = CmsgBuf::new();
+    // SAFETY: a zeroed msghdr is a valid "no address, no iovecs, no control" header.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = (control.len() * size_of::<u64>()) as _;
-    // SAFETY: `msg` points at one iovec over `buf` and at `control`, both live and writable.
-    let n = cvt_r(|| unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) })?
-        as usize;
-    vec.extend_from_slice(&buf[..n]);
-    let mut fds = Vec::new();
-    // SAFETY: the kernel filled `msg_controllen` bytes of `control` with well-formed control
-    // messages; CMSG_FIRSTHDR/NXTHDR walk them, and each SCM_RIGHTS payload holds
-    // `(cmsg_len - CMSG_LEN(0)) / sizeof(int)` fresh descriptors that we now own.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                let payload = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
-                let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
-                for i in 0..payload / size_of::<RawFd>() {
-                    fds.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
-                }
-            }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
-        }
-    }
+    msg.msg_control = control.0.as_mut_ptr().cast();
+    msg.msg_controllen = control_len.min(CMSG_BUF_LEN) as _;
+    let flags = flags | libc::MSG_CMSG_CLOEXEC;
+    // SAFETY: the iovec describes `buf`, writable for its length, and the control pointer
+    // `msg_controllen <= CMSG_BUF_LEN` writable bytes; recvmsg writes within both and updates
+    // `msg_controllen` and `msg_flags`.
+    let n = match cvt_r(|| unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, flags) }) {
+        Ok(n) => n as usize,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    // Take ownership of every descriptor first, so none leaks whatever happens next.
+    // SAFETY: `msg` was filled by a successful recvmsg: its control data is
+    // `msg_controllen` initialised bytes of `control`.
+    let fds = unsafe { take_rights(&msg) };
     let fds = if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        drop(fds);
         Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            "descriptors were lost in transit",
+            "descriptors were lost in transit: the message carried more than this process \
+             could take (its descriptor limit, or more than 253 in one message)",
         ))
     } else {
         Ok(fds)
     };
-    Ok(Received { len: n, fds })
+    Ok(Some(Received { len: n, fds }))
+}
+
+/// The descriptors of every `SCM_RIGHTS` message in `msg`'s control data, owned. Other
+/// control messages (credentials) are skipped.
+///
+/// # Safety
+/// `msg.msg_control` must point at `msg.msg_controllen` initialised bytes of control data
+/// written by a successful `recvmsg`, whose `SCM_RIGHTS` descriptors nothing owns yet.
+unsafe fn take_rights(msg: &libc::msghdr) -> Vec<OwnedFd> {
+    let mut fds = Vec::new();
+    // SAFETY: per this function's contract the control data is the kernel's, so FIRSTHDR
+    // and NXTHDR walk well-formed headers and stop (null) at its end.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(msg) };
+    while !cmsg.is_null() {
+        // SAFETY: a non-null header from CMSG_FIRSTHDR/NXTHDR lies within the control data,
+        // aligned for `cmsghdr`.
+        let hdr = unsafe { cmsg.read() };
+        if hdr.cmsg_level == libc::SOL_SOCKET && hdr.cmsg_type == libc::SCM_RIGHTS {
+            // SAFETY: pure arithmetic.
+            let header_len = unsafe { libc::CMSG_LEN(0) } as usize;
+            let count = (hdr.cmsg_len as usize).saturating_sub(header_len) / size_of::<RawFd>();
+            // SAFETY: the kernel wrote `cmsg_len` bytes for this message, so `count`
+            // descriptors follow its header (read unaligned: CMSG_DATA promises bytes).
+            let data = unsafe { libc::CMSG_DATA(cmsg) }.cast::<RawFd>();
+            for i in 0..count {
+                // SAFETY: `i < count`, within this message's data, as above.
+                let raw = unsafe { data.add(i).read_unaligned() };
+                // SAFETY: the kernel installed this descriptor in our table for this
+                // message; nothing else knows its number yet (caller's contract).
+                fds.push(unsafe { OwnedFd::from_raw_fd(raw) });
+            }
+        }
+        // SAFETY: `cmsg` is a header of `msg`'s control data, as above.
+        cmsg = unsafe { libc::CMSG_NXTHDR(msg, cmsg) };
+    }
+    fds
+}
+
+/// For tests: a socket end to send as a descriptor, and a probe that tells whether every copy
+/// of it is closed (the probe then reads end of file). Unlike counting `/proc/self/fd`, this
+/// is exact while other test threads open and close descriptors.
+#[cfg(test)]
+pub(crate) mod probe {
+    use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+    use std::time::Duration;
+
+    /// The end to send, and its probe.
+    pub(crate) fn traced() -> (OwnedFd, OwnedFd) {
+        super::super::fd::socketpair().unwrap()
+    }
+
+    /// Whether every copy of the probe's peer is closed. Another test thread may fork
+    /// meanwhile, and its child holds a copy of every descriptor until it exits: give
+    /// such copies a few seconds to go.
+    pub(crate) fn all_copies_closed(probe: &OwnedFd) -> bool {
+        let ready =
+            super::super::fd::poll_readable(&[probe.as_raw_fd()], Some(Duration::from_secs(10)));
+        ready.unwrap()[0]
+            && super::try_recv_with_fds(probe.as_fd(), &mut [0u8; 1])
+                .unwrap()
+                .is_some_and(|r| r.len == 0)
+    }
+
+    /// Whether some copy of the probe's peer is still open, now.
+    pub(crate) fn still_open(probe: &OwnedFd) -> bool {
+        super::try_recv_with_fds(probe.as_fd(), &mut [0u8; 1])
+            .unwrap()
+            .is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fd::{read, socketpair};
+    use super::super::mman::{file_len, memfd};
+    use super::probe::{all_copies_closed, still_open, traced};
+    use super::*;
+    use std::os::fd::AsFd;
+
+    fn recv_all(sock: BorrowedFd<'_>, len: usize) -> (Vec<u8>, Vec<OwnedFd>) {
+        let mut bytes = vec![0; len];
+        let mut got = 0;
+        let mut fds = Vec::new();
+        while got < len {
+            let r = recv_with_fds(sock, &mut bytes[got..]).unwrap();
+            assert!(r.len > 0, "unexpected end of file");
+            got += r.len;
+            fds.extend(r.fds.unwrap());
+        }
+        (bytes, fds)
+    }
+
+    #[test]
+    fn descriptors_travel_beside_the_bytes() {
+        let (a, b) = socketpair().unwrap();
+        let file = memfd(c"scm-test", 4096).unwrap();
+        send_with_fds(a.as_fd(), &[b"he", b"llo"], &[file.as_fd(), file.as_fd()]).unwrap();
+        let (bytes, fds) = recv_all(b.as_fd(), 5);
+        assert_eq!(bytes, b"hello");
+        assert_eq!(fds.len(), 2);
+        for fd in &fds {
+            assert_ne!(fd.as_raw_fd(), file.as_raw_fd(), "a new descriptor");
+            assert_eq!(file_len(fd.as_fd()).unwrap(), 4096, "to the same file");
+            // SAFETY: F_GETFD on an open descriptor only reads its flags.
+            let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) };
+            assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC, "close-on-exec");
+        }
+    }
+
+    #[test]
+    fn plain_bytes_arrive_without_descriptors() {
+        let (a, b) = socketpair().unwrap();
+        send_with_fds(a.as_fd(), &[b"abc"], &[]).unwrap();
+        let (bytes, fds) = recv_all(b.as_fd(), 3);
+        assert_eq!((bytes.as_slice(), fds.len()), (&b"abc"[..], 0));
+    }
+
+    #[test]
+    fn nowait_says_when_nothing_is_there_and_eof_is_zero() {
+        let (a, b) = socketpair().unwrap();
+        let mut v = [0u8; 8];
+        assert!(try_recv_with_fds(b.as_fd(), &mut v).unwrap().is_none());
+        drop(a);
+        let got = try_recv_with_fds(b.as_fd(), &mut v).unwrap().unwrap();
+        assert_eq!(got.len, 0);
+        assert!(got.fds.unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_large_message_keeps_its_descriptors_with_its_first_bytes() {
+        let (a, b) = socketpair().unwrap();
+        let file = memfd(c"scm-big", 64).unwrap();
+        let big = vec![7u8; 1 << 20];
+        let sender = std::thread::spawn(move || {
+            send_with_fds(a.as_fd(), &[&big], &[file.as_fd()]).unwrap();
+        });
+        let mut bytes = vec![0u8; 16];
+        let first = recv_with_fds(b.as_fd(), &mut bytes).unwrap();
+        assert_eq!(first.fds.unwrap().len(), 1, "with the first read");
+        let (rest, later) = recv_all(b.as_fd(), (1 << 20) - first.len);
+        assert!(later.is_empty(), "and only with it");
+        assert!(rest.iter().all(|&b| b == 7));
+        sender.join().unwrap();
+    }
+
+    #[test]
+    fn too_many_or_no_bytes_are_refused() {
+        let (a, _b) = socketpair().unwrap();
+        let many: Vec<BorrowedFd<'_>> = (0..=MAX_FDS).map(|_| a.as_fd()).collect();
+        let err = send_with_fds(a.as_fd(), &[b"x"], &many).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        let err = send_with_fds(a.as_fd(), &[b""], &[a.as_fd()]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn a_pipe_cannot_carry_descriptors_but_reads_plainly() {
+        let (r, w) = std::io::pipe().unwrap();
+        let w = OwnedFd::from(w);
+        let r = OwnedFd::from(r);
+        let err = send_with_fds(w.as_fd(), &[b"x"], &[w.as_fd()]).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOTSOCK));
+        let mut v = [0u8; 4];
+        let err = try_recv_with_fds(r.as_fd(), &mut v).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOTSOCK));
+        super::super::fd::send_all(w.as_fd(), b"ab").unwrap();
+        let got = recv_with_fds(r.as_fd(), &mut v).unwrap();
+        assert_eq!((got.len, &v[..2]), (2, &b"ab"[..]));
+        assert!(got.fds.unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_plain_read_drops_descriptors_and_leaks_none() {
+        // What a peer that does not expect descriptors sees: the bytes, and the kernel
+        // closes the descriptors it could not deliver.
+        let (a, b) = socketpair().unwrap();
+        let (sent, probe) = traced();
+        send_with_fds(a.as_fd(), &[b"x"], &[sent.as_fd()]).unwrap();
+        drop(sent);
+        let mut buf = [0u8; 1];
+        assert_eq!(read(b.as_fd(), &mut buf).unwrap(), 1);
+        assert!(all_copies_closed(&probe));
+    }
+
+    #[test]
+    fn truncated_control_data_is_an_error_and_closes_what_arrived() {
+        let (a, b) = socketpair().unwrap();
+        let (sent, probe) = traced();
+        let ten: Vec<BorrowedFd<'_>> = (0..10).map(|_| sent.as_fd()).collect();
+        send_with_fds(a.as_fd(), &[b"x"], &ten).unwrap();
+        drop(ten);
+        drop(sent);
+        // Room for two descriptors: the kernel installs two, drops eight, says MSG_CTRUNC.
+        // SAFETY: pure arithmetic.
+        let room = unsafe { libc::CMSG_SPACE(2 * size_of::<RawFd>() as u32) } as usize;
+        let mut v = [0u8; 4];
+        let got = recv_with_control(b.as_fd(), &mut v, 0, room)
+            .unwrap()
+            .unwrap();
+        assert_eq!((got.len, &v[..1]), (1, &b"x"[..]), "the bytes are good");
+        let err = got.fds.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(all_copies_closed(&probe), "what did arrive was closed");
+    }
+
+    #[test]
+    fn received_descriptors_are_owned_once() {
+        let (a, b) = socketpair().unwrap();
+        let (sent, probe) = traced();
+        send_with_fds(a.as_fd(), &[b"x"], &[sent.as_fd(), sent.as_fd()]).unwrap();
+        drop(sent);
+        let (_, fds) = recv_all(b.as_fd(), 1);
+        assert_eq!(fds.len(), 2);
+        assert!(still_open(&probe));
+        drop(fds);
+        assert!(all_copies_closed(&probe));
+    }
 }
