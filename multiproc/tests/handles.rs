@@ -348,7 +348,10 @@ fn use_kit((mut conn, queue, lock, value): Kit) -> u64 {
 fn handles_as_run_fn_arguments() -> TestResult {
     for method in StartMethod::ALL {
         // The forkserver's own socket stays open once it runs: count from there.
-        Process::run_fn(noop, ()).start_method(method).start()?.join()?;
+        Process::run_fn(noop, ())
+            .start_method(method)
+            .start()?
+            .join()?;
         let before = open_fds();
         let (mine, theirs) = pipe()?;
         let queue = Queue::<u32>::new()?;
