@@ -546,10 +546,14 @@ fn dd_03_killed_producer() -> TestResult {
         child.kill()?;
         let mut child = child;
         assert!(matches!(child.join(), Err(Error::Signaled(_))));
+        // Drain with a timed get, not `try_get`: a producer killed after its commit but
+        // before counting its message leaves it for the next lock taker to repair, which a
+        // timed get does (it looks through the held lock after a liveness period) and a
+        // `try_get`, which never waits, does not (docs/decisions.md, Queues).
         loop {
-            match q.try_get() {
+            match q.get_timeout(Duration::from_millis(150)) {
                 Ok(m) => check(&mut next, m),
-                Err(Error::Empty) => break,
+                Err(Error::Timeout) => break,
                 Err(e) => return Err(e.into()),
             }
         }
