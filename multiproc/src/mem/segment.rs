@@ -7,7 +7,8 @@
 //! # Layout
 //!
 //! ```text
-//! offset 0    Header (64 bytes): magic, version, kind, payload size, payload alignment
+//! offset 0    Header (64 bytes): magic, version, kind, payload size, payload alignment,
+//!             the async waiters' word (see `raw::wake`), reserved
 //! offset 64   payload: the shared objects, reached by offset with `get` / `ptr`
 //! ```
 //!
@@ -48,7 +49,10 @@ struct Header {
     kind: [u8; 4],
     payload_size: u64,
     payload_align: u64,
-    reserved: [u64; 4],
+    /// Async waiters announced on the object (`raw::wake`); an atomic after creation, and
+    /// not compared by `attach` (it changes while the segment is in use).
+    async_waiters: u32,
+    reserved: [u32; 7],
 }
 
 const _: () = assert!(size_of::<Header>() == HEADER_SIZE);
@@ -62,7 +66,8 @@ impl Header {
             kind: kind.0,
             payload_size: payload_size as u64,
             payload_align: payload_align as u64,
-            reserved: [0; 4],
+            async_waiters: 0,
+            reserved: [0; 7],
         }
     }
 }
@@ -169,6 +174,24 @@ impl Segment {
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.inner.fd.as_fd()
+    }
+
+    /// The header's async waiters word: how many async tasks (of any process) wait on the
+    /// object this segment holds (see `raw::wake`).
+    pub(crate) fn async_waiters(&self) -> &std::sync::atomic::AtomicU32 {
+        let offset = std::mem::offset_of!(Header, async_waiters);
+        // SAFETY: the header is the first HEADER_SIZE bytes of the live mapping and the
+        // field is 4-aligned within it (the mapping is page aligned); after creation it is
+        // only ever accessed through this atomic, in every process (`attach` reads the
+        // header but not this field's value); an `AtomicU32` is valid for any bits.
+        unsafe {
+            &*self
+                .inner
+                .map
+                .as_ptr()
+                .add(offset)
+                .cast::<std::sync::atomic::AtomicU32>()
+        }
     }
 
     /// A pointer to the `T` at payload `offset`, for types that are read and written under a

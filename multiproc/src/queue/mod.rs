@@ -30,6 +30,8 @@
 #[doc(hidden)]
 pub mod fault;
 mod ring;
+#[cfg(feature = "tokio")]
+mod tokio;
 
 use std::cell::RefCell;
 use std::fmt;

@@ -137,6 +137,7 @@ use self::shm_memory as backend;
 use crate::deadline::Deadline;
 use crate::loom::{fence, AtomicU32, AtomicU64, Ordering};
 use crate::raw::park::{self, Parked};
+use crate::raw::wake::AsyncWake;
 use crate::raw::LIVENESS_PERIOD;
 
 /// Kills the process here when a test armed this point (feature `fault-injection`).
@@ -216,6 +217,19 @@ struct Signal {
     seq: AtomicU32,
     /// Processes asleep (or about to sleep) on `seq`.
     waiters: AtomicU32,
+    /// Async tasks (of any process) awaiting this event on the queue's eventfd (feature
+    /// `tokio`, see `raw::wake`). In the padding of the signal's cache line, so the control
+    /// page's layout is otherwise unchanged.
+    async_waiters: AtomicU32,
+}
+
+/// Which event an async waiter awaits (see [`Ring::async_waiters`]).
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Event {
+    NotEmpty,
+    NotFull,
+    AllDone,
 }
 
 /// The fields only producers write, under `plock`.
@@ -288,6 +302,8 @@ impl Drop for SideGuard<'_> {
 #[derive(Debug)]
 pub(crate) struct Ring {
     memory: Memory,
+    /// The eventfd async waiters await (one per queue, for all three signals).
+    wake: AsyncWake,
 }
 
 // SAFETY: every field of the shared memory is an atomic or a process-shared lock, and the
@@ -307,6 +323,7 @@ impl Ring {
     pub(crate) fn create(bound: u64) -> io::Result<Ring> {
         let ring = Ring {
             memory: Memory::create()?,
+            wake: AsyncWake::new()?,
         };
         let c = ring.ctl();
         c.ident.0.bound.store(bound, Ordering::Relaxed);
@@ -317,6 +334,18 @@ impl Ring {
 
     fn ctl(&self) -> &Control {
         self.memory.control()
+    }
+
+    /// The queue's eventfd and the announcement word of `event`, for an async waiter.
+    #[cfg(all(feature = "tokio", not(loom)))]
+    pub(crate) fn async_waiters(&self, event: Event) -> (&AsyncWake, &AtomicU32) {
+        let c = self.ctl();
+        let signal = match event {
+            Event::NotEmpty => &c.not_empty.0,
+            Event::NotFull => &c.not_full.0,
+            Event::AllDone => &c.all_done.0,
+        };
+        (&self.wake, &signal.async_waiters)
     }
 
     /// The header word at position `pos` under capacity `cap`.
@@ -791,6 +820,8 @@ impl Ring {
         if signal.waiters.load(Ordering::Relaxed) != 0 {
             park::wake(&signal.seq, u32::MAX);
         }
+        #[cfg(not(loom))]
+        self.wake.wake(&signal.async_waiters);
     }
 
     /// Waits until `ready()` or `deadline`; `false` on timeout. Follows the rule of

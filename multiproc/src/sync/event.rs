@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::mem::segment::{Kind, Segment, Shared};
+use crate::raw::wake::AsyncWake;
 use crate::raw::RawEvent;
 
 const KIND: Kind = Kind(*b"EVNT");
@@ -31,7 +32,8 @@ const KIND: Kind = Kind(*b"EVNT");
 /// ```
 #[derive(Clone)]
 pub struct Event {
-    shared: Shared<RawEvent>,
+    pub(super) shared: Shared<RawEvent>,
+    pub(super) wake: AsyncWake,
 }
 
 impl Event {
@@ -43,6 +45,7 @@ impl Event {
     pub fn new() -> Result<Event> {
         Ok(Event {
             shared: Shared::new(Segment::create_for::<RawEvent>(KIND)?, 0),
+            wake: AsyncWake::new()?,
         })
     }
 
@@ -53,6 +56,7 @@ impl Event {
     /// Sets the flag and wakes every waiter.
     pub fn set(&self) {
         self.raw().set();
+        self.wake.wake(self.shared.segment().async_waiters());
     }
 
     /// Clears the flag.

@@ -8,6 +8,7 @@ use crate::deadline::Deadline;
 use crate::error::{Acquired, Error, LockError, LockResult, Result};
 use crate::mem::segment::{Kind, Segment, Shared};
 use crate::pid::Pid;
+use crate::raw::wake::AsyncWake;
 use crate::raw::{lock_result, RawLock};
 use crate::sys::identity;
 
@@ -59,7 +60,8 @@ const KIND: Kind = Kind(*b"LOCK");
 /// ```
 #[derive(Clone)]
 pub struct Lock {
-    shared: Shared<RawLock>,
+    pub(super) shared: Shared<RawLock>,
+    pub(super) wake: AsyncWake,
 }
 
 /// Holds a [`Lock`]; releases it when dropped.
@@ -77,6 +79,7 @@ impl Lock {
     pub fn new() -> Result<Lock> {
         Ok(Lock {
             shared: Shared::new(Segment::create_for::<RawLock>(KIND)?, 0),
+            wake: AsyncWake::new()?,
         })
     }
 
@@ -179,11 +182,19 @@ impl Lock {
     /// [`Error::InvalidState`] when the lock is not locked, as Python's `ValueError`.
     #[inline]
     pub fn release(&self) -> Result<()> {
-        if self.raw().unlock() {
+        if self.unlock() {
             Ok(())
         } else {
             Err(released_too_many_times())
         }
+    }
+
+    /// Releases the raw lock and tells async waiters; whether it was locked.
+    #[inline]
+    fn unlock(&self) -> bool {
+        let was_locked = self.raw().unlock();
+        self.wake.wake(self.shared.segment().async_waiters());
+        was_locked
     }
 
     /// Whether some process holds the lock now (Python's `locked()`).
@@ -204,7 +215,7 @@ pub(crate) fn released_too_many_times() -> Error {
 impl Drop for LockGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        self.lock.raw().unlock();
+        self.lock.unlock();
     }
 }
 

@@ -30,6 +30,8 @@ mod event;
 mod lock;
 mod rlock;
 mod semaphore;
+#[cfg(feature = "tokio")]
+mod tokio;
 
 pub use self::barrier::Barrier;
 pub use self::condition::Condition;

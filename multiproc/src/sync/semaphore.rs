@@ -9,6 +9,7 @@ use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::loom::Ordering;
 use crate::mem::segment::{Kind, Segment, Shared};
+use crate::raw::wake::AsyncWake;
 use crate::raw::{SemaphoreState, TimedOut};
 
 const KIND: Kind = Kind(*b"SEMA");
@@ -36,14 +37,15 @@ const KIND: Kind = Kind(*b"SEMA");
 /// ```
 #[derive(Clone)]
 pub struct Semaphore {
-    shared: Shared<SemaphoreState>,
+    pub(super) shared: Shared<SemaphoreState>,
+    pub(super) wake: AsyncWake,
 }
 
 /// Holds one unit of a [`Semaphore`] (or [`BoundedSemaphore`]); gives it back when
 /// dropped.
 #[must_use = "the unit is given back as soon as the guard is dropped"]
 pub struct SemaphoreGuard<'a> {
-    sem: &'a Semaphore,
+    pub(super) sem: &'a Semaphore,
 }
 
 impl Semaphore {
@@ -61,7 +63,10 @@ impl Semaphore {
             Shared::new(Segment::create_for::<SemaphoreState>(KIND)?, 0);
         shared.sem.init(value);
         shared.max.store(max, Ordering::Relaxed);
-        Ok(Semaphore { shared })
+        Ok(Semaphore {
+            shared,
+            wake: AsyncWake::new()?,
+        })
     }
 
     fn state(&self) -> &SemaphoreState {
@@ -159,7 +164,9 @@ impl Semaphore {
         state
             .sem
             .release(state.max.load(Ordering::Relaxed))
-            .map_err(|_| released_too_many_times())
+            .map_err(|_| released_too_many_times())?;
+        self.wake.wake(self.shared.segment().async_waiters());
+        Ok(())
     }
 
     /// The number of units now (Python's `get_value`); a snapshot.
@@ -207,7 +214,7 @@ impl fmt::Debug for SemaphoreGuard<'_> {
 /// ```
 #[derive(Clone)]
 pub struct BoundedSemaphore {
-    sem: Semaphore,
+    pub(super) sem: Semaphore,
 }
 
 impl BoundedSemaphore {

@@ -3,7 +3,7 @@
 //! Every backend provides, with `io::Result` and no crate-level error types:
 //! - `fd`: `socketpair`, `shutdown`, `set_buffer_sizes`, `dup`, `replace` (dup3), `read`,
 //!   `read_uninit`, `read_to_spare`, `recv_nowait`, `send_all`,
-//!   `write_all_vectored`, `poll_readable`.
+//!   `write_all_vectored`, `poll_readable`; with feature `tokio`, `eventfd`, `eventfd_add`.
 //! - `futex`: `wait(word, expected, timeout)` and `wake(word, n)` on a process-shared word.
 //! - `mman`: `memfd`, `set_len`, `file_len`, `shm_open`, `shm_unlink`, `Mapping` (unmapped
 //!   on drop); `shm`: `create_named`, `open_named`.

@@ -261,3 +261,23 @@ pub(crate) fn recv_nowait(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Opti
         Err(e) => Err(e),
     }
 }
+
+/// A new close-on-exec, non-blocking `eventfd(2)` with a zero count: the descriptor an
+/// async waiter of a shared object is woken through (feature `tokio`).
+#[cfg(feature = "tokio")]
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd takes two integers and returns a new fd or -1.
+    let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+    // SAFETY: eventfd returned a fresh fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Adds one to an eventfd's count, making it readable. A count at its maximum (after
+/// 2^64 - 2 writes) refuses the write with `EAGAIN`, which is ignored: the descriptor is
+/// readable anyway.
+#[cfg(feature = "tokio")]
+pub(crate) fn eventfd_add(fd: BorrowedFd<'_>) {
+    let one = 1u64.to_ne_bytes();
+    // SAFETY: `one` is 8 readable bytes, the size an eventfd write takes.
+    let _ = cvt_r(|| unsafe { libc::write(fd.as_raw_fd(), one.as_ptr().cast(), one.len()) });
+}

@@ -1,0 +1,176 @@
+//! Waking async waiters of a shared object: the announcement word and the eventfd.
+//!
+//! Locks, semaphores, events, barriers and queues wait on futexes in shared memory, which a
+//! reactor cannot poll. An async waiter (feature `tokio`) therefore does not sleep on the
+//! futex: it *announces* itself in a shared word of the object (the segment header's
+//! `async_waiters` word, or a queue signal's `async_waiters`), re-tries the operation, and
+//! awaits the object's eventfd. Every waker, right after the state change that may let a
+//! waiter go on (an unlock, a release, a set, a put, a get), calls [`AsyncWake::wake`]: one
+//! load of that word, and an eventfd write only when it is not zero. So a process that never
+//! waits asynchronously pays one load per wake-up-able call, and nothing at all without the
+//! feature (the type is then empty and `wake` does nothing).
+//!
+//! # Why no wake-up is lost
+//!
+//! The waiter increments the word (`SeqCst`), issues a `SeqCst` fence, then re-tries; the
+//! waker changes the state with a `SeqCst` read-modify-write (or issues a `SeqCst` fence
+//! after its change), then loads the word (`SeqCst`: a plain load on x86_64). By the
+//! `SeqCst` total order either the waiter's re-try sees the change, or the waker sees the
+//! announcement and writes the eventfd, which makes it readable in every process's reactor.
+//!
+//! # The eventfd
+//!
+//! One per object, made with it and inherited by forked children like the segment's memfd.
+//! It is never read (drained): a drain by one process could hide the readiness from another
+//! process whose reactor has not looked yet. Each waiting task registers its own duplicate
+//! of it with tokio (edge-triggered: every write is one event for every registration) and
+//! re-tries on each event. Its count grows by one per write that found a waiter announced;
+//! it would take 2^64 of them to fill it.
+
+use std::sync::atomic::AtomicU32;
+#[cfg(feature = "tokio")]
+use std::sync::Arc;
+#[cfg(feature = "tokio")]
+use std::{os::fd::OwnedFd, sync::atomic::Ordering};
+
+/// The eventfd of one shared object (empty without feature `tokio`). Clones share it.
+#[derive(Debug, Clone)]
+pub(crate) struct AsyncWake {
+    #[cfg(feature = "tokio")]
+    fd: Arc<OwnedFd>,
+}
+
+impl AsyncWake {
+    /// A new eventfd for a new object.
+    pub(crate) fn new() -> std::io::Result<AsyncWake> {
+        Ok(AsyncWake {
+            #[cfg(feature = "tokio")]
+            fd: Arc::new(crate::sys::fd::eventfd()?),
+        })
+    }
+
+    /// The waker's step: after a state change that may let a waiter go on, tells the async
+    /// waiters announced in `waiters`, if any. One `SeqCst` load when there are none.
+    #[inline]
+    pub(crate) fn wake(&self, waiters: &AtomicU32) {
+        #[cfg(feature = "tokio")]
+        if waiters.load(Ordering::SeqCst) != 0 {
+            self.write();
+        }
+        #[cfg(not(feature = "tokio"))]
+        let _ = waiters;
+    }
+
+    #[cfg(feature = "tokio")]
+    #[cold]
+    fn write(&self) {
+        use std::os::fd::AsFd;
+        crate::sys::fd::eventfd_add(self.fd.as_fd());
+    }
+}
+
+#[cfg(feature = "tokio")]
+mod wait {
+    use std::future::Future;
+    use std::io;
+    use std::os::fd::{AsFd, OwnedFd};
+    use std::sync::atomic::{fence, AtomicU32, Ordering};
+
+    use tokio::io::unix::AsyncFd;
+    use tokio::io::Interest;
+
+    use super::AsyncWake;
+    use crate::error::{Error, Result};
+
+    /// What one attempt of an async wait found.
+    pub(crate) enum Attempt<T> {
+        /// Finished (or failed for good): the wait returns this.
+        Done(T),
+        /// Not possible yet: await the next wake-up.
+        Wait,
+        /// Possible but momentarily blocked (another process holds a side lock for an
+        /// instant): try again soon without awaiting a wake-up, since the holder's release
+        /// announces nothing.
+        Busy,
+    }
+
+    /// Counts one async waiter in the word while it lives (a dropped future uncounts too).
+    struct Announced<'a>(&'a AtomicU32);
+
+    impl<'a> Announced<'a> {
+        fn new(word: &'a AtomicU32) -> Announced<'a> {
+            word.fetch_add(1, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            Announced(word)
+        }
+    }
+
+    impl Drop for Announced<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Registers `fd` (a duplicate owned for the wait) with the reactor of the tokio
+    /// runtime this task runs under; a clear error outside one, never tokio's panic.
+    pub(crate) fn register(fd: OwnedFd, interest: Interest) -> Result<AsyncFd<OwnedFd>> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::InvalidState(
+                "an async form of multiproc was polled outside a tokio runtime".into(),
+            ));
+        }
+        // SAFETY: the `AsyncFd` owns `fd`, which stays open and the same file until the
+        // `AsyncFd` is dropped (an `OwnedFd` is closed only by its drop).
+        unsafe { AsyncFd::register_with_interest(fd, interest) }
+            .map_err(|e| Error::Io(io::Error::from(e)))
+    }
+
+    impl AsyncWake {
+        /// Runs `attempt` until it is done, announced in `waiters` and awaiting the eventfd
+        /// between attempts: no thread is held while it waits. Dropping the future mid-wait
+        /// is safe: every attempt runs whole, and the announcement is withdrawn.
+        pub(crate) fn until<'a, T: 'a>(
+            &'a self,
+            waiters: &'a AtomicU32,
+            mut attempt: impl FnMut() -> Attempt<T> + 'a,
+        ) -> impl Future<Output = Result<T>> + 'a {
+            async move {
+                let mut busy = 0u32;
+                let mut announced = None;
+                let mut fd = None;
+                loop {
+                    match attempt() {
+                        Attempt::Done(v) => return Ok(v),
+                        Attempt::Busy => {
+                            busy += 1;
+                            if busy < 64 {
+                                tokio::task::yield_now().await;
+                            } else {
+                                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                            }
+                            continue;
+                        }
+                        Attempt::Wait => busy = 0,
+                    }
+                    if announced.is_none() {
+                        // Announce, then try once more before the first await (the fence
+                        // in `Announced::new` orders the two).
+                        announced = Some(Announced::new(waiters));
+                        continue;
+                    }
+                    let afd = match &fd {
+                        Some(afd) => afd,
+                        None => fd.insert(register(
+                            crate::sys::fd::dup(self.fd.as_fd())?,
+                            Interest::READABLE,
+                        )?),
+                    };
+                    afd.readable().await?.clear_ready();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(feature = "tokio")]
+pub(crate) use self::wait::{register, Attempt};
