@@ -20,6 +20,8 @@
 #![forbid(unsafe_code)]
 
 mod frame;
+#[cfg(feature = "tokio")]
+mod tokio;
 
 use std::fmt;
 use std::marker::PhantomData;

@@ -35,6 +35,12 @@ impl ChildRecord {
         }))
     }
 
+    /// The pidfd, to duplicate for an async wait.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn pidfd_borrowed(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
     pub(crate) fn pidfd(&self) -> std::os::fd::RawFd {
         self.pidfd.as_raw_fd()
     }

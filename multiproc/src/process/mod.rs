@@ -18,6 +18,8 @@ mod current;
 mod signal;
 mod start;
 mod status;
+#[cfg(feature = "tokio")]
+mod tokio;
 
 use std::fmt;
 use std::sync::Arc;
