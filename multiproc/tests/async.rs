@@ -219,8 +219,12 @@ fn joinable() -> TestResult {
 fn no_runtime() -> TestResult {
     let q: Queue<u32> = Queue::new()?;
     // A future polled by hand outside tokio: a clear error, no panic.
-    let waker = std::task::Waker::noop();
-    let mut cx = std::task::Context::from_waker(waker);
+    struct Noop;
+    impl std::task::Wake for Noop {
+        fn wake(self: std::sync::Arc<Self>) {}
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Noop));
+    let mut cx = std::task::Context::from_waker(&waker);
     let mut f = std::pin::pin!(q.get_async());
     match f.as_mut().poll(&mut cx) {
         std::task::Poll::Ready(Err(e)) => assert!(e.to_string().contains("tokio runtime")),

@@ -25,6 +25,10 @@ fn main() {
         test("seed_003_queue_json_work", queue_json_work),
         test("seed_004_queue_first_ten", queue_first_ten),
         test("tour_runs_every_example", tour),
+        test(
+            "async_service_tokio_server_fed_by_worker_processes",
+            async_service,
+        ),
     ])
 }
 
@@ -345,5 +349,25 @@ fn tour() -> TestResult {
         );
     }
     assert!(lines.last().is_some_and(|l| l.starts_with("=== tour done")));
+    Ok(())
+}
+
+// The async example needs feature `tokio` (`required-features`); without it there is no
+// binary to run, so the test says so and passes (`.ci/run` runs it with the feature).
+fn async_service() -> TestResult {
+    if !cfg!(feature = "tokio") {
+        println!("note: async_service skipped: build with `--features tokio` to run it");
+        return Ok(());
+    }
+    assert_eq!(
+        run_example("async_service")?,
+        [
+            "client 0: worker 0 total 10",
+            "client 0: worker 2 total 1010",
+            "client 1: worker 1 total 510",
+            "client 1: worker 3 total 1510",
+            "20 jobs from 4 workers, totals [10, 510, 1010, 1510]",
+        ]
+    );
     Ok(())
 }

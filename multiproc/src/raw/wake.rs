@@ -71,7 +71,6 @@ impl AsyncWake {
 
 #[cfg(feature = "tokio")]
 mod wait {
-    use std::future::Future;
     use std::io;
     use std::os::fd::{AsFd, OwnedFd};
     use std::sync::atomic::{fence, AtomicU32, Ordering};
@@ -129,12 +128,12 @@ mod wait {
         /// Runs `attempt` until it is done, announced in `waiters` and awaiting the eventfd
         /// between attempts: no thread is held while it waits. Dropping the future mid-wait
         /// is safe: every attempt runs whole, and the announcement is withdrawn.
-        pub(crate) fn until<'a, T: 'a>(
-            &'a self,
-            waiters: &'a AtomicU32,
-            mut attempt: impl FnMut() -> Attempt<T> + 'a,
-        ) -> impl Future<Output = Result<T>> + 'a {
-            async move {
+        pub(crate) async fn until<T>(
+            &self,
+            waiters: &AtomicU32,
+            mut attempt: impl FnMut() -> Attempt<T>,
+        ) -> Result<T> {
+            {
                 let mut busy = 0u32;
                 let mut announced = None;
                 let mut fd = None;
