@@ -10,6 +10,7 @@ import json
 import sys
 import traceback
 
+import bench_listener
 import bench_manager
 import bench_pipe
 import bench_pool
@@ -31,6 +32,8 @@ SCENARIOS = {
     "pool_apply_async": bench_pool.apply_async_trivial,
     "process_start_join": bench_process.start_join,
     "manager_dict": bench_manager.dict_set,
+    "manager_dict_child": bench_manager.dict_child,
+    "listener_rt": bench_listener.round_trip,
 }
 
 

@@ -126,6 +126,8 @@ fn every_scenario_runs_once_with_tiny_counts() {
         "process_forkserver",
         "process_spawn",
         "manager_dict",
+        "manager_dict_child",
+        "listener_rt",
     ];
     assert_eq!(
         scenarios,

@@ -47,6 +47,19 @@
 //!   futexes; an uncontended lock makes no system call, and a process that dies holding a
 //!   lock does not deadlock the others: the next locker is told the owner died
 //!   ([`LockError::OwnerDied`]) and gets the guard to repair the data. See [`sync`].
+//! - **Managers.** [`Manager`] starts a server process that owns shared dicts, lists,
+//!   namespaces, values, queues, locks and your own types; typed proxies reach them from
+//!   any process, thread-safely, with atomic server-side updates
+//!   ([`manager::DictProxy::decrement`]) and a clear [`Error::ManagerGone`] once the server
+//!   is gone. [`Manager::serve`] / [`Manager::connect`] share one over unix or TCP. See
+//!   [`manager`].
+//! - **Unrelated processes.** [`connection::Listener`] / [`connection::Client`] at
+//!   `unix:/path`, `unix:@name` or `tcp:host:port`, with Python's authkey handshake and
+//!   [`codec::Pickle`], so Python's own `Listener`/`Client` are peers;
+//!   [`connection::wait`] over connections, listeners and children; and [`Queue`],
+//!   [`Lock`], [`Semaphore`], [`Event`], [`Value`] under a name (`create`, `open`,
+//!   `open_or_create`, `unlink`), created atomically so a crashed creator leaves nothing
+//!   half-made.
 //! - **Signals.** [`Signal`] knows every name `kill -l` prints;
 //!   [`process::send_signal`] signals any pid, [`Child::signal`] a child (through a pidfd,
 //!   so never a recycled pid), and [`process::SignalFlag`] is the safe way to react to one.
@@ -79,6 +92,14 @@
 //! | `shared_memory.SharedMemory(name, create=True, size=n)` | [`SharedMemory::create`] |
 //! | `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore` | [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`] (RAII guards; `acquire`/`release` too) |
 //! | `Condition`, `Event`, `Barrier` | [`Condition`], [`Event`], [`Barrier`] |
+//! | `Manager()`, `manager.dict()`, `manager.list([...])` | [`Manager::start`], [`Manager::dict`], [`Manager::list_from`] |
+//! | `d['count'] -= 1` (racy) | [`manager::DictProxy::decrement`] (atomic in the server) |
+//! | `BaseManager(address, authkey).connect()`, `register(...)` | [`Manager::connect`], [`manager::Shared`] |
+//! | `connection.Listener(address, authkey=k)`, `accept()` | [`connection::Listener::bind`]`("unix:/p", Some(k))`, [`connection::Listener::accept`] |
+//! | `connection.Client(address, authkey=k)` | [`connection::Client::connect`] |
+//! | `connection.wait(objs, timeout)`, `p.sentinel` | [`connection::wait`] (indices of the ready ones), [`Child::sentinel`] |
+//! | `AuthenticationError` | [`Error::Authentication`] |
+//! | `conn.send(obj)` to / from a Python peer | `conn.send_with::<`[`codec::Pickle`]`, _>(&v)`, `conn.recv_with::<Pickle, T>()` |
 //!
 //! # Waiting: one outcome shape
 //!
@@ -96,6 +117,8 @@
 //! | [`Queue::get`], [`SimpleQueue::get`] | [`Error::Empty`] | [`Error::Timeout`] |
 //! | [`Queue::put`] | [`PutError::Full`]`(value)` | [`PutError::Timeout`]`(value)` |
 //! | [`JoinableQueue::join`] | [`Error::WouldBlock`] | [`Error::Timeout`] |
+//! | [`connection::Listener::accept`] | [`Error::WouldBlock`] | [`Error::Timeout`] |
+//! | [`connection::Client::connect`] | — | [`Error::Timeout`] |
 //! | [`Child::join`], [`process::ParentProcess::wait`] | [`Error::WouldBlock`] | [`Error::Timeout`] |
 //! | `lock` of [`Lock`], [`RLock`], [`Value`], [`Array`], [`Condition`] | [`LockError::WouldBlock`] | [`LockError::Timeout`] |
 //! | `acquire` of [`Lock`], [`RLock`] | [`Error::WouldBlock`] | [`Error::Timeout`] |
@@ -103,6 +126,9 @@
 //! | [`Condition::wait`] | — | [`WaitError::Timeout`]`(guard)` |
 //! | [`Event::wait`] | — | [`Error::Timeout`] |
 //! | [`Barrier::wait`] | — | [`Error::Timeout`] (the others: [`Error::BrokenBarrier`]) |
+//! | [`manager::QueueProxy::get`] | [`Error::Empty`] | [`Error::Timeout`] |
+//! | [`manager::QueueProxy::put`] | [`PutError::Full`]`(value)` | [`PutError::Timeout`]`(value)` |
+//! | `acquire` of the manager's lock, rlock, semaphore, condition proxies | [`Error::WouldBlock`] | [`Error::Timeout`] |
 //!
 //! A lock whose holder died is *acquired*: the guard forms return
 //! [`LockError::OwnerDied`]`(guard)`, the guard-less `acquire` forms return
@@ -163,7 +189,7 @@
 //!
 //! - Linux (x86_64 and aarch64). The platform layer (`sys`) is one module, so other Unix
 //!   systems can follow.
-//! - Manager, pool, named listeners and the forkserver/spawn start methods are still to
+//! - Pool, named listeners and the forkserver/spawn start methods are still to
 //!   come; the README says what exists today.
 
 #![doc(test(attr(deny(warnings))))]
@@ -175,7 +201,7 @@
 
 // The layers, each importing only from those earlier in this list (see docs/decisions.md,
 // "Layers"): sys; loom, deadline, pid, signal; error; mem; raw; shm and sync
-// beside each other; then fd, codec, connection, process, queue.
+// beside each other; then fd, codec, connection, process, queue, manager.
 mod deadline;
 mod error;
 mod fd;
@@ -191,6 +217,7 @@ mod sys;
 
 pub mod codec;
 pub mod connection;
+pub mod manager;
 pub mod process;
 pub mod queue;
 #[allow(unsafe_code)]
@@ -201,6 +228,7 @@ pub use crate::connection::{pipe, pipe_oneway, Connection};
 pub use crate::error::{
     Acquired, BoxError, Error, LockError, LockResult, PutError, Result, WaitError, WaitResult,
 };
+pub use crate::manager::{Manager, SharedMemoryManager};
 pub use crate::pid::Pid;
 pub use crate::process::{
     active_children, cpu_count, current_process, parent_process, Child, ExitStatus, Process, Run,

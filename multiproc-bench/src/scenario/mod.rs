@@ -9,6 +9,7 @@ use crate::child;
 use crate::floor::SharedWord;
 use crate::harness::{Counts, Ctx, Outcome, Result, Sample, Scenario, System, Unit, MULTIPROC};
 
+mod listener;
 mod lock;
 mod manager;
 mod pipe;
@@ -25,6 +26,7 @@ pub(crate) fn all() -> Vec<Scenario> {
         pool::scenarios(),
         process::scenarios(),
         manager::scenarios(),
+        listener::scenarios(),
     ]
     .into_iter()
     .flatten()

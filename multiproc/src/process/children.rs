@@ -45,6 +45,10 @@ impl ChildRecord {
         self.pidfd.as_raw_fd()
     }
 
+    pub(crate) fn sentinel(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
     /// Reaps the child if it has exited; `None` while it runs.
     pub(crate) fn try_reap(&self) -> Result<Option<ExitStatus>> {
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());

@@ -177,6 +177,13 @@ impl<R> Child<R> {
         &self.record.name
     }
 
+    /// The child's sentinel, Python's `Process.sentinel`: a descriptor (the child's pidfd)
+    /// that becomes readable when the child ends. [`connection::wait`](crate::connection::wait)
+    /// takes the child itself.
+    pub fn sentinel(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.record.sentinel()
+    }
+
     /// Whether the child is a daemon.
     pub fn is_daemon(&self) -> bool {
         self.record.daemon
@@ -355,3 +362,9 @@ const _: () = {
     assert_send::<Child<u8>>();
     assert_send::<Process<fn() -> u8>>();
 };
+
+/// Makes this process ignore `SIGINT` (a manager's server: Ctrl-C in the terminal goes to
+/// the whole process group, and the server must outlive its owner's handling of it).
+pub(crate) fn ignore_interrupts() {
+    let _ = crate::sys::signal::ignore(Signal::INT.as_raw());
+}

@@ -34,19 +34,24 @@ use std::sync::Arc;
 use std::{os::fd::OwnedFd, sync::atomic::Ordering};
 
 /// The eventfd of one shared object (empty without feature `tokio`). Clones share it.
+///
+/// `None` when the system refused an eventfd: async waits then only re-check every
+/// [`RECHECK`](self) period. An object opened by name in an unrelated process has an
+/// eventfd of its own, which the other processes' wakers do not write: its async waiters
+/// see their changes at that re-check, ours at once.
 #[derive(Debug, Clone)]
 pub(crate) struct AsyncWake {
     #[cfg(feature = "tokio")]
-    fd: Arc<OwnedFd>,
+    fd: Option<Arc<OwnedFd>>,
 }
 
 impl AsyncWake {
-    /// A new eventfd for a new object.
-    pub(crate) fn new() -> std::io::Result<AsyncWake> {
-        Ok(AsyncWake {
+    /// A new eventfd for a new object (or a handle opened by name).
+    pub(crate) fn new() -> AsyncWake {
+        AsyncWake {
             #[cfg(feature = "tokio")]
-            fd: Arc::new(crate::sys::fd::eventfd()?),
-        })
+            fd: crate::sys::fd::eventfd().ok().map(Arc::new),
+        }
     }
 
     /// The waker's step: after a state change that may let a waiter go on, tells the async
@@ -65,7 +70,9 @@ impl AsyncWake {
     #[cold]
     fn write(&self) {
         use std::os::fd::AsFd;
-        crate::sys::fd::eventfd_add(self.fd.as_fd());
+        if let Some(fd) = &self.fd {
+            crate::sys::fd::eventfd_add(fd.as_fd());
+        }
     }
 }
 
@@ -110,13 +117,19 @@ mod wait {
         }
     }
 
+    /// How often an async wait on a shared object re-tries without a wake-up: the lock
+    /// liveness period, so a dead holder is found as soon as by a sync waiter.
+    const RECHECK: std::time::Duration = crate::raw::LIVENESS_PERIOD;
+
+    fn no_runtime() -> Error {
+        Error::InvalidState("an async form of multiproc was polled outside a tokio runtime".into())
+    }
+
     /// Registers `fd` (a duplicate owned for the wait) with the reactor of the tokio
     /// runtime this task runs under; a clear error outside one, never tokio's panic.
     pub(crate) fn register(fd: OwnedFd, interest: Interest) -> Result<AsyncFd<OwnedFd>> {
         if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::InvalidState(
-                "an async form of multiproc was polled outside a tokio runtime".into(),
-            ));
+            return Err(no_runtime());
         }
         // SAFETY: the `AsyncFd` owns `fd`, which stays open and the same file until the
         // `AsyncFd` is dropped (an `OwnedFd` is closed only by its drop).
@@ -142,6 +155,9 @@ mod wait {
                         Attempt::Done(v) => return Ok(v),
                         Attempt::Busy => {
                             busy += 1;
+                            if busy >= 64 && tokio::runtime::Handle::try_current().is_err() {
+                                return Err(no_runtime());
+                            }
                             if busy < 64 {
                                 tokio::task::yield_now().await;
                             } else {
@@ -157,14 +173,29 @@ mod wait {
                         announced = Some(Announced::new(waiters));
                         continue;
                     }
-                    let afd = match &fd {
-                        Some(afd) => afd,
-                        None => fd.insert(register(
-                            crate::sys::fd::dup(self.fd.as_fd())?,
-                            Interest::READABLE,
-                        )?),
-                    };
-                    afd.readable().await?.clear_ready();
+                    if fd.is_none() {
+                        if tokio::runtime::Handle::try_current().is_err() {
+                            return Err(no_runtime());
+                        }
+                        fd = Some(match &self.fd {
+                            Some(own) => Some(register(
+                                crate::sys::fd::dup(own.as_fd())?,
+                                Interest::READABLE,
+                            )?),
+                            None => None,
+                        });
+                    }
+                    // Re-check at least every `RECHECK`: a lock holder that dies wakes
+                    // nobody (the re-try finds it dead), nor does a waker without our
+                    // eventfd (see `AsyncWake`).
+                    match fd.as_ref().and_then(Option::as_ref) {
+                        Some(afd) => {
+                            if let Ok(ready) = tokio::time::timeout(RECHECK, afd.readable()).await {
+                                ready?.clear_ready();
+                            }
+                        }
+                        None => tokio::time::sleep(RECHECK).await,
+                    }
                 }
             }
         }

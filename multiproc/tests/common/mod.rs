@@ -187,6 +187,38 @@ pub(crate) fn is_stopped(pid: impl Into<u32>) -> bool {
     matches!(process_state(pid), Some('T' | 't'))
 }
 
+/// Starts a child that runs `hold` (taking a lock and forgetting its guard, say), and
+/// returns once `hold` has returned; the child then sleeps until it is killed.
+pub(crate) fn start_holder(
+    hold: impl FnOnce() + Send + 'static,
+) -> Result<multiproc::Child<()>, Box<dyn std::error::Error>> {
+    let step = multiproc::shm::RawValue::new(0u32)?;
+    let s = step.clone();
+    let child = multiproc::Process::new(move || {
+        hold();
+        s.store(1);
+        std::thread::sleep(Duration::from_secs(600));
+    })
+    .start()?;
+    if !eventually(Duration::from_secs(10), || step.load() == 1) {
+        return Err("the child never finished taking what it holds".into());
+    }
+    Ok(child)
+}
+
+/// [`start_holder`], then SIGKILLs the child and waits until it is dead (a zombie).
+pub(crate) fn dead_holder(
+    hold: impl FnOnce() + Send + 'static,
+) -> Result<multiproc::Child<()>, Box<dyn std::error::Error>> {
+    let child = start_holder(hold)?;
+    child.kill()?;
+    let pid = child.pid();
+    if !eventually(Duration::from_secs(10), || is_zombie(pid)) {
+        return Err("the holder did not die".into());
+    }
+    Ok(child)
+}
+
 /// Runs the built example `target/<profile>/examples/<name>` with `args`, as a user would,
 /// and returns its stdout lines; a failed run is an error carrying its stderr.
 /// (`cargo test` builds the examples; `cargo test --test X` alone does not.)

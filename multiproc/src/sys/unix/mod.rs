@@ -7,6 +7,7 @@ pub(crate) mod mman;
 pub(crate) mod process;
 pub(crate) mod shm;
 pub(crate) mod signal;
+pub(crate) mod socket;
 
 use std::io;
 
