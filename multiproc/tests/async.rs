@@ -32,6 +32,11 @@ fn main() {
         test("async_joinable_queue_join_waits_for_task_done", joinable),
         test("async_forms_outside_a_runtime_are_errors", no_runtime),
         test(
+            "async_lock_holder_sigkilled_async_locker_gets_owner_died",
+            lock_owner_died,
+        ),
+        test("async_listener_accepts_a_child_client", listener_accept),
+        test(
             "async_one_worker_thread_serves_100_waiting_tasks",
             hundred_tasks,
         ),
@@ -307,6 +312,59 @@ fn hundred_tasks() -> TestResult {
     });
     rt.shutdown_timeout(Duration::from_secs(5));
     assert_eq!(done, 100);
+    child.join()?;
+    Ok(())
+}
+
+// DD-02 for the async form: a holder killed inside the lock wakes nobody; the async
+// locker's periodic re-check finds it dead and takes the lock.
+fn lock_owner_died() -> TestResult {
+    let lock = Lock::new()?;
+    let held = Event::new()?;
+    let (l2, h2) = (lock.clone(), held.clone());
+    let child = Process::new(move || {
+        let _g = l2.lock().unwrap();
+        h2.set();
+        std::thread::sleep(Duration::from_secs(60));
+    })
+    .start()?;
+    held.wait();
+    rt().block_on(async {
+        let waiting = tokio::spawn({
+            let lock = lock.clone();
+            async move {
+                matches!(
+                    lock.lock_async().await,
+                    Err(multiproc::LockError::OwnerDied(_))
+                )
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        child.kill().unwrap();
+        let died = tokio::time::timeout(Duration::from_secs(5), waiting).await;
+        assert!(died.expect("found within the liveness period").unwrap());
+    });
+    assert!(!lock.is_locked(), "the guard was dropped");
+    Ok(())
+}
+
+fn listener_accept() -> TestResult {
+    let dir = common::TempDir::new("async-listener")?;
+    let path = dir.path().join("s.sock");
+    let address = format!("unix:{}", path.display());
+    let listener = multiproc::connection::Listener::bind(address.as_str(), Some(b"key"))?;
+    let to = address.clone();
+    let mut child = Process::new(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        let mut c = multiproc::connection::Client::connect(to.as_str(), Some(b"key")).unwrap();
+        c.send(&7u32).unwrap();
+    })
+    .start()?;
+    let got = rt().block_on(async {
+        let mut conn = listener.accept_async().await.unwrap();
+        conn.recv_async::<u32>().await.unwrap()
+    });
+    assert_eq!(got, 7);
     child.join()?;
     Ok(())
 }

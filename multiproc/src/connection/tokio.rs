@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use super::{Connection, Readable, Writable};
+use super::{Connection, Listener, Readable, Writable};
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::raw::wake::register;
@@ -115,5 +115,29 @@ impl<D: Writable> Connection<D> {
         let afd = self.registered(Interest::WRITABLE)?;
         let _ready = afd.writable().await?;
         Ok(())
+    }
+}
+
+impl Listener {
+    /// Accepts the next client, awaiting one without holding a thread: the async
+    /// [`Listener::accept`]. Once a client is there, its authkey handshake runs as in the
+    /// sync form (bounded by the handshake timeout). Dropped while it awaits, it has
+    /// accepted nothing.
+    ///
+    /// # Errors
+    /// As [`Listener::accept`]; [`Error::InvalidState`] outside a tokio runtime.
+    pub async fn accept_async(&self) -> Result<Connection> {
+        match self.try_accept() {
+            Err(Error::WouldBlock) => {}
+            done => return done,
+        }
+        let afd = register(sys::fd::dup(self.as_fd())?, Interest::READABLE)?;
+        loop {
+            match self.try_accept() {
+                Err(Error::WouldBlock) => {}
+                done => return done,
+            }
+            afd.readable().await?.clear_ready();
+        }
     }
 }
