@@ -37,6 +37,10 @@ fn main() {
         ),
         test("async_listener_accepts_a_child_client", listener_accept),
         test(
+            "async_wake_ups_come_from_the_waker_not_the_periodic_recheck",
+            prompt_wake,
+        ),
+        test(
             "async_one_worker_thread_serves_100_waiting_tasks",
             hundred_tasks,
         ),
@@ -365,6 +369,41 @@ fn listener_accept() -> TestResult {
         conn.recv_async::<u32>().await.unwrap()
     });
     assert_eq!(got, 7);
+    child.join()?;
+    Ok(())
+}
+
+// The wakers write the eventfd: 40 hand-offs each awaited by an async get and an async
+// event wait take far less than the 100 ms periodic re-check would make them take (about
+// 4 s without the wake-ups).
+fn prompt_wake() -> TestResult {
+    let ping: Queue<u32> = Queue::new()?;
+    let pong: Queue<u32> = Queue::new()?;
+    let ev = Event::new()?;
+    let (ping2, pong2, ev2) = (ping.clone(), pong.clone(), ev.clone());
+    let mut child = Process::new(move || {
+        for i in 0..40 {
+            std::thread::sleep(Duration::from_millis(1));
+            ping2.put(i).unwrap();
+            assert_eq!(pong2.get().unwrap(), i);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+        ev2.set();
+    })
+    .start()?;
+    let t = Instant::now();
+    rt().block_on(async {
+        for i in 0..40 {
+            assert_eq!(ping.get_async().await.unwrap(), i);
+            pong.put_async(i).await.unwrap();
+        }
+        ev.wait_async().await.unwrap();
+    });
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_millis(1500),
+        "40 hand-offs took {took:?}"
+    );
     child.join()?;
     Ok(())
 }
