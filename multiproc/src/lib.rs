@@ -189,6 +189,14 @@
 //!
 //! - Linux (x86_64 and aarch64). The platform layer (`sys`) is one module, so other Unix
 //!   systems can follow.
+//! - `tokio` (off by default): async forms of the waiting calls, for tokio programs:
+//!   `Queue::get_async` / `put_async`, `JoinableQueue::join_async`, `lock_async` /
+//!   `acquire_async` of `Lock` and the semaphores, `Event::wait_async`,
+//!   `Connection::recv_async` / `recv_bytes_async` / `poll_async` / `send_async`,
+//!   `Listener::accept_async`, `Child::join_async`. None holds a thread while it waits, and
+//!   each is cancel-safe; a time limit is `tokio::time::timeout` around it. A process that
+//!   waits only synchronously pays one load per wake-up-able call (see
+//!   `docs/decisions.md`, "Async").
 //! - Pool, named listeners and the forkserver/spawn start methods are still to
 //!   come; the README says what exists today.
 
