@@ -24,6 +24,8 @@ mod pipe_bytes_poll;
 mod pipe_producer_consumer;
 #[path = "pipe_terminate.rs"]
 mod pipe_terminate;
+#[path = "pool_callbacks.rs"]
+mod pool_callbacks;
 #[path = "process_basics.rs"]
 mod process_basics;
 #[path = "python_peer.rs"]
@@ -71,6 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("fifo_named_pipe", fifo_named_pipe::main),
         ("python_peer", python_peer::main),
         ("named_queue", named_queue::main),
+        ("pool_callbacks", pool_callbacks::main),
     ];
     for (name, run) in examples {
         println!("=== {name}");

@@ -92,6 +92,9 @@ pub enum Error {
     /// The child exited with this code without handing back a value (it called `exit`).
     #[error("child exited with code {0} before returning a value")]
     Exited(i32),
+    /// A pool task's function returned `Err`; this is that error's text.
+    #[error("task failed: {0}")]
+    TaskFailed(String),
     /// A pool worker died while it held this task.
     #[error("worker died: {0}")]
     WorkerDied(String),

@@ -30,6 +30,7 @@ fn main() {
         test("seed_002_queue_subclassed_pair", queue_subclassed_pair),
         test("seed_003_queue_json_work", queue_json_work),
         test("seed_004_queue_first_ten", queue_first_ten),
+        test("seed_002_pool_callbacks", pool_callbacks),
         test("seed_003_fifo_named_pipe_demo", fifo_demo),
         test(
             "seed_003_fifo_writer_and_reader_as_separate_programs",
@@ -662,5 +663,77 @@ fn async_service() -> TestResult {
             "20 jobs from 4 workers, totals [10, 510, 1010, 1510]",
         ]
     );
+    Ok(())
+}
+
+/// The pid and argument of a `进程pid--> PID,参数--> I` line.
+fn pid_and_arg(line: &str, prefix: &str) -> Result<(u32, i32), Box<dyn std::error::Error>> {
+    let rest = line
+        .strip_prefix(prefix)
+        .ok_or_else(|| format!("unexpected line {line:?}"))?;
+    let (pid, arg) = rest
+        .split_once(",参数--> ")
+        .ok_or_else(|| format!("unexpected line {line:?}"))?;
+    Ok((pid.trim().parse()?, arg.trim().parse()?))
+}
+
+fn pool_callbacks() -> TestResult {
+    let lines = run_example("pool_callbacks")?;
+    assert_eq!(lines.len(), 12 + 12 + 1 + 8 + 4 + 1, "{lines:?}");
+    // apply_async: every task once, on at most 4 workers.
+    let mut args: Vec<i32> = Vec::new();
+    let mut pids = std::collections::HashSet::new();
+    for line in &lines[..12] {
+        let (pid, arg) = pid_and_arg(line, "进程pid--> ")?;
+        pids.insert(pid);
+        args.push(arg);
+    }
+    args.sort();
+    assert_eq!(args, (0..12).collect::<Vec<_>>());
+    assert!(pids.len() <= 4, "{pids:?}");
+    // apply: one at a time, in order.
+    for (i, line) in lines[12..24].iter().enumerate() {
+        assert_eq!(pid_and_arg(line, "进程pid--> ")?.1, i as i32);
+    }
+    // Callbacks run in the parent: the pid the example printed first.
+    let parent = lines[24]
+        .strip_prefix("主进程pid: ")
+        .ok_or("no parent pid line")?
+        .to_string();
+    let section = &lines[25..33];
+    let callbacks: Vec<&String> = section
+        .iter()
+        .filter(|l| l.contains("callback--> "))
+        .collect();
+    assert_eq!(callbacks.len(), 4, "{section:?}");
+    for line in &callbacks {
+        assert!(line.contains(&format!("pid:{parent:>5},")), "{line}");
+    }
+    let errors: Vec<&&String> = callbacks
+        .iter()
+        .filter(|l| l.starts_with("error_callback"))
+        .collect();
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].ends_with("args:出错"), "{}", errors[0]);
+    for i in [0, 1, 3] {
+        assert!(
+            callbacks
+                .iter()
+                .any(|l| l.starts_with("callback") && l.ends_with(&format!("args:{i}"))),
+            "no callback for {i}: {section:?}"
+        );
+    }
+    let mut filled: Vec<&str> = lines[33..37].iter().map(|l| l.as_str()).collect();
+    filled.sort();
+    assert_eq!(
+        filled,
+        [
+            "子进程中--> 10",
+            "子进程中--> 11",
+            "子进程中--> 12",
+            "子进程中--> 13"
+        ]
+    );
+    assert_eq!(lines[37], "主进程--> [10, 11, 12, 13]");
     Ok(())
 }

@@ -43,12 +43,20 @@ impl<R: DeserializeOwned> Child<R> {
             } else {
                 ctl = None;
             }
-            match &ctl {
-                Some(ctl) => tokio::select! {
-                    ready = pidfd.readable() => ready?.clear_ready(),
-                    ready = ctl.readable() => ready?.clear_ready(),
-                },
-                None => pidfd.readable().await?.clear_ready(),
+            // Look again at least every liveness period: a child of the forkserver has
+            // its end reported by the server, which may come after the pidfd's event.
+            let wait = async {
+                match &ctl {
+                    Some(ctl) => tokio::select! {
+                        ready = pidfd.readable() => ready?.clear_ready(),
+                        ready = ctl.readable() => ready?.clear_ready(),
+                    },
+                    None => pidfd.readable().await?.clear_ready(),
+                }
+                Ok::<(), Error>(())
+            };
+            if let Ok(waited) = tokio::time::timeout(crate::raw::LIVENESS_PERIOD, wait).await {
+                waited?;
             }
         }
     }

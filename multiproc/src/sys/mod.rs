@@ -1,7 +1,7 @@
 //! The platform layer: the only code that makes raw system calls.
 //!
 //! Every backend provides, with `io::Result` and no crate-level error types:
-//! - `fd`: `socketpair`, `shutdown`, `set_buffer_sizes`, `dup`, `replace` (dup3), `read`,
+//! - `fd`: `socketpair`, `seqpacket_pair`, `shutdown`, `set_buffer_sizes`, `dup`, `replace` (dup3), `read`,
 //!   `read_uninit`, `read_to_spare`, `recv_nowait`, `send_all`,
 //!   `write_all_vectored`, `poll_readable`; with feature `tokio`, `eventfd`, `eventfd_add`.
 //! - `futex`: `wait(word, expected, timeout)` and `wake(word, n)` on a process-shared word.
@@ -13,6 +13,9 @@
 //!   `thread_count`, `getpid`, `getppid`, `cpu_count`, `is_gone`.
 //! - `socket`: `listen_unix_path` (a listening unix socket whose file has chosen
 //!   permissions), `lock_exclusive` (`flock`), `is_wrong_socket_type`.
+//! - `exec`: `spawn_self` (exec of this program with a socket as stdin), `take_stdin`,
+//!   `ignore_sigpipe`, `object_base` (dladdr), `function_at` (an address as a function).
+//! - `scm`: `send_with_fds`, `recv_with_fds` (`SCM_RIGHTS`).
 //! - `identity`: who owns a lock (id and start time) and whether that owner is alive.
 //! - `signal`: the signal numbers and names of the platform, `kill`, `ignore`.
 //!

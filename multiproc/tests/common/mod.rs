@@ -37,6 +37,7 @@ static HARNESS_PID: OnceLock<u32> = OnceLock::new();
 /// Runs the tests one by one on the main thread and exits with libtest's status.
 pub(crate) fn run(tests: Vec<Test>) -> ! {
     HARNESS_PID.get_or_init(std::process::id);
+    start_method_from_env();
     let mut args = libtest_mimic::Arguments::from_args();
     args.test_threads = Some(1);
     let trials = tests
@@ -44,6 +45,18 @@ pub(crate) fn run(tests: Vec<Test>) -> ! {
         .map(|t| libtest_mimic::Trial::test(t.name, move || guarded(t.body).map_err(Into::into)))
         .collect();
     libtest_mimic::run(&args, trials).exit()
+}
+
+/// `MULTIPROC_START_METHOD=fork|forkserver|spawn` pins the start method of every
+/// `Process::run_fn` child of the suite (CI runs the suites under each); closures are always
+/// forked, so the tests that capture state stay on fork.
+fn start_method_from_env() {
+    if let Ok(name) = std::env::var("MULTIPROC_START_METHOD") {
+        let method = name
+            .parse::<multiproc::StartMethod>()
+            .unwrap_or_else(|e| panic!("MULTIPROC_START_METHOD: {e}"));
+        multiproc::set_start_method(Some(method));
+    }
 }
 
 /// A name no other test run uses, for named resources (`/dev/shm`, sockets). The harness
