@@ -25,6 +25,39 @@ pub trait Codec {
     /// # Errors
     /// [`Error::Codec`] when the bytes are not a valid encoding of a `T`.
     fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T>;
+
+    /// The length of `value`'s encoding, if the codec can tell it cheaply without writing
+    /// the encoding anywhere; `None` (the default) when it cannot. A codec that returns
+    /// `Some` lets a queue encode large values straight into shared memory with
+    /// [`encode_into`](Codec::encode_into) instead of encoding into a buffer and copying.
+    ///
+    /// # Errors
+    /// [`Error::Codec`] when the value cannot be encoded.
+    fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<Option<usize>> {
+        let _ = value;
+        Ok(None)
+    }
+
+    /// Encodes `value` into the start of `out`, whose length is what
+    /// [`encoded_len`](Codec::encoded_len) said, and returns how many bytes it wrote.
+    /// The default encodes into a buffer and copies.
+    ///
+    /// # Errors
+    /// [`Error::Codec`] when the value cannot be encoded or its encoding does not fit `out`
+    /// (a `Serialize` impl that encodes differently each time).
+    fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut [u8]) -> Result<usize> {
+        let mut buf = Vec::new();
+        Self::encode(value, &mut buf)?;
+        let announced = out.len();
+        let dst = out.get_mut(..buf.len()).ok_or_else(|| {
+            Error::codec(format!(
+                "the encoding took {} bytes, {announced} were announced",
+                buf.len()
+            ))
+        })?;
+        dst.copy_from_slice(&buf);
+        Ok(buf.len())
+    }
 }
 
 /// The default codec: `postcard`, a compact binary serde format.
@@ -50,6 +83,18 @@ impl Codec for Binary {
             return Err(Error::codec(bounded::DecodeError::Trailing(rest.len())));
         }
         Ok(value)
+    }
+
+    fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<Option<usize>> {
+        postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())
+            .map(Some)
+            .map_err(Error::codec)
+    }
+
+    fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut [u8]) -> Result<usize> {
+        postcard::to_slice(value, out)
+            .map(|used| used.len())
+            .map_err(Error::codec)
     }
 }
 
