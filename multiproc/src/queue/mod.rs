@@ -234,6 +234,12 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Queue<T, C> {
     fn encode_and_put(&self, value: &T, deadline: Deadline) -> Result<(), Refused> {
         /// From this encoded size on, encoding in place beats a buffer and a copy.
         const IN_PLACE: usize = 16 << 10;
+        // Most messages are small: one pass into the stack spares them the size pass.
+        let mut small = [0u8; 256];
+        if let Ok(used) = C::encode_into(value, &mut small) {
+            let outcome = self.ring.put(&small[..used], deadline);
+            return outcome.map_err(|fail| Refused::from_ring(fail, used, None));
+        }
         match C::encoded_len(value).map_err(Refused::Failed)? {
             Some(len) if len >= IN_PLACE => {
                 let mut failed = None;
