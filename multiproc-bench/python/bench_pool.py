@@ -1,4 +1,4 @@
-"""Pool of 2 workers: map and apply_async of a trivial function."""
+"""Pool of 2 workers: map and apply_async of a trivial function, and CPU-bound tasks."""
 
 import time
 from multiprocessing import get_context
@@ -40,6 +40,25 @@ def apply_async_trivial(n):
         seconds = time.perf_counter() - start
         if out != [x * x for x in range(n)]:
             raise RuntimeError("wrong apply_async results")
+        return n, seconds
+
+    return _with_pool(body)
+
+
+def _spin_1ms(x):
+    end = time.perf_counter() + 0.001
+    while time.perf_counter() < end:
+        x = (x * 6364136223846793005 + 1) & 0xFFFFFFFFFFFFFFFF
+    return x
+
+
+def cpu_1ms(n):
+    def body(pool):
+        start = time.perf_counter()
+        out = pool.map(_spin_1ms, range(n), 1)
+        seconds = time.perf_counter() - start
+        if len(out) != n:
+            raise RuntimeError("wrong cpu_1ms results")
         return n, seconds
 
     return _with_pool(body)

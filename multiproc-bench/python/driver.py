@@ -10,6 +10,7 @@ import json
 import sys
 import traceback
 
+import bench_listener
 import bench_manager
 import bench_pipe
 import bench_pool
@@ -29,8 +30,11 @@ SCENARIOS = {
     "value_increment": bench_sync.value_increment,
     "pool_map": bench_pool.map_trivial,
     "pool_apply_async": bench_pool.apply_async_trivial,
+    "pool_cpu_1ms": bench_pool.cpu_1ms,
     "process_start_join": bench_process.start_join,
     "manager_dict": bench_manager.dict_set,
+    "manager_dict_child": bench_manager.dict_child,
+    "listener_rt": bench_listener.round_trip,
 }
 
 

@@ -113,8 +113,6 @@ impl Sample {
 #[derive(Debug)]
 pub(crate) enum Outcome {
     Sample(Sample),
-    /// The multiproc component is not built yet.
-    NotYet,
     /// The peer cannot run here (for example `python3` is absent).
     Skipped(String),
 }
@@ -243,7 +241,6 @@ impl Ctx {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Status {
     Ok,
-    NotYet,
     Skipped(String),
     Failed(String),
 }
@@ -370,7 +367,6 @@ fn run_once(
             Status::Ok
         }
         Ok(Outcome::Sample(s)) => Status::Failed(format!("empty sample: {s:?}")),
-        Ok(Outcome::NotYet) => Status::NotYet,
         Ok(Outcome::Skipped(why)) => Status::Skipped(why),
         Err(e) => Status::Failed(e.to_string()),
     }
@@ -436,7 +432,7 @@ mod tests {
         assert_eq!(rows[1].ratio, Some(1.0));
 
         let mut rows = vec![row("peer", &[6.0]), row(MULTIPROC, &[])];
-        rows[1].status = Status::NotYet;
+        rows[1].status = Status::Skipped("absent".into());
         fill_ratios(&mut rows);
         assert_eq!(rows[0].ratio, None);
     }

@@ -31,6 +31,10 @@ const SCRIPTS: &[(&str, &str)] = &[
         "bench_manager.py",
         include_str!("../python/bench_manager.py"),
     ),
+    (
+        "bench_listener.py",
+        include_str!("../python/bench_listener.py"),
+    ),
 ];
 
 /// The running driver.

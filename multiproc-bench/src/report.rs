@@ -95,7 +95,6 @@ pub(crate) fn table(meta: &Meta, rows: &[RowResult]) -> String {
                 format!("{}-{}", number(lo), number(hi)),
                 row.ratio.map_or("-".into(), ratio),
             ),
-            (Status::NotYet, _) => ("not yet".into(), "-".into(), "-".into()),
             (Status::Skipped(why), _) => {
                 // A peer that cannot run here is skipped for the same reason everywhere.
                 let note = format!("{}: skipped: {why}", row.system);
@@ -189,7 +188,7 @@ struct JsonRow<'a> {
     scenario_id: &'a str,
     scenario: &'a str,
     system: &'a str,
-    /// "ok", "not yet", "skipped" or "failed".
+    /// "ok", "skipped" or "failed".
     status: &'static str,
     /// Why a row was skipped or failed.
     reason: Option<&'a str>,
@@ -210,7 +209,6 @@ pub(crate) fn write_json(path: &Path, meta: &Meta, rows: &[RowResult]) -> Result
         .map(|row| {
             let (status, reason) = match &row.status {
                 Status::Ok => ("ok", None),
-                Status::NotYet => ("not yet", None),
                 Status::Skipped(why) => ("skipped", Some(why.as_str())),
                 Status::Failed(why) => ("failed", Some(why.as_str())),
             };

@@ -6,8 +6,16 @@
 // every example, so it loads that file once per example that uses it.
 #![allow(clippy::duplicate_mod)]
 
+#[path = "fifo_named_pipe.rs"]
+mod fifo_named_pipe;
 #[path = "lock_printing.rs"]
 mod lock_printing;
+#[path = "manager_dict_list.rs"]
+mod manager_dict_list;
+#[path = "manager_remote.rs"]
+mod manager_remote;
+#[path = "named_queue.rs"]
+mod named_queue;
 #[path = "pipe_adder_server.rs"]
 mod pipe_adder_server;
 #[path = "pipe_bytes_poll.rs"]
@@ -16,8 +24,12 @@ mod pipe_bytes_poll;
 mod pipe_producer_consumer;
 #[path = "pipe_terminate.rs"]
 mod pipe_terminate;
+#[path = "pool_callbacks.rs"]
+mod pool_callbacks;
 #[path = "process_basics.rs"]
 mod process_basics;
+#[path = "python_peer.rs"]
+mod python_peer;
 #[path = "queue_first_ten.rs"]
 mod queue_first_ten;
 #[path = "queue_json_work.rs"]
@@ -56,6 +68,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("queue_subclassed_pair", queue_subclassed_pair::main),
         ("queue_json_work", queue_json_work::main),
         ("queue_first_ten", queue_first_ten::main),
+        ("manager_dict_list", manager_dict_list::main),
+        ("manager_remote", manager_remote::main),
+        ("fifo_named_pipe", fifo_named_pipe::main),
+        ("python_peer", python_peer::main),
+        ("named_queue", named_queue::main),
+        ("pool_callbacks", pool_callbacks::main),
     ];
     for (name, run) in examples {
         println!("=== {name}");

@@ -92,6 +92,9 @@ pub enum Error {
     /// The child exited with this code without handing back a value (it called `exit`).
     #[error("child exited with code {0} before returning a value")]
     Exited(i32),
+    /// A pool task's function returned `Err`; this is that error's text.
+    #[error("task failed: {0}")]
+    TaskFailed(String),
     /// A pool worker died while it held this task.
     #[error("worker died: {0}")]
     WorkerDied(String),
@@ -104,6 +107,13 @@ pub enum Error {
     /// An argument is out of its domain (the message says which).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A manager's server is gone: it was shut down, or it died. Every later call through
+    /// its proxies fails the same way, at once.
+    #[error("{0}")]
+    ManagerGone(String),
+    /// An object served by a manager failed (a custom type's method returned an error).
+    #[error("the shared object failed: {0}")]
+    Remote(String),
     /// The codec could not encode or decode a value.
     #[error("codec error: {0}")]
     Codec(#[source] BoxError),
@@ -147,7 +157,7 @@ impl From<Error> for io::Error {
             Error::Eof => io::ErrorKind::UnexpectedEof,
             Error::Timeout => io::ErrorKind::TimedOut,
             Error::Empty | Error::Full | Error::WouldBlock => io::ErrorKind::WouldBlock,
-            Error::Closed => io::ErrorKind::BrokenPipe,
+            Error::Closed | Error::ManagerGone(_) => io::ErrorKind::BrokenPipe,
             Error::Protocol(_) | Error::Codec(_) | Error::MessageTooLong { .. } => {
                 io::ErrorKind::InvalidData
             }

@@ -31,6 +31,8 @@
 //!   [`Child::exit_code`] follows Python's `exitcode` (0, 1 after a panic, `-N` for signal
 //!   `N`). Daemon children ([`Process::daemon`]) die with their parent, even when the parent
 //!   is killed with `SIGKILL`. Every child is reaped: a dropped [`Child`] leaves no zombie.
+//!   [`Process::run_fn`] runs a plain function under every start method, from threaded
+//!   programs too (see below).
 //! - **Pipes.** [`pipe`] gives two duplex [`Connection`]s, [`pipe_oneway`] a receiving and a
 //!   sending end (the wrong direction does not compile). Values go through serde
 //!   ([`Connection::send`], [`Connection::recv`]); bytes go raw and are framed exactly as
@@ -47,6 +49,23 @@
 //!   futexes; an uncontended lock makes no system call, and a process that dies holding a
 //!   lock does not deadlock the others: the next locker is told the owner died
 //!   ([`LockError::OwnerDied`]) and gets the guard to repair the data. See [`sync`].
+//! - **Managers.** [`Manager`] starts a server process that owns shared dicts, lists,
+//!   namespaces, values, queues, locks and your own types; typed proxies reach them from
+//!   any process, thread-safely, with atomic server-side updates
+//!   ([`manager::DictProxy::decrement`]) and a clear [`Error::ManagerGone`] once the server
+//!   is gone. [`Manager::serve`] / [`Manager::connect`] share one over unix or TCP. See
+//!   [`manager`].
+//! - **Unrelated processes.** [`connection::Listener`] / [`connection::Client`] at
+//!   `unix:/path`, `unix:@name` or `tcp:host:port`, with Python's authkey handshake and
+//!   [`codec::Pickle`], so Python's own `Listener`/`Client` are peers;
+//!   [`connection::wait`] over connections, listeners and children; and [`Queue`],
+//!   [`Lock`], [`Semaphore`], [`Event`], [`Value`] under a name (`create`, `open`,
+//!   `open_or_create`, `unlink`), created atomically so a crashed creator leaves nothing
+//!   half-made.
+//! - **Pools.** [`Pool`] runs `fn(A) -> R` tasks on worker processes: `apply`,
+//!   `apply_async` (an [`AsyncResult`]) with callbacks, `map`, `starmap`, lazy `imap`. A
+//!   worker that dies fails only the task it held ([`Error::WorkerDied`]) and is replaced;
+//!   a panicking task is [`Error::Panicked`]; `terminate` is bounded. See [`pool`].
 //! - **Signals.** [`Signal`] knows every name `kill -l` prints;
 //!   [`process::send_signal`] signals any pid, [`Child::signal`] a child (through a pidfd,
 //!   so never a recycled pid), and [`process::SignalFlag`] is the safe way to react to one.
@@ -55,7 +74,8 @@
 //!
 //! | Python `multiprocessing` | `multiproc` |
 //! |---|---|
-//! | `Process(target=f, args=(x,)).start()` | `Process::new(move \|\| f(x)).start()?` |
+//! | `Process(target=f, args=(x,)).start()` | `Process::new(move \|\| f(x)).start()?`, or `Process::run_fn(f, x).start()?` under any start method |
+//! | `set_start_method(m)`, `get_start_method()`, `get_context(m)` | [`set_start_method`]`(Some(m))`, [`get_start_method`], [`get_context`] |
 //! | subclass `Process`, override `run` | `impl Run for MyType`, `Process::new(my_value)` |
 //! | `p.join()`, `p.join(timeout)` | [`Child::join`] (returns the value), [`Child::join_timeout`] (`Err(Timeout)` while it runs) |
 //! | `p.is_alive()`, `p.exitcode`, `p.pid`, `p.name` | [`Child::is_alive`], [`Child::exit_code`], [`Child::pid`], [`Child::name`] |
@@ -79,6 +99,18 @@
 //! | `shared_memory.SharedMemory(name, create=True, size=n)` | [`SharedMemory::create`] |
 //! | `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore` | [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`] (RAII guards; `acquire`/`release` too) |
 //! | `Condition`, `Event`, `Barrier` | [`Condition`], [`Event`], [`Barrier`] |
+//! | `Manager()`, `manager.dict()`, `manager.list([...])` | [`Manager::start`], [`Manager::dict`], [`Manager::list_from`] |
+//! | `d['count'] -= 1` (racy) | [`manager::DictProxy::decrement`] (atomic in the server) |
+//! | `BaseManager(address, authkey).connect()`, `register(...)` | [`Manager::connect`], [`manager::Shared`] |
+//! | `connection.Listener(address, authkey=k)`, `accept()` | [`connection::Listener::bind`]`("unix:/p", Some(k))`, [`connection::Listener::accept`] |
+//! | `connection.Client(address, authkey=k)` | [`connection::Client::connect`] |
+//! | `connection.wait(objs, timeout)`, `p.sentinel` | [`connection::wait`] (indices of the ready ones), [`Child::sentinel`] |
+//! | `AuthenticationError` | [`Error::Authentication`] |
+//! | `conn.send(obj)` to / from a Python peer | `conn.send_with::<`[`codec::Pickle`]`, _>(&v)`, `conn.recv_with::<Pickle, T>()` |
+//! | `Pool(4)`, `pool.apply(f, (x,))`, `pool.map(f, xs, chunksize)` | [`Pool::new`]`(4)?`, [`Pool::apply`]`(f, x)`, [`Pool::map`], [`Pool::map_chunked`] |
+//! | `apply_async(f, (x,), callback=c, error_callback=e)` | [`Pool::apply_async_with`]`(f, x, c, e)` |
+//! | `imap`, `imap_unordered`, `starmap`, `close()`, `join()`, `terminate()` | [`Pool::imap`], [`Pool::imap_unordered`], [`Pool::starmap`], [`Pool::close`], [`Pool::join`], [`Pool::terminate`] |
+//! | `AsyncResult.get(timeout)`, `ready()`, `successful()` | [`AsyncResult::get_timeout`], [`AsyncResult::ready`], [`AsyncResult::successful`] |
 //!
 //! # Waiting: one outcome shape
 //!
@@ -96,6 +128,8 @@
 //! | [`Queue::get`], [`SimpleQueue::get`] | [`Error::Empty`] | [`Error::Timeout`] |
 //! | [`Queue::put`] | [`PutError::Full`]`(value)` | [`PutError::Timeout`]`(value)` |
 //! | [`JoinableQueue::join`] | [`Error::WouldBlock`] | [`Error::Timeout`] |
+//! | [`connection::Listener::accept`] | [`Error::WouldBlock`] | [`Error::Timeout`] |
+//! | [`connection::Client::connect`] | — | [`Error::Timeout`] |
 //! | [`Child::join`], [`process::ParentProcess::wait`] | [`Error::WouldBlock`] | [`Error::Timeout`] |
 //! | `lock` of [`Lock`], [`RLock`], [`Value`], [`Array`], [`Condition`] | [`LockError::WouldBlock`] | [`LockError::Timeout`] |
 //! | `acquire` of [`Lock`], [`RLock`] | [`Error::WouldBlock`] | [`Error::Timeout`] |
@@ -103,6 +137,11 @@
 //! | [`Condition::wait`] | — | [`WaitError::Timeout`]`(guard)` |
 //! | [`Event::wait`] | — | [`Error::Timeout`] |
 //! | [`Barrier::wait`] | — | [`Error::Timeout`] (the others: [`Error::BrokenBarrier`]) |
+//! | [`manager::QueueProxy::get`] | [`Error::Empty`] | [`Error::Timeout`] |
+//! | [`manager::QueueProxy::put`] | [`PutError::Full`]`(value)` | [`PutError::Timeout`]`(value)` |
+//! | `acquire` of the manager's lock, rlock, semaphore, condition proxies | [`Error::WouldBlock`] | [`Error::Timeout`] |
+//! | [`AsyncResult::get`], [`AsyncResult::wait`] | [`Error::WouldBlock`] | [`Error::Timeout`] |
+//! | [`pool::IMap::next_timeout`] (`None` at the end) | — | `Some(Err(`[`Error::Timeout`]`))` |
 //!
 //! A lock whose holder died is *acquired*: the guard forms return
 //! [`LockError::OwnerDied`]`(guard)`, the guard-less `acquire` forms return
@@ -150,32 +189,60 @@
 //! closure. An end reachable only through an `Arc` shared with the parent, or a `static`, is
 //! not captured and is closed in the child.
 //!
-//! # Threads and `fork`
+//! # Threads, `fork`, and the other start methods
 //!
 //! After `fork` only the forking thread exists in the child; a lock another thread held
-//! (the allocator's, stdout's) would stay locked there forever. So [`Process::start`]
-//! refuses, with [`Error::InvalidState`], when the process has more than one thread. Start
-//! your processes before your threads, or use the `unsafe`
-//! [`Process::start_unchecked`] when you know the other threads hold no lock the child
-//! needs. (Tests that fork therefore run on a single-threaded harness.)
+//! (the allocator's, stdout's) would stay locked there forever. So forking a closure from a
+//! process with more than one thread is refused, with [`Error::InvalidState`].
+//!
+//! A plain function runs from anywhere: [`Process::run_fn`]`(f, args)` takes an
+//! `fn(A) -> R` and a serde argument, and can be started by every [`StartMethod`]: `Fork`,
+//! `Spawn` (a fresh execution of this program that runs `f` before `main`'s own code) or
+//! `Forkserver` (a single-threaded server, started the Spawn way, forks it). With no method
+//! chosen it is forked while this process has one thread, and made by the forkserver once
+//! it has more. So a `#[test]` under the default harness, a `#[tokio::main]` program or any
+//! threaded program starts children with no setup at all:
+//!
+//! ```
+//! use multiproc::Process;
+//!
+//! fn count_words(text: String) -> usize {
+//!     text.split_whitespace().count()
+//! }
+//!
+//! # fn main() -> multiproc::Result<()> {
+//! // In a `#[test]` fn, under `#[tokio::main]`, with or without threads:
+//! let mut child = Process::run_fn(count_words, "a b c".to_string()).start()?;
+//! assert_eq!(child.join()?, 3);
+//! # Ok(()) }
+//! ```
+//!
+//! The re-executed child is taken over before `main` by a constructor of this crate, so no
+//! line of setup is needed; where constructors do not run, `start` says so and
+//! [`init`]`()` as the first line of `main` does the same. Choose a method per process
+//! ([`Process::start_method`]), for the program ([`set_start_method`]), or through a
+//! [`Context`]. The `unsafe` [`Process::start_unchecked`] still forks a closure from a
+//! threaded process when you know the other threads hold no lock the child needs.
 //!
 //! # Features
 //!
 //! - Linux (x86_64 and aarch64). The platform layer (`sys`) is one module, so other Unix
 //!   systems can follow.
-//! - Manager, pool, named listeners and the forkserver/spawn start methods are still to
-//!   come; the README says what exists today.
+//! - `progress` (off by default): [`Pool::map_progress`](pool::Pool), a progress bar for
+//!   long maps (`indicatif`).
 
 #![doc(test(attr(deny(warnings))))]
 // `unsafe` is allowed only where STYLE.md puts it: `sys/` (system calls), `mem/` (the
 // shared-memory substrate), `raw/` (the futex-word protocols that live there), `shm/` (the
-// types that map shared memory), `queue/ring.rs` and its `ring/` backends, and
-// `Process::start_unchecked`.
+// types that map shared memory), `queue/ring.rs` and its `ring/` backends,
+// `Process::start_unchecked`, `process/entry.rs` (the constructor, and an offset turned
+// back into a function), and `pool/call.rs` (calling a task function by its address in a
+// forked worker).
 #![deny(unsafe_code)]
 
 // The layers, each importing only from those earlier in this list (see docs/decisions.md,
 // "Layers"): sys; loom, deadline, pid, signal; error; mem; raw; shm and sync
-// beside each other; then fd, codec, connection, process, queue.
+// beside each other; then fd, codec, connection, process, queue, manager.
 mod deadline;
 mod error;
 mod fd;
@@ -191,6 +258,8 @@ mod sys;
 
 pub mod codec;
 pub mod connection;
+pub mod manager;
+pub mod pool;
 pub mod process;
 pub mod queue;
 #[allow(unsafe_code)]
@@ -201,10 +270,13 @@ pub use crate::connection::{pipe, pipe_oneway, Connection};
 pub use crate::error::{
     Acquired, BoxError, Error, LockError, LockResult, PutError, Result, WaitError, WaitResult,
 };
+pub use crate::manager::{Manager, SharedMemoryManager};
 pub use crate::pid::Pid;
+pub use crate::pool::{AsyncResult, Pool};
 pub use crate::process::{
-    active_children, cpu_count, current_process, parent_process, Child, ExitStatus, Process, Run,
-    Signal, StartMethod,
+    active_children, cpu_count, current_process, get_context, get_start_method, init,
+    parent_process, set_start_method, Child, Context, ExitStatus, Process, Run, RunFn, Signal,
+    StartMethod,
 };
 pub use crate::queue::{JoinableQueue, Queue, SimpleQueue};
 pub use crate::shm::{Array, SharedMemory, Value};

@@ -103,16 +103,20 @@ fn pr_01_02_main_process_identity() -> TestResult {
 }
 
 fn pr_02_09_child_identity() -> TestResult {
-    let mut child = Process::new(|| {
-        let me = current_process();
-        let parent = parent_process().expect("a child has a parent");
-        (
-            me.name().to_string(),
-            me.pid(),
-            parent.pid(),
-            parent.name().to_string(),
-        )
-    })
+    // run_fn (no captures), so the suite runs it under MULTIPROC_START_METHOD too.
+    let mut child = Process::run_fn(
+        |()| {
+            let me = current_process();
+            let parent = parent_process().expect("a child has a parent");
+            (
+                me.name().to_string(),
+                me.pid(),
+                parent.pid(),
+                parent.name().to_string(),
+            )
+        },
+        (),
+    )
     .name("worker-7")
     .start()?;
     let (name, pid, ppid, pname) = child.join()?;
@@ -235,7 +239,8 @@ fn parent_wait_forms() -> TestResult {
 }
 
 fn pr_11_terminate() -> TestResult {
-    let mut child = Process::new(|| std::thread::sleep(Duration::from_secs(60))).start()?;
+    let mut child =
+        Process::run_fn(|()| std::thread::sleep(Duration::from_secs(60)), ()).start()?;
     child.terminate()?;
     assert!(matches!(child.join(), Err(Error::Signaled(Signal::TERM))));
     assert_eq!(child.exit_code(), Some(-15));
@@ -244,7 +249,8 @@ fn pr_11_terminate() -> TestResult {
 }
 
 fn pr_11_kill() -> TestResult {
-    let mut child = Process::new(|| std::thread::sleep(Duration::from_secs(60))).start()?;
+    let mut child =
+        Process::run_fn(|()| std::thread::sleep(Duration::from_secs(60)), ()).start()?;
     child.kill()?;
     match child.join() {
         Err(Error::Signaled(sig)) => assert_eq!(sig, Signal::KILL),
@@ -255,7 +261,7 @@ fn pr_11_kill() -> TestResult {
 }
 
 fn pr_13_panic() -> TestResult {
-    let mut child = Process::new(|| -> u32 { panic!("boom {}", 42) }).start()?;
+    let mut child = Process::run_fn(|()| -> u32 { panic!("boom {}", 42) }, ()).start()?;
     match child.join() {
         Err(Error::Panicked { message, location }) => {
             assert_eq!(message, "boom 42");
@@ -268,7 +274,7 @@ fn pr_13_panic() -> TestResult {
 }
 
 fn pr_14_exit_code() -> TestResult {
-    let mut child = Process::new(|| -> () { std::process::exit(7) }).start()?;
+    let mut child = Process::run_fn(|()| -> () { std::process::exit(7) }, ()).start()?;
     assert!(matches!(child.join(), Err(Error::Exited(7))));
     assert_eq!(child.exit_code(), Some(7));
     Ok(())
@@ -327,7 +333,7 @@ fn pr_17_recursion() -> TestResult {
 
 fn pr_20_many_processes() -> TestResult {
     let mut quick: Vec<_> = (0..100)
-        .map(|i| Process::new(move || i * 2).start())
+        .map(|i| Process::run_fn(|i: usize| i * 2, i).start())
         .collect::<Result<_, _>>()?;
     for (i, c) in quick.iter_mut().enumerate() {
         assert_eq!(c.join()?, i * 2);
@@ -581,7 +587,7 @@ fn join_twice() -> TestResult {
 }
 
 fn large_return_value() -> TestResult {
-    let mut child = Process::new(|| vec![0xA5u8; 16 << 20]).start()?;
+    let mut child = Process::run_fn(|()| vec![0xA5u8; 16 << 20], ()).start()?;
     let v = child.join()?;
     assert_eq!(v.len(), 16 << 20);
     assert!(v.iter().all(|&b| b == 0xA5));

@@ -647,14 +647,15 @@ fn dd_03_killed_producer() -> TestResult {
         // dead child held it, and the message comes out.
         let t = Instant::now();
         q.put((run, next, payload(next, BIG_PAYLOAD)))?;
-        // Taking over a dead holder's lock waits for its liveness check (100 ms).
+        // A slow put here means it waited to find the dead holder of the lock (the count
+        // says how often that was noticed by time, not how often the child held the lock).
         if t.elapsed() > Duration::from_millis(50) {
             takeovers += 1;
         }
         check(&mut next, q.get_timeout(Duration::from_secs(10))?);
         assert!(matches!(q.try_get(), Err(Error::Empty)));
     }
-    eprintln!("{takeovers} of 100 producers were killed holding the producers' lock");
+    eprintln!("{takeovers} of 100 puts after the kill took over 50 ms (a lock taken over)");
     Ok(())
 }
 
@@ -719,7 +720,7 @@ fn dd_03_killed_consumer() -> TestResult {
         let lost = N as usize - all.len();
         assert!(lost <= 1, "run {run}: {lost} messages lost");
     }
-    eprintln!("{takeovers} of 100 consumers were killed holding the consumers' lock");
+    eprintln!("{takeovers} of 100 gets after the kill took over 50 ms (a lock taken over)");
     Ok(())
 }
 

@@ -346,30 +346,6 @@ fn example_ticket_file_lock() -> TestResult {
     Ok(())
 }
 
-/// Starts a child that runs `hold` (taking a lock and forgetting its guard), then SIGKILLs
-/// it and waits until it is dead.
-fn dead_holder(
-    hold: impl FnOnce() + Send + 'static,
-) -> Result<multiproc::Child<()>, Box<dyn std::error::Error>> {
-    let step = RawValue::new(0u32)?;
-    let s = step.clone();
-    let child = Process::new(move || {
-        hold();
-        s.store(1);
-        std::thread::sleep(Duration::from_secs(600));
-    })
-    .start()?;
-    if !common::eventually(Duration::from_secs(10), || step.load() == 1) {
-        return Err("the child never took the lock".into());
-    }
-    child.kill()?;
-    let pid = child.pid();
-    if !common::eventually(Duration::from_secs(10), || common::is_zombie(pid)) {
-        return Err("the holder did not die".into());
-    }
-    Ok(child)
-}
-
 /// Review bug 3 for `Value` and `Array`: `lock_timeout(50 ms)` and `try_lock` on a lock
 /// whose holder was SIGKILLed report `OwnerDied` at once (they used to say `Timeout`).
 fn value_array_short_waits_find_dead_holder() -> TestResult {
@@ -383,7 +359,7 @@ fn value_array_short_waits_find_dead_holder() -> TestResult {
     ] {
         let (v2, a2) = (v.clone(), a.clone());
         let on_value = form.starts_with("value");
-        let mut child = dead_holder(move || {
+        let mut child = common::dead_holder(move || {
             if on_value {
                 std::mem::forget(v2.lock().unwrap());
             } else {

@@ -178,29 +178,10 @@ fn lk_05() -> TestResult {
     Ok(())
 }
 
-/// A child takes the lock, says so, and sleeps; the parent kills it.
-fn start_holder<F>(
-    hold: F,
-) -> Result<(multiproc::Child<()>, Value<u32>), Box<dyn std::error::Error>>
-where
-    F: FnOnce() + Send + 'static,
-{
-    let step = flag()?;
-    let s = step.clone();
-    let child = Process::new(move || {
-        hold();
-        s.store(1);
-        std::thread::sleep(Duration::from_secs(600));
-    })
-    .start()?;
-    wait_for(&step, 1)?;
-    Ok((child, step))
-}
-
 fn lock_owner_died() -> TestResult {
     let lock = Lock::new()?;
     let l = lock.clone();
-    let (mut holder, _) = start_holder(move || std::mem::forget(l.lock().unwrap()))?;
+    let mut holder = common::start_holder(move || std::mem::forget(l.lock().unwrap()))?;
     holder.kill()?;
     let killed = Instant::now();
     // The holder is a zombie until joined: the lock must see it as dead all the same.
@@ -222,7 +203,7 @@ fn lock_owner_died() -> TestResult {
 fn rlock_owner_died() -> TestResult {
     let rlock = RLock::new()?;
     let r = rlock.clone();
-    let (mut holder, _) = start_holder(move || {
+    let mut holder = common::start_holder(move || {
         std::mem::forget(r.lock().unwrap());
         std::mem::forget(r.lock().unwrap());
     })?;
@@ -301,7 +282,7 @@ fn one_takes_over() -> TestResult {
     let lock = Lock::new()?;
     let count = Value::new(0u32)?;
     let l = lock.clone();
-    let (mut holder, _) = start_holder(move || std::mem::forget(l.lock().unwrap()))?;
+    let mut holder = common::start_holder(move || std::mem::forget(l.lock().unwrap()))?;
     let waiters: Vec<_> = (0..3)
         .map(|_| {
             let (l, count) = (lock.clone(), count.clone());
@@ -606,7 +587,7 @@ fn br_10() -> TestResult {
 fn lock_short_waits_find_dead_holder() -> TestResult {
     let lock = Lock::new()?;
     let l = lock.clone();
-    let (mut holder, _) = start_holder(move || std::mem::forget(l.lock().unwrap()))?;
+    let mut holder = common::start_holder(move || std::mem::forget(l.lock().unwrap()))?;
     kill_dead(&mut holder)?;
     // Still a zombie (not joined): as dead as a reaped holder.
     let t = Instant::now();
@@ -621,7 +602,7 @@ fn lock_short_waits_find_dead_holder() -> TestResult {
     // A try, and a guard-less acquire, find the next dead holder at once.
     for form in ["try_lock", "try_acquire", "acquire_timeout"] {
         let l = lock.clone();
-        let (mut holder, _) = start_holder(move || std::mem::forget(l.lock().unwrap()))?;
+        let mut holder = common::start_holder(move || std::mem::forget(l.lock().unwrap()))?;
         kill_dead(&mut holder)?;
         let t = Instant::now();
         let died = match form {
@@ -649,7 +630,7 @@ fn rlock_short_waits_find_dead_holder() -> TestResult {
     let rlock = RLock::new()?;
     for form in ["lock_timeout", "try_lock", "try_acquire"] {
         let r = rlock.clone();
-        let (mut holder, _) = start_holder(move || std::mem::forget(r.lock().unwrap()))?;
+        let mut holder = common::start_holder(move || std::mem::forget(r.lock().unwrap()))?;
         kill_dead(&mut holder)?;
         let t = Instant::now();
         let died = match form {

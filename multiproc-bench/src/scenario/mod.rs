@@ -1,6 +1,5 @@
 //! Every scenario, one module per family. Each family module holds one `multiproc_*`
-//! function per scenario (returning `Outcome::NotYet` until the component lands) next to
-//! the peers that do the same work. What several families share lives here: system names,
+//! function per scenario next to the peers that do the same work. What several families share lives here: system names,
 //! the forked ping-pong and its futex floor, and the hand-off round-trip scenario.
 
 use serde_json::json;
@@ -9,6 +8,7 @@ use crate::child;
 use crate::floor::SharedWord;
 use crate::harness::{Counts, Ctx, Outcome, Result, Sample, Scenario, System, Unit, MULTIPROC};
 
+mod listener;
 mod lock;
 mod manager;
 mod pipe;
@@ -25,6 +25,7 @@ pub(crate) fn all() -> Vec<Scenario> {
         pool::scenarios(),
         process::scenarios(),
         manager::scenarios(),
+        listener::scenarios(),
     ]
     .into_iter()
     .flatten()
@@ -144,9 +145,4 @@ fn futex_round_trip(n: u64) -> Result<Outcome> {
             )
         },
     )
-}
-
-/// For the multiproc side of a component that has not landed yet.
-fn not_yet() -> Result<Outcome> {
-    Ok(Outcome::NotYet)
 }

@@ -1,8 +1,8 @@
-//! Pools of 2 workers: `map` and `apply_async` of a trivial function.
+//! Pools of 2 workers: `apply_async` and `map` of a trivial function, and CPU-bound tasks.
 
 use serde_json::json;
 
-use super::{check, not_yet, python, python_named, PROCSPAWN, THREADS};
+use super::{check, python, PROCSPAWN, THREADS};
 use crate::harness::{Counts, Outcome, Result, Sample, Scenario, System, Unit, MULTIPROC};
 
 /// Workers in every pool: one per core of the 2-core machines this runs on.
@@ -11,21 +11,6 @@ const WORKERS: usize = 2;
 pub(super) fn scenarios() -> Vec<Scenario> {
     let rate = Unit::rate("k tasks/s", 1e3);
     vec![
-        Scenario::new(
-            "pool_map",
-            "pool map, trivial function",
-            rate,
-            Counts::new(20, 50_000, 200_000),
-            vec![
-                System::new(MULTIPROC, |_, n| multiproc_map(n)),
-                python(|n| json!({"scenario": "pool_map", "n": n})),
-                python_named(
-                    "python multiprocessing (chunksize 1)",
-                    |n| json!({"scenario": "pool_map", "n": n, "chunksize": 1}),
-                ),
-                System::new(THREADS, |_, n| threads_pool(n)),
-            ],
-        ),
         Scenario::new(
             "pool_apply_async",
             "pool apply_async, trivial function",
@@ -38,15 +23,125 @@ pub(super) fn scenarios() -> Vec<Scenario> {
                 System::new(THREADS, |_, n| threads_pool(n)),
             ],
         ),
+        Scenario::new(
+            "pool_map_chunk1",
+            "pool map, trivial function, chunk size 1",
+            rate,
+            Counts::new(20, 50_000, 200_000),
+            vec![
+                System::new(MULTIPROC, |_, n| multiproc_map(n, Some(1))),
+                python(|n| json!({"scenario": "pool_map", "n": n, "chunksize": 1})),
+                System::new(THREADS, |_, n| threads_pool(n)),
+            ],
+        ),
+        Scenario::new(
+            "pool_map",
+            "pool map, trivial function, default chunk size",
+            Unit::rate("M items/s", 1e6),
+            Counts::new(20, 200_000, 1_000_000),
+            vec![
+                System::new(MULTIPROC, |_, n| multiproc_map(n, None)),
+                python(|n| json!({"scenario": "pool_map", "n": n})),
+                System::new(THREADS, |_, n| threads_pool(n)),
+            ],
+        ),
+        Scenario::new(
+            "pool_cpu_1ms",
+            "pool of 2, CPU-bound 1 ms tasks: both cores busy",
+            // One task is 1 ms of one core, so `tasks/s / 20` is the percentage of the 2
+            // cores kept busy.
+            Unit::rate("% busy", 20.0),
+            Counts::new(10, 1_000, 4_000),
+            vec![
+                System::new(MULTIPROC, |_, n| multiproc_cpu(n)),
+                python(|n| json!({"scenario": "pool_cpu_1ms", "n": n})),
+                System::new(THREADS, |_, n| threads_cpu(n)),
+            ],
+        ),
     ]
 }
 
-fn multiproc_map(_n: u64) -> Result<Outcome> {
-    not_yet()
+/// A pool of [`WORKERS`] whose workers are up before the clock starts.
+fn multiproc_pool() -> Result<multiproc::Pool> {
+    let pool = multiproc::Pool::new(WORKERS)?;
+    pool.map(square, 0..4)?;
+    Ok(pool)
 }
 
-fn multiproc_apply_async(_n: u64) -> Result<Outcome> {
-    not_yet()
+fn multiproc_map(n: u64, chunksize: Option<usize>) -> Result<Outcome> {
+    let pool = multiproc_pool()?;
+    let sample = Sample::time(n, || {
+        let out = match chunksize {
+            Some(c) => pool.map_chunked(square, 0..n, c)?,
+            None => pool.map(square, 0..n)?,
+        };
+        check("sum of results", out.iter().sum(), sum_of_squares(n))
+    })?;
+    pool.terminate();
+    Ok(Outcome::Sample(sample))
+}
+
+fn multiproc_apply_async(n: u64) -> Result<Outcome> {
+    let pool = multiproc_pool()?;
+    let sample = Sample::time(n, || {
+        let pending = (0..n)
+            .map(|i| pool.apply_async(square, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut sum = 0;
+        for r in pending {
+            sum += r.get()?;
+        }
+        check("sum of results", sum, sum_of_squares(n))
+    })?;
+    pool.terminate();
+    Ok(Outcome::Sample(sample))
+}
+
+/// A CPU-bound task: spins for 1 ms.
+fn spin_1ms(x: u64) -> u64 {
+    let start = std::time::Instant::now();
+    let mut acc = x;
+    while start.elapsed() < std::time::Duration::from_millis(1) {
+        acc = std::hint::black_box(acc.wrapping_mul(6364136223846793005).wrapping_add(1));
+    }
+    acc
+}
+
+fn multiproc_cpu(n: u64) -> Result<Outcome> {
+    let pool = multiproc_pool()?;
+    let sample = Sample::time(n, || {
+        let out = pool.map_chunked(spin_1ms, 0..n, 1)?;
+        check("results", out.len() as u64, n)
+    })?;
+    pool.terminate();
+    Ok(Outcome::Sample(sample))
+}
+
+/// The ceiling: 2 threads spinning, fed by a channel.
+fn threads_cpu(n: u64) -> Result<Outcome> {
+    let (task_tx, task_rx) = crossbeam_channel::unbounded::<u64>();
+    let (result_tx, result_rx) = crossbeam_channel::unbounded::<u64>();
+    std::thread::scope(move |scope| {
+        for _ in 0..WORKERS {
+            let (tasks, results) = (task_rx.clone(), result_tx.clone());
+            scope.spawn(move || {
+                for x in tasks {
+                    if results.send(spin_1ms(x)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let sample = Sample::time(n, || {
+            (0..n).try_for_each(|i| task_tx.send(i))?;
+            check(
+                "results",
+                result_rx.iter().take(n as usize).count() as u64,
+                n,
+            )
+        })?;
+        Ok(Outcome::Sample(sample))
+    })
 }
 
 /// Tasks submitted to procspawn's pool before waiting for their results.

@@ -2,10 +2,10 @@
 
 use std::process::Command;
 
-use multiproc::Process;
+use multiproc::{Process, StartMethod};
 use serde_json::json;
 
-use super::{check, not_yet, python, PROCSPAWN};
+use super::{check, python, PROCSPAWN};
 use crate::child;
 use crate::harness::{Counts, Outcome, Result, Sample, Scenario, System, Unit, MULTIPROC};
 
@@ -59,12 +59,26 @@ fn multiproc_fork(n: u64) -> Result<Outcome> {
     Ok(Outcome::Sample(sample))
 }
 
-fn multiproc_forkserver(_n: u64) -> Result<Outcome> {
-    not_yet()
+fn multiproc_forkserver(n: u64) -> Result<Outcome> {
+    run_fn_start_join(StartMethod::Forkserver, n)
 }
 
-fn multiproc_spawn(_n: u64) -> Result<Outcome> {
-    not_yet()
+fn multiproc_spawn(n: u64) -> Result<Outcome> {
+    run_fn_start_join(StartMethod::Spawn, n)
+}
+
+/// Start+join of `run_fn(noop, ())` by `method` (the forkserver, started by the warm-up
+/// runs, stays up between samples, as Python's does).
+fn run_fn_start_join(method: StartMethod, n: u64) -> Result<Outcome> {
+    let sample = Sample::time(n, || {
+        (0..n).try_for_each(|_| {
+            Ok(Process::run_fn(noop, ())
+                .start_method(method)
+                .start()?
+                .join()?)
+        })
+    })?;
+    Ok(Outcome::Sample(sample))
 }
 
 fn bare_fork(n: u64) -> Result<Outcome> {

@@ -38,6 +38,9 @@ fn small(producers: u64) -> Scenario {
         Counts::new(100, 50_000, 200_000),
         vec![
             System::new(MULTIPROC, move |_, n| multiproc_small(producers, n)),
+            System::new("multiproc (named queue)", move |_, n| {
+                multiproc_named_small(producers, n)
+            }),
             python(move |n| json!({"scenario": "queue_small", "n": n, "producers": producers})),
             System::new(IPC_CHANNEL, move |_, n| ipc_channel_small(producers, n)),
             System::new(THREADS, move |_, n| threads_small(producers, n)),
@@ -63,6 +66,22 @@ fn big() -> Scenario {
 fn multiproc_small(producers: u64, n: u64) -> Result<Outcome> {
     let q: Queue<u64> = Queue::new()?;
     fan_in(producers, n, |i| Ok(q.put(i)?), || Ok(q.get()?))
+}
+
+/// The same fan-in through a queue created under a name (`Queue::create`): the same ring in
+/// a named `/dev/shm` file instead of a memfd, which should cost nothing extra.
+fn multiproc_named_small(producers: u64, n: u64) -> Result<Outcome> {
+    let name = format!(
+        "multiproc-bench-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .subsec_nanos()
+    );
+    let q: Queue<u64> = Queue::create(&name, None)?;
+    let outcome = fan_in(producers, n, |i| Ok(q.put(i)?), || Ok(q.get()?));
+    Queue::<u64>::unlink(&name)?;
+    outcome
 }
 
 /// The bytes path, as ipc-channel's `bytes_channel`: a slice in, a fresh `Vec` out; one

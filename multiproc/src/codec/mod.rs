@@ -6,6 +6,9 @@
 #![forbid(unsafe_code)]
 
 mod bounded;
+mod pickle;
+
+pub use self::pickle::Pickle;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;

@@ -6,6 +6,12 @@
 //! raw bytes. Each message is framed exactly as Python's `multiprocessing.connection`
 //! frames it (see `frame.rs`), so raw bytes interoperate with Python.
 //!
+//! Processes that are not parent and child meet at an address: a [`Listener`] accepts
+//! connections from [`Client::connect`], with Python's authkey handshake, and Python's own
+//! `Listener`/`Client` are peers (values cross with
+//! [`send_with`](Connection::send_with)`::<`[`Pickle`](crate::codec::Pickle)`, _>`).
+//! [`wait`] tells which of several connections, listeners and children are ready.
+//!
 //! Several processes may read one end (each holding a copy, for example from
 //! [`Connection::try_clone`]), taking turns under a [`Lock`](crate::Lock) as in Python:
 //! a receive takes exactly one message and never reads past it.
@@ -19,7 +25,12 @@
 //! inherited, and its reader never sees EOF) cannot happen. See the crate docs.
 #![forbid(unsafe_code)]
 
+mod address;
+mod auth;
 mod frame;
+mod listener;
+mod wait;
+mod with_codec;
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -36,7 +47,10 @@ use crate::fd::{registry, wait_readable};
 use crate::raw::park;
 use crate::sys;
 
+pub use self::address::{Address, ToAddress};
 pub use self::direction::{Duplex, Readable, RecvOnly, SendOnly, Writable};
+pub use self::listener::{Client, Listener, DEFAULT_HANDSHAKE_TIMEOUT};
+pub use self::wait::{wait, Waitable};
 
 /// Which way a connection may carry messages, checked at compile time.
 mod direction {

@@ -55,6 +55,12 @@ pub(crate) fn release(fd: RawFd) {
     });
 }
 
+/// Whether a child's closure is being dropped in the parent right now: a handle dropped
+/// now has moved into the child and must leave shared state (a socket file) alone.
+pub(crate) fn is_recording() -> bool {
+    CAPTURED.with(|c| c.borrow().is_some())
+}
+
 /// Drops `value` and returns the descriptors of the library handles it owned.
 pub(crate) fn drop_recording<T>(value: T) -> Vec<RawFd> {
     CAPTURED.with(|c| *c.borrow_mut() = Some(Vec::new()));

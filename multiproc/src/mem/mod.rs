@@ -4,5 +4,6 @@
 //! `shm`, `sync` and `queue` sit on it.
 
 pub(crate) mod cell;
+pub(crate) mod named;
 pub(crate) mod pod;
 pub(crate) mod segment;

@@ -79,8 +79,7 @@ pub(crate) struct Segment {
 struct Inner {
     // Field order matters only for readability: unmapping and closing are independent.
     map: Mapping,
-    /// Kept so the segment can be handed to another process (`fd`, `attach`).
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// Kept so the segment can be handed to another process (`fd`, `attach`) or named.
     fd: OwnedFd,
     payload_size: usize,
 }
@@ -94,11 +93,31 @@ impl Segment {
         payload_align: usize,
     ) -> io::Result<Segment> {
         let len = total_len(payload_size, payload_align)?;
-        let fd = mman::memfd(c"multiproc", len)?;
+        Segment::create_in(
+            mman::memfd(c"multiproc", len)?,
+            kind,
+            payload_size,
+            payload_align,
+        )
+    }
+
+    /// Like [`Segment::create`], in the memory file `fd` (an unnamed file that gets a name
+    /// once the object in it is ready: `mem::named`). The file is sized here.
+    pub(crate) fn create_in(
+        fd: OwnedFd,
+        kind: Kind,
+        payload_size: usize,
+        payload_align: usize,
+    ) -> io::Result<Segment> {
+        let len = total_len(payload_size, payload_align)?;
+        if mman::file_len(fd.as_fd())? != len {
+            mman::set_len(fd.as_fd(), len)?;
+        }
         let map = Mapping::new(fd.as_fd(), len)?;
         let header = Header::new(kind, payload_size, payload_align);
         // SAFETY: the mapping is at least HEADER_SIZE bytes and page aligned, so it holds an
-        // aligned `Header`; nobody else can see this brand-new memfd yet.
+        // aligned `Header`; nobody else can see this brand-new file yet (a memfd, or an
+        // unnamed file not yet published).
         unsafe { map.as_ptr().cast::<Header>().write(header) };
         Ok(Segment {
             inner: Arc::new(Inner {
@@ -121,7 +140,6 @@ impl Segment {
     ///
     /// `InvalidData` when the file is too short, or its header's magic, version, kind, size
     /// or alignment differ from what is expected.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn attach(
         fd: OwnedFd,
         kind: Kind,
@@ -166,7 +184,6 @@ impl Segment {
     /// The memfd behind the segment, to pass to another process. (Handles that travel
     /// through a `Connection` use it with [`Segment::attach`]; until they do, only the tests
     /// call them.)
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.inner.fd.as_fd()
     }
@@ -312,7 +329,6 @@ fn total_len(payload_size: usize, payload_align: usize) -> io::Result<usize> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "shared segment too large"))
 }
 
-#[cfg_attr(not(test), allow(dead_code))]
 fn invalid(msg: &'static str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }

@@ -6,6 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard, Once};
 
 use super::current::ProcessInfo;
+use super::forkserver;
 use super::status::ExitStatus;
 use crate::error::{Error, Result};
 use crate::pid::Pid;
@@ -20,6 +21,9 @@ pub(crate) struct ChildRecord {
     pub(crate) daemon: bool,
     /// Readable once the child has exited; signals sent through it never reach a recycled pid.
     pidfd: OwnedFd,
+    /// The generation of the forkserver that made (and reaps) the child; `None` for a child
+    /// of this process.
+    server: Option<u64>,
     status: Mutex<Option<ExitStatus>>,
 }
 
@@ -31,26 +35,51 @@ impl ChildRecord {
             name,
             daemon,
             pidfd,
+            server: None,
             status: Mutex::new(None),
         }))
+    }
+
+    /// A child made by the forkserver of generation `server`, which reports its exit.
+    pub(crate) fn served(
+        pid: i32,
+        pidfd: OwnedFd,
+        server: u64,
+        name: String,
+        daemon: bool,
+    ) -> Arc<ChildRecord> {
+        Arc::new(ChildRecord {
+            pid,
+            name,
+            daemon,
+            pidfd,
+            server: Some(server),
+            status: Mutex::new(None),
+        })
     }
 
     pub(crate) fn pidfd(&self) -> std::os::fd::RawFd {
         self.pidfd.as_raw_fd()
     }
 
+    pub(crate) fn sentinel(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
     /// Reaps the child if it has exited; `None` while it runs.
     pub(crate) fn try_reap(&self) -> Result<Option<ExitStatus>> {
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
         if status.is_none() {
-            *status = sys::process::wait_exit(self.pid, false)
-                .map_err(|e| {
+            let exit = match self.server {
+                None => sys::process::wait_exit(self.pid, false).map_err(|e| {
                     Error::InvalidState(format!(
                         "cannot reap child {}: {e} (did other code wait for it?)",
                         self.pid
                     ))
-                })?
-                .map(ExitStatus::from_sys);
+                })?,
+                Some(server) => forkserver::exit_status(self.pid, self.pidfd.as_fd(), server)?,
+            };
+            *status = exit.map(ExitStatus::from_sys);
         }
         Ok(*status)
     }

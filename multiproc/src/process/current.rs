@@ -190,15 +190,31 @@ pub(crate) fn next_child_name() -> String {
 
 /// In a new child, right after `fork`: becomes the named child of `parent_pid`.
 pub(crate) fn become_child(name: &str, daemon: bool, parent_pid: i32) {
+    let (parent_name, path) = last_child_lineage();
+    become_started_child(name, daemon, parent_pid, parent_name, path);
+}
+
+/// In the parent, right after [`next_child_name`]: this process's name and the identity
+/// path of the child just counted, for a child that does not inherit this memory.
+pub(crate) fn last_child_lineage() -> (String, Vec<u32>) {
+    with_identity(|id| {
+        let mut path = id.path.clone();
+        path.push(id.children_started);
+        (id.name.clone(), path)
+    })
+}
+
+/// In a new child (forked, re-executed or made by the forkserver): becomes the named child
+/// of `parent_pid`, with the lineage its parent gave.
+pub(crate) fn become_started_child(
+    name: &str,
+    daemon: bool,
+    parent_pid: i32,
+    parent_name: String,
+    path: Vec<u32>,
+) {
     let pidfd = sys::process::pidfd_open(parent_pid).ok().map(Arc::new);
-    let mut guard = identity();
-    let parent_name = guard
-        .as_ref()
-        .map_or("MainProcess".to_string(), |id| id.name.clone());
-    let mut path = guard.as_ref().map(|id| id.path.clone()).unwrap_or_default();
-    let index = guard.as_ref().map_or(0, |id| id.children_started);
-    path.push(index);
-    *guard = Some(Identity {
+    *identity() = Some(Identity {
         name: name.to_string(),
         daemon,
         path,

@@ -15,7 +15,12 @@
 
 mod children;
 mod current;
+mod entry;
+mod forkserver;
+mod method;
+mod run_fn;
 mod signal;
+mod spawn;
 mod start;
 mod status;
 
@@ -27,6 +32,8 @@ use serde::de::DeserializeOwned;
 
 pub use self::children::active_children;
 pub use self::current::{current_process, parent_process, ParentProcess, ProcessInfo};
+pub use self::method::{get_context, get_start_method, set_start_method, Context};
+pub use self::run_fn::RunFn;
 pub use self::signal::{send_signal, SignalFlag};
 pub use self::start::StartMethod;
 pub use self::status::ExitStatus;
@@ -34,6 +41,7 @@ pub use crate::pid::Pid;
 pub use crate::signal::Signal;
 
 use self::children::ChildRecord;
+use self::run_fn::Portable;
 use self::start::Outcome;
 use crate::connection::Connection;
 use crate::deadline::Deadline;
@@ -84,7 +92,11 @@ pub struct Process<T> {
     task: T,
     name: Option<String>,
     daemon: bool,
-    method: StartMethod,
+    /// `None`: the default (see [`StartMethod`]).
+    method: Option<StartMethod>,
+    /// How to make the task travel to a fresh process; `None` for a closure, which only
+    /// `fork` can run.
+    portable: Option<Portable<T>>,
 }
 
 impl<T> fmt::Debug for Process<T> {
@@ -108,7 +120,8 @@ impl<T: Run> Process<T> {
             task,
             name: None,
             daemon: false,
-            method: StartMethod::default(),
+            method: None,
+            portable: None,
         }
     }
 
@@ -126,9 +139,10 @@ impl<T: Run> Process<T> {
         self
     }
 
-    /// Chooses how the child is made (default [`StartMethod::Fork`]).
+    /// Chooses how the child is made (default: see [`StartMethod`]). A closure can only be
+    /// forked; [`Process::run_fn`] processes can use every method.
     pub fn start_method(mut self, method: StartMethod) -> Self {
-        self.method = method;
+        self.method = Some(method);
         self
     }
 }
@@ -175,9 +189,22 @@ impl<R> Child<R> {
         &self.record.name
     }
 
+    /// The child's sentinel, Python's `Process.sentinel`: a descriptor (the child's pidfd)
+    /// that becomes readable when the child ends. [`connection::wait`](crate::connection::wait)
+    /// takes the child itself.
+    pub fn sentinel(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.record.sentinel()
+    }
+
     /// Whether the child is a daemon.
     pub fn is_daemon(&self) -> bool {
         self.record.daemon
+    }
+
+    /// The child's pidfd, readable once it has ended (for the pool's helper, which waits
+    /// for its workers and its orders at once).
+    pub(crate) fn pidfd(&self) -> std::os::fd::RawFd {
+        self.record.pidfd()
     }
 
     /// Whether the child is still running. A child that has ended is reaped by this call.
@@ -305,6 +332,7 @@ impl<R: DeserializeOwned> Child<R> {
                 Err(Error::Panicked { message, location })
             }
             Received::Outcome(Outcome::Unencodable(msg)) => Err(Error::codec(msg)),
+            Received::Outcome(Outcome::Refused(why)) => Err(Error::InvalidState(why)),
             Received::Taken => Err(Error::InvalidState(
                 "the child's value was already taken by an earlier join".into(),
             )),
@@ -338,6 +366,18 @@ impl<R> Drop for Child<R> {
     }
 }
 
+/// Takes over this process if it was started as a child of this program by
+/// [`StartMethod::Spawn`] or as its forkserver, and never returns then; does nothing in any
+/// other process.
+///
+/// Not needed where a program links this crate normally: the same code runs before `main`
+/// by itself (a constructor), which is what lets a plain `#[test]` or a `#[tokio::main]`
+/// program start `run_fn` children with no setup. Call it as the first line of `main`
+/// only where constructors do not run; `start` says so when that is the case.
+pub fn init() {
+    entry::boot();
+}
+
 /// The number of CPUs this process may use, like Python's `multiprocessing.cpu_count()`
 /// (at least 1).
 ///
@@ -353,3 +393,9 @@ const _: () = {
     assert_send::<Child<u8>>();
     assert_send::<Process<fn() -> u8>>();
 };
+
+/// Makes this process ignore `SIGINT` (a manager's server: Ctrl-C in the terminal goes to
+/// the whole process group, and the server must outlive its owner's handling of it).
+pub(crate) fn ignore_interrupts() {
+    let _ = crate::sys::signal::ignore(Signal::INT.as_raw());
+}

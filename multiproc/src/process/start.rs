@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::children::{self, ChildRecord};
-use super::{current, Child, Process, Run};
+use super::{current, forkserver, method, spawn, Child, Process, Run};
 use crate::connection::{pipe, Connection};
 use crate::error::{Error, Result};
 use crate::fd::registry;
@@ -22,16 +22,23 @@ use crate::sys;
 use crate::sys::process::Forked;
 
 /// How a child process is made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+///
+/// Chosen per process with [`Process::start_method`], or for every [`Process::run_fn`]
+/// process with [`set_start_method`](super::set_start_method). With neither, a closure is
+/// forked and a `run_fn` process is forked while this process has one thread and made by
+/// the forkserver once it has more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum StartMethod {
-    /// `fork(2)`: the child is a copy of the parent and runs the closure directly. Fast and
-    /// able to run any closure; sound only from a single-threaded parent.
-    #[default]
+    /// `fork(2)`: the child is a copy of the parent and runs the closure directly. The
+    /// fastest, and the only method that runs a closure with captured state; sound only
+    /// from a single-threaded parent.
     Fork,
-    /// A single-threaded server process forks children on request (not built yet).
+    /// A single-threaded server process, started the `Spawn` way by the first such child,
+    /// forks children on request; for [`Process::run_fn`] from a threaded program.
     Forkserver,
-    /// The child is a fresh execution of this program (not built yet).
+    /// The child is a fresh execution of this program that runs the function before
+    /// `main`'s own code; for [`Process::run_fn`].
     Spawn,
 }
 
@@ -45,6 +52,8 @@ pub(crate) enum Outcome<R> {
     },
     /// The closure returned, but its value could not be encoded.
     Unencodable(String),
+    /// The child could not run the task at all (the message says why).
+    Refused(String),
 }
 
 impl<T> Process<T>
@@ -54,24 +63,33 @@ where
 {
     /// Starts the child and returns its handle.
     ///
-    /// With [`StartMethod::Fork`] (the default) the process must have exactly one thread:
-    /// after `fork` only the calling thread exists in the child, and a lock that another
-    /// thread held (the allocator's, stdout's) would never be released there.
+    /// With [`StartMethod::Fork`] (a closure's only method) the process must have exactly
+    /// one thread: after `fork` only the calling thread exists in the child, and a lock that
+    /// another thread held (the allocator's, stdout's) would never be released there. A
+    /// [`Process::run_fn`] process has no such limit (see [`StartMethod`]).
     ///
     /// # Errors
-    /// - [`Error::InvalidState`] if this process has more than one thread (the message names
-    ///   the alternatives: start children before starting threads, or
-    ///   [`start_unchecked`](Self::start_unchecked)), if this process is a daemon (daemons
-    ///   may not have children, as in Python), or for a start method not built yet.
+    /// - [`Error::InvalidState`] if a closure would be forked from a process with more than
+    ///   one thread (the message names the alternatives: [`Process::run_fn`], starting
+    ///   children before threads, or [`start_unchecked`](Self::start_unchecked)), if a
+    ///   closure is given another start method than `Fork`, if this process is a daemon
+    ///   (daemons may not have children, as in Python), or if this program cannot take
+    ///   over a re-executed child before `main` (then call [`init`](super::init) first in
+    ///   `main`).
+    /// - [`Error::InvalidArgument`] if the function of a `run_fn` process does not live in
+    ///   this program's executable.
+    /// - [`Error::Codec`] if the argument of a `run_fn` process cannot be encoded.
     /// - [`Error::Io`] if the system cannot create the process.
     pub fn start(self) -> Result<Child<T::Output>> {
         self.start_with(|| match sys::process::fork_single_threaded()? {
             Ok(forked) => Ok(forked),
             Err(threads) => Err(Error::InvalidState(format!(
                 "cannot fork: this process has {threads} threads, and after fork only the \
-                 calling one would exist, possibly holding no lock another thread held; start \
-                 children before starting threads, or use the unsafe `start_unchecked` if no \
-                 other thread can hold a lock the child needs"
+                 calling one would exist, possibly holding no lock another thread held; run a \
+                 plain function instead, `Process::run_fn(f, args)`, which starts from any \
+                 process (through the forkserver), start children before starting threads, or \
+                 use the unsafe `start_unchecked` if no other thread can hold a lock the child \
+                 needs"
             ))),
         })
     }
@@ -88,16 +106,21 @@ where
     }
 
     fn start_with(self, fork: impl FnOnce() -> Result<Forked>) -> Result<Child<T::Output>> {
-        if self.method != StartMethod::Fork {
-            return Err(Error::InvalidState(format!(
-                "start method {:?} is not built yet; use StartMethod::Fork",
-                self.method
-            )));
-        }
         if current::is_daemon() {
             return Err(Error::InvalidState(
                 "daemonic processes are not allowed to have children".into(),
             ));
+        }
+        let method = method::resolve(self.method, self.portable.is_some());
+        if method != StartMethod::Fork {
+            let Some(portable) = self.portable else {
+                return Err(Error::InvalidState(format!(
+                    "a closure (or other `Run` value) can only be started with \
+                     StartMethod::Fork, not {method:?}: a fresh process cannot find what it \
+                     holds; run a plain function with `Process::run_fn(f, args)` instead"
+                )));
+            };
+            return spawn::start(method, self.task, portable, self.name, self.daemon);
         }
         children::reap_finished();
         // Every child counts toward the default names, named or not, as in Python.
@@ -114,6 +137,7 @@ where
             let _registry = registry::lock_for_fork();
             let _identity = current::lock_for_fork();
             let _children = children::lock_for_fork();
+            let _server = forkserver::lock_for_fork();
             fork()?
         };
         match forked {
@@ -146,14 +170,10 @@ where
     T::Output: Serialize,
 {
     if daemon {
-        // Die with the parent even if it is SIGKILLed; if it already died, go now.
-        if sys::process::set_parent_death_signal(Signal::KILL.as_raw()).is_err()
-            || sys::process::getppid() != parent_pid
-        {
-            sys::process::exit_now(1);
-        }
+        die_with_parent(parent_pid);
     }
     children::forget_all();
+    forkserver::forget_in_child();
     current::become_child(name, daemon, parent_pid);
     let mut keep: Vec<RawFd> = match ctl.recv() {
         Ok(keep) => keep,
@@ -165,6 +185,33 @@ where
         sys::process::exit_now(1);
     }
 
+    run_and_report(task, ctl)
+}
+
+/// Arranges for this child to be killed when its parent (`parent_pid`) dies, even by
+/// `SIGKILL`; exits at once if the parent already died.
+pub(super) fn die_with_parent(parent_pid: i32) {
+    if sys::process::set_parent_death_signal(Signal::KILL.as_raw()).is_err()
+        || sys::process::getppid() != parent_pid
+    {
+        sys::process::exit_now(1);
+    }
+}
+
+/// Tells the parent that the task cannot run (its `join` gets `InvalidState` with `why`),
+/// and exits with code 1.
+pub(super) fn refuse(mut ctl: Connection, why: String) -> ! {
+    let _ = ctl.send(&Outcome::<()>::Refused(why));
+    sys::process::exit_now(1)
+}
+
+/// Runs the task, sends its outcome (value or panic) to the parent, and exits: 0 after a
+/// return, 1 after a panic.
+pub(super) fn run_and_report<T>(task: T, mut ctl: Connection) -> !
+where
+    T: Run,
+    T::Output: Serialize,
+{
     let previous_hook = panic::take_hook();
     panic::set_hook(Box::new(move |info| {
         if let Some(loc) = info.location() {

@@ -29,6 +29,8 @@
 #[cfg(feature = "fault-injection")]
 #[doc(hidden)]
 pub mod fault;
+#[cfg(not(loom))]
+mod named;
 mod ring;
 
 use std::cell::RefCell;
@@ -61,6 +63,17 @@ impl Wait {
             Wait::Try => Deadline::now(),
             Wait::Until(d) => d,
         }
+    }
+}
+
+/// The ring's bound for a `maxsize`: 0 for unbounded.
+fn ring_bound(maxsize: Option<usize>) -> Result<u64> {
+    match maxsize {
+        None => Ok(0),
+        Some(0) => Err(Error::InvalidArgument(
+            "a bounded queue needs room for at least 1 message; Queue::new() is unbounded".into(),
+        )),
+        Some(n) => Ok(n as u64),
     }
 }
 
@@ -160,15 +173,7 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Queue<T, C> {
     /// # Errors
     /// As [`Queue::bounded`].
     pub fn with_codec(maxsize: Option<usize>) -> Result<Queue<T, C>> {
-        let bound =
-            match maxsize {
-                None => 0,
-                Some(0) => return Err(Error::InvalidArgument(
-                    "a bounded queue needs room for at least 1 message; Queue::new() is unbounded"
-                        .into(),
-                )),
-                Some(n) => n as u64,
-            };
+        let bound = ring_bound(maxsize)?;
         Ok(Queue {
             ring: Arc::new(Ring::create(bound)?),
             closed: AtomicBool::new(false),

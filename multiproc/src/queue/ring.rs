@@ -24,7 +24,7 @@
 //! # Claim and commit
 //!
 //! Producers serialise on `plock`, consumers on `clock`: two robust process-shared locks
-//! (`sync::raw::RawLock`), held only for a copy, never while sleeping. Between the two
+//! (`raw::RawLock`), held only for a copy, never while sleeping. Between the two
 //! sides the ring is single-producer single-consumer, synchronised by the `state` word:
 //!
 //! | step | producer (holds `plock`) | consumer (holds `clock`) |
@@ -321,6 +321,42 @@ unsafe impl Sync for Ring {}
 // SAFETY: as above; nothing in `Ring` is tied to the creating thread.
 unsafe impl Send for Ring {}
 
+/// Rings under a name (`queue::named`): the segment is a named file of `/dev/shm`.
+#[cfg(not(loom))]
+impl Ring {
+    /// Creates the ring `name`, holding at most `bound` messages (0: unbounded).
+    pub(crate) fn create_named(name: &str, bound: u64) -> crate::error::Result<Ring> {
+        crate::mem::named::create(name, backend::LAYOUT, |segment| {
+            Ok(Ring::init(Memory::in_segment(segment), bound))
+        })
+    }
+
+    /// Opens the ring `name`.
+    pub(crate) fn open_named(name: &str) -> crate::error::Result<Ring> {
+        let segment = crate::mem::named::open(name, backend::LAYOUT)?;
+        Ok(Ring {
+            memory: Memory::in_segment(segment),
+        })
+    }
+
+    /// Opens the ring `name`, creating it with `bound` if it does not exist.
+    pub(crate) fn open_or_create_named(name: &str, bound: u64) -> crate::error::Result<Ring> {
+        crate::mem::named::open_or_create(
+            name,
+            backend::LAYOUT,
+            |segment| Ring {
+                memory: Memory::in_segment(segment),
+            },
+            |segment| Ok(Ring::init(Memory::in_segment(segment), bound)),
+        )
+    }
+
+    /// Removes the name `name`.
+    pub(crate) fn unlink_named(name: &str) -> crate::error::Result<()> {
+        crate::mem::named::unlink(name, backend::LAYOUT.what)
+    }
+}
+
 /// The size of a record with a `len`-byte payload, header and padding included.
 fn record_size(len: u64) -> u64 {
     (HEADER + len + 7) & !7
@@ -329,14 +365,17 @@ fn record_size(len: u64) -> u64 {
 impl Ring {
     /// A new ring holding at most `bound` messages (0: unbounded).
     pub(crate) fn create(bound: u64) -> io::Result<Ring> {
-        let ring = Ring {
-            memory: Memory::create()?,
-        };
+        Ok(Ring::init(Memory::create()?, bound))
+    }
+
+    /// A new ring in the fresh (zeroed) `memory`.
+    fn init(memory: Memory, bound: u64) -> Ring {
+        let ring = Ring { memory };
         let c = ring.ctl();
         c.ident.0.bound.store(bound, Ordering::Relaxed);
         c.ident.0.max_cap.store(MAX_CAP, Ordering::Relaxed);
         c.cap.0.store(INITIAL_CAP, Ordering::Release);
-        Ok(ring)
+        ring
     }
 
     fn ctl(&self) -> &Control {

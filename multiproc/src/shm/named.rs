@@ -1,14 +1,17 @@
 //! [`SharedMemory`]: a named block of shared memory that unrelated processes open by name.
 
-use std::ffi::CString;
 use std::fmt;
 use std::io;
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use crate::error::{Error, Result};
+use crate::mem::named::{named_error, os_name};
 use crate::sys::mman::{self, Mapping};
 use crate::sys::shm;
+
+/// What errors call it.
+const WHAT: &str = "shared memory";
 
 /// A named block of shared memory: Python's `multiprocessing.shared_memory.SharedMemory`.
 ///
@@ -50,7 +53,7 @@ impl SharedMemory {
             ));
         }
         let cname = os_name(name)?;
-        let fd = shm::create_named(&cname).map_err(|e| named_error(e, name))?;
+        let fd = shm::create_named(&cname).map_err(|e| named_error(e, WHAT, name))?;
         let map = mman::set_len(fd.as_fd(), size)
             .and_then(|()| Mapping::new(fd.as_fd(), size))
             .inspect_err(|_| {
@@ -96,7 +99,7 @@ impl SharedMemory {
     /// block has that name.
     pub fn open(name: &str) -> Result<SharedMemory> {
         let cname = os_name(name)?;
-        let fd = shm::open_named(&cname).map_err(|e| named_error(e, name))?;
+        let fd = shm::open_named(&cname).map_err(|e| named_error(e, WHAT, name))?;
         let size = mman::file_len(fd.as_fd())?;
         let map = Mapping::new(fd.as_fd(), size)?;
         Ok(SharedMemory {
@@ -111,7 +114,7 @@ impl SharedMemory {
     ///
     /// [`Error::Io`] of kind `NotFound` when the name is already gone.
     pub fn unlink(&self) -> Result<()> {
-        mman::shm_unlink(&os_name(&self.name)?).map_err(|e| named_error(e, &self.name))?;
+        mman::shm_unlink(&os_name(&self.name)?).map_err(|e| named_error(e, WHAT, &self.name))?;
         Ok(())
     }
 
@@ -202,28 +205,6 @@ impl SharedMemory {
 }
 
 /// `name` as the OS wants it: `/name`, checked (SHM-03, SHM-06).
-fn os_name(name: &str) -> Result<CString> {
-    if name.is_empty() || name.len() > 250 || name.contains('/') || name.contains('\0') {
-        return Err(Error::InvalidArgument(format!(
-            "bad shared memory name {name:?}: it must be 1 to 250 bytes, without '/' or NUL"
-        )));
-    }
-    CString::new(format!("/{name}"))
-        .map_err(|_| Error::InvalidArgument("shared memory name holds NUL".into()))
-}
-
-fn named_error(e: io::Error, name: &str) -> Error {
-    let what = match e.kind() {
-        io::ErrorKind::AlreadyExists => "already exists",
-        io::ErrorKind::NotFound => "does not exist",
-        _ => return Error::Io(e),
-    };
-    Error::Io(io::Error::new(
-        e.kind(),
-        format!("shared memory {name:?} {what}"),
-    ))
-}
-
 impl fmt::Debug for SharedMemory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SharedMemory")

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::deadline::Deadline;
 use crate::error::{LockError, LockResult, Result};
 use crate::mem::cell::{self, AtomicInt};
+use crate::mem::named::{self, Layout};
 use crate::mem::pod::ShmSafe;
 use crate::mem::segment::{Kind, Segment, Shared};
 use crate::raw::{lock_result, Acquired, RawLock, TimedOut};
@@ -135,18 +136,75 @@ impl<T: ShmSafe + Copy> Value<T> {
     /// [`Error::Io`](crate::Error::Io) when the system refuses the memory (or `T` needs an
     /// alignment above 64).
     pub fn new(init: T) -> Result<Value<T>> {
-        let seg = Segment::create(
-            KIND,
-            DATA + std::mem::size_of::<T>(),
-            std::mem::align_of::<T>().max(8),
-        )?;
-        let v = Value {
+        let layout = Value::<T>::layout();
+        let seg = Segment::create(layout.kind, layout.size, layout.align)?;
+        Ok(Value::init_in(seg, init))
+    }
+
+    /// The segment of a `Value<T>`: the lock, then the cell at `DATA`.
+    fn layout() -> Layout {
+        Layout {
+            what: "value",
+            kind: KIND,
+            size: DATA + std::mem::size_of::<T>(),
+            align: std::mem::align_of::<T>().max(8),
+        }
+    }
+
+    /// The value in `seg` (of [`Value::layout`]), as its creator left it.
+    fn in_segment(seg: Segment) -> Value<T> {
+        Value {
             cell: seg.ptr(DATA),
             lock: Shared::new(seg, 0),
-        };
-        // SAFETY: the cell is in this fresh segment, aligned, and nobody else sees it yet.
+        }
+    }
+
+    /// A new value holding `init` in the fresh `seg`, which no other process sees yet.
+    fn init_in(seg: Segment, init: T) -> Value<T> {
+        let v = Value::in_segment(seg);
+        // SAFETY: the cell is in this fresh segment (a memfd, or a named file not yet
+        // published), aligned, and nobody else sees it yet.
         unsafe { cell::store(v.cell(), init) };
-        Ok(v)
+        v
+    }
+
+    /// Creates the value `name` holding `init`, for processes that are not parent and child
+    /// (see [`Lock::create`](crate::Lock::create) for how names behave). Every process
+    /// must use the same `T`: the name records `T`'s size and alignment, not the type.
+    ///
+    /// # Errors
+    /// As [`Lock::create`](crate::Lock::create).
+    pub fn create(name: &str, init: T) -> Result<Value<T>> {
+        named::create(name, Value::<T>::layout(), |seg| {
+            Ok(Value::init_in(seg, init))
+        })
+    }
+
+    /// Opens the value `name`.
+    ///
+    /// # Errors
+    /// As [`Lock::open`](crate::Lock::open); `InvalidData` too when the value there has
+    /// another size or alignment than `T`.
+    pub fn open(name: &str) -> Result<Value<T>> {
+        Ok(Value::in_segment(named::open(name, Value::<T>::layout())?))
+    }
+
+    /// Opens the value `name`, creating it with `init` if it does not exist.
+    ///
+    /// # Errors
+    /// As [`Lock::open_or_create`](crate::Lock::open_or_create).
+    pub fn open_or_create(name: &str, init: T) -> Result<Value<T>> {
+        named::open_or_create(name, Value::<T>::layout(), Value::in_segment, |seg| {
+            Ok(Value::init_in(seg, init))
+        })
+    }
+
+    /// Removes the name `name`; processes that have the value open keep using it.
+    ///
+    /// # Errors
+    /// As [`Lock::unlink`](crate::Lock::unlink).
+    pub fn unlink(name: &str) -> Result<()> {
+        named::unlink(name, Value::<T>::layout().what)
     }
 
     fn cell(&self) -> NonNull<T> {

@@ -6,10 +6,19 @@ use std::time::{Duration, Instant};
 
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
+use crate::mem::named::Layout;
 use crate::mem::segment::{Kind, Segment, Shared};
 use crate::raw::RawEvent;
 
 const KIND: Kind = Kind(*b"EVNT");
+
+/// A named event's segment (`sync::named`).
+pub(super) const LAYOUT: Layout = Layout {
+    what: "event",
+    kind: KIND,
+    size: std::mem::size_of::<RawEvent>(),
+    align: std::mem::align_of::<RawEvent>(),
+};
 
 /// A flag shared by processes: Python's `multiprocessing.Event`.
 ///
@@ -41,9 +50,14 @@ impl Event {
     ///
     /// [`Error::Io`](crate::Error::Io) when the system refuses the memory.
     pub fn new() -> Result<Event> {
-        Ok(Event {
-            shared: Shared::new(Segment::create_for::<RawEvent>(KIND)?, 0),
-        })
+        Ok(Event::in_segment(Segment::create_for::<RawEvent>(KIND)?))
+    }
+
+    /// The event in `segment` (zeroed: unset), new or opened by name.
+    pub(super) fn in_segment(segment: Segment) -> Event {
+        Event {
+            shared: Shared::new(segment, 0),
+        }
     }
 
     fn raw(&self) -> &RawEvent {

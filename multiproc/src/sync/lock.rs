@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::deadline::Deadline;
 use crate::error::{Acquired, Error, LockError, LockResult, Result};
+use crate::mem::named::Layout;
 use crate::mem::segment::{Kind, Segment, Shared};
 use crate::pid::Pid;
 use crate::raw::{lock_result, RawLock};
@@ -30,6 +31,14 @@ pub(crate) fn keep_acquired<G>(r: LockResult<G>) -> Result<Acquired> {
 }
 
 const KIND: Kind = Kind(*b"LOCK");
+
+/// A named lock's segment (`sync::named`).
+pub(super) const LAYOUT: Layout = Layout {
+    what: "lock",
+    kind: KIND,
+    size: std::mem::size_of::<RawLock>(),
+    align: std::mem::align_of::<RawLock>(),
+};
 
 /// A lock shared by processes: Python's `multiprocessing.Lock`.
 ///
@@ -75,9 +84,14 @@ impl Lock {
     ///
     /// [`Error::Io`] when the system refuses the memory (`memfd_create`, `mmap`).
     pub fn new() -> Result<Lock> {
-        Ok(Lock {
-            shared: Shared::new(Segment::create_for::<RawLock>(KIND)?, 0),
-        })
+        Ok(Lock::in_segment(Segment::create_for::<RawLock>(KIND)?))
+    }
+
+    /// The lock in `segment` (zeroed: unlocked), new or opened by name.
+    pub(super) fn in_segment(segment: Segment) -> Lock {
+        Lock {
+            shared: Shared::new(segment, 0),
+        }
     }
 
     #[inline]

@@ -28,6 +28,7 @@ mod barrier;
 mod condition;
 mod event;
 mod lock;
+mod named;
 mod rlock;
 mod semaphore;
 

@@ -8,10 +8,19 @@ use super::lock::released_too_many_times;
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::loom::Ordering;
+use crate::mem::named::Layout;
 use crate::mem::segment::{Kind, Segment, Shared};
 use crate::raw::{SemaphoreState, TimedOut};
 
 const KIND: Kind = Kind(*b"SEMA");
+
+/// A named semaphore's segment (`sync::named`).
+pub(super) const LAYOUT: Layout = Layout {
+    what: "semaphore",
+    kind: KIND,
+    size: std::mem::size_of::<SemaphoreState>(),
+    align: std::mem::align_of::<SemaphoreState>(),
+};
 
 /// A counting semaphore shared by processes: Python's `multiprocessing.Semaphore`.
 ///
@@ -57,11 +66,23 @@ impl Semaphore {
     }
 
     fn with_bound(value: u32, max: u32) -> Result<Semaphore> {
-        let shared: Shared<SemaphoreState> =
-            Shared::new(Segment::create_for::<SemaphoreState>(KIND)?, 0);
-        shared.sem.init(value);
-        shared.max.store(max, Ordering::Relaxed);
-        Ok(Semaphore { shared })
+        let segment = Segment::create_for::<SemaphoreState>(KIND)?;
+        Ok(Semaphore::init_in(segment, value, max))
+    }
+
+    /// A new semaphore of `value` units (at most `max`) in the fresh `segment`.
+    pub(super) fn init_in(segment: Segment, value: u32, max: u32) -> Semaphore {
+        let sem = Semaphore::in_segment(segment);
+        sem.shared.sem.init(value);
+        sem.shared.max.store(max, Ordering::Relaxed);
+        sem
+    }
+
+    /// The semaphore in `segment`, as its creator left it.
+    pub(super) fn in_segment(segment: Segment) -> Semaphore {
+        Semaphore {
+            shared: Shared::new(segment, 0),
+        }
     }
 
     fn state(&self) -> &SemaphoreState {

@@ -1,17 +1,23 @@
 //! The platform layer: the only code that makes raw system calls.
 //!
 //! Every backend provides, with `io::Result` and no crate-level error types:
-//! - `fd`: `socketpair`, `shutdown`, `set_buffer_sizes`, `dup`, `replace` (dup3), `read`,
+//! - `fd`: `socketpair`, `seqpacket_pair`, `shutdown`, `set_buffer_sizes`, `dup`, `replace` (dup3), `read`,
 //!   `read_uninit`, `read_to_spare`, `recv_nowait`, `send_all`,
 //!   `write_all_vectored`, `poll_readable`.
 //! - `futex`: `wait(word, expected, timeout)` and `wake(word, n)` on a process-shared word.
 //! - `mman`: `memfd`, `set_len`, `file_len`, `shm_open`, `shm_unlink`, `Mapping` (unmapped
-//!   on drop); `shm`: `create_named`, `open_named`.
+//!   on drop); `shm`: `create_named`, `open_named`, `create_unnamed` + `publish` (an
+//!   `O_TMPFILE` filled in, then linked under its name).
 //! - `process`: `fork`, `fork_single_threaded`, `exit_now`, `pidfd_open`,
-//!   `pidfd_send_signal`, `wait_exit`, `set_parent_death_signal`, `at_exit`,
+//!   `pidfd_send_signal`, `wait_exit`, `set_parent_death_signal`, `at_exit`, `at_fork_child`,
 //!   `thread_count`, `getpid`, `getppid`, `cpu_count`, `is_gone`.
+//! - `socket`: `listen_unix_path` (a listening unix socket whose file has chosen
+//!   permissions), `lock_exclusive` (`flock`), `is_wrong_socket_type`.
+//! - `exec`: `spawn_self` (exec of this program with a socket as stdin), `take_stdin`,
+//!   `ignore_sigpipe`, `object_base` (dladdr), `function_at` (an address as a function).
+//! - `scm`: `send_with_fds`, `recv_with_fds` (`SCM_RIGHTS`).
 //! - `identity`: who owns a lock (id and start time) and whether that owner is alive.
-//! - `signal`: the signal numbers and names of the platform, `kill`.
+//! - `signal`: the signal numbers and names of the platform, `kill`, `ignore`.
 //!
 //! Linux is the one backend today. Elsewhere `unsupported.rs` stops the build with a clear
 //! message rather than compiling into a library whose every call fails.

@@ -37,6 +37,7 @@ static HARNESS_PID: OnceLock<u32> = OnceLock::new();
 /// Runs the tests one by one on the main thread and exits with libtest's status.
 pub(crate) fn run(tests: Vec<Test>) -> ! {
     HARNESS_PID.get_or_init(std::process::id);
+    start_method_from_env();
     let mut args = libtest_mimic::Arguments::from_args();
     args.test_threads = Some(1);
     let trials = tests
@@ -44,6 +45,18 @@ pub(crate) fn run(tests: Vec<Test>) -> ! {
         .map(|t| libtest_mimic::Trial::test(t.name, move || guarded(t.body).map_err(Into::into)))
         .collect();
     libtest_mimic::run(&args, trials).exit()
+}
+
+/// `MULTIPROC_START_METHOD=fork|forkserver|spawn` pins the start method of every
+/// `Process::run_fn` child of the suite (CI runs the suites under each); closures are always
+/// forked, so the tests that capture state stay on fork.
+fn start_method_from_env() {
+    if let Ok(name) = std::env::var("MULTIPROC_START_METHOD") {
+        let method = name
+            .parse::<multiproc::StartMethod>()
+            .unwrap_or_else(|e| panic!("MULTIPROC_START_METHOD: {e}"));
+        multiproc::set_start_method(Some(method));
+    }
 }
 
 /// A name no other test run uses, for named resources (`/dev/shm`, sockets). The harness
@@ -185,6 +198,38 @@ pub(crate) fn is_zombie(pid: impl Into<u32>) -> bool {
 #[allow(dead_code)] // not every test file that includes this module stops processes
 pub(crate) fn is_stopped(pid: impl Into<u32>) -> bool {
     matches!(process_state(pid), Some('T' | 't'))
+}
+
+/// Starts a child that runs `hold` (taking a lock and forgetting its guard, say), and
+/// returns once `hold` has returned; the child then sleeps until it is killed.
+pub(crate) fn start_holder(
+    hold: impl FnOnce() + Send + 'static,
+) -> Result<multiproc::Child<()>, Box<dyn std::error::Error>> {
+    let step = multiproc::shm::RawValue::new(0u32)?;
+    let s = step.clone();
+    let child = multiproc::Process::new(move || {
+        hold();
+        s.store(1);
+        std::thread::sleep(Duration::from_secs(600));
+    })
+    .start()?;
+    if !eventually(Duration::from_secs(10), || step.load() == 1) {
+        return Err("the child never finished taking what it holds".into());
+    }
+    Ok(child)
+}
+
+/// [`start_holder`], then SIGKILLs the child and waits until it is dead (a zombie).
+pub(crate) fn dead_holder(
+    hold: impl FnOnce() + Send + 'static,
+) -> Result<multiproc::Child<()>, Box<dyn std::error::Error>> {
+    let child = start_holder(hold)?;
+    child.kill()?;
+    let pid = child.pid();
+    if !eventually(Duration::from_secs(10), || is_zombie(pid)) {
+        return Err("the holder did not die".into());
+    }
+    Ok(child)
 }
 
 /// Runs the built example `target/<profile>/examples/<name>` with `args`, as a user would,

@@ -26,11 +26,11 @@ pub(super) fn is_alive(_: Token) -> bool {
     true
 }
 
-/// The stand-in for `sync::raw::RawLock`.
+/// The stand-in for `raw::RawLock`.
 #[derive(Debug, Default)]
 pub(super) struct RawLock(AtomicU32);
 
-/// As `sync::raw::Acquired`; a model's holders never die.
+/// As `Acquired` of the real lock; a model's holders never die.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Acquired {
     Normally,

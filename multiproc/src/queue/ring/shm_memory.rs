@@ -7,6 +7,7 @@ use std::ptr::NonNull;
 
 use super::Control;
 use crate::loom::AtomicU64;
+use crate::mem::named::Layout;
 use crate::mem::segment::{Kind, Segment, HEADER_SIZE};
 use crate::sys::identity::Token;
 
@@ -25,6 +26,14 @@ pub(super) const GROW_FREELY: u64 = 4 << 20;
 const DATA_OFFSET: usize = 4096 - HEADER_SIZE;
 /// The segment kind of a queue.
 const KIND: Kind = Kind(*b"QUEU");
+
+/// A named queue's segment (`queue::named`).
+pub(super) const LAYOUT: Layout = Layout {
+    what: "queue",
+    kind: KIND,
+    size: DATA_OFFSET + MAX_CAP as usize,
+    align: 64,
+};
 
 const _: () = assert!(std::mem::size_of::<Control>() <= DATA_OFFSET);
 
@@ -55,11 +64,19 @@ pub(super) struct Memory {
 impl Memory {
     /// A fresh segment: a zeroed control page and [`MAX_CAP`] bytes of (untouched) data area.
     pub(super) fn create() -> io::Result<Memory> {
-        let segment = Segment::create(KIND, DATA_OFFSET + MAX_CAP as usize, 64)?;
+        Ok(Memory::in_segment(Segment::create(
+            LAYOUT.kind,
+            LAYOUT.size,
+            LAYOUT.align,
+        )?))
+    }
+
+    /// The ring memory in `segment` (of [`LAYOUT`]), new or opened by name.
+    pub(super) fn in_segment(segment: Segment) -> Memory {
         let data = segment
             .slice_ptr::<u8>(DATA_OFFSET, MAX_CAP as usize)
             .cast::<u8>();
-        Ok(Memory { segment, data })
+        Memory { segment, data }
     }
 
     /// The control page.

@@ -1,12 +1,15 @@
 //! The Linux backend.
 
+pub(crate) mod exec;
 pub(crate) mod fd;
 pub(crate) mod futex;
 pub(crate) mod identity;
 pub(crate) mod mman;
 pub(crate) mod process;
+pub(crate) mod scm;
 pub(crate) mod shm;
 pub(crate) mod signal;
+pub(crate) mod socket;
 
 use std::io;
 

@@ -159,6 +159,19 @@ pub(crate) fn at_exit(f: extern "C" fn()) {
     }
 }
 
+/// Registers `f` to run in the child after every `fork` ([`pthread_atfork(3)`]), however
+/// the fork was made.
+///
+/// [`pthread_atfork(3)`]: https://man7.org/linux/man-pages/man3/pthread_atfork.3.html
+pub(crate) fn at_fork_child(f: extern "C" fn()) {
+    // SAFETY: `f` is a plain function with no captured state, valid for the whole program;
+    // the prepare and parent hooks are null. It fails only for lack of memory, and then
+    // the hook simply does not run.
+    unsafe {
+        libc::pthread_atfork(None, None, Some(f));
+    }
+}
+
 /// Forks if this process has exactly one thread; otherwise returns the thread count and
 /// does not fork.
 ///

@@ -74,3 +74,12 @@ pub(crate) fn kill(pid: i32, sig: i32) -> io::Result<()> {
     cvt(unsafe { libc::kill(pid, sig) })?;
     Ok(())
 }
+
+/// Ignores `sig` in this process from now on (`SIG_IGN`).
+pub(crate) fn ignore(sig: i32) -> io::Result<()> {
+    // SAFETY: installing SIG_IGN runs no code of ours in a signal context.
+    if unsafe { libc::signal(sig, libc::SIG_IGN) } == libc::SIG_ERR {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

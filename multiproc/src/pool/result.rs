@@ -1,0 +1,232 @@
+//! [`AsyncResult`]: a result that a pool fills in later.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::deadline::Deadline;
+use crate::error::{Error, Result};
+
+/// The result of [`Pool::apply_async`](super::Pool::apply_async) and the other `_async`
+/// calls, which the pool fills in when the task ends: Python's `AsyncResult`.
+///
+/// The value is handed out once (the first successful `get` moves it out); an error is
+/// handed out by every `get`.
+pub struct AsyncResult<T> {
+    slot: Arc<Slot<T>>,
+}
+
+impl<T> fmt::Debug for AsyncResult<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncResult")
+            .field("ready", &self.ready())
+            .finish()
+    }
+}
+
+/// Where the pool's result thread puts the outcome and the caller waits for it.
+pub(crate) struct Slot<T> {
+    state: Mutex<Inner<T>>,
+    done: Condvar,
+}
+
+/// The outcome, and how many threads wait for it: a `Condvar` notification is a system
+/// call even with no waiter, and most results are filled before anyone waits.
+struct Inner<T> {
+    state: State<T>,
+    waiters: usize,
+}
+
+enum State<T> {
+    Pending,
+    Value(T),
+    Failed(Error),
+    Taken,
+}
+
+impl<T> Slot<T> {
+    pub(crate) fn new() -> Arc<Slot<T>> {
+        Arc::new(Slot {
+            state: Mutex::new(Inner {
+                state: State::Pending,
+                waiters: 0,
+            }),
+            done: Condvar::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner<T>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Fills the slot (once; a later outcome is ignored) and wakes every waiter.
+    pub(crate) fn set(&self, outcome: Result<T>) {
+        let mut inner = self.lock();
+        if matches!(inner.state, State::Pending) {
+            inner.state = match outcome {
+                Ok(v) => State::Value(v),
+                Err(e) => State::Failed(e),
+            };
+            if inner.waiters > 0 {
+                self.done.notify_all();
+            }
+        }
+    }
+
+    /// Waits until the slot is filled or `deadline` passes; `false` on time out.
+    fn wait_until(&self, deadline: Option<Instant>) -> (MutexGuard<'_, Inner<T>>, bool) {
+        let mut inner = self.lock();
+        let mut done = true;
+        inner.waiters += 1;
+        while matches!(inner.state, State::Pending) {
+            match deadline {
+                None => inner = self.done.wait(inner).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        done = false;
+                        break;
+                    }
+                    inner = self
+                        .done
+                        .wait_timeout(inner, d - now)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+            }
+        }
+        inner.waiters -= 1;
+        (inner, done)
+    }
+}
+
+impl<T> AsyncResult<T> {
+    pub(crate) fn new(slot: Arc<Slot<T>>) -> AsyncResult<T> {
+        AsyncResult { slot }
+    }
+
+    /// Waits for the task and returns its value.
+    ///
+    /// # Errors
+    /// The task's error: [`Error::Panicked`] (the task panicked), [`Error::TaskFailed`] (it
+    /// returned `Err`), [`Error::WorkerDied`] (its worker died while running it, with the
+    /// signal or exit code), [`Error::Codec`] (its arguments or result could not travel),
+    /// [`Error::Closed`] (the pool was terminated first). The same error comes back from
+    /// every call; after the value was taken by an earlier `get`, [`Error::InvalidState`].
+    pub fn get(&self) -> Result<T> {
+        self.get_until(None)
+    }
+
+    /// Waits at most `timeout` for the task and returns its value.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when the task has not ended in time (the result stays usable);
+    /// otherwise as [`get`](Self::get).
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
+        self.get_until(Deadline::after(timeout).instant())
+    }
+
+    /// Waits until the instant `deadline` for the task and returns its value (one limit
+    /// across several calls).
+    ///
+    /// # Errors
+    /// As [`get_timeout`](Self::get_timeout).
+    pub fn get_deadline(&self, deadline: Instant) -> Result<T> {
+        self.get_until(Some(deadline))
+    }
+
+    /// Returns the task's value if it has ended, without waiting.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`] while the task runs; otherwise as [`get`](Self::get).
+    pub fn try_get(&self) -> Result<T> {
+        match self.ready() {
+            true => self.get(),
+            false => Err(Error::WouldBlock),
+        }
+    }
+
+    fn get_until(&self, deadline: Option<Instant>) -> Result<T> {
+        let (mut inner, done) = self.slot.wait_until(deadline);
+        if !done {
+            return Err(Error::Timeout);
+        }
+        match std::mem::replace(&mut inner.state, State::Taken) {
+            State::Value(v) => Ok(v),
+            State::Failed(e) => {
+                let again = copy_error(&e);
+                inner.state = State::Failed(e);
+                Err(again)
+            }
+            State::Taken => Err(Error::InvalidState(
+                "the value was already taken by an earlier get".into(),
+            )),
+            State::Pending => unreachable!("wait_until returned done"),
+        }
+    }
+
+    /// Waits until the task has ended (its callbacks have run by then).
+    pub fn wait(&self) {
+        let _ = self.slot.wait_until(None);
+    }
+
+    /// Waits at most `timeout` for the task to end.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when it has not ended in time.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<()> {
+        match self.slot.wait_until(Deadline::after(timeout).instant()).1 {
+            true => Ok(()),
+            false => Err(Error::Timeout),
+        }
+    }
+
+    /// Waits until the instant `deadline` for the task to end.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when it has not ended by then.
+    pub fn wait_deadline(&self, deadline: Instant) -> Result<()> {
+        match self.slot.wait_until(Some(deadline)).1 {
+            true => Ok(()),
+            false => Err(Error::Timeout),
+        }
+    }
+
+    /// Whether the task has ended.
+    pub fn ready(&self) -> bool {
+        !matches!(self.slot.lock().state, State::Pending)
+    }
+
+    /// Whether the task ended with a value.
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] while the task has not ended, as Python's `ValueError`.
+    pub fn successful(&self) -> Result<bool> {
+        match self.slot.lock().state {
+            State::Pending => Err(Error::InvalidState("the result is not ready".into())),
+            State::Value(_) | State::Taken => Ok(true),
+            State::Failed(_) => Ok(false),
+        }
+    }
+}
+
+/// A copy of a task error, so every `get` can report it (`Error` itself is not `Clone`:
+/// it may hold an `io::Error` or a boxed source, which are kept as their text here).
+pub(crate) fn copy_error(e: &Error) -> Error {
+    match e {
+        Error::Panicked { message, location } => Error::Panicked {
+            message: message.clone(),
+            location: location.clone(),
+        },
+        Error::TaskFailed(m) => Error::TaskFailed(m.clone()),
+        Error::WorkerDied(m) => Error::WorkerDied(m.clone()),
+        Error::InvalidState(m) => Error::InvalidState(m.clone()),
+        Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
+        Error::Closed => Error::Closed,
+        Error::Timeout => Error::Timeout,
+        Error::Codec(source) => Error::codec(source.to_string()),
+        Error::Io(io) => Error::Io(std::io::Error::new(io.kind(), io.to_string())),
+        other => Error::protocol(other.to_string()),
+    }
+}
