@@ -119,6 +119,18 @@ fn multiproc_cpu(n: u64) -> Result<Outcome> {
 
 /// The ceiling: 2 threads spinning, fed by a channel.
 fn threads_cpu(n: u64) -> Result<Outcome> {
+    threads_run(n, spin_1ms, |results| {
+        check("results", results.count() as u64, n)
+    })
+}
+
+/// `n` tasks `task(0..n)` to [`WORKERS`] threads over one channel, their results back over
+/// another; `verify` checks the `n` results. The in-process ceiling of the pool rows.
+fn threads_run(
+    n: u64,
+    task: fn(u64) -> u64,
+    verify: impl FnOnce(&mut dyn Iterator<Item = u64>) -> Result<()>,
+) -> Result<Outcome> {
     let (task_tx, task_rx) = crossbeam_channel::unbounded::<u64>();
     let (result_tx, result_rx) = crossbeam_channel::unbounded::<u64>();
     std::thread::scope(move |scope| {
@@ -126,7 +138,7 @@ fn threads_cpu(n: u64) -> Result<Outcome> {
             let (tasks, results) = (task_rx.clone(), result_tx.clone());
             scope.spawn(move || {
                 for x in tasks {
-                    if results.send(spin_1ms(x)).is_err() {
+                    if results.send(task(x)).is_err() {
                         break;
                     }
                 }
@@ -134,11 +146,7 @@ fn threads_cpu(n: u64) -> Result<Outcome> {
         }
         let sample = Sample::time(n, || {
             (0..n).try_for_each(|i| task_tx.send(i))?;
-            check(
-                "results",
-                result_rx.iter().take(n as usize).count() as u64,
-                n,
-            )
+            verify(&mut result_rx.iter().take(n as usize))
         })?;
         Ok(Outcome::Sample(sample))
     })
@@ -178,24 +186,7 @@ fn procspawn_pool(n: u64) -> Result<Outcome> {
 
 /// In-process ceiling: tasks to 2 worker threads over one channel, results back over another.
 fn threads_pool(n: u64) -> Result<Outcome> {
-    let (task_tx, task_rx) = crossbeam_channel::unbounded::<u64>();
-    let (result_tx, result_rx) = crossbeam_channel::unbounded::<u64>();
-    std::thread::scope(move |scope| {
-        for _ in 0..WORKERS {
-            let (tasks, results) = (task_rx.clone(), result_tx.clone());
-            scope.spawn(move || {
-                for x in tasks {
-                    if results.send(square(x)).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        let sample = Sample::time(n, || {
-            (0..n).try_for_each(|i| task_tx.send(i))?;
-            let sum: u64 = result_rx.iter().take(n as usize).sum();
-            check("sum of results", sum, sum_of_squares(n))
-        })?;
-        Ok(Outcome::Sample(sample))
+    threads_run(n, square, |results| {
+        check("sum of results", results.sum(), sum_of_squares(n))
     })
 }
