@@ -56,8 +56,11 @@ pub enum Error {
     /// The object was closed (a queue after `close`, a pool after `close`).
     #[error("closed")]
     Closed,
-    /// `recv_bytes_max` met a message longer than its limit. The message was discarded and
-    /// the connection stays usable.
+    /// A message is longer than a limit. From `recv_bytes_max` the message was discarded
+    /// and the connection stays usable. From any other receive the limit was the
+    /// connection's [`max_message`](crate::Connection::max_message): the announced length
+    /// was refused before anything was allocated, and the connection is broken (its framing
+    /// is lost). From a put, the message was not sent.
     #[error("message of {len} bytes is longer than the limit of {max} bytes")]
     MessageTooLong {
         /// Length of the message that was refused.

@@ -251,6 +251,7 @@
 mod deadline;
 mod error;
 mod fd;
+mod limit;
 mod loom;
 #[allow(unsafe_code)]
 mod mem;
@@ -263,6 +264,9 @@ mod sys;
 
 pub mod codec;
 pub mod connection;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod handle;
 pub mod manager;
 pub mod pool;
@@ -277,6 +281,7 @@ pub use crate::error::{
     Acquired, BoxError, Error, LockError, LockResult, PutError, Result, WaitError, WaitResult,
 };
 pub use crate::manager::{Manager, SharedMemoryManager};
+pub use crate::limit::DEFAULT_MAX_MESSAGE;
 pub use crate::pid::Pid;
 pub use crate::pool::{AsyncResult, Pool};
 pub use crate::process::{

@@ -20,6 +20,7 @@ use super::{auth, Connection};
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::fd::{registry, wait_readable};
+use crate::limit::DEFAULT_MAX_MESSAGE;
 use crate::sys;
 
 /// How long an accepted client may take over the authkey handshake, unless
@@ -64,6 +65,8 @@ pub struct Listener {
     address: Address,
     authkey: Option<Vec<u8>>,
     handshake_timeout: Duration,
+    /// Given to each accepted connection (see [`Connection::set_max_message`]).
+    max_message: u64,
     /// The socket file this listener created, to remove on drop.
     file: Option<SocketFile>,
     last_accepted: Mutex<Option<Address>>,
@@ -118,6 +121,7 @@ impl Listener {
             address,
             authkey: authkey.map(<[u8]>::to_vec),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            max_message: DEFAULT_MAX_MESSAGE,
             file,
             last_accepted: Mutex::new(None),
         };
@@ -145,6 +149,13 @@ impl Listener {
     /// so a silent or slow peer holds `accept` up for at most this long.
     pub fn set_handshake_timeout(&mut self, timeout: Duration) {
         self.handshake_timeout = timeout;
+    }
+
+    /// Sets the longest message each accepted connection takes (default
+    /// [`DEFAULT_MAX_MESSAGE`], 1 GiB; see [`Connection::set_max_message`]). A client's
+    /// connection sets its own with [`Connection::set_max_message`].
+    pub fn set_max_message(&mut self, max: u64) {
+        self.max_message = max;
     }
 
     /// Waits for a client and returns the connection to it, authenticated when the
@@ -208,7 +219,8 @@ impl Listener {
             }
         };
         *self.last_accepted.lock().unwrap_or_else(|p| p.into_inner()) = peer;
-        let conn = Connection::from(fd);
+        let mut conn = Connection::from(fd);
+        conn.set_max_message(self.max_message);
         if let Some(key) = &self.authkey {
             let limit = Deadline::after(self.handshake_timeout);
             auth::deliver_challenge(conn.as_fd(), key, limit)

@@ -30,6 +30,8 @@
 mod address;
 mod auth;
 mod frame;
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzz;
 mod listener;
 mod wait;
 mod with_codec;
@@ -48,6 +50,7 @@ use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::fd::{registry, wait_readable};
 use crate::handle;
+use crate::limit::DEFAULT_MAX_MESSAGE;
 use crate::raw::park;
 use crate::sys;
 
@@ -112,6 +115,8 @@ pub struct Connection<D = Duplex> {
     fd: OwnedFd,
     /// Why the framing was lost, once it was: every later receive reports it.
     broken: Option<String>,
+    /// Longer announced messages are refused before anything is allocated.
+    max_message: u64,
     /// Reused for encoding `send` and decoding `recv`, so steady-state messages allocate
     /// nothing. Its capacity is never zero-filled, so a process that moves little touches
     /// (and, after `fork`, copies) few pages.
@@ -195,6 +200,7 @@ impl<D> Connection<D> {
         Connection {
             fd,
             broken: None,
+            max_message: DEFAULT_MAX_MESSAGE,
             scratch: Vec::new(),
             _dir: PhantomData,
         }
@@ -212,7 +218,23 @@ impl<D> Connection<D> {
     /// # Errors
     /// [`Error::Io`] when the system is out of descriptors.
     pub fn try_clone(&self) -> Result<Self> {
-        Ok(Connection::from_fd(sys::fd::dup(self.fd.as_fd())?))
+        let mut copy = Connection::from_fd(sys::fd::dup(self.fd.as_fd())?);
+        copy.max_message = self.max_message;
+        Ok(copy)
+    }
+
+    /// The longest message this end accepts (default [`DEFAULT_MAX_MESSAGE`], 1 GiB).
+    pub fn max_message(&self) -> u64 {
+        self.max_message
+    }
+
+    /// Sets the longest message this end accepts. A frame that announces more is refused
+    /// with [`Error::MessageTooLong`] before any of it is read or allocated, and the
+    /// connection is broken, since skipping an announced length of up to 2^63 bytes could
+    /// take forever: a peer cannot make this process allocate more than `max` bytes, nor
+    /// wait for bytes that never come. Raise it to receive larger messages.
+    pub fn set_max_message(&mut self, max: u64) {
+        self.max_message = max;
     }
 }
 
@@ -385,6 +407,10 @@ impl<D: Readable> Connection<D> {
                     Ok(frame::decode_header(&head[at..got])?.map(|(len, _)| (len, count)))
                 });
                 match parsed {
+                    Ok(Some((len, _))) if len > self.max_message => {
+                        let max = self.max_message;
+                        return Err(self.broken_by(Error::MessageTooLong { len, max }));
+                    }
                     Ok(Some((len, count))) => return Ok((len, claim(count, fds))),
                     Ok(None) => {}
                     Err(e) => return Err(self.broken_by(e)),

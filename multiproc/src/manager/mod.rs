@@ -44,6 +44,8 @@
 
 mod client;
 mod custom;
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzz;
 mod protocol;
 mod proxy;
 mod server;

@@ -610,7 +610,7 @@ impl Server {
         }
     }
 
-    fn handle(&self, request: Request) -> Reply {
+    pub(super) fn handle(&self, request: Request) -> Reply {
         match request {
             Request::Create(create) => {
                 let (object, _) = Object::new(create, &self.factories)?;

@@ -33,6 +33,12 @@ pub mod fault;
 mod named;
 mod ring;
 
+/// The ring's fuzzing entry point (feature `fuzzing`), for `crate::fuzzing`.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn ring_fuzz(bytes: &[u8]) {
+    ring::fuzz::repair(bytes);
+}
+
 use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
@@ -236,6 +242,7 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Queue<T, C> {
                 Wait::Until(_) => Err(PutError::Timeout(value)),
             },
             Ok(Err((PutFail::Closed, _))) => Err(PutError::Closed(value)),
+            Ok(Err((PutFail::Corrupt(why), _))) => Err(PutError::Failed(value, Error::protocol(why))),
             Ok(Err((PutFail::TooLong, len))) => Err(PutError::Failed(
                 value,
                 Error::MessageTooLong {

@@ -126,6 +126,8 @@ mod loom_tests;
 mod shm_memory;
 #[cfg(all(test, not(loom)))]
 mod tests;
+#[cfg(all(feature = "fuzzing", not(loom)))]
+pub(crate) mod fuzz;
 
 use std::io;
 
@@ -152,7 +154,7 @@ const HEADER: u64 = 24;
 /// Set in `state` when the record at that position is committed.
 const COMMITTED: u64 = 1;
 /// The largest message, in bytes (the header's `len` is checked against it on read, too).
-pub(crate) const MAX_MESSAGE: usize = 1 << 30;
+pub(crate) const MAX_MESSAGE: usize = crate::limit::DEFAULT_MAX_MESSAGE as usize;
 
 /// `closed` after `shutdown(false)`: puts fail, gets drain.
 const DRAIN: u32 = 1;
@@ -169,6 +171,8 @@ pub(crate) enum PutFail {
     Closed,
     /// The message is longer than [`MAX_MESSAGE`].
     TooLong,
+    /// The control page makes no sense (memory written by something that is not a queue).
+    Corrupt(String),
 }
 
 /// What one locked put attempt did.
@@ -181,6 +185,8 @@ enum Attempt {
     Full,
     /// No room without growing a ring that is already large; not allowed this time.
     WouldGrow,
+    /// The control page makes no sense.
+    Corrupt(String),
 }
 
 /// Why a get returned no message.
@@ -333,7 +339,8 @@ impl Ring {
     }
 }
 
-/// The size of a record with a `len`-byte payload, header and padding included.
+/// The size of a record with a `len`-byte payload, header and padding included; `len` is
+/// at most [`MAX_MESSAGE`] (checked where it is read from the ring).
 fn record_size(len: u64) -> u64 {
     (HEADER + len + 7) & !7
 }
@@ -373,6 +380,24 @@ impl Ring {
 
     fn ctl(&self) -> &Control {
         self.memory.control()
+    }
+
+    /// The capacity in use, checked: the control page is shared memory that any process
+    /// holding the segment (or a stray writer to a named queue's file) may have scribbled
+    /// on, and every data access is masked with `cap - 1`, so a `cap` that is not a power
+    /// of two between [`INITIAL_CAP`] and [`MAX_CAP`] would reach outside the mapping.
+    fn cap(&self, order: Ordering) -> Result<u64, String> {
+        let cap = self.ctl().cap.0.load(order);
+        if cap.is_power_of_two() && (INITIAL_CAP..=MAX_CAP).contains(&cap) {
+            Ok(cap)
+        } else {
+            Err(format!("the ring's capacity reads {cap}, which no ring has"))
+        }
+    }
+
+    /// The largest capacity the ring may grow to, never past the mapping.
+    fn max_cap(&self) -> u64 {
+        self.ctl().ident.0.max_cap.load(Ordering::Relaxed).min(MAX_CAP)
     }
 
     /// The header word at position `pos` under capacity `cap`.
@@ -465,20 +490,28 @@ impl Ring {
     fn repair_producers(&self) {
         let c = self.ctl();
         let p = &c.producer.0;
-        let cap = c.cap.0.load(Ordering::Acquire);
+        // A ring with a corrupt capacity cannot be repaired; every put and get reports it.
+        let Ok(cap) = self.cap(Ordering::Acquire) else {
+            return;
+        };
         let tail = p.tail.load(Ordering::Relaxed);
         // SAFETY: we hold `plock`; `state(tail)` is only accessed atomically, and a record
         // committed there is ours to read until step 5 publishes it to the count.
         let (state, len, idx) = unsafe {
             (
                 self.word(cap, tail).load(Ordering::Acquire),
-                self.word(cap, tail + 8).load(Ordering::Relaxed),
-                self.word(cap, tail + 16).load(Ordering::Relaxed),
+                self.word(cap, tail.wrapping_add(8)).load(Ordering::Relaxed),
+                self.word(cap, tail.wrapping_add(16))
+                    .load(Ordering::Relaxed),
             )
         };
-        if state == tail | COMMITTED {
-            p.tail_idx.store(idx + 1, Ordering::Release);
-            p.tail.store(tail + record_size(len), Ordering::Release);
+        // Positions and message numbers are counted modulo 2^64 (see "Layout"), so they
+        // add with wrapping; a `len` no producer could have written is left for the
+        // consumer to report as corrupt.
+        if state == tail | COMMITTED && len <= MAX_MESSAGE as u64 {
+            p.tail_idx.store(idx.wrapping_add(1), Ordering::Release);
+            p.tail
+                .store(tail.wrapping_add(record_size(len)), Ordering::Release);
         }
         c.puts
             .0
@@ -491,13 +524,15 @@ impl Ring {
     fn repair_consumers(&self) {
         let c = self.ctl();
         let s = &c.consumer.0;
-        let cap = c.cap.0.load(Ordering::Acquire);
+        let Ok(cap) = self.cap(Ordering::Acquire) else {
+            return;
+        };
         let head = s.head.load(Ordering::Relaxed);
         // SAFETY: we hold `clock`; `state(head)` is only accessed atomically, and a record
         // committed there belongs to the consumers, so its `idx` word is ours to read.
         let idx = unsafe {
             (self.word(cap, head).load(Ordering::Acquire) == head | COMMITTED)
-                .then(|| self.word(cap, head + 16).load(Ordering::Relaxed))
+                .then(|| self.word(cap, head.wrapping_add(16)).load(Ordering::Relaxed))
         };
         if let Some(idx) = idx {
             if s.gets.load(Ordering::Relaxed) != idx {
@@ -533,6 +568,7 @@ impl Ring {
                     self.notify(&c.not_empty.0);
                     return Ok(());
                 }
+                Attempt::Corrupt(why) => return Err(PutFail::Corrupt(why)),
                 Attempt::WouldGrow => {
                     // See "Growth": give an active consumer one spin's time to make room.
                     may_grow = !park::spin(&c.not_full.0.seq, gets_seen, deadline);
@@ -562,7 +598,7 @@ impl Ring {
             .tail
             .load(Ordering::Acquire)
             .saturating_sub(head);
-        cap < c.ident.0.max_cap.load(Ordering::Relaxed) || used.saturating_add(size + 8) <= cap
+        cap < self.max_cap() || used.saturating_add(size + 8) <= cap
     }
 
     /// The producer's steps 1-5 under `plock`, growing the ring if it must and `may_grow`
@@ -584,13 +620,23 @@ impl Ring {
             }
         }
         let need = size + 8;
-        let mut cap = c.cap.0.load(Ordering::Relaxed);
-        let mut head = p.head_cache.load(Ordering::Relaxed);
-        if tail + need - head > cap {
-            head = c.consumer.0.head.load(Ordering::Acquire);
+        let mut cap = match self.cap(Ordering::Relaxed) {
+            Ok(cap) => cap,
+            Err(why) => return Attempt::Corrupt(why),
+        };
+        // Positions count modulo 2^64 (see "Layout"): `tail - head` is the bytes in use.
+        let head = p.head_cache.load(Ordering::Relaxed);
+        if tail.wrapping_sub(head).saturating_add(need) > cap {
+            let head = c.consumer.0.head.load(Ordering::Acquire);
             p.head_cache.store(head, Ordering::Relaxed);
-            if tail + need - head > cap {
-                if cap >= c.ident.0.max_cap.load(Ordering::Relaxed) {
+            let used = tail.wrapping_sub(head);
+            if used > cap {
+                return Attempt::Corrupt(format!(
+                    "the ring holds {used} bytes (from {head} to {tail}) in a capacity of {cap}"
+                ));
+            }
+            if used + need > cap {
+                if cap >= self.max_cap() {
                     return Attempt::Full;
                 }
                 if !may_grow && cap >= GROW_FREELY && need <= cap / 2 {
@@ -610,21 +656,23 @@ impl Ring {
         // the Release store of the commit.
         unsafe {
             // Step 2: payload, then the other header words.
-            self.write_wrapping(cap, tail + HEADER, msg);
-            self.word(cap, tail + 8)
+            self.write_wrapping(cap, tail.wrapping_add(HEADER), msg);
+            self.word(cap, tail.wrapping_add(8))
                 .store(msg.len() as u64, Ordering::Relaxed);
-            self.word(cap, tail + 16).store(idx, Ordering::Relaxed);
+            self.word(cap, tail.wrapping_add(16))
+                .store(idx, Ordering::Relaxed);
             // Step 3: the next record's state word reads "not committed".
-            self.word(cap, tail + size).store(0, Ordering::Relaxed);
+            self.word(cap, tail.wrapping_add(size))
+                .store(0, Ordering::Relaxed);
             // Step 4: the commit.
             self.word(cap, tail)
                 .store(tail | COMMITTED, Ordering::Release);
         }
         fault_point!(ProducerAfterCommit);
         // Step 5 (order matters for the repair: `tail_idx` before `tail`).
-        p.tail_idx.store(idx + 1, Ordering::Release);
-        p.tail.store(tail + size, Ordering::Release);
-        c.puts.0.store(idx + 1, Ordering::Release);
+        p.tail_idx.store(idx.wrapping_add(1), Ordering::Release);
+        p.tail.store(tail.wrapping_add(size), Ordering::Release);
+        c.puts.0.store(idx.wrapping_add(1), Ordering::Release);
         Attempt::Put
     }
 
@@ -679,12 +727,16 @@ impl Ring {
     /// consumers' lock stayed busy.
     fn grow(&self, tail: u64, need: u64, deadline: Deadline) -> Option<u64> {
         let c = self.ctl();
-        let cap = c.cap.0.load(Ordering::Relaxed);
-        let max_cap = c.ident.0.max_cap.load(Ordering::Relaxed);
+        let cap = self.cap(Ordering::Relaxed).ok()?;
+        let max_cap = self.max_cap();
         let _consumers = self.lock_consumers(deadline)?;
         let head = c.consumer.0.head.load(Ordering::Acquire);
         c.producer.0.head_cache.store(head, Ordering::Relaxed);
-        let used = tail - head;
+        let used = tail.wrapping_sub(head);
+        if used > cap {
+            // Corrupt (the caller checked with an older `head`, which only grows): refuse.
+            return None;
+        }
         if used + need <= cap {
             return Some(cap);
         }
@@ -695,18 +747,19 @@ impl Ring {
         if new_cap > max_cap {
             return None;
         }
-        let mut pos = head;
-        while pos < tail {
+        let mut moved = 0;
+        while moved < used {
+            let pos = head.wrapping_add(moved);
             let old = pos & (cap - 1);
             let new = pos & (new_cap - 1);
-            let run = (tail - pos).min(cap - old).min(new_cap - new);
+            let run = (used - moved).min(cap - old).min(new_cap - new);
             if old != new {
                 // SAFETY: we hold both locks; `old..old + run` is live data below `cap`,
                 // `new..new + run` lies in `[cap, new_cap)`, the added half, which holds
                 // nothing live, so the ranges are disjoint and below `new_cap <= MAX_CAP`.
                 unsafe { self.memory.move_within(old, new, run) };
             }
-            pos += run;
+            moved += run;
         }
         // SAFETY: both locks held; `tail` is the `state` word of the next record.
         unsafe { self.word(new_cap, tail).store(0, Ordering::Relaxed) };
@@ -753,7 +806,7 @@ impl Ring {
     ) -> Result<Option<R>, GetFail> {
         let c = self.ctl();
         let s = &c.consumer.0;
-        let cap = c.cap.0.load(Ordering::Acquire);
+        let cap = self.cap(Ordering::Acquire).map_err(GetFail::Corrupt)?;
         let head = s.head.load(Ordering::Relaxed);
         // SAFETY: we hold `clock`; `state(head)` is only accessed atomically.
         if unsafe { self.word(cap, head).load(Ordering::Acquire) } != head | COMMITTED {
@@ -763,8 +816,9 @@ impl Ring {
         // it is ours to read until we move `head`.
         let (len, idx) = unsafe {
             (
-                self.word(cap, head + 8).load(Ordering::Relaxed),
-                self.word(cap, head + 16).load(Ordering::Relaxed),
+                self.word(cap, head.wrapping_add(8)).load(Ordering::Relaxed),
+                self.word(cap, head.wrapping_add(16))
+                    .load(Ordering::Relaxed),
             )
         };
         if len > MAX_MESSAGE as u64 || record_size(len) + 8 > cap {
@@ -776,12 +830,13 @@ impl Ring {
             return Ok(None);
         };
         // SAFETY: as above: the committed record's payload, ours until `head` moves.
-        let out = unsafe { self.read_wrapping(cap, head + HEADER, len as usize, read) };
+        let out = unsafe { self.read_wrapping(cap, head.wrapping_add(HEADER), len as usize, read) };
         // Step 3, then step 4: a consumer killed between them leaves `gets` one ahead, which
         // `repair_consumers` undoes.
-        s.gets.store(idx + 1, Ordering::Release);
+        s.gets.store(idx.wrapping_add(1), Ordering::Release);
         fault_point!(ConsumerBetweenStores);
-        s.head.store(head + record_size(len), Ordering::Release);
+        s.head
+            .store(head.wrapping_add(record_size(len)), Ordering::Release);
         Ok(Some(out))
     }
 
