@@ -45,6 +45,10 @@ fn main() {
             "sec_another_users_process_cannot_reach_a_named_object",
             other_user_is_refused,
         ),
+        test(
+            "sec_a_manager_refuses_an_oversize_frame_before_allocating",
+            manager_refuses_oversize_frames,
+        ),
     ])
 }
 
@@ -324,5 +328,61 @@ fn other_user_is_refused() -> TestResult {
     }
     // The owner still uses the queue: nothing reached it.
     assert_eq!(queue.try_get()?, 1);
+    Ok(())
+}
+
+/// The peak resident memory of process `pid`, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("status")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+/// Sends a bare frame header announcing `len` bytes on `conn`, and no payload.
+fn announce(conn: &multiproc::Connection, len: u64) {
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    let mut header = Vec::new();
+    if len <= 0x7fff_ffff {
+        header.extend_from_slice(&(len as u32).to_be_bytes());
+    } else {
+        header.extend_from_slice(&(-1i32).to_be_bytes());
+        header.extend_from_slice(&len.to_be_bytes());
+    }
+    let fd = conn.as_fd().try_clone_to_owned().expect("dup");
+    std::os::unix::net::UnixStream::from(fd)
+        .write_all(&header)
+        .expect("write the header");
+}
+
+/// A client holding the key announces messages of 2 GiB and of just under the 1 GiB limit
+/// and sends nothing more: the server process refuses the first at once (closing the
+/// connection while ours is still open) and, for the second, holds no more memory than
+/// what arrived plus one growth step. Seen from the server's own peak RSS.
+fn manager_refuses_oversize_frames() -> TestResult {
+    let manager = Manager::start()?;
+    let server = u32::from(manager.server_pid().expect("our manager's server"));
+    let key = manager.authkey().to_vec();
+    let list = manager.list::<u8>()?;
+    let before = peak_rss_kib(server);
+    let mut conn = Client::connect(manager.address(), Some(&key))?;
+    announce(&conn, 2 << 30);
+    match conn.recv_timeout::<u8>(Duration::from_secs(10)) {
+        Err(Error::Eof) => {}
+        other => panic!("the server kept an oversize frame's connection: {other:?}"),
+    }
+    let mut conn = Client::connect(manager.address(), Some(&key))?;
+    announce(&conn, multiproc::DEFAULT_MAX_MESSAGE - 1);
+    conn.send_bytes(&[0; 1000])?;
+    std::thread::sleep(Duration::from_millis(200));
+    drop(conn);
+    list.push(&1)?;
+    let grown = peak_rss_kib(server).saturating_sub(before);
+    assert!(grown < 64 * 1024, "the server's peak RSS grew by {grown} KiB");
+    assert_eq!(list.len()?, 1, "the manager serves on");
+    manager.shutdown()?;
     Ok(())
 }

@@ -786,6 +786,61 @@ mod tests {
         Ok(())
     }
 
+    /// Writes a bare frame header announcing `len` bytes, and no payload.
+    fn announce(to: &Connection, len: u64) {
+        let mut scratch = [0; frame::MAX_HEADER];
+        sys::fd::write_all_vectored(to.fd.as_fd(), &[frame::header(len, &mut scratch)]).unwrap();
+    }
+
+    /// Issue 15: an announced length above the limit is refused at once, before a byte of
+    /// payload is read or allocated (the peer never sends one, and the peer end stays
+    /// open, so a receive that tried to read it would hang), and the connection is broken.
+    #[test]
+    fn an_announced_length_above_the_limit_is_refused_before_reading() -> Result<()> {
+        let (a, mut b) = pipe()?;
+        assert_eq!(b.max_message(), DEFAULT_MAX_MESSAGE);
+        assert_eq!(DEFAULT_MAX_MESSAGE, 1 << 30);
+        for len in [DEFAULT_MAX_MESSAGE + 1, 0x8000_0000, u64::MAX] {
+            let (a, mut b) = pipe()?;
+            announce(&a, len);
+            match b.recv_timeout::<u8>(Duration::from_secs(5)) {
+                Err(Error::MessageTooLong { len: got, max }) => {
+                    assert_eq!((got, max), (len, DEFAULT_MAX_MESSAGE));
+                }
+                other => panic!("expected MessageTooLong, got {other:?}"),
+            }
+            assert!(matches!(b.recv_bytes(), Err(Error::Protocol(_))), "broken");
+        }
+        // A lower limit: at the limit passes, one over is refused with both numbers.
+        b.set_max_message(100);
+        let mut clone = b.try_clone()?;
+        assert_eq!(clone.max_message(), 100, "a clone keeps the limit");
+        let mut a = a;
+        a.send_bytes(&[1; 100])?;
+        assert_eq!(b.recv_bytes()?.len(), 100);
+        a.send_bytes(&[1; 101])?;
+        let e = clone.recv_bytes().unwrap_err();
+        assert!(matches!(e, Error::MessageTooLong { len: 101, max: 100 }), "{e}");
+        assert!(e.to_string().contains("101") && e.to_string().contains("100"), "{e}");
+        Ok(())
+    }
+
+    /// Below the limit, a length the peer announces but does not send costs memory only as
+    /// its bytes arrive: the receive waits for them (and reports the peer's death).
+    #[test]
+    fn an_announced_length_below_the_limit_allocates_as_bytes_arrive() -> Result<()> {
+        let (a, mut b) = pipe()?;
+        announce(&a, DEFAULT_MAX_MESSAGE);
+        sys::fd::write_all_vectored(a.fd.as_fd(), &[&[5; 1000]])?;
+        drop(a);
+        let mut out = Vec::new();
+        let (len, _) = b.next_frame(Deadline::NEVER, Error::Timeout)?;
+        assert_eq!(len, DEFAULT_MAX_MESSAGE);
+        assert!(matches!(b.read_payload(len, &mut out), Err(Error::Protocol(_))));
+        assert!(out.capacity() <= GROW_STEP, "reserved {} bytes", out.capacity());
+        Ok(())
+    }
+
     #[test]
     fn cn_04_buffer_too_short_carries_the_message() -> Result<()> {
         let (mut a, mut b) = pipe()?;

@@ -343,3 +343,86 @@ fn a_sleeping_consumer_finds_the_message_of_a_producer_that_died_before_step_5()
     assert_eq!(sleeper.join().unwrap().unwrap(), b"one");
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
 }
+
+/// Issue 15 (fuzzing): positions count modulo 2^64, so a ring whose positions pass
+/// `u64::MAX` (never in practice; reachable by a scribbled control page) keeps FIFO order
+/// instead of overflowing.
+#[test]
+fn positions_wrap_past_u64_max() {
+    let ring = Ring::create(0).unwrap();
+    let start = u64::MAX - 63;
+    let c = ring.ctl();
+    c.producer.0.tail.store(start, Ordering::Relaxed);
+    c.producer.0.head_cache.store(start, Ordering::Relaxed);
+    c.consumer.0.head.store(start, Ordering::Relaxed);
+    for n in 0..20u32 {
+        ring.put(&message(1, n, 50), Deadline::now()).unwrap();
+    }
+    for n in 0..20u32 {
+        assert_eq!(take(&ring, Deadline::now()).unwrap(), message(1, n, 50));
+    }
+    assert!(c.producer.0.tail.load(Ordering::Relaxed) < start, "wrapped");
+}
+
+/// Issue 15 (fuzzing): a capacity no ring has (the control page is shared memory anyone
+/// holding the segment can write) is reported as corruption by puts and gets, where it
+/// would have masked offsets outside the mapping; a `max_cap` past the mapping is capped.
+#[test]
+fn a_garbage_capacity_is_reported_not_followed() {
+    for cap in [0, 3, INITIAL_CAP / 2, INITIAL_CAP + 8, MAX_CAP * 2, u64::MAX] {
+        let ring = Ring::create(0).unwrap();
+        ring.put(b"before", Deadline::now()).unwrap();
+        ring.ctl().cap.0.store(cap, Ordering::Relaxed);
+        assert!(
+            matches!(ring.put(b"x", Deadline::now()), Err(PutFail::Corrupt(_))),
+            "cap {cap}"
+        );
+        assert!(
+            matches!(take(&ring, Deadline::now()), Err(GetFail::Corrupt(_))),
+            "cap {cap}"
+        );
+    }
+    let ring = Ring::create(0).unwrap();
+    ring.ctl().ident.0.max_cap.store(u64::MAX, Ordering::Relaxed);
+    assert_eq!(ring.max_cap(), MAX_CAP);
+    // Bytes in use beyond the capacity (head ahead of tail): corrupt, not a huge copy.
+    let ring = Ring::create(0).unwrap();
+    ring.ctl().consumer.0.head.store(64, Ordering::Relaxed);
+    let big = vec![0; INITIAL_CAP as usize];
+    assert!(matches!(ring.put(&big, Deadline::now()), Err(PutFail::Corrupt(_))));
+}
+
+/// Issue 15 (fuzzing): a dead producer's repair reads a committed record's `len` from the
+/// ring; one no producer could have written is left alone (the consumer reports it),
+/// not added to `tail`.
+#[test]
+fn a_repair_ignores_a_record_length_no_producer_wrote() {
+    let ring = Ring::create(0).unwrap();
+    let c = ring.ctl();
+    // SAFETY: the test is the ring's only user; the words are inside the first page.
+    unsafe {
+        ring.word(INITIAL_CAP, 0).store(COMMITTED, Ordering::Relaxed);
+        ring.word(INITIAL_CAP, 8).store(u64::MAX, Ordering::Relaxed);
+    }
+    ring.repair_producers();
+    assert_eq!(c.producer.0.tail.load(Ordering::Relaxed), 0);
+    assert!(matches!(take(&ring, Deadline::now()), Err(GetFail::Corrupt(_))));
+}
+
+/// Issue 15: a message above the 1 GiB limit is refused before anything is copied (the
+/// zeroed buffer is never touched, so the test costs no memory), and a record header that
+/// claims more than the limit is corruption, not a read.
+#[test]
+fn messages_above_the_limit_are_refused_both_ways() {
+    let ring = Ring::create(0).unwrap();
+    let big = vec![0u8; MAX_MESSAGE + 1];
+    assert_eq!(ring.put(&big, Deadline::now()), Err(PutFail::TooLong));
+    drop(big);
+    ring.put(b"m", Deadline::now()).unwrap();
+    // SAFETY: the test is the ring's only user; the record at 0 is the one just put.
+    unsafe { ring.word(INITIAL_CAP, 8) }.store(MAX_MESSAGE as u64 + 1, Ordering::Relaxed);
+    match take(&ring, Deadline::now()) {
+        Err(GetFail::Corrupt(why)) => assert!(why.contains("claims"), "{why}"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
