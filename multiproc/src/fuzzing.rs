@@ -50,7 +50,12 @@ enum Shape {
     List(Vec<Shape>),
     Map(BTreeMap<String, Shape>),
     Pair(Box<Shape>, Option<Box<Shape>>),
-    Record { flag: bool, small: u8, numbers: Vec<i32>, keyed: HashMap<u16, String> },
+    Record {
+        flag: bool,
+        small: u8,
+        numbers: Vec<i32>,
+        keyed: HashMap<u16, String>,
+    },
 }
 
 /// Decodes `bytes` as several types with codec `C`; a value that decodes re-encodes.

@@ -280,8 +280,8 @@ pub use crate::connection::{pipe, pipe_oneway, Connection};
 pub use crate::error::{
     Acquired, BoxError, Error, LockError, LockResult, PutError, Result, WaitError, WaitResult,
 };
-pub use crate::manager::{Manager, SharedMemoryManager};
 pub use crate::limit::DEFAULT_MAX_MESSAGE;
+pub use crate::manager::{Manager, SharedMemoryManager};
 pub use crate::pid::Pid;
 pub use crate::pool::{AsyncResult, Pool};
 pub use crate::process::{

@@ -37,7 +37,11 @@ fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
 fn replay(target: &str, entry: fn(&[u8])) {
     for (path, bytes) in corpus(target) {
         let outcome = std::panic::catch_unwind(|| entry(&bytes));
-        assert!(outcome.is_ok(), "{target}: corpus file {} failed", path.display());
+        assert!(
+            outcome.is_ok(),
+            "{target}: corpus file {} failed",
+            path.display()
+        );
     }
 }
 

@@ -64,7 +64,12 @@ fn socket_inodes(pid: u32) -> Vec<String> {
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
         .filter_map(|target| {
             let target = target.to_string_lossy().into_owned();
-            Some(target.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_owned(),
+            )
         })
         .collect()
 }
@@ -136,11 +141,17 @@ fn manager_refuses_keyless_clients() -> TestResult {
     })
     .start()?
     .join()?;
-    assert!(child[0].starts_with("wrong key: ") && !child[0].contains("CONNECTED"), "{child:?}");
+    assert!(
+        child[0].starts_with("wrong key: ") && !child[0].contains("CONNECTED"),
+        "{child:?}"
+    );
     assert!(child[1].starts_with("client wrong key: "), "{child:?}");
     assert!(!child[1].contains("UNEXPECTED"), "{child:?}");
     assert_eq!(child[2], "no key: #FAILURE#", "{child:?}");
-    assert!(child[3].contains("Err"), "the server kept talking: {child:?}");
+    assert!(
+        child[3].contains("Err"),
+        "the server kept talking: {child:?}"
+    );
     // The manager serves the holder of the key as before.
     assert_eq!(dict.get(&"secret".to_string())?, Some(7));
     manager.shutdown()?;
@@ -220,7 +231,10 @@ fn no_inet_listener_by_default() -> TestResult {
     );
     let server = manager.server_pid().expect("our own manager's server");
     let server = u32::from(server);
-    assert!(!socket_inodes(server).is_empty(), "the server holds its listener");
+    assert!(
+        !socket_inodes(server).is_empty(),
+        "the server holds its listener"
+    );
     assert_eq!(inet_sockets(server), Vec::<String>::new());
     // A pool and a queue hold no inet socket either.
     let pool = multiproc::Pool::new(2)?;
@@ -250,7 +264,10 @@ fn forkserver_sockets(_: ()) -> (usize, Vec<String>, Vec<String>) {
         .filter_map(|e| e.ok()?.file_name().into_string().ok()?.parse::<u32>().ok())
         .find(|pid| {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let ppid = stat.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1));
+            let ppid = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().nth(1));
             let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
             ppid == Some(me.as_str())
                 && env
@@ -270,7 +287,11 @@ fn forkserver_has_no_address() -> TestResult {
     // In a child of its own, so the forkserver ends with it.
     let (sockets, named, inet) = Process::new(|| forkserver_sockets(())).start()?.join()?;
     assert!(sockets > 0, "the forkserver holds its socket pair");
-    assert_eq!(named, Vec::<String>::new(), "a forkserver socket with a name");
+    assert_eq!(
+        named,
+        Vec::<String>::new(),
+        "a forkserver socket with a name"
+    );
     assert_eq!(inet, Vec::<String>::new(), "a forkserver inet socket");
     Ok(())
 }
@@ -278,8 +299,16 @@ fn forkserver_has_no_address() -> TestResult {
 /// What a process running as `nobody` gets when it opens each object.
 fn open_as_nobody(name: String) -> Vec<String> {
     // SAFETY: setgid/setuid change this (forked, single-threaded) process's credentials.
-    let dropped = unsafe { libc::setgroups(0, std::ptr::null()) == 0 && libc::setgid(65534) == 0 && libc::setuid(65534) == 0 };
-    assert!(dropped, "cannot become nobody: {}", std::io::Error::last_os_error());
+    let dropped = unsafe {
+        libc::setgroups(0, std::ptr::null()) == 0
+            && libc::setgid(65534) == 0
+            && libc::setuid(65534) == 0
+    };
+    assert!(
+        dropped,
+        "cannot become nobody: {}",
+        std::io::Error::last_os_error()
+    );
     let kind = |r: Result<(), Error>| match r {
         Ok(()) => "OPENED".to_string(),
         Err(Error::Io(e)) => format!("{:?}", e.kind()),
@@ -308,7 +337,11 @@ fn other_user_is_refused() -> TestResult {
         return Ok(());
     }
     let name = unique_name("other");
-    let (q, l, m) = (format!("{name}-q"), format!("{name}-l"), format!("{name}-m"));
+    let (q, l, m) = (
+        format!("{name}-q"),
+        format!("{name}-l"),
+        format!("{name}-m"),
+    );
     let queue = Queue::<u8>::create(&q, None)?;
     queue.put(1).map_err(Error::from)?;
     let _lock = Lock::create(&l)?;
@@ -381,7 +414,10 @@ fn manager_refuses_oversize_frames() -> TestResult {
     drop(conn);
     list.push(&1)?;
     let grown = peak_rss_kib(server).saturating_sub(before);
-    assert!(grown < 64 * 1024, "the server's peak RSS grew by {grown} KiB");
+    assert!(
+        grown < 64 * 1024,
+        "the server's peak RSS grew by {grown} KiB"
+    );
     assert_eq!(list.len()?, 1, "the manager serves on");
     manager.shutdown()?;
     Ok(())

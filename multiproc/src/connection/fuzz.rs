@@ -67,13 +67,20 @@ pub(crate) fn receive(bytes: &[u8]) {
                 return;
             }
             Err(Error::Protocol(_)) => {
-                assert!(conn.poll(Some(Duration::ZERO)).unwrap(), "broken polls ready");
+                assert!(
+                    conn.poll(Some(Duration::ZERO)).unwrap(),
+                    "broken polls ready"
+                );
                 return;
             }
             Err(e) => panic!("unexpected receive error {e}"),
         }
     }
-    panic!("{} receives did not consume {} bytes", stream.len() + 1, stream.len());
+    panic!(
+        "{} receives did not consume {} bytes",
+        stream.len() + 1,
+        stream.len()
+    );
 }
 
 /// Which side of the handshake a fuzzed peer talks to.
@@ -114,7 +121,12 @@ pub(crate) fn handshake(side: Side, bytes: &[u8]) {
 mod tests {
     #[test]
     fn fuzz_entry_points_take_empty_and_short_input() {
-        for bytes in [&[][..], &[0], &[1, 0, 0, 0, 1, 7], &[3, 0xff, 0xff, 0xff, 0xff]] {
+        for bytes in [
+            &[][..],
+            &[0],
+            &[1, 0, 0, 0, 1, 7],
+            &[3, 0xff, 0xff, 0xff, 0xff],
+        ] {
             super::frame_header(bytes);
             super::receive(bytes);
             super::handshake(super::Side::Listener, bytes);

@@ -820,8 +820,14 @@ mod tests {
         assert_eq!(b.recv_bytes()?.len(), 100);
         a.send_bytes(&[1; 101])?;
         let e = clone.recv_bytes().unwrap_err();
-        assert!(matches!(e, Error::MessageTooLong { len: 101, max: 100 }), "{e}");
-        assert!(e.to_string().contains("101") && e.to_string().contains("100"), "{e}");
+        assert!(
+            matches!(e, Error::MessageTooLong { len: 101, max: 100 }),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("101") && e.to_string().contains("100"),
+            "{e}"
+        );
         Ok(())
     }
 
@@ -836,8 +842,15 @@ mod tests {
         let mut out = Vec::new();
         let (len, _) = b.next_frame(Deadline::NEVER, Error::Timeout)?;
         assert_eq!(len, DEFAULT_MAX_MESSAGE);
-        assert!(matches!(b.read_payload(len, &mut out), Err(Error::Protocol(_))));
-        assert!(out.capacity() <= GROW_STEP, "reserved {} bytes", out.capacity());
+        assert!(matches!(
+            b.read_payload(len, &mut out),
+            Err(Error::Protocol(_))
+        ));
+        assert!(
+            out.capacity() <= GROW_STEP,
+            "reserved {} bytes",
+            out.capacity()
+        );
         Ok(())
     }
 

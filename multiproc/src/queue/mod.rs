@@ -242,7 +242,9 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Queue<T, C> {
                 Wait::Until(_) => Err(PutError::Timeout(value)),
             },
             Ok(Err((PutFail::Closed, _))) => Err(PutError::Closed(value)),
-            Ok(Err((PutFail::Corrupt(why), _))) => Err(PutError::Failed(value, Error::protocol(why))),
+            Ok(Err((PutFail::Corrupt(why), _))) => {
+                Err(PutError::Failed(value, Error::protocol(why)))
+            }
             Ok(Err((PutFail::TooLong, len))) => Err(PutError::Failed(
                 value,
                 Error::MessageTooLong {

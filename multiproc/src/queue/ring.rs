@@ -118,6 +118,8 @@
 //! as done, so `join` returns).
 #![allow(unsafe_code)]
 
+#[cfg(all(feature = "fuzzing", not(loom)))]
+pub(crate) mod fuzz;
 #[cfg(loom)]
 mod loom_memory;
 #[cfg(all(test, loom))]
@@ -126,8 +128,6 @@ mod loom_tests;
 mod shm_memory;
 #[cfg(all(test, not(loom)))]
 mod tests;
-#[cfg(all(feature = "fuzzing", not(loom)))]
-pub(crate) mod fuzz;
 
 use std::io;
 
@@ -391,13 +391,30 @@ impl Ring {
         if cap.is_power_of_two() && (INITIAL_CAP..=MAX_CAP).contains(&cap) {
             Ok(cap)
         } else {
-            Err(format!("the ring's capacity reads {cap}, which no ring has"))
+            Err(format!(
+                "the ring's capacity reads {cap}, which no ring has"
+            ))
+        }
+    }
+
+    /// `pos`, read from the control page, if it can be a record's position: every record
+    /// starts 8-aligned, and a header word elsewhere would be a misaligned atomic.
+    fn position(pos: u64) -> Result<u64, String> {
+        if pos % 8 == 0 {
+            Ok(pos)
+        } else {
+            Err(format!("the ring's position {pos} is not 8-aligned"))
         }
     }
 
     /// The largest capacity the ring may grow to, never past the mapping.
     fn max_cap(&self) -> u64 {
-        self.ctl().ident.0.max_cap.load(Ordering::Relaxed).min(MAX_CAP)
+        self.ctl()
+            .ident
+            .0
+            .max_cap
+            .load(Ordering::Relaxed)
+            .min(MAX_CAP)
     }
 
     /// The header word at position `pos` under capacity `cap`.
@@ -494,7 +511,9 @@ impl Ring {
         let Ok(cap) = self.cap(Ordering::Acquire) else {
             return;
         };
-        let tail = p.tail.load(Ordering::Relaxed);
+        let Ok(tail) = Ring::position(p.tail.load(Ordering::Relaxed)) else {
+            return;
+        };
         // SAFETY: we hold `plock`; `state(tail)` is only accessed atomically, and a record
         // committed there is ours to read until step 5 publishes it to the count.
         let (state, len, idx) = unsafe {
@@ -527,12 +546,16 @@ impl Ring {
         let Ok(cap) = self.cap(Ordering::Acquire) else {
             return;
         };
-        let head = s.head.load(Ordering::Relaxed);
+        let Ok(head) = Ring::position(s.head.load(Ordering::Relaxed)) else {
+            return;
+        };
         // SAFETY: we hold `clock`; `state(head)` is only accessed atomically, and a record
         // committed there belongs to the consumers, so its `idx` word is ours to read.
         let idx = unsafe {
-            (self.word(cap, head).load(Ordering::Acquire) == head | COMMITTED)
-                .then(|| self.word(cap, head.wrapping_add(16)).load(Ordering::Relaxed))
+            (self.word(cap, head).load(Ordering::Acquire) == head | COMMITTED).then(|| {
+                self.word(cap, head.wrapping_add(16))
+                    .load(Ordering::Relaxed)
+            })
         };
         if let Some(idx) = idx {
             if s.gets.load(Ordering::Relaxed) != idx {
@@ -574,6 +597,12 @@ impl Ring {
                     may_grow = !park::spin(&c.not_full.0.seq, gets_seen, deadline);
                 }
                 Attempt::Full => {
+                    // Past the deadline the locked look just made is the answer: the
+                    // lock-free hint below could disagree with it for ever on a corrupt
+                    // control page, and a try must not spin.
+                    if deadline.has_passed() {
+                        return Err(PutFail::NotNow);
+                    }
                     let room = || self.is_shutdown() || self.has_room(size);
                     if !self.wait_for(&c.not_full.0, deadline, room, &[]) {
                         return Err(PutFail::NotNow);
@@ -620,8 +649,11 @@ impl Ring {
             }
         }
         let need = size + 8;
-        let mut cap = match self.cap(Ordering::Relaxed) {
-            Ok(cap) => cap,
+        let (mut cap, tail) = match self
+            .cap(Ordering::Relaxed)
+            .and_then(|cap| Ok((cap, Ring::position(tail)?)))
+        {
+            Ok(checked) => checked,
             Err(why) => return Attempt::Corrupt(why),
         };
         // Positions count modulo 2^64 (see "Layout"): `tail - head` is the bytes in use.
@@ -630,6 +662,9 @@ impl Ring {
             let head = c.consumer.0.head.load(Ordering::Acquire);
             p.head_cache.store(head, Ordering::Relaxed);
             let used = tail.wrapping_sub(head);
+            if let Err(why) = Ring::position(head) {
+                return Attempt::Corrupt(why);
+            }
             if used > cap {
                 return Attempt::Corrupt(format!(
                     "the ring holds {used} bytes (from {head} to {tail}) in a capacity of {cap}"
@@ -733,7 +768,7 @@ impl Ring {
         let head = c.consumer.0.head.load(Ordering::Acquire);
         c.producer.0.head_cache.store(head, Ordering::Relaxed);
         let used = tail.wrapping_sub(head);
-        if used > cap {
+        if used > cap || Ring::position(head).is_err() {
             // Corrupt (the caller checked with an older `head`, which only grows): refuse.
             return None;
         }
@@ -791,6 +826,11 @@ impl Ring {
             if closed != 0 {
                 return Err(GetFail::Closed);
             }
+            // As in `put`: past the deadline, the locked look is the answer (counts that
+            // say "not empty" with nothing committed, a corrupt page, must not spin a try).
+            if deadline.has_passed() {
+                return Err(GetFail::NotNow);
+            }
             let ready = || self.is_shutdown() || self.len() > 0;
             let watch = [&c.clock.0, &c.plock.0];
             if !self.wait_for(&c.not_empty.0, deadline, ready, &watch) {
@@ -807,7 +847,7 @@ impl Ring {
         let c = self.ctl();
         let s = &c.consumer.0;
         let cap = self.cap(Ordering::Acquire).map_err(GetFail::Corrupt)?;
-        let head = s.head.load(Ordering::Relaxed);
+        let head = Ring::position(s.head.load(Ordering::Relaxed)).map_err(GetFail::Corrupt)?;
         // SAFETY: we hold `clock`; `state(head)` is only accessed atomically.
         if unsafe { self.word(cap, head).load(Ordering::Acquire) } != head | COMMITTED {
             return Ok(None);

@@ -8,7 +8,7 @@
 
 use std::mem::offset_of;
 
-use super::{Control, Ring, GetFail, PutFail, HEADER, INITIAL_CAP, MAX_CAP};
+use super::{Control, GetFail, PutFail, Ring, HEADER, INITIAL_CAP, MAX_CAP};
 use crate::deadline::Deadline;
 use crate::loom::{AtomicU64, Ordering};
 
@@ -30,7 +30,10 @@ pub(crate) fn repair(bytes: &[u8]) {
     for n in 0..(setup >> 2) % 8 {
         let _ = ring.put(&vec![n; usize::from(n) * 9], Deadline::now());
     }
-    let words = ring.memory.segment().get_slice::<AtomicU64>(0, CONTROL_WORDS);
+    let words = ring
+        .memory
+        .segment()
+        .get_slice::<AtomicU64>(0, CONTROL_WORDS);
     while let Some((&op, rest)) = program.split_first() {
         program = rest;
         if op < 0xc0 {
@@ -89,12 +92,18 @@ fn patch_header(ring: &Ring, op: u8, value: u64) {
         c.consumer.0.head.load(Ordering::Relaxed)
     };
     let word = u64::from(op & 3);
-    let at = if word == 3 { pos.wrapping_add(HEADER) } else { pos.wrapping_add(word * 8) };
+    let at = if word == 3 {
+        pos.wrapping_add(HEADER)
+    } else {
+        pos.wrapping_add(word * 8)
+    };
     // A `state` word may hold `pos | COMMITTED` exactly (the fuzzer could hardly guess it).
     let value = if op & 8 != 0 { pos | 1 } else { value };
+    // A position the fuzzer made misaligned still patches an aligned word.
+    let off = at & (INITIAL_CAP - 1) & !7;
     // SAFETY: the offset is 8-aligned and below `INITIAL_CAP <= MAX_CAP`, inside the
     // mapping; this thread is the only user of the ring, so no plain access races.
-    unsafe { ring.memory.word(at & (INITIAL_CAP - 1)) }.store(value, Ordering::Relaxed);
+    unsafe { ring.memory.word(off) }.store(value, Ordering::Relaxed);
 }
 
 /// One operation; every wait has a passed deadline.
@@ -121,7 +130,12 @@ fn run(ring: &Ring, op: u8, program: &mut &[u8]) {
         }
         6 => ring.shutdown(false),
         _ => {
-            let _ = (ring.len(), ring.bound(), ring.is_shutdown(), ring.unfinished());
+            let _ = (
+                ring.len(),
+                ring.bound(),
+                ring.is_shutdown(),
+                ring.unfinished(),
+            );
         }
     }
 }

@@ -369,7 +369,14 @@ fn positions_wrap_past_u64_max() {
 /// would have masked offsets outside the mapping; a `max_cap` past the mapping is capped.
 #[test]
 fn a_garbage_capacity_is_reported_not_followed() {
-    for cap in [0, 3, INITIAL_CAP / 2, INITIAL_CAP + 8, MAX_CAP * 2, u64::MAX] {
+    for cap in [
+        0,
+        3,
+        INITIAL_CAP / 2,
+        INITIAL_CAP + 8,
+        MAX_CAP * 2,
+        u64::MAX,
+    ] {
         let ring = Ring::create(0).unwrap();
         ring.put(b"before", Deadline::now()).unwrap();
         ring.ctl().cap.0.store(cap, Ordering::Relaxed);
@@ -383,13 +390,20 @@ fn a_garbage_capacity_is_reported_not_followed() {
         );
     }
     let ring = Ring::create(0).unwrap();
-    ring.ctl().ident.0.max_cap.store(u64::MAX, Ordering::Relaxed);
+    ring.ctl()
+        .ident
+        .0
+        .max_cap
+        .store(u64::MAX, Ordering::Relaxed);
     assert_eq!(ring.max_cap(), MAX_CAP);
     // Bytes in use beyond the capacity (head ahead of tail): corrupt, not a huge copy.
     let ring = Ring::create(0).unwrap();
     ring.ctl().consumer.0.head.store(64, Ordering::Relaxed);
     let big = vec![0; INITIAL_CAP as usize];
-    assert!(matches!(ring.put(&big, Deadline::now()), Err(PutFail::Corrupt(_))));
+    assert!(matches!(
+        ring.put(&big, Deadline::now()),
+        Err(PutFail::Corrupt(_))
+    ));
 }
 
 /// Issue 15 (fuzzing): a dead producer's repair reads a committed record's `len` from the
@@ -401,12 +415,16 @@ fn a_repair_ignores_a_record_length_no_producer_wrote() {
     let c = ring.ctl();
     // SAFETY: the test is the ring's only user; the words are inside the first page.
     unsafe {
-        ring.word(INITIAL_CAP, 0).store(COMMITTED, Ordering::Relaxed);
+        ring.word(INITIAL_CAP, 0)
+            .store(COMMITTED, Ordering::Relaxed);
         ring.word(INITIAL_CAP, 8).store(u64::MAX, Ordering::Relaxed);
     }
     ring.repair_producers();
     assert_eq!(c.producer.0.tail.load(Ordering::Relaxed), 0);
-    assert!(matches!(take(&ring, Deadline::now()), Err(GetFail::Corrupt(_))));
+    assert!(matches!(
+        take(&ring, Deadline::now()),
+        Err(GetFail::Corrupt(_))
+    ));
 }
 
 /// Issue 15: a message above the 1 GiB limit is refused before anything is copied (the
@@ -425,4 +443,63 @@ fn messages_above_the_limit_are_refused_both_ways() {
         Err(GetFail::Corrupt(why)) => assert!(why.contains("claims"), "{why}"),
         other => panic!("expected Corrupt, got {other:?}"),
     }
+}
+
+/// Issue 15 (found by the `ring` property test): a `head` or `tail` that is not 8-aligned
+/// (no record starts there) is corruption, where it made every header word a misaligned
+/// atomic.
+#[test]
+fn a_misaligned_position_is_reported_not_followed() {
+    for side in [0, 1] {
+        let ring = Ring::create(0).unwrap();
+        ring.put(b"before", Deadline::now()).unwrap();
+        let c = ring.ctl();
+        let word = if side == 0 {
+            &c.consumer.0.head
+        } else {
+            &c.producer.0.tail
+        };
+        word.store(word.load(Ordering::Relaxed) + 3, Ordering::Relaxed);
+        // A dead holder's repair on either side must not touch the misaligned word either.
+        ring.repair_producers();
+        ring.repair_consumers();
+        if side == 0 {
+            assert!(matches!(
+                take(&ring, Deadline::now()),
+                Err(GetFail::Corrupt(_))
+            ));
+        } else {
+            assert!(matches!(
+                ring.put(b"x", Deadline::now()),
+                Err(PutFail::Corrupt(_))
+            ));
+        }
+    }
+}
+
+/// Issue 15 (found by the `ring` property test, a hang): counts that disagree with the
+/// records (`puts` ahead with nothing committed; a bound reached by `tail_idx` while
+/// `puts - gets` says there is room) made a try loop for ever between the locked look and
+/// the lock-free hint. A passed deadline now takes the locked look as the answer.
+#[test]
+fn counts_that_disagree_with_the_records_do_not_spin_a_try() {
+    let ring = Ring::create(0).unwrap();
+    ring.ctl().puts.0.store(5, Ordering::Relaxed);
+    let t = Instant::now();
+    assert_eq!(take(&ring, Deadline::now()), Err(GetFail::NotNow));
+    assert_eq!(
+        take(&ring, Deadline::after(Duration::from_millis(50))),
+        Err(GetFail::NotNow)
+    );
+    assert!(t.elapsed() < Duration::from_secs(5));
+
+    let ring = Ring::create(1).unwrap();
+    ring.ctl().producer.0.tail_idx.store(7, Ordering::Relaxed);
+    let t = Instant::now();
+    assert_eq!(ring.put(b"x", Deadline::now()), Err(PutFail::NotNow));
+    assert_eq!(
+        ring.put(b"x", Deadline::after(Duration::from_millis(50))),
+        Err(PutFail::NotNow)
+    );
+    assert!(t.elapsed() < Duration::from_secs(5));
 }
