@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{eventually, process_running, test, TestResult};
 use multiproc::process::send_signal;
-use multiproc::{Error, Pool, Signal, Value};
+use multiproc::{Error, Pool, Signal, StartMethod, Value};
 
 fn main() {
     if std::env::var_os(LEAK_MODE).is_some() {
@@ -81,6 +81,10 @@ fn main() {
             "pl_32_the_initializer_runs_once_per_worker",
             initializer_once,
         ),
+        test(
+            "pl_36_a_worker_failing_to_start_stops_the_others",
+            failing_initializer,
+        ),
         test("pl_33_join_before_close_is_an_error", join_before_close),
         test(
             "pl_34_pl_35_calls_after_close_or_terminate_are_refused",
@@ -107,7 +111,7 @@ fn main() {
             threaded_parent,
         ),
         test(
-            "building_a_fork_pool_from_a_threaded_process_is_refused",
+            "building_a_pool_with_fork_chosen_from_a_threaded_process_is_refused",
             threaded_build,
         ),
         test("pl_38_a_pool_inside_a_child_process_works", pool_in_child),
@@ -776,6 +780,49 @@ fn initializer_once() -> TestResult {
     Ok(())
 }
 
+/// PL-36: the initializer marks its worker (`<pid>-<helper pid>`) and fails in the second
+/// worker, after a pause that lets the others start.
+fn mark_or_fail(dir: String) {
+    let me = std::process::id();
+    let parent = std::os::unix::process::parent_id();
+    std::fs::write(format!("{dir}/{me}-{parent}"), b"").expect("mark");
+    if multiproc::current_process().name() == "PoolWorker-2" {
+        std::thread::sleep(Duration::from_millis(300));
+        panic!("the initializer fails on purpose");
+    }
+}
+
+/// PL-36 under Fork (tests/start_methods.rs has Spawn and Forkserver): `build` fails with
+/// the initializer's panic, and the workers already started and the helper are reaped.
+fn failing_initializer() -> TestResult {
+    let dir = common::TempDir::new("pl36")?;
+    let err = Pool::builder()
+        .processes(3)
+        .initializer(mark_or_fail, dir.path().to_str().unwrap().to_string())
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Panicked { message, .. } if message.contains("on purpose")),
+        "{err:?}"
+    );
+    let mut started = 0;
+    for entry in std::fs::read_dir(dir.path())? {
+        let name = entry?.file_name().into_string().unwrap();
+        let (pid, helper) = name.split_once('-').unwrap();
+        let (pid, helper): (u32, u32) = (pid.parse()?, helper.parse()?);
+        assert_ne!(helper, std::process::id());
+        assert_eq!(common::process_state(pid), None, "worker {pid} is left");
+        assert_eq!(
+            common::process_state(helper),
+            None,
+            "helper {helper} is left"
+        );
+        started += 1;
+    }
+    assert!(started >= 2, "{started} workers started");
+    Ok(())
+}
+
 fn join_before_close() -> TestResult {
     let pool = Pool::new(1)?;
     assert!(matches!(pool.join(), Err(Error::InvalidState(m)) if m.contains("still running")));
@@ -979,7 +1026,11 @@ fn threaded_build() -> TestResult {
             std::thread::sleep(Duration::from_millis(5));
         }
     });
-    let err = Pool::new(1).unwrap_err();
+    let err = Pool::builder()
+        .processes(1)
+        .start_method(StartMethod::Fork)
+        .build()
+        .unwrap_err();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     thread.join().unwrap();
     match err {

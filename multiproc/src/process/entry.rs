@@ -57,6 +57,38 @@ fn anchor_address() -> usize {
     anchor as fn() as usize
 }
 
+/// The identity of the code at `addr` (a function of this process): its offset from the
+/// anchor, which names the same code in every execution of this executable file.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when `addr` does not lie in the executable that holds this
+/// crate (a shared library may load at another distance in another execution).
+pub(crate) fn code_offset(addr: usize) -> Result<usize> {
+    let anchor = anchor_address();
+    let base = sys::exec::object_base(anchor);
+    if base.is_none() || sys::exec::object_base(addr) != base {
+        return Err(Error::InvalidArgument(
+            "the function does not live in this program's executable (a shared library?); \
+             only functions of the executable can run in a spawned or forkserver child"
+                .into(),
+        ));
+    }
+    Ok(addr.wrapping_sub(anchor))
+}
+
+/// The offset of `addr` from the anchor, unchecked: valid only in this execution and in
+/// processes forked from it (which keep every address), where [`code_at`] undoes it.
+pub(crate) fn code_offset_here(addr: usize) -> usize {
+    addr.wrapping_sub(anchor_address())
+}
+
+/// The address, in this execution, of the code whose offset is `offset` (from
+/// [`code_offset`] in any execution of this file, or [`code_offset_here`] in this one or
+/// a process it was forked from). Using it as a function is the caller's `unsafe`.
+pub(crate) fn code_at(offset: usize) -> usize {
+    anchor_address().wrapping_add(offset)
+}
+
 /// The erased signature every [`trampoline`] has: the function's address and the child's
 /// control connection, on which the argument comes next.
 type Trampoline = fn(usize, Connection) -> !;
@@ -92,23 +124,9 @@ impl Code {
     /// [`Error::InvalidArgument`] when `f` does not live in the executable that holds this
     /// crate (a shared library may load at another distance in another execution).
     pub(super) fn of<A: DeserializeOwned, R: Serialize>(f: fn(A) -> R) -> Result<Code> {
-        let anchor = anchor_address();
-        let tramp = trampoline::<A, R> as Trampoline as usize;
-        let func = f as usize;
-        let base = sys::exec::object_base(anchor);
-        if base.is_none()
-            || sys::exec::object_base(func) != base
-            || sys::exec::object_base(tramp) != base
-        {
-            return Err(Error::InvalidArgument(
-                "the function does not live in this program's executable (a shared library?); \
-                 only functions of the executable can run in a spawned or forkserver child"
-                    .into(),
-            ));
-        }
         Ok(Code {
-            trampoline: tramp.wrapping_sub(anchor),
-            func: func.wrapping_sub(anchor),
+            trampoline: code_offset(trampoline::<A, R> as Trampoline as usize)?,
+            func: code_offset(f as usize)?,
         })
     }
 
@@ -125,13 +143,11 @@ impl Code {
             ),
             Err(e) => start::refuse(ctl, format!("cannot identify the executable: {e}")),
         }
-        let anchor = anchor_address();
         // SAFETY: the offsets came from `Code::of` in a process running this same file
         // (checked just above), where the trampoline offset named a `Trampoline`; the same
         // offset from this execution's anchor names the same function here.
-        let tramp: Trampoline =
-            unsafe { sys::exec::function_at(anchor.wrapping_add(self.trampoline)) };
-        tramp(anchor.wrapping_add(self.func), ctl)
+        let tramp: Trampoline = unsafe { sys::exec::function_at(code_at(self.trampoline)) };
+        tramp(code_at(self.func), ctl)
     }
 }
 
