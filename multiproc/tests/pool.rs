@@ -18,7 +18,7 @@ fn main() {
     let mut tests = vec![
         test("pl_01_pl_09_apply_and_apply_async", apply_and_apply_async),
         test(
-            "pl_02_pl_37_pl_39_map_in_input_order_every_chunk_size",
+            "pl_02_pl_04_pl_37_pl_39_map_in_input_order_every_chunk_size",
             map_in_order,
         ),
         test("pl_03_starmap_and_starmap_async", starmap),
@@ -32,7 +32,7 @@ fn main() {
         ),
         test("pl_07_pl_18_empty_inputs_give_empty_results", empty_inputs),
         test(
-            "pl_10_ar_01_get_timeout_on_a_sleeping_task",
+            "pl_10_ar_01_ar_05_get_timeout_on_a_sleeping_task",
             get_timeout_sleeping,
         ),
         test(
@@ -87,6 +87,14 @@ fn main() {
         ),
         test("pl_33_join_before_close_is_an_error", join_before_close),
         test(
+            "pl_24_map_async_keeps_the_first_error_and_calls_back_after_every_chunk",
+            first_error_after_every_chunk,
+        ),
+        test(
+            "pl_25_arguments_and_results_are_not_retained",
+            nothing_retained,
+        ),
+        test(
             "pl_34_pl_35_calls_after_close_or_terminate_are_refused",
             after_close,
         ),
@@ -124,7 +132,7 @@ fn main() {
             helper_killed,
         ),
         test(
-            "pl_08_an_input_iterator_that_panics_leaves_the_pool_usable",
+            "pl_08_pl_14_pl_21_an_input_iterator_that_panics_leaves_the_pool_usable",
             panicking_input,
         ),
         test(
@@ -234,6 +242,19 @@ fn panicking_input() -> TestResult {
                 .map(|it| it.count())
         }));
         assert!(caught.is_err());
+        // PL-14: the unordered form too; every value before the panic is right.
+        let seen = Mutex::new(Vec::new());
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            for v in pool.imap_unordered(square, input_panicking_at(at)).unwrap() {
+                seen.lock().unwrap().push(v.unwrap());
+            }
+        }));
+        assert!(caught.is_err());
+        let seen = seen.into_inner().unwrap();
+        assert!(
+            seen.iter().all(|v| (0..at).any(|i| square(i) == *v)),
+            "{seen:?}"
+        );
         // The pool is still usable, and the call can be repeated.
         assert_eq!(pool.map(square, 0..10)?.len(), 10);
     }
@@ -820,6 +841,74 @@ fn failing_initializer() -> TestResult {
         started += 1;
     }
     assert!(started >= 2, "{started} workers started");
+    Ok(())
+}
+
+/// Sleeps `|ms|` ms, then fails when `ms` is negative.
+fn fail_after(ms: i64) -> Result<i64, String> {
+    std::thread::sleep(Duration::from_millis(ms.unsigned_abs()));
+    if ms < 0 {
+        return Err(format!("failed after {}", -ms));
+    }
+    Ok(ms)
+}
+
+/// PL-24: chunks of 1 on 2 workers; the first fails at once, a later one after 150 ms, and
+/// one runs 400 ms: `on_err` runs once, with the first error received, after all of them.
+fn first_error_after_every_chunk() -> TestResult {
+    let pool = Pool::new(2)?;
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let (g, e) = (calls.clone(), calls.clone());
+    let start = Instant::now();
+    let r = pool.map_async_with(
+        fail_after,
+        vec![-1, 400, -150],
+        Some(1),
+        move |_: &Vec<i64>| g.lock().unwrap().push(("ok".to_string(), start.elapsed())),
+        move |err: &Error| e.lock().unwrap().push((err.to_string(), start.elapsed())),
+    )?;
+    match r.get_timeout(Duration::from_secs(20)) {
+        Err(Error::TaskFailed(m)) => assert_eq!(m, "failed after 1"),
+        other => panic!("{other:?}"),
+    }
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(calls[0].0.contains("failed after 1"), "{calls:?}");
+    assert!(
+        calls[0].1 >= Duration::from_millis(400),
+        "{calls:?}: before every chunk ended"
+    );
+    Ok(())
+}
+
+/// 1 MiB of text in, the same back (a `String` travels as one run of bytes).
+fn echo_mib(v: String) -> String {
+    v
+}
+
+/// PL-25: 200 round trips of 1 MiB arguments and results (200 MiB through the pool) leave
+/// the parent's memory where 20 of them left it: nothing is kept once a call completes.
+fn nothing_retained() -> TestResult {
+    let pool = Pool::new(2)?;
+    let round = |n: usize| -> TestResult {
+        for _ in 0..n {
+            let rs = (0..2)
+                .map(|i| pool.apply_async(echo_mib, i.to_string().repeat(1 << 20)))
+                .collect::<Result<Vec<_>, _>>()?;
+            for r in rs {
+                assert_eq!(r.get()?.len(), 1 << 20);
+            }
+        }
+        Ok(())
+    };
+    round(10)?;
+    let rss = rss_kib();
+    round(100)?;
+    let grown = rss_kib().saturating_sub(rss);
+    assert!(
+        grown < 16 * 1024,
+        "RSS grew by {grown} KiB over 200 MiB of round trips"
+    );
     Ok(())
 }
 

@@ -165,11 +165,14 @@ impl fmt::Debug for Pool {
     }
 }
 
+/// The addresses of an initializer's code, and its encoded argument (or why it would not
+/// encode, reported by `build`).
+type PendingInit = ((usize, usize), Result<Vec<u8>>);
+
 /// Settings for a [`Pool`]; [`build`](PoolBuilder::build) starts it.
 pub struct PoolBuilder {
     processes: Option<usize>,
-    /// The addresses of the initializer's code, and its encoded argument.
-    initializer: Option<((usize, usize), Result<Vec<u8>>)>,
+    initializer: Option<PendingInit>,
     max_tasks: Option<usize>,
     method: Option<StartMethod>,
 }
