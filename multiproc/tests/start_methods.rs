@@ -942,3 +942,29 @@ fn pl_36_a_worker_failing_to_start_stops_the_others_under_each_method() {
         }
     }
 }
+
+/// A pool built on a thread that then ends keeps working from another thread under every
+/// method a threaded process may use (a parent-death signal on the helper would follow the
+/// building thread, and kill the pool with it).
+#[test]
+fn pool_outlives_the_thread_that_built_it() {
+    for method in [
+        None,
+        Some(StartMethod::Forkserver),
+        Some(StartMethod::Spawn),
+    ] {
+        let pool = std::thread::spawn(move || {
+            let mut builder = multiproc::Pool::builder().processes(1);
+            if let Some(m) = method {
+                builder = builder.start_method(m);
+            }
+            builder.build().unwrap()
+        })
+        .join()
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(pool.map(double, 0..10u64).unwrap().len(), 10, "{method:?}");
+        pool.close();
+        pool.join().unwrap();
+    }
+}

@@ -5,7 +5,8 @@
 //! (processes or threads) over `wall x 2`; `waiting`, their time runnable but not running
 //! (another process had the core: the machine's load, not the pool) over `wall x 2`; and
 //! `idle`, the rest: time a worker had nothing to run, which is what a pool itself loses.
-//! The parent's own CPU time over the same wall time is shown too (`parent`).
+//! The parent's own CPU time over the same wall time is shown too (`parent`: the whole
+//! process for the pool, its result thread included; the feeding thread for the threads).
 //!
 //! `cargo run --release -p multiproc-bench --bin pool_busy -- [tasks] [runs]`
 
@@ -14,28 +15,10 @@ use std::time::{Duration, Instant};
 /// Workers, and cores of the machine this is meant for.
 const WORKERS: usize = 2;
 
-/// Spins until this thread has used `ms` of CPU time (not wall time: a task preempted by
-/// another process still does 1 ms of work).
-fn spin_cpu(ms: u64) -> u64 {
-    let start = thread_cpu();
-    let mut acc = ms;
-    while thread_cpu() - start < Duration::from_millis(ms) {
-        for _ in 0..64 {
-            acc = std::hint::black_box(acc.wrapping_mul(6364136223846793005).wrapping_add(1));
-        }
-    }
-    acc
-}
+#[path = "../spin.rs"]
+mod spin;
 
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a live timespec for clock_gettime to write.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
+use spin::spin_1ms;
 
 /// (time on a CPU, time runnable but waiting for one), in ns, from a schedstat file.
 fn schedstat(path: &str) -> (u64, u64) {
@@ -85,9 +68,7 @@ fn pool_run(pool: &multiproc::Pool, n: u64) -> Figures {
     let before = sum_schedstat(&paths);
     let parent_before = process_cpu_ns();
     let start = Instant::now();
-    let out = pool
-        .map_chunked(spin_cpu, std::iter::repeat_n(1, n as usize), 1)
-        .unwrap();
+    let out = pool.map_chunked(spin_1ms, 0..n, 1).unwrap();
     let wall = start.elapsed();
     let after = sum_schedstat(&paths);
     assert_eq!(out.len() as u64, n);
@@ -100,19 +81,14 @@ fn pool_run(pool: &multiproc::Pool, n: u64) -> Figures {
     }
 }
 
-/// CPU time of every thread of this process, from the kernel (ns).
+/// CPU time of this process, every thread (ended ones too), from the kernel (ns).
 fn process_cpu_ns() -> u64 {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .flatten()
-        .map(|t| {
-            schedstat(&format!(
-                "/proc/self/task/{}/schedstat",
-                t.file_name().to_string_lossy()
-            ))
-            .0
-        })
-        .sum()
+    // SAFETY: a zeroed rusage is a valid value for getrusage to overwrite.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is live for getrusage to write.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    (us(usage.ru_utime) + us(usage.ru_stime)) * 1_000
 }
 
 fn threads_run(n: u64) -> Figures {
@@ -125,7 +101,7 @@ fn threads_run(n: u64) -> Figures {
             scope.spawn(move || {
                 tids.send(gettid()).unwrap();
                 for x in tasks {
-                    if results.send(spin_cpu(x)).is_err() {
+                    if results.send(spin_1ms(x)).is_err() {
                         break;
                     }
                 }
@@ -163,7 +139,7 @@ fn main() {
     let n: u64 = args.next().map_or(2000, |a| a.parse().expect("tasks"));
     let runs: usize = args.next().map_or(5, |a| a.parse().expect("runs"));
     let pool = multiproc::Pool::new(WORKERS).unwrap();
-    pool.map(spin_cpu, [1, 1]).unwrap();
+    pool.map(spin_1ms, [1, 1]).unwrap();
     println!(
         "load before: {}",
         std::fs::read_to_string("/proc/loadavg").unwrap().trim()

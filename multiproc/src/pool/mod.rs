@@ -282,7 +282,7 @@ impl PoolBuilder {
             processes,
             ctl: helper_ctl,
             parent: sys::process::getpid(),
-            direct: method != StartMethod::Forkserver,
+            forked: method == StartMethod::Fork,
         };
         let mut helper = Process::run_fn(worker::helper_main, args)
             .name("PoolHelper")
@@ -446,8 +446,8 @@ impl Shared {
     /// While the pool is built: waits until the helper has created the first workers and
     /// every one has run the initializer; the first failure is the error.
     fn await_workers(&self, ctl: &mut Connection, helper: &Child<()>, n: usize) -> Result<()> {
-        match ctl.recv::<std::result::Result<Vec<Pid>, String>>()? {
-            Ok(_) => {}
+        match ctl.recv::<std::result::Result<(), String>>()? {
+            Ok(()) => {}
             Err(why) => {
                 return Err(Error::Io(std::io::Error::other(format!(
                     "a pool worker could not be created: {why}"

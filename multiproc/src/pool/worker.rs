@@ -51,27 +51,28 @@ pub(crate) struct HelperArgs {
     pub(crate) processes: usize,
     /// Orders from the parent; end of file once the parent is gone.
     pub(crate) ctl: Connection,
-    /// The pool's process, and whether it is the helper's parent (not so for a helper made
-    /// by the forkserver).
+    /// The pool's process, and whether the helper was forked from it.
     pub(crate) parent: i32,
-    pub(crate) direct: bool,
+    pub(crate) forked: bool,
 }
 
-/// The helper's life. It first reports the pids of the first workers (or why they could not
-/// be created) on `ctl`, then serves until the pool ends.
+/// The helper's life. It first reports on `ctl` that the first workers exist (or why they
+/// could not be created), then serves until the pool ends.
 pub(crate) fn helper_main(args: HelperArgs) {
     let HelperArgs {
         kit,
         processes,
         mut ctl,
         parent,
-        direct,
+        forked,
     } = args;
-    // The helper dies with the pool's process (its workers die with it): by the
-    // parent-death signal where that process is its parent (a forked helper also holds a
-    // copy of the parent's end of `ctl`, so it would see no end of file), by the end of
-    // file on `ctl` otherwise.
-    if direct
+    // The helper dies with the pool's process (its workers die with it). A forked helper
+    // holds a copy of the parent's end of `ctl`, so it would see no end of file: it takes
+    // the parent-death signal, which is sound there because the parent was
+    // single-threaded (the signal follows the *thread* that forked). A helper made by exec
+    // or by the forkserver sees end of file on `ctl` when the pool's process is gone; a
+    // parent-death signal would kill it when the thread that built the pool ends.
+    if forked
         && (sys::process::set_parent_death_signal(Signal::KILL.as_raw()).is_err()
             || sys::process::getppid() != parent)
     {
@@ -84,13 +85,13 @@ pub(crate) fn helper_main(args: HelperArgs) {
             Err(e) => {
                 // PL-36: the workers already started go, and the error reaches `build`.
                 kill_all(&mut workers);
-                let _ = ctl.send(&Err::<Vec<Pid>, String>(e.to_string()));
+                let _ = ctl.send(&Err::<(), String>(e.to_string()));
                 return;
             }
         }
     }
-    let pids: Vec<Pid> = workers.iter().flatten().map(Child::pid).collect();
-    if ctl.send(&Ok::<Vec<Pid>, String>(pids)).is_err() {
+    // Each worker reports its own pid once its initializer has run.
+    if ctl.send(&Ok::<(), String>(())).is_err() {
         kill_all(&mut workers);
         return;
     }
