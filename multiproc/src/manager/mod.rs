@@ -71,9 +71,9 @@ use self::custom::Factory;
 use self::protocol::{encode, Create, Request, Response};
 use self::proxy::encode_all;
 use self::server::Server;
-use crate::connection::{Address, Listener, ToAddress};
+use crate::connection::{Address, Connection, Listener, ToAddress};
 use crate::error::{Error, Result};
-use crate::process::{Child, Process};
+use crate::process::{Child, FnRef, Process};
 use std::sync::Arc;
 
 /// How long `shutdown` waits for the server to exit before killing it.
@@ -160,12 +160,12 @@ impl ManagerBuilder {
 
     /// Binds the address and starts the server process.
     ///
-    /// The server is forked, so this process must have a single thread (as for
-    /// [`Process::start`]); start the manager before your threads.
+    /// Works from any process: the server is started like a [`Process::run_fn`] child, so
+    /// it is forked while this process has one thread and comes from the forkserver (or a
+    /// spawn, as [`set_start_method`](crate::set_start_method) says) once it has more.
     ///
     /// # Errors
-    /// [`Error::Io`] when the address is taken; [`Error::InvalidState`] from a process with
-    /// several threads.
+    /// [`Error::Io`] when the address is taken or the server cannot start.
     pub fn start(self) -> Result<Manager> {
         let address = match self.address {
             Some(a) => a,
@@ -182,30 +182,93 @@ impl ManagerBuilder {
             Some(k) => k,
             None => random_bytes(32)?,
         };
-        let mut listener = Listener::bind(&address, Some(&authkey))?;
-        // A client that never finishes its handshake holds the accept loop up for at most
-        // this long.
-        listener.set_handshake_timeout(Duration::from_secs(2));
-        let address = listener.local_addr().clone();
-        let server = Server::new(self.factories);
-        let child = Process::new(move || {
-            crate::process::ignore_interrupts();
-            server.serve(listener);
-        })
-        .name("manager")
-        .daemon(true)
-        .start()
-        .map_err(|e| match e {
-            Error::InvalidState(why) => Error::InvalidState(format!(
-                "cannot start the manager's server: {why}; start the manager before any thread"
-            )),
-            other => other,
-        })?;
+        let types = self
+            .factories
+            .into_iter()
+            .map(|(name, factory)| Ok((name, FnRef::of(factory)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let (ready_tx, mut ready_rx) = crate::connection::pipe()?;
+        let args = ServerArgs {
+            address: address.to_string(),
+            authkey: authkey.clone(),
+            types,
+            ready: ready_tx,
+        };
+        let mut child = Process::run_fn(run_server, args)
+            .name("manager")
+            .daemon(true)
+            .start()?;
+        // The server reports the address it bound (a TCP port 0 becomes a real port), or
+        // why it could not; end of file means it died first.
+        let bound = match ready_rx.recv_timeout::<std::result::Result<String, String>>(START_LIMIT)
+        {
+            Ok(Ok(bound)) => Address::parse(&bound),
+            Ok(Err(why)) => Err(Error::Io(std::io::Error::other(why))),
+            Err(e) => Err(Error::Io(std::io::Error::other(format!(
+                "the manager's server did not start: {e}"
+            )))),
+        };
+        let address = match bound {
+            Ok(address) => address,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.join();
+                return Err(e);
+            }
+        };
         Ok(Manager {
             client: Client::get(&address, &authkey),
             server: Mutex::new(Some(child)),
             owner: std::process::id(),
         })
+    }
+}
+
+/// How long [`ManagerBuilder::start`] waits for its server to bind.
+const START_LIMIT: Duration = Duration::from_secs(30);
+
+/// What a manager's server process starts from.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ServerArgs {
+    address: String,
+    authkey: Vec<u8>,
+    /// The registered custom types and their constructors.
+    types: Vec<(String, FnRef<protocol::Bytes, custom::Built>)>,
+    /// Where the server reports the address it bound, or why it could not.
+    ready: Connection,
+}
+
+/// The server process: binds, reports, serves until shutdown.
+fn run_server(args: ServerArgs) {
+    crate::process::ignore_interrupts();
+    let ServerArgs {
+        address,
+        authkey,
+        types,
+        mut ready,
+    } = args;
+    let bound = (|| -> Result<(Listener, HashMap<String, Factory>)> {
+        let factories = types
+            .into_iter()
+            .map(|(name, f)| Ok((name, f.get()?)))
+            .collect::<Result<HashMap<_, _>>>()?;
+        let mut listener = Listener::bind(Address::parse(&address)?, Some(&authkey))?;
+        // A client that never finishes its handshake holds the accept loop up for at most
+        // this long.
+        listener.set_handshake_timeout(Duration::from_secs(2));
+        Ok((listener, factories))
+    })();
+    match bound {
+        Ok((listener, factories)) => {
+            let reported = ready.send(&Ok::<String, String>(listener.local_addr().to_string()));
+            drop(ready);
+            if reported.is_ok() {
+                Server::new(factories).serve(listener);
+            }
+        }
+        Err(e) => {
+            let _ = ready.send(&Err::<String, String>(e.to_string()));
+        }
     }
 }
 

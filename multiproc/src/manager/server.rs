@@ -230,7 +230,7 @@ impl Object {
                         "no shared type named {name:?} is registered with this manager"
                     ))
                 })?;
-                (Object::Custom(Mutex::new(factory(&init)?)), Kind::Custom)
+                (Object::Custom(Mutex::new(factory(init)?)), Kind::Custom)
             }
             Create::SharedMemoryTracker => (Object::Tracker(Mutex::default()), Kind::SharedMemory),
         })
