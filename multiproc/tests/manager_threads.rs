@@ -232,3 +232,37 @@ async fn manager_from_a_tokio_runtime() {
     .unwrap();
     assert_eq!(total, Some(60));
 }
+
+/// Writes the initializing process's pid to `path`.
+fn note_pid(path: String) {
+    std::fs::write(path, std::process::id().to_string()).unwrap();
+}
+
+fn refuse_to_start(why: String) {
+    panic!("{why}")
+}
+
+/// MG-20: the initializer runs in the server process, before it serves; one that panics
+/// makes `start` fail with its message.
+#[test]
+fn mg_20_initializer_runs_in_the_server() {
+    let dir = std::env::temp_dir().join(format!("multiproc-mg20-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("pid");
+    let manager = Manager::builder()
+        .initializer(note_pid, path.to_string_lossy().into_owned())
+        .start()
+        .unwrap();
+    let noted: u32 = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(noted, manager.server_pid().unwrap().as_raw());
+    drop(manager);
+
+    match Manager::builder()
+        .initializer(refuse_to_start, "no config".to_string())
+        .start()
+    {
+        Err(Error::InvalidArgument(why)) => assert!(why.contains("no config"), "{why}"),
+        other => panic!("expected the initializer's panic, got {other:?}"),
+    }
+}
