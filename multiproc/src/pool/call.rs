@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{Binary, Codec};
 use crate::error::{Error, Result};
 use crate::pid::Pid;
-use crate::process::{code_at, code_offset, code_offset_here};
+use crate::process::{code_at, code_offset_here, offset_in_executable};
 use crate::shm::RawArray;
 
 /// What a task function may return: a value, or a `Result` whose `Err` becomes the task's
@@ -285,7 +285,7 @@ impl CodeNames {
             let mut checked = self.checked.lock().unwrap_or_else(|p| p.into_inner());
             for addr in [call, func] {
                 if !checked.contains(&addr) {
-                    code_offset(addr)?;
+                    offset_in_executable(addr)?;
                     checked.insert(addr);
                 }
             }
@@ -409,13 +409,8 @@ where
 
 /// The `Fail` of a caught panic: its message, and where it happened.
 fn panicked(payload: Box<dyn Any + Send>) -> Fail {
-    let message = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic payload that is not a string".into());
     Fail::Panicked {
-        message,
+        message: crate::error::panic_message(&*payload),
         location: LAST_PANIC.with(Cell::take),
     }
 }
