@@ -63,7 +63,6 @@ impl<T: Serialize + DeserializeOwned + Send + 'static, E: Display> TaskOutput fo
 ///     Point { x: i, y: i }
 /// }
 /// # fn main() -> multiproc::Result<()> {
-/// # if std::fs::read_dir("/proc/self/task")?.count() > 1 { return Ok(()) } // doctest threads
 /// let pool = Pool::new(1)?;
 /// assert_eq!(pool.apply(diagonal, 3)?, Point { x: 3, y: 3 });
 /// # Ok(()) }
