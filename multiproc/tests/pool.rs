@@ -808,7 +808,7 @@ fn mark_or_fail(dir: String) {
     let parent = std::os::unix::process::parent_id();
     std::fs::write(format!("{dir}/{me}-{parent}"), b"").expect("mark");
     if multiproc::current_process().name() == "PoolWorker-2" {
-        std::thread::sleep(Duration::from_millis(300));
+        std::thread::sleep(Duration::from_millis(1000));
         panic!("the initializer fails on purpose");
     }
 }
