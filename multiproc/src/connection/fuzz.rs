@@ -59,7 +59,7 @@ pub(crate) fn receive(bytes: &[u8]) {
         };
         match outcome {
             Ok(()) | Err(Error::Codec(_)) | Err(Error::BufferTooShort { .. }) => {}
-            Err(Error::MessageTooLong { len, max }) if max == 64 => assert!(len > 64),
+            Err(Error::MessageTooLong { len, max: 64 }) => assert!(len > 64),
             Err(Error::Eof) => return,
             Err(Error::MessageTooLong { len, max }) => {
                 assert!(max == FUZZ_MAX_MESSAGE && len > max);
