@@ -909,6 +909,18 @@ mod tests {
         head.extend_from_slice(&(1u64 << 60).to_be_bytes());
         sys::fd::write_all_vectored(raw.as_fd(), &[&head, b"tiny"])?;
         drop(raw);
+        // Above the connection's limit: refused from the header alone (issue 15).
+        assert!(matches!(
+            b.recv_bytes(),
+            Err(Error::MessageTooLong { len, .. }) if len == 1 << 60
+        ));
+        assert!(matches!(b.recv_bytes(), Err(Error::Protocol(_))), "broken");
+        // Below it: memory follows what arrives, and the short payload is a truncation.
+        let (raw, b) = sys::fd::socketpair()?;
+        let mut b = Connection::<Duplex>::from(b);
+        let head = ((DEFAULT_MAX_MESSAGE - 1) as u32).to_be_bytes();
+        sys::fd::write_all_vectored(raw.as_fd(), &[&head, b"tiny"])?;
+        drop(raw);
         assert!(matches!(b.recv_bytes(), Err(Error::Protocol(_))));
         Ok(())
     }
@@ -1136,7 +1148,8 @@ mod tests {
             };
             match first {
                 Error::Eof => assert!(matches!(b.try_recv::<u8>(), Err(Error::Eof))),
-                Error::Protocol(_) => {
+                // An announced length above the limit breaks the connection too.
+                Error::Protocol(_) | Error::MessageTooLong { .. } => {
                     for _ in 0..3 {
                         match b.try_recv::<u8>() {
                             Err(Error::Protocol(e)) => {
