@@ -194,6 +194,8 @@ pub(crate) enum Fail {
     Failed(String),
     /// The arguments did not decode or the results did not encode in the worker.
     Codec(String),
+    /// The task was handed to workers too often without an answer (the Redis pool).
+    WorkerDied(String),
 }
 
 impl From<Fail> for Error {
@@ -202,6 +204,7 @@ impl From<Fail> for Error {
             Fail::Panicked { message, location } => Error::Panicked { message, location },
             Fail::Failed(message) => Error::TaskFailed(message),
             Fail::Codec(message) => Error::codec(message),
+            Fail::WorkerDied(message) => Error::WorkerDied(message),
         }
     }
 }
@@ -293,7 +296,7 @@ where
 
 /// The worker's side of a chunk: decode, call for each item (a panic is caught and ends the
 /// chunk, as an exception ends Python's), encode.
-fn apply_all<T, R>(
+pub(crate) fn apply_all<T, R>(
     args: &[u8],
     f: impl Fn(T) -> R,
     out: &mut Vec<u8>,
