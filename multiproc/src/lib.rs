@@ -247,7 +247,8 @@
 
 // The layers, each importing only from those earlier in this list (see docs/decisions.md,
 // "Layers"): sys; loom, deadline, pid, signal; error; mem; raw; shm and sync
-// beside each other; then fd, codec, connection, process, queue, manager.
+// beside each other; then fd, codec, connection, process, queue, manager, pool, and
+// redis (the distributed forms, on top of pool and codec).
 mod deadline;
 mod error;
 mod fd;
@@ -268,6 +269,8 @@ pub mod manager;
 pub mod pool;
 pub mod process;
 pub mod queue;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[allow(unsafe_code)]
 pub mod shm;
 pub mod sync;
