@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -24,13 +24,14 @@ fn square(x: u64) -> u64 {
     x * x
 }
 
-/// A task that takes about `micros` microseconds, so that a kill lands mid-run.
-fn spin(x: (u64, u64)) -> u64 {
+/// A task that takes about `micros` microseconds, so that a kill lands mid-run; returns
+/// its argument and the worker's pid.
+fn spin(x: (u64, u64)) -> (u64, u32) {
     let start = Instant::now();
     while start.elapsed() < Duration::from_micros(x.1) {
         std::hint::spin_loop();
     }
-    x.0
+    (x.0, std::process::id())
 }
 
 fn fails(x: u32) -> Result<u32, String> {
@@ -382,8 +383,29 @@ fn pool_calls() -> TestResult {
     Ok(())
 }
 
-/// 10,000 tasks, each counted by its callback; every count must end at exactly one.
-fn run_counted(pool: &Pool, n: u64, micros: u64) -> Result<Arc<Mutex<Vec<u32>>>, Error> {
+/// Waits until each of `workers` has answered a task, so that none is still starting.
+fn all_serving(pool: &Pool, workers: &Workers) -> Result<(), Error> {
+    let mut seen = HashSet::new();
+    let until = Instant::now() + Duration::from_secs(30);
+    while seen.len() < workers.0.len() && Instant::now() < until {
+        let batch: Vec<_> = (0..64)
+            .map(|i| pool.apply_async(spin, (i, 1000)))
+            .collect::<Result<_, _>>()?;
+        for r in batch {
+            seen.insert(r.get()?.1);
+        }
+    }
+    assert_eq!(seen.len(), workers.0.len(), "every worker answers");
+    Ok(())
+}
+
+/// `n` tasks, each counted by its callback (every count must end at exactly one); the
+/// number of results each worker sent.
+fn run_counted(
+    pool: &Pool,
+    n: u64,
+    micros: u64,
+) -> Result<(Vec<u32>, HashMap<u32, usize>), Error> {
     let counts = Arc::new(Mutex::new(vec![0u32; n as usize]));
     let mut results = Vec::new();
     for i in 0..n {
@@ -391,14 +413,18 @@ fn run_counted(pool: &Pool, n: u64, micros: u64) -> Result<Arc<Mutex<Vec<u32>>>,
         results.push(pool.apply_async_with(
             spin,
             (i, micros),
-            move |v: &u64| c.lock().unwrap()[*v as usize] += 1,
+            move |v: &(u64, u32)| c.lock().unwrap()[v.0 as usize] += 1,
             |e| panic!("task failed: {e}"),
         )?);
     }
+    let mut by_worker = HashMap::new();
     for (i, r) in results.into_iter().enumerate() {
-        assert_eq!(r.get_timeout(Duration::from_secs(60))?, i as u64);
+        let (v, pid) = r.get_timeout(Duration::from_secs(60))?;
+        assert_eq!(v, i as u64);
+        *by_worker.entry(pid).or_default() += 1;
     }
-    Ok(counts)
+    let counts = counts.lock().unwrap().clone();
+    Ok((counts, by_worker))
 }
 
 fn pool_worker_killed() -> TestResult {
@@ -406,23 +432,29 @@ fn pool_worker_killed() -> TestResult {
     let pool_name = unique("p");
     let workers = Workers::start(3, srv.url(), &pool_name, 1000, 5)?;
     let pool = Pool::connect(srv.url(), &pool_name, &registry())?;
+    all_serving(&pool, &workers)?;
     let victim = workers.pid(1);
-    // Kill one worker once the run is well under way (a third of the tasks answered).
-    let killer = {
-        let pool_pending = Arc::new(());
-        let _ = pool_pending;
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(300));
-            send_signal(victim, Signal::KILL)
-        })
-    };
     let start = Instant::now();
-    let counts = run_counted(&pool, 10_000, 100)?;
-    killer.join().unwrap()?;
-    assert!(!common::process_running(victim) || common::is_zombie(victim));
-    let counts = counts.lock().unwrap();
+    let (counts, by_worker) = std::thread::scope(|s| {
+        // Kill one worker mid-run, while tasks are still pending.
+        let killer = s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(300));
+            let pending = pool.pending();
+            send_signal(victim, Signal::KILL).map(|()| pending)
+        });
+        let run = run_counted(&pool, 10_000, 100);
+        let pending_at_kill = killer.join().unwrap()?;
+        assert!(pending_at_kill > 0, "the kill came after the run");
+        run
+    })?;
     let wrong: Vec<usize> = (0..counts.len()).filter(|&i| counts[i] != 1).collect();
-    assert!(wrong.is_empty(), "results not reported exactly once: {:?}", &wrong[..wrong.len().min(10)]);
+    assert!(
+        wrong.is_empty(),
+        "results not reported exactly once: {:?}",
+        &wrong[..wrong.len().min(10)]
+    );
+    assert!(by_worker.contains_key(&u32::from(victim)), "the victim worked before it died");
+    assert_eq!(by_worker.values().sum::<usize>(), 10_000);
     println!(
         "10,000 tasks on 3 workers, one killed: {:?}, {} late duplicates dropped",
         start.elapsed(),
@@ -436,20 +468,25 @@ fn pool_slow_worker() -> TestResult {
     let pool_name = unique("p");
     let workers = Workers::start(2, srv.url(), &pool_name, 500, 5)?;
     let pool = Pool::connect(srv.url(), &pool_name, &registry())?;
+    all_serving(&pool, &workers)?;
     let victim = workers.pid(0);
     // Stop one worker mid-run for longer than the visibility timeout: its tasks run again
     // elsewhere; when it resumes it reports them too, and the caller drops those.
-    let pauser = std::thread::spawn(move || -> Result<(), Error> {
-        std::thread::sleep(Duration::from_millis(200));
-        send_signal(victim, Signal::STOP)?;
-        std::thread::sleep(Duration::from_millis(1500));
-        send_signal(victim, Signal::CONT)
-    });
-    let counts = run_counted(&pool, 5_000, 200)?;
-    pauser.join().unwrap()?;
+    let (counts, _) = std::thread::scope(|s| {
+        let pauser = s.spawn(|| -> Result<usize, Error> {
+            std::thread::sleep(Duration::from_millis(200));
+            let pending = pool.pending();
+            send_signal(victim, Signal::STOP)?;
+            std::thread::sleep(Duration::from_millis(2000));
+            send_signal(victim, Signal::CONT)?;
+            Ok(pending)
+        });
+        let run = run_counted(&pool, 5_000, 200);
+        assert!(pauser.join().unwrap()? > 0, "the stop came after the run");
+        run
+    })?;
     // The resumed worker's results for tasks that already reported arrive late.
     assert!(eventually(Duration::from_secs(10), || pool.duplicates_dropped() > 0));
-    let counts = counts.lock().unwrap();
     assert!(counts.iter().all(|&c| c == 1), "a result was reported twice or never");
     Ok(())
 }
@@ -518,6 +555,5 @@ fn server_restarted() -> TestResult {
     d.insert(&"k".into(), &2)?;
     assert_eq!(d.increment(&"k".into(), 1)?, 3);
     assert_eq!(pool.map(square, 0..100u64)?.len(), 100);
-    let _ = HashSet::<u8>::new();
     Ok(())
 }
