@@ -15,6 +15,8 @@ mod pipe;
 mod pool;
 mod process;
 mod queue;
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
 
 /// All scenarios, in table order.
 pub(crate) fn all() -> Vec<Scenario> {
@@ -26,6 +28,8 @@ pub(crate) fn all() -> Vec<Scenario> {
         process::scenarios(),
         manager::scenarios(),
         listener::scenarios(),
+        #[cfg(feature = "redis")]
+        redis::scenarios(),
     ]
     .into_iter()
     .flatten()

@@ -279,7 +279,7 @@ where
     // address of this very instance of `run_chunk` (same `A` and `R`), in the process this
     // worker was forked from, with no `exec` since (see `run`).
     let f = unsafe { std::mem::transmute::<usize, fn(A) -> R>(func) };
-    apply_all(args, f, out)
+    apply_all(args, &f, out)
 }
 
 /// Decodes a chunk of `(A, B)`s, applies `f` to each pair, encodes the values.
@@ -291,14 +291,14 @@ where
 {
     // SAFETY: as in `run_chunk`, from `pair_addresses::<A, B, R>` and an `fn(A, B) -> R`.
     let f = unsafe { std::mem::transmute::<usize, fn(A, B) -> R>(func) };
-    apply_all(args, |(a, b)| f(a, b), out)
+    apply_all(args, &|(a, b)| f(a, b), out)
 }
 
 /// The worker's side of a chunk: decode, call for each item (a panic is caught and ends the
 /// chunk, as an exception ends Python's), encode.
 pub(crate) fn apply_all<T, R>(
     args: &[u8],
-    f: impl Fn(T) -> R,
+    f: &impl Fn(T) -> R,
     out: &mut Vec<u8>,
 ) -> std::result::Result<(), Fail>
 where

@@ -155,10 +155,11 @@ impl Pool {
     /// [`close`](Self::close); [`Error::Codec`] when `arg` cannot be encoded; otherwise the
     /// task's error, as [`AsyncResult::get`], or [`Error::Io`] when the server is
     /// unreachable.
-    pub fn apply<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<Output<R>>
+    pub fn apply<A, R, F>(&self, f: F, arg: A) -> Result<Output<R>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: TaskOutput + 'static,
+        F: Fn(A) -> R + 'static,
     {
         self.apply_async(f, arg)?.get()
     }
@@ -167,10 +168,11 @@ impl Pool {
     ///
     /// # Errors
     /// As [`apply`](Self::apply), for sending only.
-    pub fn apply_async<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<AsyncResult<Output<R>>>
+    pub fn apply_async<A, R, F>(&self, f: F, arg: A) -> Result<AsyncResult<Output<R>>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: TaskOutput + 'static,
+        F: Fn(A) -> R + 'static,
     {
         self.apply_inner(f, arg, None, None)
     }
@@ -180,9 +182,9 @@ impl Pool {
     ///
     /// # Errors
     /// As [`apply_async`](Self::apply_async).
-    pub fn apply_async_with<A, R, S, E>(
+    pub fn apply_async_with<A, R, F, S, E>(
         &self,
-        f: fn(A) -> R,
+        f: F,
         arg: A,
         on_ok: S,
         on_err: E,
@@ -190,15 +192,16 @@ impl Pool {
     where
         A: Serialize + DeserializeOwned + 'static,
         R: TaskOutput + 'static,
+        F: Fn(A) -> R + 'static,
         S: FnOnce(&Output<R>) + Send + 'static,
         E: FnOnce(&Error) + Send + 'static,
     {
         self.apply_inner(f, arg, Some(Box::new(on_ok)), Some(Box::new(on_err)))
     }
 
-    fn apply_inner<A, R>(
+    fn apply_inner<A, R, F>(
         &self,
-        f: fn(A) -> R,
+        f: F,
         arg: A,
         on_ok: OnOk<Output<R>>,
         on_err: OnErr,
@@ -206,8 +209,9 @@ impl Pool {
     where
         A: Serialize + DeserializeOwned + 'static,
         R: TaskOutput + 'static,
+        F: Fn(A) -> R + 'static,
     {
-        let func = self.registry.name_of(f)?;
+        let func = self.registry.name_of(&f)?;
         let args = encode(std::slice::from_ref(&arg))?;
         let slot = Slot::new();
         let filled = slot.clone();
@@ -223,14 +227,15 @@ impl Pool {
     ///
     /// # Errors
     /// As [`apply`](Self::apply), for the first failing chunk.
-    pub fn map<A, R>(
+    pub fn map<A, R, F>(
         &self,
-        f: fn(A) -> R,
+        f: F,
         items: impl IntoIterator<Item = A>,
     ) -> Result<Vec<Output<R>>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: TaskOutput + 'static,
+        F: Fn(A) -> R + 'static,
     {
         self.map_async(f, items)?.get()
     }
@@ -239,15 +244,16 @@ impl Pool {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when `chunksize` is 0; otherwise as [`map`](Self::map).
-    pub fn map_chunked<A, R>(
+    pub fn map_chunked<A, R, F>(
         &self,
-        f: fn(A) -> R,
+        f: F,
         items: impl IntoIterator<Item = A>,
         chunksize: usize,
     ) -> Result<Vec<Output<R>>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: TaskOutput + 'static,
+        F: Fn(A) -> R + 'static,
     {
         check_chunksize(chunksize)?;
         self.map_inner(f, items.into_iter().collect(), Some(chunksize))?
@@ -258,29 +264,31 @@ impl Pool {
     ///
     /// # Errors
     /// As [`apply_async`](Self::apply_async).
-    pub fn map_async<A, R>(
+    pub fn map_async<A, R, F>(
         &self,
-        f: fn(A) -> R,
+        f: F,
         items: impl IntoIterator<Item = A>,
     ) -> Result<AsyncResult<Vec<Output<R>>>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: TaskOutput + 'static,
+        F: Fn(A) -> R + 'static,
     {
         self.map_inner(f, items.into_iter().collect(), None)
     }
 
-    fn map_inner<A, R>(
+    fn map_inner<A, R, F>(
         &self,
-        f: fn(A) -> R,
+        f: F,
         items: Vec<A>,
         chunksize: Option<usize>,
     ) -> Result<AsyncResult<Vec<Output<R>>>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: TaskOutput + 'static,
+        F: Fn(A) -> R + 'static,
     {
-        let func = self.registry.name_of(f)?;
+        let func = self.registry.name_of(&f)?;
         self.shared.check_open()?;
         let chunksize = chunksize
             .unwrap_or_else(|| items.len().div_ceil(64).clamp(1, MAX_DEFAULT_CHUNK));
@@ -294,10 +302,11 @@ impl Pool {
     ///
     /// # Errors
     /// As [`apply_async`](Self::apply_async). A failing task is an `Err` item.
-    pub fn imap<'p, A, R, I>(&'p self, f: fn(A) -> R, items: I) -> Result<IMap<'p, Output<R>>>
+    pub fn imap<'p, A, R, F, I>(&'p self, f: F, items: I) -> Result<IMap<'p, Output<R>>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: TaskOutput + 'static,
+        F: Fn(A) -> R + 'static,
         I: IntoIterator<Item = A>,
         I::IntoIter: Send + 'p,
     {
@@ -308,15 +317,16 @@ impl Pool {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when `chunksize` is 0; otherwise as [`imap`](Self::imap).
-    pub fn imap_chunked<'p, A, R, I>(
+    pub fn imap_chunked<'p, A, R, F, I>(
         &'p self,
-        f: fn(A) -> R,
+        f: F,
         items: I,
         chunksize: usize,
     ) -> Result<IMap<'p, Output<R>>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: TaskOutput + 'static,
+        F: Fn(A) -> R + 'static,
         I: IntoIterator<Item = A>,
         I::IntoIter: Send + 'p,
     {
@@ -327,14 +337,15 @@ impl Pool {
     ///
     /// # Errors
     /// As [`imap`](Self::imap).
-    pub fn imap_unordered<'p, A, R, I>(
+    pub fn imap_unordered<'p, A, R, F, I>(
         &'p self,
-        f: fn(A) -> R,
+        f: F,
         items: I,
     ) -> Result<IMap<'p, Output<R>>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: TaskOutput + 'static,
+        F: Fn(A) -> R + 'static,
         I: IntoIterator<Item = A>,
         I::IntoIter: Send + 'p,
     {
@@ -345,24 +356,25 @@ impl Pool {
     ///
     /// # Errors
     /// As [`imap_chunked`](Self::imap_chunked).
-    pub fn imap_unordered_chunked<'p, A, R, I>(
+    pub fn imap_unordered_chunked<'p, A, R, F, I>(
         &'p self,
-        f: fn(A) -> R,
+        f: F,
         items: I,
         chunksize: usize,
     ) -> Result<IMap<'p, Output<R>>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: TaskOutput + 'static,
+        F: Fn(A) -> R + 'static,
         I: IntoIterator<Item = A>,
         I::IntoIter: Send + 'p,
     {
         self.imap_inner(f, items, chunksize, false)
     }
 
-    fn imap_inner<'p, A, R, I>(
+    fn imap_inner<'p, A, R, F, I>(
         &'p self,
-        f: fn(A) -> R,
+        f: F,
         items: I,
         chunksize: usize,
         ordered: bool,
@@ -370,11 +382,12 @@ impl Pool {
     where
         A: Serialize + DeserializeOwned + 'static,
         R: TaskOutput + 'static,
+        F: Fn(A) -> R + 'static,
         I: IntoIterator<Item = A>,
         I::IntoIter: Send + 'p,
     {
         check_chunksize(chunksize)?;
-        let func = self.registry.name_of(f)?;
+        let func = self.registry.name_of(&f)?;
         self.shared.check_open()?;
         let mut items = items.into_iter();
         let next_chunk = Box::new(move || {

@@ -63,7 +63,10 @@ type Runner = Arc<dyn Fn(&[u8], &mut Vec<u8>) -> std::result::Result<(), Fail> +
 #[derive(Clone, Default)]
 pub struct Registry {
     by_name: HashMap<String, (Runner, u64)>,
-    by_fn: HashMap<(usize, TypeId), (String, u64)>,
+    /// Every function item (and closure) has a type of its own: the caller finds the name
+    /// by the type. Addresses would not do: one function may have several in one
+    /// program (one copy per codegen unit).
+    by_type: HashMap<TypeId, (String, u64)>,
 }
 
 impl fmt::Debug for Registry {
@@ -80,25 +83,37 @@ impl Registry {
         Registry::default()
     }
 
-    /// Adds `f` under `name`.
+    /// Adds `f`, a function item (`square`, not a `fn` pointer variable) or a closure,
+    /// under `name`.
     ///
     /// # Panics
     /// When `name` is already registered (two functions under one name would make the
-    /// workers' choice depend on who registered last).
-    pub fn register<A, R>(mut self, name: &str, f: fn(A) -> R) -> Registry
+    /// workers' choice depend on who registered last), or when another function of the
+    /// same type is: two `fn` pointers of one signature cannot be told apart; register the
+    /// functions by their own names.
+    pub fn register<A, R, F>(mut self, name: &str, f: F) -> Registry
     where
         A: Serialize + DeserializeOwned + 'static,
         R: TaskOutput + 'static,
+        F: Fn(A) -> R + Send + Sync + 'static,
     {
         assert!(
             !self.by_name.contains_key(name),
             "a task function named {name:?} is already registered"
         );
         let types = fingerprint::<A, R>();
-        let run: Runner = Arc::new(move |args, out| apply_all(args, f, out));
+        let previous = self
+            .by_type
+            .insert(TypeId::of::<F>(), (name.to_string(), types));
+        if let Some((other, _)) = previous {
+            panic!(
+                "{name:?} has the same type as {other:?} ({}): register function items, \
+                 not fn pointers",
+                std::any::type_name::<F>()
+            );
+        }
+        let run: Runner = Arc::new(move |args, out| apply_all(args, &f, out));
         self.by_name.insert(name.to_string(), (run, types));
-        self.by_fn
-            .insert((f as usize, TypeId::of::<fn(A) -> R>()), (name.to_string(), types));
         self
     }
 
@@ -107,16 +122,19 @@ impl Registry {
         self.by_name.contains_key(name)
     }
 
-    /// The registered name of `f`, and its types' fingerprint.
-    pub(crate) fn name_of<A: 'static, R: 'static>(&self, f: fn(A) -> R) -> Result<(String, u64)> {
-        self.by_fn
-            .get(&(f as usize, TypeId::of::<fn(A) -> R>()))
+    /// The registered name of `f` (found by its type), and its types' fingerprint.
+    pub(crate) fn name_of<A, R, F>(&self, _f: &F) -> Result<(String, u64)>
+    where
+        F: Fn(A) -> R + 'static,
+    {
+        self.by_type
+            .get(&TypeId::of::<F>())
             .cloned()
             .ok_or_else(|| {
                 Error::InvalidArgument(format!(
-                    "this task function ({}) is not in the pool's registry: add it with \
+                    "the task function {} is not in the pool's registry: add it with \
                      Registry::register(name, f), in the caller and in the workers",
-                    std::any::type_name::<fn(A) -> R>()
+                    std::any::type_name::<F>()
                 ))
             })
     }
@@ -171,14 +189,14 @@ mod tests {
         let reg = Registry::new()
             .register("double", double)
             .register("negate", negate);
-        assert_eq!(reg.name_of(double).unwrap().0, "double");
+        assert_eq!(reg.name_of(&double).unwrap().0, "double");
         assert!(matches!(
-            reg.name_of((|x: u8| x) as fn(u8) -> u8),
+            reg.name_of(&(|x: u8| x)),
             Err(Error::InvalidArgument(_))
         ));
         let mut args = Vec::new();
         Binary::encode(&vec![1u32, 2, 3], &mut args).unwrap();
-        let (_, types) = reg.name_of(double).unwrap();
+        let (_, types) = reg.name_of(&double).unwrap();
         let mut task = Task {
             id: 1,
             reply: String::new(),
@@ -193,6 +211,13 @@ mod tests {
         assert!(matches!(reg.run(&task, &mut out), Err(Fail::Codec(_))));
         task.func = "missing".into();
         assert!(matches!(reg.run(&task, &mut out), Err(Fail::Failed(_))));
+    }
+
+    #[test]
+    #[should_panic(expected = "not fn pointers")]
+    fn two_fn_pointers_of_one_type_panic() {
+        let (a, b): (fn(u32) -> u32, fn(u32) -> u32) = (double, |x| x);
+        let _ = Registry::new().register("a", a).register("b", b);
     }
 
     #[test]
