@@ -66,7 +66,11 @@ fn distributed_pool() -> TestResult {
     }
     assert_eq!(
         run_example("distributed_pool")?,
-        ["workers: 2", "results: 10000", "sum of squares: 333283335000"]
+        [
+            "workers: 2",
+            "results: 10000",
+            "sum of squares: 333283335000"
+        ]
     );
     Ok(())
 }

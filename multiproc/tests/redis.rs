@@ -123,7 +123,13 @@ fn unique(tag: &str) -> String {
 struct Workers(Vec<Child>);
 
 impl Workers {
-    fn start(n: usize, url: &str, pool: &str, visibility_ms: u64, max_deliveries: u64) -> io::Result<Workers> {
+    fn start(
+        n: usize,
+        url: &str,
+        pool: &str,
+        visibility_ms: u64,
+        max_deliveries: u64,
+    ) -> io::Result<Workers> {
         let mut workers = Workers(Vec::new());
         for _ in 0..n {
             workers.0.push(
@@ -131,7 +137,10 @@ impl Workers {
                     .env(multiproc::redis::WORKER_ENV, url)
                     .env(multiproc::redis::POOL_ENV, pool)
                     .env(multiproc::redis::VISIBILITY_ENV, visibility_ms.to_string())
-                    .env(multiproc::redis::MAX_DELIVERIES_ENV, max_deliveries.to_string())
+                    .env(
+                        multiproc::redis::MAX_DELIVERIES_ENV,
+                        max_deliveries.to_string(),
+                    )
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
                     .spawn()?,
@@ -342,7 +351,10 @@ fn dict_calls() -> TestResult {
     // A value that is not an integer: the server's error, not a panic.
     let s: Dict<String, String> = Dict::open(srv.url(), &name)?;
     s.insert(&"text".into(), &"x".into())?;
-    assert!(matches!(d.increment(&"text".into(), 1), Err(Error::Remote(_))));
+    assert!(matches!(
+        d.increment(&"text".into(), 1),
+        Err(Error::Remote(_))
+    ));
     assert!(matches!(d.get(&"text".into()), Err(Error::Codec(_))));
     d.clear()?;
     assert!(d.is_empty()?);
@@ -361,7 +373,10 @@ fn pool_calls() -> TestResult {
         pool.map(square, 0..10_000u64)?,
         (0..10_000u64).map(|x| x * x).collect::<Vec<_>>()
     );
-    assert_eq!(pool.map_chunked(square, 0..10u64, 3)?, [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
+    assert_eq!(
+        pool.map_chunked(square, 0..10u64, 3)?,
+        [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]
+    );
     let ordered: Vec<u64> = pool.imap(square, 0..500u64)?.collect::<Result<_, _>>()?;
     assert_eq!(ordered, (0..500u64).map(|x| x * x).collect::<Vec<_>>());
     let mut unordered: Vec<u64> = pool
@@ -375,8 +390,14 @@ fn pool_calls() -> TestResult {
     fn unknown(x: u32) -> u32 {
         x
     }
-    assert!(matches!(pool.apply(unknown, 1), Err(Error::InvalidArgument(_))));
-    assert!(matches!(pool.map_chunked(square, 0..3u64, 0), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        pool.apply(unknown, 1),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        pool.map_chunked(square, 0..3u64, 0),
+        Err(Error::InvalidArgument(_))
+    ));
     pool.close();
     assert!(matches!(pool.apply(square, 1), Err(Error::InvalidState(_))));
     pool.join();
@@ -401,11 +422,7 @@ fn all_serving(pool: &Pool, workers: &Workers) -> Result<(), Error> {
 
 /// `n` tasks, each counted by its callback (every count must end at exactly one); the
 /// number of results each worker sent.
-fn run_counted(
-    pool: &Pool,
-    n: u64,
-    micros: u64,
-) -> Result<(Vec<u32>, HashMap<u32, usize>), Error> {
+fn run_counted(pool: &Pool, n: u64, micros: u64) -> Result<(Vec<u32>, HashMap<u32, usize>), Error> {
     let counts = Arc::new(Mutex::new(vec![0u32; n as usize]));
     let mut results = Vec::new();
     for i in 0..n {
@@ -453,7 +470,10 @@ fn pool_worker_killed() -> TestResult {
         "results not reported exactly once: {:?}",
         &wrong[..wrong.len().min(10)]
     );
-    assert!(by_worker.contains_key(&u32::from(victim)), "the victim worked before it died");
+    assert!(
+        by_worker.contains_key(&u32::from(victim)),
+        "the victim worked before it died"
+    );
     assert_eq!(by_worker.values().sum::<usize>(), 10_000);
     println!(
         "10,000 tasks on 3 workers, one killed: {:?}, {} late duplicates dropped",
@@ -486,8 +506,13 @@ fn pool_slow_worker() -> TestResult {
         run
     })?;
     // The resumed worker's results for tasks that already reported arrive late.
-    assert!(eventually(Duration::from_secs(10), || pool.duplicates_dropped() > 0));
-    assert!(counts.iter().all(|&c| c == 1), "a result was reported twice or never");
+    assert!(eventually(Duration::from_secs(10), || pool
+        .duplicates_dropped()
+        > 0));
+    assert!(
+        counts.iter().all(|&c| c == 1),
+        "a result was reported twice or never"
+    );
     Ok(())
 }
 
@@ -511,7 +536,9 @@ fn pool_worker_died() -> TestResult {
 }
 
 fn server_restarted() -> TestResult {
-    let Some(mut srv) = server()? else { return Ok(()) };
+    let Some(mut srv) = server()? else {
+        return Ok(());
+    };
     let port = srv.port().expect("tcp");
     let url = srv.url().to_string();
     let pool_name = unique("p");
@@ -536,7 +563,11 @@ fn server_restarted() -> TestResult {
     assert!(refused(&e), "{e}");
     assert!(refused(&q.try_get().unwrap_err()));
     assert!(refused(&d.get(&"k".into()).unwrap_err()));
-    assert!(start.elapsed() < Duration::from_secs(30), "failing took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "failing took {:?}",
+        start.elapsed()
+    );
 
     let _srv2 = Server::start_on_port(port)?;
     // The same handles work again; the workers found the server back by themselves.
@@ -551,7 +582,11 @@ fn server_restarted() -> TestResult {
     assert!(ok, "the pool did not work again after the restart");
     q.put(3).map_err(Error::from)?;
     assert_eq!(q.get_timeout(Duration::from_secs(5))?, 3);
-    assert_eq!(d.get(&"k".into())?, None, "a server without persistence starts empty");
+    assert_eq!(
+        d.get(&"k".into())?,
+        None,
+        "a server without persistence starts empty"
+    );
     d.insert(&"k".into(), &2)?;
     assert_eq!(d.increment(&"k".into(), 1)?, 3);
     assert_eq!(pool.map(square, 0..100u64)?.len(), 100);

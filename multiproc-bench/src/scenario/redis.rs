@@ -209,8 +209,7 @@ fn raw_streams(n: u64) -> Result<Outcome> {
                     .arg("STREAMS")
                     .arg("raw")
                     .arg(">");
-                let (reply,): (Option<Vec<(String, Vec<(String, Vec<(String, Vec<u8>)>)>)>>,) =
-                    pipe.query(&mut conn)?;
+                let (reply,): (Option<Vec<StreamReply>>,) = pipe.query(&mut conn)?;
                 acks.clear();
                 for (_, entries) in reply.into_iter().flatten() {
                     for (id, fields) in entries {
@@ -229,6 +228,9 @@ fn raw_streams(n: u64) -> Result<Outcome> {
     })?;
     Ok(Outcome::Sample(sample))
 }
+
+/// One stream of an `XREADGROUP` reply: its key and its entries (id, field-value pairs).
+type StreamReply = (String, Vec<(String, Vec<(String, Vec<u8>)>)>);
 
 #[derive(Deserialize)]
 struct PeerReply {
@@ -260,7 +262,9 @@ fn broker_peer(ctx: &mut Ctx, kind: &str, n: u64) -> Result<Outcome> {
         )
     })?;
     match reply {
-        PeerReply { skip: Some(why), .. } => Ok(Outcome::Skipped(why)),
+        PeerReply {
+            skip: Some(why), ..
+        } => Ok(Outcome::Skipped(why)),
         PeerReply { error: Some(e), .. } => Err(e.into()),
         PeerReply {
             ops: Some(ops),

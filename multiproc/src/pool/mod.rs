@@ -1047,7 +1047,6 @@ impl Pool {
             let _ = handler.join();
         }
     }
-
 }
 
 impl Drop for Pool {

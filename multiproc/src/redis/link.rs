@@ -50,9 +50,8 @@ impl Link {
     /// `redis+unix:///path/to/socket?db=N`, `unix:///path`); nothing is connected yet.
     pub(crate) fn open(url: &str) -> Result<Link> {
         let shown = hide_password(url);
-        let client = redis::Client::open(url).map_err(|e| {
-            Error::InvalidArgument(format!("not a redis URL: {shown}: {e}"))
-        })?;
+        let client = redis::Client::open(url)
+            .map_err(|e| Error::InvalidArgument(format!("not a redis URL: {shown}: {e}")))?;
         Ok(Link {
             client,
             shown,
@@ -260,10 +259,10 @@ mod tests {
     fn a_server_that_is_down_is_a_refused_connection_naming_it() {
         // Port 1 on loopback: nothing listens there.
         let mut link = Link::open("redis://127.0.0.1:1/0").unwrap();
-        let e = link.call(|c| redis::cmd("PING").query::<String>(c)).unwrap_err();
-        let Error::Io(io) = &e else {
-            panic!("{e:?}")
-        };
+        let e = link
+            .call(|c| redis::cmd("PING").query::<String>(c))
+            .unwrap_err();
+        let Error::Io(io) = &e else { panic!("{e:?}") };
         assert_eq!(io.kind(), io::ErrorKind::ConnectionRefused, "{e}");
         assert!(e.to_string().contains("redis://127.0.0.1:1/0"), "{e}");
     }

@@ -22,8 +22,8 @@ use crate::error::{Error, Result};
 use crate::pool::imap::IMap;
 use crate::pool::result::{copy_error, Slot};
 use crate::pool::{
-    check_chunksize, decode_one, encode, finish, lock, map_chunks, run_sink,
-    AsyncResult, OnErr, OnOk, Output, Sink, TaskOutput,
+    check_chunksize, decode_one, encode, finish, lock, map_chunks, run_sink, AsyncResult, OnErr,
+    OnOk, Output, Sink, TaskOutput,
 };
 
 /// Task messages per pipelined `XADD` round trip.
@@ -129,10 +129,10 @@ impl Pool {
             duplicates: AtomicU64::new(0),
         });
         let mut threads = Vec::new();
-        for (name, role) in [("redis-pool-send", send as fn(&Shared, Link)), (
-            "redis-pool-results",
-            receive,
-        )] {
+        for (name, role) in [
+            ("redis-pool-send", send as fn(&Shared, Link)),
+            ("redis-pool-results", receive),
+        ] {
             let s = shared.clone();
             let link = Link::open(url)?;
             threads.push(
@@ -227,11 +227,7 @@ impl Pool {
     ///
     /// # Errors
     /// As [`apply`](Self::apply), for the first failing chunk.
-    pub fn map<A, R, F>(
-        &self,
-        f: F,
-        items: impl IntoIterator<Item = A>,
-    ) -> Result<Vec<Output<R>>>
+    pub fn map<A, R, F>(&self, f: F, items: impl IntoIterator<Item = A>) -> Result<Vec<Output<R>>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: TaskOutput + 'static,
@@ -290,8 +286,8 @@ impl Pool {
     {
         let func = self.registry.name_of(&f)?;
         self.shared.check_open()?;
-        let chunksize = chunksize
-            .unwrap_or_else(|| items.len().div_ceil(64).clamp(1, MAX_DEFAULT_CHUNK));
+        let chunksize =
+            chunksize.unwrap_or_else(|| items.len().div_ceil(64).clamp(1, MAX_DEFAULT_CHUNK));
         map_chunks(&items, chunksize, None, None, None, |args, sink| {
             self.shared.submit(&func, args, sink)
         })
@@ -337,11 +333,7 @@ impl Pool {
     ///
     /// # Errors
     /// As [`imap`](Self::imap).
-    pub fn imap_unordered<'p, A, R, F, I>(
-        &'p self,
-        f: F,
-        items: I,
-    ) -> Result<IMap<'p, Output<R>>>
+    pub fn imap_unordered<'p, A, R, F, I>(&'p self, f: F, items: I) -> Result<IMap<'p, Output<R>>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: TaskOutput + 'static,
@@ -616,4 +608,3 @@ const _: () = {
     const fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Pool>();
 };
-

@@ -262,7 +262,9 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Queue<T, C> {
                 Some(d) if d.is_zero() => None,
                 Some(d) => Some(d),
             };
-            let batch = state.consumer.read(&mut state.link, &mut state.acks, block)?;
+            let batch = state
+                .consumer
+                .read(&mut state.link, &mut state.acks, block)?;
             if !batch.exhausted.is_empty() {
                 bury(state, &self.dead_key, batch.exhausted)?;
             }
@@ -281,9 +283,10 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Queue<T, C> {
     /// The server's error.
     pub fn dead_letters(&self) -> Result<Vec<Result<T>>> {
         let key = self.dead_key.clone();
-        let reply: Vec<redis::Value> = self.state().link.call(|c| {
-            redis::cmd("XRANGE").arg(&key).arg("-").arg("+").query(c)
-        })?;
+        let reply: Vec<redis::Value> = self
+            .state()
+            .link
+            .call(|c| redis::cmd("XRANGE").arg(&key).arg("-").arg("+").query(c))?;
         let mut out = Vec::new();
         for e in reply {
             let mut parts = array(e)?.into_iter();

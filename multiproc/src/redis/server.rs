@@ -117,7 +117,10 @@ impl Server {
             .arg("yes");
         match listen {
             Listen::Tcp(port) => {
-                cmd.arg("--bind").arg("127.0.0.1").arg("--port").arg(port.to_string());
+                cmd.arg("--bind")
+                    .arg("127.0.0.1")
+                    .arg("--port")
+                    .arg(port.to_string());
                 server.url = format!("redis://127.0.0.1:{port}/0");
                 server.port = Some(port);
             }
@@ -156,10 +159,7 @@ impl Server {
         let mut link = Link::open(&self.url)?;
         let start = Instant::now();
         loop {
-            if link
-                .call(|c| redis::cmd("PING").query::<String>(c))
-                .is_ok()
-            {
+            if link.call(|c| redis::cmd("PING").query::<String>(c)).is_ok() {
                 return Ok(());
             }
             let exited = self

@@ -335,12 +335,8 @@ impl Consumer {
         let Some(acked) = self.max_acked else {
             return Ok(());
         };
-        let summary: Vec<Value> = link.call(|c| {
-            redis::cmd("XPENDING")
-                .arg(&self.key)
-                .arg(GROUP)
-                .query(c)
-        })?;
+        let summary: Vec<Value> =
+            link.call(|c| redis::cmd("XPENDING").arg(&self.key).arg(GROUP).query(c))?;
         let oldest_pending = match summary.get(1) {
             Some(v @ Value::BulkString(_)) => parse_id(&text(v.clone())?),
             _ => None,

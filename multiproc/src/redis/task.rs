@@ -73,7 +73,9 @@ impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut names: Vec<&String> = self.by_name.keys().collect();
         names.sort();
-        f.debug_struct("Registry").field("functions", &names).finish()
+        f.debug_struct("Registry")
+            .field("functions", &names)
+            .finish()
     }
 }
 
@@ -216,15 +218,14 @@ mod tests {
     #[test]
     #[should_panic(expected = "not fn pointers")]
     fn two_fn_pointers_of_one_type_panic() {
-        let (a, b): (fn(u32) -> u32, fn(u32) -> u32) = (double, |x| x);
+        let a: fn(u32) -> u32 = double;
+        let b: fn(u32) -> u32 = |x| x;
         let _ = Registry::new().register("a", a).register("b", b);
     }
 
     #[test]
     #[should_panic(expected = "already registered")]
     fn a_name_twice_panics() {
-        let _ = Registry::new()
-            .register("f", double)
-            .register("f", double);
+        let _ = Registry::new().register("f", double).register("f", double);
     }
 }
