@@ -32,6 +32,7 @@ use serde::de::DeserializeOwned;
 
 pub use self::children::active_children;
 pub use self::current::{current_process, parent_process, ParentProcess, ProcessInfo};
+pub(crate) use self::entry::FnRef;
 pub use self::method::{get_context, get_start_method, set_start_method, Context};
 pub use self::run_fn::RunFn;
 pub use self::signal::{send_signal, SignalFlag};
@@ -39,6 +40,9 @@ pub use self::start::StartMethod;
 pub use self::status::ExitStatus;
 pub use crate::pid::Pid;
 pub use crate::signal::Signal;
+
+pub(crate) use self::entry::{code_at, code_offset_here, offset_in_executable};
+pub(crate) use self::method::default_method;
 
 use self::children::ChildRecord;
 use self::run_fn::Portable;
