@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-CAP = {"celery": 2000, "rq": 300}
+CAP = {"celery": 2000, "rq": 100}
 
 
 def start_workers(argv_list, env):

@@ -10,6 +10,7 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::io;
+use std::net::Ipv4Addr;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -97,6 +98,10 @@ fn main() {
         test(
             "issue16_server_killed_and_restarted_mid_run",
             server_restarted,
+        ),
+        test(
+            "issue16_workers_in_separate_network_namespaces",
+            netns_workers,
         ),
     ])
 }
@@ -569,7 +574,7 @@ fn server_restarted() -> TestResult {
         start.elapsed()
     );
 
-    let _srv2 = Server::start_on_port(port)?;
+    let _srv2 = Server::start_on(&[Ipv4Addr::LOCALHOST.into()], port)?;
     // The same handles work again; the workers found the server back by themselves.
     let mut ok = false;
     let until = Instant::now() + Duration::from_secs(20);
@@ -590,5 +595,129 @@ fn server_restarted() -> TestResult {
     d.insert(&"k".into(), &2)?;
     assert_eq!(d.increment(&"k".into(), 1)?, 3);
     assert_eq!(pool.map(square, 0..100u64)?.len(), 100);
+    Ok(())
+}
+
+/// Network namespaces, each joined to this one by a veth pair only; removed on drop.
+struct Namespaces {
+    names: Vec<String>,
+    host_links: Vec<String>,
+    host_ips: Vec<std::net::IpAddr>,
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+impl Namespaces {
+    fn create(n: usize) -> Result<Namespaces, String> {
+        let tag = format!("m16{}", std::process::id() % 100_000);
+        let mut nets = Namespaces {
+            names: Vec::new(),
+            host_links: Vec::new(),
+            host_ips: Vec::new(),
+        };
+        for i in 0..n {
+            let (ns, host, peer) = (
+                format!("{tag}n{i}"),
+                format!("{tag}h{i}"),
+                format!("{tag}p{i}"),
+            );
+            let subnet = format!("10.216.{}", (std::process::id() % 60) * 4 + i as u32);
+            ip(&["netns", "add", &ns])?;
+            nets.names.push(ns.clone());
+            ip(&["link", "add", &host, "type", "veth", "peer", "name", &peer])?;
+            nets.host_links.push(host.clone());
+            ip(&["link", "set", &peer, "netns", &ns])?;
+            ip(&["addr", "add", &format!("{subnet}.1/24"), "dev", &host])?;
+            ip(&["link", "set", &host, "up"])?;
+            let inner = format!("{subnet}.2/24");
+            for cmd in [
+                ["addr", "add", inner.as_str(), "dev", peer.as_str()],
+                ["link", "set", peer.as_str(), "up", ""],
+                ["link", "set", "lo", "up", ""],
+            ] {
+                let mut args = vec!["netns", "exec", ns.as_str(), "ip"];
+                args.extend(cmd.iter().copied().filter(|a| !a.is_empty()));
+                ip(&args)?;
+            }
+            nets.host_ips
+                .push(format!("{subnet}.1").parse().map_err(|e| format!("{e}"))?);
+        }
+        Ok(nets)
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        for link in &self.host_links {
+            let _ = ip(&["link", "del", link]);
+        }
+        for ns in &self.names {
+            let _ = ip(&["netns", "del", ns]);
+        }
+    }
+}
+
+/// Item 6: two workers, each in a network namespace of its own that reaches the broker
+/// only through a veth pair (no shared loopback): the pool works across them.
+fn netns_workers() -> TestResult {
+    if !Server::is_installed() {
+        println!("skipped: redis-server is not installed");
+        return Ok(());
+    }
+    let nets = match Namespaces::create(2) {
+        Ok(n) => n,
+        Err(e) => {
+            println!("skipped: network namespaces are not available here: {e}");
+            return Ok(());
+        }
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let srv = Server::start_on(&nets.host_ips, port)?;
+    let pool_name = unique("p");
+    let mut workers = Workers(Vec::new());
+    for (ns, host_ip) in nets.names.iter().zip(&nets.host_ips) {
+        workers.0.push(
+            Command::new("ip")
+                .args(["netns", "exec", ns])
+                .arg(std::env::current_exe()?)
+                .env(
+                    multiproc::redis::WORKER_ENV,
+                    format!("redis://{host_ip}:{port}/0"),
+                )
+                .env(multiproc::redis::POOL_ENV, &pool_name)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()?,
+        );
+    }
+    let pool = Pool::connect(srv.url(), &pool_name, &registry())?;
+    all_serving(&pool, &workers)?;
+    let ours = std::fs::read_link("/proc/self/ns/net")?;
+    for i in 0..2 {
+        let theirs = std::fs::read_link(format!("/proc/{}/ns/net", workers.pid(i)))?;
+        assert_ne!(theirs, ours, "worker {i} runs in a namespace of its own");
+    }
+    let (counts, by_worker) = run_counted(&pool, 2_000, 10)?;
+    assert!(counts.iter().all(|&c| c == 1));
+    assert_eq!(by_worker.len(), 2, "both namespaces served: {by_worker:?}");
+    drop(workers);
+    drop(srv);
+    drop(nets);
     Ok(())
 }

@@ -262,9 +262,10 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Queue<T, C> {
                 Some(d) if d.is_zero() => None,
                 Some(d) => Some(d),
             };
+            let count = state.consumer.settings().batch;
             let batch = state
                 .consumer
-                .read(&mut state.link, &mut state.acks, block)?;
+                .read(&mut state.link, &mut state.acks, block, count)?;
             if !batch.exhausted.is_empty() {
                 bury(state, &self.dead_key, batch.exhausted)?;
             }

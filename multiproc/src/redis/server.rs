@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::TcpListener;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,7 +39,7 @@ impl fmt::Debug for Server {
 
 /// Where a server listens.
 enum Listen {
-    Tcp(u16),
+    Tcp(Vec<IpAddr>, u16),
     Unix,
 }
 
@@ -53,7 +53,7 @@ impl Server {
         let mut last = None;
         // Another process may take the free port between our probe and the server's bind.
         for _ in 0..3 {
-            match Server::spawn(Listen::Tcp(free_port()?)) {
+            match Server::spawn(Listen::Tcp(vec![LOOPBACK], free_port()?)) {
                 Ok(s) => return Ok(s),
                 Err(e) if not_installed(&e) => return Err(e),
                 Err(e) => last = Some(e),
@@ -62,12 +62,18 @@ impl Server {
         Err(last.expect("three attempts"))
     }
 
-    /// Starts a server on `127.0.0.1:port` (to restart one on the port of a killed one).
+    /// Starts a server on `port` of each address of `bind` (the URL names the first):
+    /// to restart one on the port of a killed one, or to serve other network namespaces.
+    /// Protected mode is off when an address is not loopback (the server has no password:
+    /// bind only addresses of private test networks).
     ///
     /// # Errors
-    /// As [`start`](Self::start).
-    pub fn start_on_port(port: u16) -> Result<Server> {
-        Server::spawn(Listen::Tcp(port))
+    /// [`Error::InvalidArgument`] for an empty `bind`; otherwise as [`start`](Self::start).
+    pub fn start_on(bind: &[IpAddr], port: u16) -> Result<Server> {
+        if bind.is_empty() {
+            return Err(Error::InvalidArgument("no address to bind".into()));
+        }
+        Server::spawn(Listen::Tcp(bind.to_vec(), port))
     }
 
     /// Starts a server that listens on a Unix socket only, in its temporary folder.
@@ -112,21 +118,24 @@ impl Server {
             .arg("--logfile")
             .arg(server.dir.join("log"))
             .arg("--daemonize")
-            .arg("no")
-            .arg("--protected-mode")
-            .arg("yes");
+            .arg("no");
         match listen {
-            Listen::Tcp(port) => {
-                cmd.arg("--bind")
-                    .arg("127.0.0.1")
+            Listen::Tcp(bind, port) => {
+                let protected = bind.iter().all(IpAddr::is_loopback);
+                cmd.arg("--protected-mode")
+                    .arg(if protected { "yes" } else { "no" })
+                    .arg("--bind")
+                    .args(bind.iter().map(IpAddr::to_string))
                     .arg("--port")
                     .arg(port.to_string());
-                server.url = format!("redis://127.0.0.1:{port}/0");
+                server.url = format!("redis://{}/0", SocketAddr::new(bind[0], port));
                 server.port = Some(port);
             }
             Listen::Unix => {
                 let socket = server.dir.join("redis.sock");
-                cmd.arg("--port")
+                cmd.arg("--protected-mode")
+                    .arg("yes")
+                    .arg("--port")
                     .arg("0")
                     .arg("--unixsocket")
                     .arg(&socket)
@@ -215,6 +224,8 @@ impl Drop for Server {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())

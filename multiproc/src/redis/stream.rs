@@ -63,7 +63,7 @@ pub(crate) struct Settings {
     pub(crate) visibility: Duration,
     /// Deliveries after which an entry is exhausted.
     pub(crate) max_deliveries: u64,
-    /// Entries per read.
+    /// Entries per read (the most, for a pool worker).
     pub(crate) batch: usize,
 }
 
@@ -144,22 +144,24 @@ impl Consumer {
         Ok(())
     }
 
-    /// Reads the next batch, first acknowledging `acks` in the same round trip (they are
-    /// cleared once the server has them). `block`: `None` never waits; `Some(d)` waits up
-    /// to `d` (at most a quarter of a second per call) for an entry.
+    /// Reads the next batch of at most `count` entries, first acknowledging `acks` in the
+    /// same round trip (they are cleared once the server has them). `block`: `None` never
+    /// waits; `Some(d)` waits up to `d` (at most a quarter of a second per call) for an
+    /// entry.
     pub(crate) fn read(
         &mut self,
         link: &mut Link,
         acks: &mut Vec<String>,
         block: Option<Duration>,
+        count: usize,
     ) -> Result<Batch> {
-        match self.read_once(link, acks, block) {
+        match self.read_once(link, acks, block, count) {
             Err(e) if is_no_group(&e) => {
                 // The stream or its group vanished (a restart without persistence, a
                 // `DEL`): create them again; the acks were for entries that are gone.
                 self.group_ready = false;
                 acks.clear();
-                self.read_once(link, acks, block)
+                self.read_once(link, acks, block, count)
             }
             other => other,
         }
@@ -170,6 +172,7 @@ impl Consumer {
         link: &mut Link,
         acks: &mut Vec<String>,
         block: Option<Duration>,
+        count: usize,
     ) -> Result<Batch> {
         self.ensure_group(link)?;
         if Instant::now() >= self.next_reclaim {
@@ -189,7 +192,7 @@ impl Consumer {
             .arg(GROUP)
             .arg(&self.name)
             .arg("COUNT")
-            .arg(self.settings.batch.max(1));
+            .arg(count.max(1));
         if let Some(d) = block {
             let ms = d.min(MAX_BLOCK).as_millis().max(1);
             read.arg("BLOCK").arg(ms as u64);

@@ -31,8 +31,12 @@ pub const MAX_DELIVERIES_ENV: &str = "MULTIPROC_REDIS_MAX_DELIVERIES";
 /// The pool name when none is given.
 pub const DEFAULT_POOL: &str = "multiproc";
 
-/// Task-stream entries a worker reads per round trip.
-const DEFAULT_BATCH: usize = 16;
+/// The most task-stream entries a worker reads per round trip. It reads fewer while its
+/// batches take long (see [`Prefetch`]).
+const DEFAULT_BATCH: usize = 256;
+
+/// A batch that took less than this was quick: the next one may be twice as large.
+const QUICK_BATCH: Duration = Duration::from_millis(2);
 
 /// A worker sends the results it has at least this often, even in the middle of a batch.
 const FLUSH_EVERY: Duration = Duration::from_millis(20);
@@ -69,7 +73,9 @@ impl WorkerBuilder {
         self
     }
 
-    /// Tasks (chunks) taken per round trip (default 16).
+    /// The most tasks (chunks) taken per round trip (default 256). A worker takes that many
+    /// only while its tasks are quick (a batch under 2 ms); while they are slow it takes
+    /// fewer, down to one, so that slow tasks spread over the workers.
     pub fn batch(mut self, n: usize) -> Self {
         self.settings.batch = n.max(1);
         self
@@ -184,11 +190,13 @@ impl Worker {
         let mut acks = Vec::new();
         let mut backoff = Duration::from_millis(10);
         let mut down = false;
+        let mut prefetch = Prefetch::new(self.consumer.settings().batch);
         while !stop.iter().any(SignalFlag::is_raised) {
             let batch = match self.consumer.read(
                 &mut self.link,
                 &mut acks,
                 Some(Duration::from_millis(250)),
+                prefetch.count,
             ) {
                 Ok(b) => b,
                 Err(e @ Error::Io(_)) => {
@@ -211,7 +219,10 @@ impl Worker {
                 down = false;
             }
             backoff = Duration::from_millis(10);
-            if let Err(e) = self.process(batch.exhausted, batch.fresh) {
+            let (taken, started) = (batch.fresh.len(), Instant::now());
+            let processed = self.process(batch.exhausted, batch.fresh);
+            prefetch.learn(taken, started.elapsed());
+            if let Err(e) = processed {
                 // The results are lost with the connection; the tasks stay pending and run
                 // again after the visibility timeout.
                 if !matches!(e, Error::Io(_)) {
@@ -290,8 +301,57 @@ impl Worker {
     }
 }
 
+/// How many tasks a worker takes per read: doubled after a full batch that was quick
+/// (trivial tasks: fewer round trips), halved after one that took longer than
+/// [`FLUSH_EVERY`] (slow tasks: what one worker holds, the others cannot run).
+#[derive(Debug)]
+struct Prefetch {
+    count: usize,
+    max: usize,
+}
+
+impl Prefetch {
+    fn new(max: usize) -> Prefetch {
+        Prefetch {
+            count: max.clamp(1, 16),
+            max: max.max(1),
+        }
+    }
+
+    fn learn(&mut self, taken: usize, took: Duration) {
+        if took > FLUSH_EVERY {
+            self.count = (self.count / 2).max(1);
+        } else if taken >= self.count && took < QUICK_BATCH {
+            self.count = (self.count * 2).min(self.max);
+        }
+    }
+}
+
 fn encode_done(id: u64, values: Vec<u8>, fail: Option<Fail>) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     Binary::encode(&Done { id, values, fail }, &mut out)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefetch_grows_on_quick_full_batches_and_shrinks_on_slow_ones() {
+        let mut p = Prefetch::new(256);
+        assert_eq!(p.count, 16);
+        p.learn(16, Duration::from_micros(100));
+        assert_eq!(p.count, 32);
+        p.learn(5, Duration::from_micros(100)); // not full: the stream ran dry
+        assert_eq!(p.count, 32);
+        for _ in 0..10 {
+            p.learn(p.count, Duration::ZERO);
+        }
+        assert_eq!(p.count, 256);
+        for _ in 0..20 {
+            p.learn(p.count, Duration::from_millis(50));
+        }
+        assert_eq!(p.count, 1);
+    }
 }
