@@ -235,6 +235,8 @@
 //!   systems can follow.
 //! - `progress` (off by default): [`Pool::map_progress`](pool::Pool), a progress bar for
 //!   long maps (`indicatif`).
+//! - `redis` (off by default): `multiproc::redis`, a `Queue`, a `Pool` with workers on
+//!   other machines and a dict, on a Redis server (the `redis` crate).
 
 #![doc(test(attr(deny(warnings))))]
 // `unsafe` is allowed only where STYLE.md puts it: `sys/` (system calls), `mem/` (the
