@@ -721,6 +721,22 @@ impl<'de, T, C> serde::Deserialize<'de> for Queue<T, C> {
     }
 }
 
+/// Under `--cfg loom` a queue's ring is loom's model memory, which cannot leave the
+/// process: the loom build (which runs only the models) refuses to send one.
+#[cfg(loom)]
+impl<T, C> Serialize for Queue<T, C> {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("a queue cannot travel in a loom model"))
+    }
+}
+
+#[cfg(loom)]
+impl<'de, T, C> serde::Deserialize<'de> for Queue<T, C> {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom("a queue cannot travel in a loom model"))
+    }
+}
+
 /// Sent through a [`Connection`](crate::Connection) (or as a process argument), it arrives as
 /// another handle on the same queue.
 #[cfg(not(loom))]
