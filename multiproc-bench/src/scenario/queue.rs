@@ -20,6 +20,12 @@ pub(super) fn scenarios() -> Vec<Scenario> {
             pinned,
             multiproc_round_trip,
         )
+        .with(System::new("multiproc (tokio task, async)", |_, n| {
+            multiproc_async_round_trip(n)
+        }))
+        .with(System::new("tokio mpsc between tasks", |_, n| {
+            tokio_mpsc_round_trip(n)
+        }))
     };
     vec![
         small(1),
@@ -108,6 +114,68 @@ fn multiproc_round_trip(n: u64) -> Result<Outcome> {
             Ok(())
         },
     )
+}
+
+/// The round trip awaited by a tokio task (`put_async`, `get_async`) against the same
+/// sync echoing child. The runtime (current-thread: no threads) is built after the fork.
+fn multiproc_async_round_trip(n: u64) -> Result<Outcome> {
+    let (ping, pong): (Queue<u64>, Queue<u64>) = (Queue::new()?, Queue::new()?);
+    let mut sent = 0;
+    let mut rt = None;
+    ping_pong(
+        n,
+        |count| {
+            for _ in 0..count {
+                pong.put(ping.get()?)?;
+            }
+            Ok(())
+        },
+        || {
+            let rt = match &mut rt {
+                Some(rt) => rt,
+                None => rt.insert(
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?,
+                ),
+            };
+            let got = rt.block_on(async {
+                ping.put_async(sent).await?;
+                pong.get_async().await
+            })?;
+            check("echoed message", got, sent)?;
+            sent += 1;
+            Ok(())
+        },
+    )
+}
+
+/// The in-process ceiling: a round trip between two tokio tasks over tokio's mpsc, each
+/// driven by one `block_on` as the async multiproc row is.
+fn tokio_mpsc_round_trip(n: u64) -> Result<Outcome> {
+    let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    let (ping_tx, mut ping_rx) = tokio::sync::mpsc::channel::<u64>(16);
+    let (pong_tx, mut pong_rx) = tokio::sync::mpsc::channel::<u64>(16);
+    rt.spawn(async move {
+        while let Some(v) = ping_rx.recv().await {
+            if pong_tx.send(v).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut sent = 0;
+    let sample = Sample::time(n, || {
+        (0..n).try_for_each(|_| {
+            let got = rt.block_on(async {
+                ping_tx.send(sent).await.map_err(|_| "echo task gone")?;
+                pong_rx.recv().await.ok_or("echo task gone")
+            })?;
+            check("echoed message", got, sent)?;
+            sent += 1;
+            Ok(())
+        })
+    })?;
+    Ok(Outcome::Sample(sample))
 }
 
 /// The sum a consumer must see from `producers` producers that each send `0..share`.

@@ -270,7 +270,8 @@ impl RawLock {
     /// `Lock` may be released by a process other than its acquirer, as in Python.
     #[inline]
     pub(crate) fn unlock(&self) -> bool {
-        let old = self.word.swap(0, Ordering::Release);
+        // SeqCst: an async waiter's announcement is read after this (see `wake`).
+        let old = self.word.swap(0, Ordering::SeqCst);
         if old & CONTENDED != 0 {
             self.wake_one();
         }
