@@ -7,7 +7,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{test, TestResult};
-use multiproc::{pipe, Event, JoinableQueue, Lock, Process, Queue, Semaphore};
+use multiproc::{
+    pipe, Connection, Event, JoinableQueue, Lock, Process, Queue, Semaphore, StartMethod,
+};
 
 fn main() {
     common::run(vec![
@@ -43,6 +45,10 @@ fn main() {
         test(
             "async_one_worker_thread_serves_100_waiting_tasks",
             hundred_tasks,
+        ),
+        test(
+            "async_wake_ups_travel_with_handles_under_every_start_method",
+            handles_travel_with_their_wake_ups,
         ),
     ]);
 }
@@ -405,5 +411,70 @@ fn prompt_wake() -> TestResult {
         "40 hand-offs took {took:?}"
     );
     child.join()?;
+    Ok(())
+}
+
+/// Hand-offs in each direction of [`handles_travel_with_their_wake_ups`].
+const TRAVEL_HAND_OFFS: u32 = 30;
+
+/// The child of [`handles_travel_with_their_wake_ups`]: its event and lock came as its
+/// argument, its queues through the connection; it awaits each of them.
+fn await_received_handles((mut conn, ev, lock): (Connection, Event, Lock)) -> u32 {
+    let (ping, pong): (Queue<u32>, Queue<u32>) = conn.recv().unwrap();
+    let rt = rt();
+    rt.block_on(async {
+        conn.send_async(&"ready").await.unwrap();
+        for _ in 0..TRAVEL_HAND_OFFS {
+            let v = ping.get_async().await.unwrap();
+            pong.put(v).unwrap();
+        }
+        ev.wait_async().await.unwrap();
+        drop(lock.lock_async().await.unwrap());
+    });
+    TRAVEL_HAND_OFFS
+}
+
+// Handles travel (the start-methods issue, item 4) with the eventfd of their async waiters:
+// under every start method a child that got a queue, an event and a lock (as its argument
+// or through a Connection) is woken at once by the parent's sync calls, and the parent's
+// async get at once by the child's sync put. Each hand-off waits 5 ms first, so both sides
+// sleep in their reactors; a side that did not share the other's eventfd would only see
+// the change at its 100 ms re-check (3 s for the 30 hand-offs instead of about 0.2 s).
+fn handles_travel_with_their_wake_ups() -> TestResult {
+    for method in StartMethod::ALL {
+        let (mut mine, theirs) = pipe()?;
+        let (ping, pong): (Queue<u32>, Queue<u32>) = (Queue::new()?, Queue::new()?);
+        let (ev, lock) = (Event::new()?, Lock::new()?);
+        let held = lock.lock().unwrap();
+        let mut child = Process::run_fn(await_received_handles, (theirs, ev.clone(), lock.clone()))
+            .start_method(method)
+            .start()?;
+        mine.send(&(ping.clone(), pong.clone()))?;
+        let took = rt().block_on(async {
+            assert_eq!(mine.recv_async::<String>().await.unwrap(), "ready");
+            let t = Instant::now();
+            for i in 0..TRAVEL_HAND_OFFS {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                ping.put(i).unwrap();
+                assert_eq!(pong.get_async().await.unwrap(), i, "{method:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            ev.set();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            drop(held);
+            (child.join_async().await, t.elapsed())
+        });
+        assert_eq!(took.0?, TRAVEL_HAND_OFFS, "{method:?}");
+        assert!(
+            took.1 < Duration::from_millis(1500),
+            "{method:?}: {} hand-offs, an event and a lock took {:?}: a wake-up did not travel",
+            TRAVEL_HAND_OFFS,
+            took.1
+        );
+        assert!(
+            !lock.is_locked(),
+            "{method:?}: the child's guard was dropped"
+        );
+    }
     Ok(())
 }
