@@ -7,7 +7,7 @@ use serde_json::json;
 
 use multiproc::Queue;
 
-use super::{check, hand_off, ping_pong, python, BIG, IPC_CHANNEL, THREADS};
+use super::{check, hand_off, ping_pong, python, warmup, BIG, IPC_CHANNEL, THREADS};
 use crate::child::{self, Gate};
 use crate::harness::{Counts, Outcome, Result, Sample, Scenario, System, Unit, MULTIPROC};
 
@@ -27,8 +27,17 @@ pub(super) fn scenarios() -> Vec<Scenario> {
             tokio_mpsc_round_trip(n)
         }))
     };
+    // A tokio task consuming what a worker process puts, beside tokio's own mpsc between
+    // two tasks of one process (the in-process ceiling).
+    let small_async = small(1)
+        .with(System::new("multiproc (tokio task consumer, async)", |_, n| {
+            multiproc_async_small(n)
+        }))
+        .with(System::new("tokio mpsc between tasks", |_, n| {
+            tokio_mpsc_small(n)
+        }));
     vec![
-        small(1),
+        small_async,
         small(4),
         big(),
         round_trip(false),
@@ -116,44 +125,44 @@ fn multiproc_round_trip(n: u64) -> Result<Outcome> {
     )
 }
 
-/// The round trip awaited by a tokio task (`put_async`, `get_async`) against the same
-/// sync echoing child. The runtime (current-thread: no threads) is built after the fork.
-fn multiproc_async_round_trip(n: u64) -> Result<Outcome> {
-    let (ping, pong): (Queue<u64>, Queue<u64>) = (Queue::new()?, Queue::new()?);
-    let mut sent = 0;
-    let mut rt = None;
-    ping_pong(
-        n,
-        |count| {
-            for _ in 0..count {
-                pong.put(ping.get()?)?;
-            }
-            Ok(())
-        },
-        || {
-            let rt = match &mut rt {
-                Some(rt) => rt,
-                None => rt.insert(
-                    tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()?,
-                ),
-            };
-            let got = rt.block_on(async {
-                ping.put_async(sent).await?;
-                pong.get_async().await
-            })?;
-            check("echoed message", got, sent)?;
-            sent += 1;
-            Ok(())
-        },
-    )
+/// A current-thread tokio runtime (no threads of its own, so children may still be forked).
+fn current_thread_runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }
 
-/// The in-process ceiling: a round trip between two tokio tasks over tokio's mpsc, each
-/// driven by one `block_on` as the async multiproc row is.
+/// The round trip awaited by a tokio task (`put_async`, `get_async`) against the same
+/// sync echoing child as the sync row; the warm-up and the timed round trips each run in
+/// one `block_on`.
+fn multiproc_async_round_trip(n: u64) -> Result<Outcome> {
+    let (ping, pong): (Queue<u64>, Queue<u64>) = (Queue::new()?, Queue::new()?);
+    let warm = warmup(n);
+    let child = child::fork(|| {
+        for _ in 0..warm + n {
+            pong.put(ping.get()?)?;
+        }
+        Ok(())
+    })?;
+    let rt = current_thread_runtime()?;
+    let round_trips = |from: u64, count: u64| -> Result<()> {
+        rt.block_on(async {
+            for sent in from..from + count {
+                ping.put_async(sent).await?;
+                check("echoed message", pong.get_async().await?, sent)?;
+            }
+            Ok(())
+        })
+    };
+    round_trips(0, warm)?;
+    let sample = Sample::time(n, || round_trips(warm, n))?;
+    child.wait()?;
+    Ok(Outcome::Sample(sample))
+}
+
+/// The in-process ceiling: a round trip between two tokio tasks over tokio's mpsc.
 fn tokio_mpsc_round_trip(n: u64) -> Result<Outcome> {
-    let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    let rt = current_thread_runtime()?;
     let (ping_tx, mut ping_rx) = tokio::sync::mpsc::channel::<u64>(16);
     let (pong_tx, mut pong_rx) = tokio::sync::mpsc::channel::<u64>(16);
     rt.spawn(async move {
@@ -163,16 +172,64 @@ fn tokio_mpsc_round_trip(n: u64) -> Result<Outcome> {
             }
         }
     });
-    let mut sent = 0;
     let sample = Sample::time(n, || {
-        (0..n).try_for_each(|_| {
-            let got = rt.block_on(async {
+        rt.block_on(async {
+            for sent in 0..n {
                 ping_tx.send(sent).await.map_err(|_| "echo task gone")?;
-                pong_rx.recv().await.ok_or("echo task gone")
-            })?;
-            check("echoed message", got, sent)?;
-            sent += 1;
+                let got = pong_rx.recv().await.ok_or("echo task gone")?;
+                check("echoed message", got, sent)?;
+            }
             Ok(())
+        })
+    })?;
+    Ok(Outcome::Sample(sample))
+}
+
+/// Small messages from one worker process to a tokio task that awaits each with
+/// `get_async` (the 1:1 row's producer, sync).
+fn multiproc_async_small(n: u64) -> Result<Outcome> {
+    let q: Queue<u64> = Queue::new()?;
+    let mut gate = Gate::new()?;
+    let producer = child::fork(|| {
+        gate.wait()?;
+        (0..n).try_for_each(|i| Ok(q.put(i)?))
+    })?;
+    let rt = current_thread_runtime()?;
+    let sample = Sample::time(n, || {
+        gate.open(1)?;
+        let sum = rt.block_on(async {
+            let mut sum = 0;
+            for _ in 0..n {
+                sum += q.get_async().await?;
+            }
+            Ok::<u64, crate::harness::Error>(sum)
+        })?;
+        check("sum of received messages", sum, expected_sum(1, n))
+    })?;
+    producer.wait()?;
+    Ok(Outcome::Sample(sample))
+}
+
+/// The in-process ceiling of the async 1:1 row: one tokio task sends `n` messages to
+/// another over tokio's unbounded mpsc.
+fn tokio_mpsc_small(n: u64) -> Result<Outcome> {
+    let rt = current_thread_runtime()?;
+    let sample = Sample::time(n, || {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        rt.block_on(async move {
+            let producer = tokio::spawn(async move {
+                for i in 0..n {
+                    if tx.send(i).is_err() {
+                        break;
+                    }
+                }
+            });
+            let mut sum = 0;
+            for _ in 0..n {
+                sum += rx.recv().await.ok_or("producer task gone")?;
+            }
+            producer.await?;
+            check("sum of received messages", sum, expected_sum(1, n))
         })
     })?;
     Ok(Outcome::Sample(sample))
