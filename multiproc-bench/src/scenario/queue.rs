@@ -30,9 +30,10 @@ pub(super) fn scenarios() -> Vec<Scenario> {
     // A tokio task consuming what a worker process puts, beside tokio's own mpsc between
     // two tasks of one process (the in-process ceiling).
     let small_async = small(1)
-        .with(System::new("multiproc (tokio task consumer, async)", |_, n| {
-            multiproc_async_small(n)
-        }))
+        .with(System::new(
+            "multiproc (tokio task consumer, async)",
+            |_, n| multiproc_async_small(n),
+        ))
         .with(System::new("tokio mpsc between tasks", |_, n| {
             tokio_mpsc_small(n)
         }));

@@ -1,4 +1,5 @@
-//! Waking async waiters of a shared object: the announcement word and the eventfd.
+//! Waking async waiters of a shared object: the eventfd of a segment, and the waker's step.
+//! The waiter's side (announce, re-try, await) is `raw::wake`.
 //!
 //! Locks, semaphores, events, barriers and queues wait on futexes in shared memory, which a
 //! reactor cannot poll. An async waiter (feature `tokio`) therefore does not sleep on the
@@ -92,6 +93,28 @@ impl AsyncWake {
         let _ = waiters;
     }
 
+    /// A duplicate of the eventfd registered with the task's tokio reactor, for one wait
+    /// (`None` when the segment has no eventfd).
+    ///
+    /// # Errors
+    /// As [`crate::reactor::register`], and [`crate::error::Error::Io`] when no descriptor
+    /// is left for the duplicate.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn register(
+        &self,
+    ) -> crate::error::Result<Option<tokio::io::unix::AsyncFd<OwnedFd>>> {
+        use std::os::fd::AsFd;
+        let Some(own) = &self.fd else {
+            return if crate::reactor::in_runtime() {
+                Ok(None)
+            } else {
+                Err(crate::reactor::no_runtime())
+            };
+        };
+        let copy = crate::sys::fd::dup(own.as_fd())?;
+        crate::reactor::register(copy, tokio::io::Interest::READABLE).map(Some)
+    }
+
     #[cfg(feature = "tokio")]
     #[cold]
     fn write(&self) {
@@ -101,115 +124,3 @@ impl AsyncWake {
         }
     }
 }
-
-#[cfg(feature = "tokio")]
-mod wait {
-    use std::os::fd::AsFd;
-    use std::sync::atomic::{fence, AtomicU32, Ordering};
-
-    use tokio::io::Interest;
-
-    use super::AsyncWake;
-    use crate::error::Result;
-    use crate::reactor::{in_runtime, no_runtime, register};
-
-    /// What one attempt of an async wait found.
-    pub(crate) enum Attempt<T> {
-        /// Finished (or failed for good): the wait returns this.
-        Done(T),
-        /// Not possible yet: await the next wake-up.
-        Wait,
-        /// Possible but momentarily blocked (another process holds a side lock for an
-        /// instant): try again soon without awaiting a wake-up, since the holder's release
-        /// announces nothing.
-        Busy,
-    }
-
-    /// Counts one async waiter in the word while it lives (a dropped future uncounts too).
-    struct Announced<'a>(&'a AtomicU32);
-
-    impl<'a> Announced<'a> {
-        fn new(word: &'a AtomicU32) -> Announced<'a> {
-            word.fetch_add(1, Ordering::SeqCst);
-            fence(Ordering::SeqCst);
-            Announced(word)
-        }
-    }
-
-    impl Drop for Announced<'_> {
-        fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-
-    /// How often an async wait on a shared object re-tries without a wake-up: the lock
-    /// liveness period, so a dead holder is found as soon as by a sync waiter.
-    const RECHECK: std::time::Duration = crate::raw::LIVENESS_PERIOD;
-
-    /// `Busy` attempts answered by `yield_now` before the wait sleeps a millisecond between
-    /// them.
-    const BUSY_YIELDS: u32 = 64;
-
-    impl AsyncWake {
-        /// Runs `attempt` until it is done, announced in `waiters` and awaiting the eventfd
-        /// between attempts: no thread is held while it waits. Dropping the future mid-wait
-        /// is safe: every attempt runs whole, and the announcement is withdrawn.
-        pub(crate) async fn until<T>(
-            &self,
-            waiters: &AtomicU32,
-            mut attempt: impl FnMut() -> Attempt<T>,
-        ) -> Result<T> {
-            let mut busy = 0u32;
-            let mut announced = None;
-            let mut registered = None;
-            loop {
-                match attempt() {
-                    Attempt::Done(v) => return Ok(v),
-                    Attempt::Busy => {
-                        if !in_runtime() {
-                            return Err(no_runtime());
-                        }
-                        busy += 1;
-                        if busy < BUSY_YIELDS {
-                            tokio::task::yield_now().await;
-                        } else {
-                            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-                        }
-                        continue;
-                    }
-                    Attempt::Wait => busy = 0,
-                }
-                if announced.is_none() {
-                    // Announce, then try once more before the first await (the fence in
-                    // `Announced::new` orders the two).
-                    announced = Some(Announced::new(waiters));
-                    continue;
-                }
-                if registered.is_none() {
-                    registered = Some(match &self.fd {
-                        Some(own) => Some(register(
-                            crate::sys::fd::dup(own.as_fd())?,
-                            Interest::READABLE,
-                        )?),
-                        None if in_runtime() => None,
-                        None => return Err(no_runtime()),
-                    });
-                }
-                // Re-check at least every `RECHECK`: a lock holder that dies wakes nobody
-                // (the re-try finds it dead), nor does a waker without our eventfd (an
-                // object opened by name, see `AsyncWake`).
-                match registered.as_ref().and_then(Option::as_ref) {
-                    Some(afd) => {
-                        if let Ok(ready) = tokio::time::timeout(RECHECK, afd.readable()).await {
-                            ready?.clear_ready();
-                        }
-                    }
-                    None => tokio::time::sleep(RECHECK).await,
-                }
-            }
-        }
-    }
-}
-
-#[cfg(feature = "tokio")]
-pub(crate) use self::wait::Attempt;

@@ -12,7 +12,7 @@ use super::ring::Event;
 use super::{JoinableQueue, Queue, SimpleQueue};
 use crate::codec::Codec;
 use crate::error::{Error, PutError, Result};
-use crate::mem::wake::Attempt;
+use crate::raw::wake::{until, Attempt};
 
 impl<T: Serialize + DeserializeOwned, C: Codec> Queue<T, C> {
     /// Takes the oldest message, awaiting one as long as the queue is empty, without
@@ -24,7 +24,7 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Queue<T, C> {
     /// when no descriptor is left to wait with.
     pub async fn get_async(&self) -> Result<T> {
         let (wake, waiters) = self.ring.async_waiters(Event::NotEmpty);
-        wake.until(waiters, || match self.try_get() {
+        until(wake, waiters, || match self.try_get() {
             // `try_get` also says `Empty` when another consumer holds the queue for an
             // instant while messages are there; its release wakes nobody, so look again.
             Err(Error::Empty) if self.ring.len() > 0 => Attempt::Busy,
@@ -44,23 +44,22 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Queue<T, C> {
     pub async fn put_async(&self, value: T) -> Result<(), PutError<T>> {
         let (wake, waiters) = self.ring.async_waiters(Event::NotFull);
         let mut value = Some(value);
-        let waited = wake
-            .until(waiters, || {
-                let v = value.take().expect("the value is back after each attempt");
-                match self.try_put(v) {
-                    Err(PutError::Full(v)) => {
-                        value = Some(v);
-                        // Full also when another producer holds the queue for an instant.
-                        if self.is_full() {
-                            Attempt::Wait
-                        } else {
-                            Attempt::Busy
-                        }
+        let waited = until(wake, waiters, || {
+            let v = value.take().expect("the value is back after each attempt");
+            match self.try_put(v) {
+                Err(PutError::Full(v)) => {
+                    value = Some(v);
+                    // Full also when another producer holds the queue for an instant.
+                    if self.is_full() {
+                        Attempt::Wait
+                    } else {
+                        Attempt::Busy
                     }
-                    done => Attempt::Done(done),
                 }
-            })
-            .await;
+                done => Attempt::Done(done),
+            }
+        })
+        .await;
         match waited {
             Ok(done) => done,
             Err(e) => Err(PutError::Failed(
@@ -113,7 +112,7 @@ impl<T: Serialize + DeserializeOwned, C: Codec> JoinableQueue<T, C> {
     /// As [`JoinableQueue::join`]; [`Error::InvalidState`] outside a tokio runtime.
     pub async fn join_async(&self) -> Result<()> {
         let (wake, waiters) = self.queue.ring.async_waiters(Event::AllDone);
-        wake.until(waiters, || match self.try_join() {
+        until(wake, waiters, || match self.try_join() {
             Err(Error::WouldBlock) => Attempt::Wait,
             done => Attempt::Done(done),
         })

@@ -8,6 +8,8 @@
 //! here is the `ShmSafe`/`ShmSync` promise each struct makes: every field is an atomic.
 
 pub(crate) mod park;
+#[cfg(feature = "tokio")]
+pub(crate) mod wake;
 
 use std::time::Duration;
 

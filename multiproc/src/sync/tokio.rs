@@ -6,7 +6,7 @@
 
 use super::{BoundedSemaphore, Event, Lock, LockGuard, Semaphore, SemaphoreGuard};
 use crate::error::{Error, LockError, LockResult, Result};
-use crate::mem::wake::Attempt;
+use crate::raw::wake::{until, Attempt};
 
 impl Lock {
     /// Takes the lock, awaiting it as long as it takes without holding a thread: the async
@@ -19,13 +19,15 @@ impl Lock {
     /// runtime, or with no descriptor left ([`Lock::acquire_async`] says which).
     pub async fn lock_async(&self) -> LockResult<LockGuard<'_>> {
         let segment = self.shared.segment();
-        let r = segment
-            .async_wake()
-            .until(segment.async_waiters(), || match self.try_lock() {
+        let r = until(
+            segment.async_wake(),
+            segment.async_waiters(),
+            || match self.try_lock() {
                 Err(LockError::WouldBlock) => Attempt::Wait,
                 done => Attempt::Done(done),
-            })
-            .await;
+            },
+        )
+        .await;
         match r {
             Ok(done) => done,
             // No runtime or no descriptor: say "not taken" in the family's shape.
@@ -42,9 +44,9 @@ impl Lock {
     /// left to wait with.
     pub async fn acquire_async(&self) -> Result<crate::Acquired> {
         let segment = self.shared.segment();
-        let r = segment
-            .async_wake()
-            .until(
+        let r =
+            until(
+                segment.async_wake(),
                 segment.async_waiters(),
                 || match super::lock::keep_acquired(self.try_lock()) {
                     Err(Error::WouldBlock) => Attempt::Wait,
@@ -75,13 +77,15 @@ impl Semaphore {
     /// As [`Semaphore::lock_async`].
     pub async fn acquire_async(&self) -> Result<()> {
         let segment = self.shared.segment();
-        segment
-            .async_wake()
-            .until(segment.async_waiters(), || match self.try_acquire() {
+        until(
+            segment.async_wake(),
+            segment.async_waiters(),
+            || match self.try_acquire() {
                 Ok(()) => Attempt::Done(()),
                 Err(_) => Attempt::Wait,
-            })
-            .await
+            },
+        )
+        .await
     }
 }
 
@@ -114,15 +118,13 @@ impl Event {
     /// left to wait with.
     pub async fn wait_async(&self) -> Result<()> {
         let segment = self.shared.segment();
-        segment
-            .async_wake()
-            .until(segment.async_waiters(), || {
-                if self.is_set() {
-                    Attempt::Done(())
-                } else {
-                    Attempt::Wait
-                }
-            })
-            .await
+        until(segment.async_wake(), segment.async_waiters(), || {
+            if self.is_set() {
+                Attempt::Done(())
+            } else {
+                Attempt::Wait
+            }
+        })
+        .await
     }
 }
