@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use common::{test, TestResult};
 use multiproc::{
-    pipe, Connection, Event, JoinableQueue, Lock, Process, Queue, Semaphore, StartMethod,
+    pipe, Barrier, Connection, Error, Event, JoinableQueue, Lock, Pool, Process, Queue, Semaphore,
+    StartMethod,
 };
 
 fn main() {
@@ -49,6 +50,14 @@ fn main() {
         test(
             "async_wake_ups_travel_with_handles_under_every_start_method",
             handles_travel_with_their_wake_ups,
+        ),
+        test(
+            "async_barrier_wait_with_child_parties_and_cancel_breaks_it",
+            barrier_async,
+        ),
+        test(
+            "async_pool_result_future_and_imap_stream_hold_no_thread",
+            pool_async,
         ),
     ]);
 }
@@ -476,5 +485,109 @@ fn handles_travel_with_their_wake_ups() -> TestResult {
             "{method:?}: the child's guard was dropped"
         );
     }
+    Ok(())
+}
+
+// BA items for the async form: two child parties wait synchronously, the parent awaits;
+// all three pass one round with distinct indices. Then the parent's wait is cancelled
+// (a `select!` timer wins): the barrier breaks, as for a sync wait whose time ran out, and
+// the child waiting in the next round gets BrokenBarrier.
+fn barrier_async() -> TestResult {
+    let barrier = Barrier::new(3)?;
+    let mut children = Vec::new();
+    for _ in 0..2 {
+        let b = barrier.clone();
+        children.push(Process::new(move || b.wait().unwrap()).start()?);
+    }
+    let mine = rt().block_on(async { barrier.wait_async().await })?;
+    let mut indices = vec![mine];
+    for mut child in children {
+        indices.push(child.join()?);
+    }
+    indices.sort_unstable();
+    assert_eq!(indices, [0, 1, 2]);
+
+    let b = barrier.clone();
+    let mut late = Process::new(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        matches!(
+            b.wait_timeout(Duration::from_secs(5)),
+            Err(Error::BrokenBarrier)
+        )
+    })
+    .start()?;
+    rt().block_on(async {
+        tokio::select! {
+            r = barrier.wait_async() => panic!("the round cannot pass with two parties: {r:?}"),
+            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    });
+    assert!(barrier.is_broken(), "the dropped wait broke the barrier");
+    assert!(late.join()?, "the next party saw the barrier broken");
+    barrier.reset();
+    assert_eq!(barrier.n_waiting(), 0);
+    Ok(())
+}
+
+fn slow_double(x: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(100));
+    x * 2
+}
+
+fn square(x: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(2));
+    x * x
+}
+
+// Pool results awaited from a runtime with one worker thread: an `AsyncResult` is a Future
+// and `imap` a Stream, and while they wait a ticker task on the same thread keeps running
+// (a form that blocked its thread would stop it). The pool's workers are real processes.
+fn pool_async() -> TestResult {
+    let pool = Pool::new(2)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let (doubled, squares, ticks) = rt.block_on(async {
+        let ticks = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let ticker = tokio::spawn({
+            let ticks = ticks.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        });
+        let results = (0..4u64)
+            .map(|x| pool.apply_async(slow_double, x))
+            .collect::<multiproc::Result<Vec<_>>>()
+            .unwrap();
+        let mut doubled = Vec::new();
+        for r in results {
+            doubled.push(r.await.unwrap());
+        }
+        let mut stream = pool.imap(square, 0..20u64).unwrap();
+        let mut squares = Vec::new();
+        while let Some(v) = stream.next_async().await {
+            squares.push(v.unwrap());
+        }
+        ticker.abort();
+        (
+            doubled,
+            squares,
+            ticks.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    });
+    rt.shutdown_timeout(Duration::from_secs(5));
+    assert_eq!(doubled, [0, 2, 4, 6]);
+    assert_eq!(squares, (0..20u64).map(|x| x * x).collect::<Vec<_>>());
+    // Two rounds of 100 ms tasks on two workers: about 40 ticks of 5 ms while waiting.
+    assert!(
+        ticks >= 10,
+        "the ticker ran {ticks} times: a wait held the thread"
+    );
+    pool.close();
+    pool.join()?;
     Ok(())
 }

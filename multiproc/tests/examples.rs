@@ -656,11 +656,11 @@ fn async_service() -> TestResult {
     assert_eq!(
         run_example("async_service")?,
         [
-            "client 0: worker 0 total 10",
-            "client 0: worker 2 total 1010",
-            "client 1: worker 1 total 510",
-            "client 1: worker 3 total 1510",
-            "20 jobs from 4 workers, totals [10, 510, 1010, 1510]",
+            "client 0: worker 0 total 30",
+            "client 0: worker 2 total 204030",
+            "client 1: worker 1 total 52030",
+            "client 1: worker 3 total 456030",
+            "20 jobs from 4 workers, totals [30, 52030, 204030, 456030]",
         ]
     );
     Ok(())

@@ -4,9 +4,13 @@
 //! takes nothing and leaves nothing held.
 #![forbid(unsafe_code)]
 
-use super::{BoundedSemaphore, Event, Lock, LockGuard, Semaphore, SemaphoreGuard};
+use std::time::Instant;
+
+use super::barrier::Arrival;
+use super::{Barrier, BoundedSemaphore, Event, Lock, LockGuard, Semaphore, SemaphoreGuard};
 use crate::error::{Error, LockError, LockResult, Result};
 use crate::raw::wake::{until, Attempt};
+use crate::raw::LIVENESS_PERIOD;
 
 impl Lock {
     /// Takes the lock, awaiting it as long as it takes without holding a thread: the async
@@ -126,5 +130,72 @@ impl Event {
             }
         })
         .await
+    }
+}
+
+impl Barrier {
+    /// Awaits the other parties without holding a thread: the async [`Barrier::wait`],
+    /// with the barrier's default timeout if it has one. Returns this party's index.
+    ///
+    /// A party that stops waiting breaks the barrier, as a party whose time runs out does
+    /// (Python's rule): dropping the future before the round ends breaks it, and every
+    /// other waiter gets [`Error::BrokenBarrier`].
+    ///
+    /// # Errors
+    /// As [`Barrier::wait`]; [`Error::InvalidState`] outside a tokio runtime (the barrier
+    /// is then broken).
+    pub async fn wait_async(&self) -> Result<u32> {
+        let (generation, index) = match self.arrive()? {
+            Arrival::Last(index) => return Ok(index),
+            Arrival::Waiting { generation, index } => (generation, index),
+        };
+        let mut leave = BreakIfLeft {
+            barrier: self,
+            generation,
+            armed: true,
+        };
+        let mut checked = Instant::now();
+        let segment = self.segment();
+        let round = until(segment.async_wake(), segment.async_waiters(), || {
+            if let Some(outcome) = self.outcome(generation) {
+                return Attempt::Done(outcome);
+            }
+            // A party killed while waiting wakes nobody: look for one every liveness
+            // period, as a sync waiter does.
+            if checked.elapsed() >= LIVENESS_PERIOD {
+                checked = Instant::now();
+                if let Some(outcome) = self.check_waiting(generation, false) {
+                    return Attempt::Done(outcome);
+                }
+            }
+            Attempt::Wait
+        });
+        let outcome = match self.timeout {
+            None => round.await?,
+            Some(timeout) => match tokio::time::timeout(timeout, round).await {
+                Ok(outcome) => outcome?,
+                Err(_) => self
+                    .check_waiting(generation, true)
+                    .unwrap_or(Err(Error::Timeout)),
+            },
+        };
+        leave.armed = false;
+        outcome.map(|()| index)
+    }
+}
+
+/// Breaks the barrier when an async wait is dropped (or fails) before its round ended.
+struct BreakIfLeft<'a> {
+    barrier: &'a Barrier,
+    generation: u32,
+    armed: bool,
+}
+
+impl Drop for BreakIfLeft<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            // As a sync wait whose time ran out: breaks unless the round ended meanwhile.
+            let _ = self.barrier.check_waiting(self.generation, true);
+        }
     }
 }
