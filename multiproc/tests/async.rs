@@ -143,6 +143,32 @@ fn select_loses_nothing() -> TestResult {
     assert!(timeouts > 0, "the timer never won: the test proves nothing");
     assert!(matches!(q.try_get(), Err(multiproc::Error::Empty)));
     child.join()?;
+
+    // A put cancelled while it waits for room has put nothing: a child that drains the
+    // full queue later finds only what was there.
+    let full: Queue<u32> = Queue::bounded(2)?;
+    full.put(1)?;
+    full.put(2)?;
+    rt().block_on(async {
+        tokio::select! {
+            r = full.put_async(3) => panic!("the queue is full: {r:?}"),
+            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    });
+    let drain = full.clone();
+    let mut drainer = Process::new(move || {
+        let mut seen = Vec::new();
+        while let Ok(v) = drain.get_timeout(Duration::from_millis(200)) {
+            seen.push(v);
+        }
+        seen
+    })
+    .start()?;
+    assert_eq!(
+        drainer.join()?,
+        [1, 2],
+        "the cancelled put left nothing behind"
+    );
     Ok(())
 }
 
