@@ -244,7 +244,9 @@ impl Segment {
         Segment::attach_waking(wire.fd, wake, kind, size, align).map_err(|e| refuse(e.to_string()))
     }
 
-    /// The eventfd that wakes the async waiters of the object in this segment.
+    /// The eventfd that wakes the async waiters of the object in this segment (a queue's
+    /// wakers use it; under loom the queue has no segment).
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn async_wake(&self) -> &AsyncWake {
         &self.inner.wake
     }
