@@ -286,16 +286,21 @@ fn no_runtime() -> TestResult {
 use std::future::Future;
 
 // No async form holds a thread: one worker thread serves 100 tasks waiting at once on
-// queues, locks, semaphores, events, pipes and children; the child releases them all.
+// queues, locks, semaphores, events, pipes, a barrier, a listener and a child; the child
+// releases them all.
 fn hundred_tasks() -> TestResult {
     let q: Queue<u32> = Queue::new()?;
     let lock = Lock::new()?;
     let sem = Semaphore::new(0)?;
     let ev = Event::new()?;
     let start = Event::new()?;
+    // The child is the barrier's sixth party, and the listener's one client.
+    let barrier = Barrier::new(6)?;
+    let address = format!("unix:@multiproc-async-100-{}", std::process::id());
+    let listener = multiproc::connection::Listener::bind(address.as_str(), Some(b"key"))?;
     let mut ends = Vec::new();
     let mut theirs = Vec::new();
-    for _ in 0..20 {
+    for _ in 0..14 {
         let (a, b) = pipe()?;
         ends.push(a);
         theirs.push(b);
@@ -307,6 +312,7 @@ fn hundred_tasks() -> TestResult {
         ev.clone(),
         start.clone(),
     );
+    let b2 = barrier.clone();
     let guard = l2.lock().unwrap();
     let mut child = Process::new(move || {
         let mut theirs = theirs;
@@ -319,6 +325,9 @@ fn hundred_tasks() -> TestResult {
             end.send(&1u8).unwrap();
         }
         e2.set();
+        b2.wait_timeout(Duration::from_secs(10)).unwrap();
+        let mut c = multiproc::connection::Client::connect(address.as_str(), Some(b"key")).unwrap();
+        c.send(&2u8).unwrap();
     })
     .start()?;
     let mut sleeper = Process::new(|| std::thread::sleep(Duration::from_millis(300))).start()?;
@@ -341,6 +350,15 @@ fn hundred_tasks() -> TestResult {
         for mut end in ends {
             tasks.spawn(async move { end.recv_async::<u8>().await.map(drop) });
         }
+        for _ in 0..5 {
+            let barrier = barrier.clone();
+            tasks.spawn(async move { barrier.wait_async().await.map(drop) });
+        }
+        tasks.spawn(async move {
+            let mut conn = listener.accept_async().await?;
+            assert_eq!(conn.recv_async::<u8>().await?, 2);
+            Ok(())
+        });
         let sleeper = tokio::spawn(async move { sleeper.join_async().await });
         // Let every task reach its wait, then release them.
         tokio::time::sleep(Duration::from_millis(100)).await;
