@@ -32,6 +32,8 @@ pub mod fault;
 #[cfg(not(loom))]
 mod named;
 mod ring;
+#[cfg(feature = "tokio")]
+mod tokio;
 
 use std::cell::RefCell;
 use std::fmt;

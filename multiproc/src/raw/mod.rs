@@ -8,6 +8,8 @@
 //! here is the `ShmSafe`/`ShmSync` promise each struct makes: every field is an atomic.
 
 pub(crate) mod park;
+#[cfg(feature = "tokio")]
+pub(crate) mod wake;
 
 use std::time::Duration;
 
@@ -270,7 +272,8 @@ impl RawLock {
     /// `Lock` may be released by a process other than its acquirer, as in Python.
     #[inline]
     pub(crate) fn unlock(&self) -> bool {
-        let old = self.word.swap(0, Ordering::Release);
+        // SeqCst: an async waiter's announcement is read after this (see `wake`).
+        let old = self.word.swap(0, Ordering::SeqCst);
         if old & CONTENDED != 0 {
             self.wake_one();
         }
