@@ -1,6 +1,7 @@
 //! The futex-word protocols under every lock and synchronisation object: [`RawLock`]
 //! (robust: a holder that dies is detected), [`RawRLock`], [`RawSemaphore`], [`RawEvent`],
-//! [`RawCondition`] and [`RawBarrier`], and [`park`], the one way this crate waits on a word.
+//! [`RawCondition`] and [`RawBarrier`], the two-party hand-off of a [`mailbox`], and [`park`],
+//! the one way this crate waits on a word.
 //!
 //! Each is a `#[repr(C)]` struct of atomics that lives in shared memory and is reached by
 //! reference from every process mapping it. They protect no memory themselves; the typed
@@ -515,6 +516,9 @@ macro_rules! shared_state {
         unsafe impl crate::mem::pod::ShmSync for $name {}
     )*};
 }
+
+// Declared after `shared_state!`, which it uses.
+pub(crate) mod mailbox;
 
 shared_state! {
     /// A semaphore and its bound (`u32::MAX` when unbounded).
