@@ -491,31 +491,42 @@ fn pool_worker_killed() -> TestResult {
 fn pool_slow_worker() -> TestResult {
     let Some(srv) = server()? else { return Ok(()) };
     let pool_name = unique("p");
-    let workers = Workers::start(2, srv.url(), &pool_name, 500, 5)?;
+    // The victim starts alone, so it takes every task of the run.
+    let victim = Workers::start(1, srv.url(), &pool_name, 500, 5)?;
     let pool = Pool::connect(srv.url(), &pool_name, &registry())?;
-    all_serving(&pool, &workers)?;
-    let victim = workers.pid(0);
-    // Stop one worker mid-run for longer than the visibility timeout: its tasks run again
-    // elsewhere; when it resumes it reports them too, and the caller drops those.
-    let (counts, _) = std::thread::scope(|s| {
-        let pauser = s.spawn(|| -> Result<usize, Error> {
-            std::thread::sleep(Duration::from_millis(200));
-            let pending = pool.pending();
-            send_signal(victim, Signal::STOP)?;
-            std::thread::sleep(Duration::from_millis(2000));
-            send_signal(victim, Signal::CONT)?;
-            Ok(pending)
-        });
-        let run = run_counted(&pool, 5_000, 200);
-        assert!(pauser.join().unwrap()? > 0, "the stop came after the run");
-        run
-    })?;
-    // The resumed worker's results for tasks that already reported arrive late.
+    all_serving(&pool, &victim)?;
+    let counts = Arc::new(Mutex::new(vec![0u32; 4]));
+    let results: Vec<_> = (0..4u64)
+        .map(|i| {
+            let c = counts.clone();
+            pool.apply_async_with(
+                spin,
+                (i, 300_000),
+                move |v: &(u64, u32)| c.lock().unwrap()[v.0 as usize] += 1,
+                |e| panic!("task failed: {e}"),
+            )
+        })
+        .collect::<Result<_, _>>()?;
+    // Stopped mid-task, for longer than the visibility timeout: a second worker takes the
+    // tasks over and answers; the victim, resumed, answers too, and the caller drops that.
+    std::thread::sleep(Duration::from_millis(100));
+    send_signal(victim.pid(0), Signal::STOP)?;
+    let other = Workers::start(1, srv.url(), &pool_name, 500, 5)?;
+    for (i, r) in results.iter().enumerate() {
+        let (v, pid) = r.get_timeout(Duration::from_secs(30))?;
+        assert_eq!(v, i as u64);
+        assert_eq!(
+            pid,
+            u32::from(other.pid(0)),
+            "the stopped worker cannot answer"
+        );
+    }
+    send_signal(victim.pid(0), Signal::CONT)?;
     assert!(eventually(Duration::from_secs(10), || pool
         .duplicates_dropped()
         > 0));
     assert!(
-        counts.iter().all(|&c| c == 1),
+        counts.lock().unwrap().iter().all(|&c| c == 1),
         "a result was reported twice or never"
     );
     Ok(())
