@@ -103,8 +103,8 @@ fn main() {
     ])
 }
 
-// The children of the CN-01, CN-02, CN-03/04, CN-21 and CN-22 tests (and every test of
-// `echo_child`) are `run_fn` functions that get their connection ends as arguments, so the
+// The children of the CN-01, CN-02, CN-03/04, CN-06, CN-07, CN-11, CN-21 and CN-22 tests
+// (and every test of `echo_child`) are `run_fn` functions that get their connection ends as arguments, so the
 // start-method matrix of `.ci/run` runs them under fork, forkserver and spawn.
 
 fn nothing(_: ()) {}
@@ -360,11 +360,10 @@ fn cn_06_poll() -> TestResult {
         "poll(t) waits at least t"
     );
     let _ = t;
-    let mut child = Process::new(move || {
-        let mut b = b;
+    fn send_x(mut b: Connection) {
         b.send_bytes(b"x").unwrap();
-    })
-    .start()?;
+    }
+    let mut child = Process::run_fn(send_x, b).start()?;
     child.join()?;
     for _ in 0..3 {
         assert!(
@@ -383,13 +382,12 @@ fn cn_06_poll() -> TestResult {
 
 fn cn_07_poll_none() -> TestResult {
     let (a, mut b) = pipe()?;
-    let mut child = Process::new(move || {
-        let mut a = a;
+    fn send_7_late(mut a: Connection) {
         std::thread::sleep(Duration::from_millis(200));
         a.send(&7u8).unwrap();
         std::thread::sleep(Duration::from_millis(200));
-    })
-    .start()?;
+    }
+    let mut child = Process::run_fn(send_7_late, a).start()?;
     let t = Instant::now();
     assert!(b.poll(None)?);
     assert!(t.elapsed() >= Duration::from_millis(150));
@@ -451,13 +449,12 @@ fn cn_10_eof_on_exit() -> TestResult {
 
 fn cn_11_oneway() -> TestResult {
     let (mut rx, tx) = pipe_oneway()?;
-    let mut child = Process::new(move || {
-        let mut tx = tx;
+    fn send_0_1_2(mut tx: Connection<multiproc::connection::SendOnly>) {
         for i in 0..3u8 {
             tx.send(&i).unwrap();
         }
-    })
-    .start()?;
+    }
+    let mut child = Process::run_fn(send_0_1_2, tx).start()?;
     for i in 0..3u8 {
         assert_eq!(rx.recv::<u8>()?, i);
     }
