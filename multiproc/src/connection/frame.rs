@@ -240,10 +240,20 @@ mod tests {
     #[test]
     fn records_cut_at_record_max_and_keep_every_byte_in_order() {
         let head = [1u8, 2, 3, 4];
-        for len in [0, 1, RECORD_MAX - 4, RECORD_MAX - 3, RECORD_MAX, 3 * RECORD_MAX + 7] {
+        for len in [
+            0,
+            1,
+            RECORD_MAX - 4,
+            RECORD_MAX - 3,
+            RECORD_MAX,
+            3 * RECORD_MAX + 7,
+        ] {
             let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
             let cut = records(&[&head, &payload]);
-            let sizes: Vec<usize> = cut.iter().map(|r| r.iter().map(|p| p.len()).sum()).collect();
+            let sizes: Vec<usize> = cut
+                .iter()
+                .map(|r| r.iter().map(|p| p.len()).sum())
+                .collect();
             let total = 4 + len;
             assert_eq!(sizes.len(), total.div_ceil(RECORD_MAX), "len {len}");
             assert!(sizes[..sizes.len() - 1].iter().all(|&s| s == RECORD_MAX));

@@ -634,7 +634,10 @@ impl<D: Readable> Connection<D> {
 
     /// Reads and drops a payload of `len` bytes.
     fn discard(&mut self, len: u64) -> Result<()> {
-        let mut left = len - self.take_inbox(usize::try_from(len).unwrap_or(usize::MAX)).len() as u64;
+        let mut left = len
+            - self
+                .take_inbox(usize::try_from(len).unwrap_or(usize::MAX))
+                .len() as u64;
         let mut chunk = std::mem::take(&mut self.scratch);
         let mut result = Ok(());
         while left > 0 {
