@@ -1036,6 +1036,90 @@ mod tests {
         Ok(())
     }
 
+    /// A raw record-socket peer and our end of it.
+    fn raw_records() -> Result<(OwnedFd, Connection<Duplex>)> {
+        let (raw, ours) = sys::fd::seqpacket_pair()?;
+        let ours = Connection::<Duplex>::from(ours);
+        assert_eq!(ours.framing, Framing::Records);
+        Ok((raw, ours))
+    }
+
+    /// Records that do not frame as ours are refused, and the connection is broken: one
+    /// too long to take whole, one with bytes past its frame, one ending in its header, a
+    /// continuation longer than the rest of its message.
+    #[test]
+    fn records_that_break_the_framing_are_protocol_errors() -> Result<()> {
+        let mut long = vec![0, 1, 0, 0];
+        long.resize(frame::RECORD_MAX + 4, 9);
+        let mut past = vec![0, 0, 0, 2];
+        past.extend_from_slice(b"abc");
+        let cases: [(&[&[u8]], &str); 4] = [
+            (&[&long], "longer than"),
+            (&[&past], "payload bytes of a 2-byte message"),
+            (&[&[0xff, 0xff]], "ends inside its frame header"),
+            (&[&[0, 0, 0, 5, b'a'], b"bcdef"], "longer than the rest"),
+        ];
+        for (records, why) in cases {
+            let (raw, mut ours) = raw_records()?;
+            for record in records {
+                sys::fd::send_all(raw.as_fd(), record)?;
+            }
+            let err = ours.recv_bytes().unwrap_err();
+            assert!(
+                matches!(&err, Error::Protocol(e) if e.to_string().contains(why)),
+                "{why}: {err}"
+            );
+            assert!(
+                matches!(ours.try_recv::<u8>(), Err(Error::Protocol(e)) if e.to_string().contains("broken"))
+            );
+        }
+        Ok(())
+    }
+
+    /// A message cut into records by its sender arrives whole, into every receive form,
+    /// and a record socket's messages of every size keep their boundaries.
+    #[test]
+    fn long_messages_cross_a_record_socket_in_pieces() -> Result<()> {
+        let (mut a, mut b) = pipe()?;
+        let sizes = [
+            0,
+            1,
+            frame::RECORD_MAX - 4,
+            frame::RECORD_MAX - 3,
+            3 * frame::RECORD_MAX + 5,
+        ];
+        let sender = std::thread::spawn(move || -> Result<()> {
+            for (i, &n) in sizes.iter().enumerate() {
+                a.send_bytes(&vec![i as u8; n])?;
+                a.send(&serde_bytes::ByteBuf::from(vec![i as u8; n]))?;
+                a.send_bytes(&vec![i as u8; n])?;
+                a.send_bytes(&vec![i as u8; n])?;
+            }
+            Ok(())
+        });
+        for (i, &n) in sizes.iter().enumerate() {
+            assert_eq!(b.recv_bytes()?, vec![i as u8; n]);
+            assert_eq!(
+                b.recv::<serde_bytes::ByteBuf>()?.into_vec(),
+                vec![i as u8; n]
+            );
+            let mut into = vec![0u8; n];
+            assert_eq!(b.recv_bytes_into(&mut into)?, n);
+            assert!(into.iter().all(|&x| x == i as u8));
+            match b.recv_bytes_max(n.saturating_sub(1)) {
+                Err(Error::MessageTooLong { len, .. }) if n > 0 => assert_eq!(len, n as u64),
+                Ok(m) if n == 0 => assert!(m.is_empty()),
+                other => panic!("size {n}: {other:?}"),
+            }
+        }
+        sender.join().unwrap()?;
+        assert!(
+            matches!(b.try_recv::<u8>(), Err(Error::Eof)),
+            "nothing left over once the sender is gone"
+        );
+        Ok(())
+    }
+
     #[test]
     fn a_lying_length_does_not_allocate_it() -> Result<()> {
         let (raw, b) = sys::fd::socketpair()?;
@@ -1247,8 +1331,13 @@ mod tests {
             x ^= x << 17;
             x
         };
-        for _ in 0..300 {
-            let (raw, b) = sys::fd::socketpair()?;
+        for round in 0..600 {
+            // Streams, then records (each garbage write one record).
+            let (raw, b) = if round % 2 == 0 {
+                sys::fd::socketpair()?
+            } else {
+                sys::fd::seqpacket_pair()?
+            };
             let mut b = Connection::<Duplex>::from(b);
             let len = (next() % 40) as usize;
             // Mostly small lengths, so some streams hold whole frames.
