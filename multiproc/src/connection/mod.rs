@@ -876,7 +876,8 @@ impl<D> AsRawFd for Connection<D> {
 
 impl From<OwnedFd> for Connection<Duplex> {
     /// Wraps a connected stream socket (or any descriptor that reads and writes a byte
-    /// stream framed as Python frames it).
+    /// stream framed as Python frames it), or a `SOCK_SEQPACKET` socket whose peer frames
+    /// as [`pipe`]'s ends do (one record per message of up to 64 KiB).
     fn from(fd: OwnedFd) -> Self {
         Connection::from_fd(fd)
     }
