@@ -56,6 +56,7 @@ use crate::fd::{registry, wait_readable};
 use crate::handle;
 use crate::raw::park;
 use crate::sys;
+use crate::sys::fd::RecordsRead;
 
 pub use self::address::{Address, ToAddress};
 pub use self::direction::{Duplex, Readable, RecvOnly, SendOnly, Writable};
@@ -121,6 +122,11 @@ const SMALL_FRAME: usize = 1024;
 
 /// Scratch buffers up to this size are kept for the next message; larger ones go back.
 const KEEP_SCRATCH: usize = 64 * 1024;
+
+/// The rest of a long message on records is received this much at a time (64 records per
+/// `recvmmsg`), so a peer that announces a huge length makes us allocate at most this
+/// beyond what has arrived.
+const RECORDS_BATCH: usize = 64 * frame::RECORD_MAX;
 
 /// Socket buffer size asked of the kernel, so large messages move in fewer wake-ups.
 const SOCKET_BUF: usize = 4 * 1024 * 1024;
@@ -596,8 +602,30 @@ impl<D: Readable> Connection<D> {
         out.extend_from_slice(self.take_inbox(len));
         while out.len() < end {
             let want = end - out.len();
-            // Room for the next record at least (on a stream, for the next bytes).
-            if out.capacity() - out.len() < want.min(frame::RECORD_MAX) {
+            if self.framing == Framing::Records {
+                // The rest of a long message: whole records, as many per call as fit the
+                // batch (the sender cut them at RECORD_MAX, the last one shorter).
+                let batch = want.min(RECORDS_BATCH);
+                if out.capacity() - out.len() < batch {
+                    out.reserve_exact(batch);
+                }
+                let sizes: Vec<usize> = (0..batch.div_ceil(frame::RECORD_MAX))
+                    .map(|i| (batch - i * frame::RECORD_MAX).min(frame::RECORD_MAX))
+                    .collect();
+                match sys::fd::recv_records_to_spare(self.fd.as_fd(), out, &sizes) {
+                    Ok(RecordsRead::Complete | RecordsRead::Short) => continue,
+                    Ok(RecordsRead::Eof) => {
+                        let got = out.len() - (end - len);
+                        return Err(self.broken_by(truncated(got, len)));
+                    }
+                    Ok(RecordsRead::Cut) => {
+                        return Err(self.broken_by(Error::protocol(RECORDS_NOT_OURS)));
+                    }
+                    Err(e) => return Err(self.broken_by(e.into())),
+                }
+            }
+            // Room for the next bytes.
+            if out.capacity() == out.len() {
                 out.reserve_exact(want.min(GROW_STEP));
             }
             match self.read_more(out, want) {
@@ -718,14 +746,17 @@ fn first_bytes(
     }
 }
 
+/// Why the records of a long message are refused: one longer than the rest of its message,
+/// or (received in a batch) a short one followed by more.
+const RECORDS_NOT_OURS: &str = "a record is longer than the rest of its message, or a short \
+                                one is followed by more: the sender does not cut records as \
+                                this library does";
+
 /// Checks a record that continues a frame: whole (not cut), and without descriptors (they
 /// ride on a frame's first record only; any here are closed).
 fn record_rest(received: &sys::scm::Received) -> Result<()> {
     if received.truncated {
-        return Err(Error::protocol(
-            "a record is longer than the rest of its message: the sender does not frame as \
-             this library",
-        ));
+        return Err(Error::protocol(RECORDS_NOT_OURS));
     }
     match &received.fds {
         Ok(fds) if fds.is_empty() => Ok(()),
@@ -835,18 +866,14 @@ impl<D: Writable> Connection<D> {
         let fd = self.fd.as_fd();
         let len: usize = parts.iter().map(|p| p.len()).sum();
         if self.framing == Framing::Records && len > frame::RECORD_MAX {
-            let mut fds = fds;
-            for record in frame::records(parts) {
-                // Each call sends one whole record (a record socket never sends part of
-                // one); the descriptors go with the first.
-                if fds.is_empty() {
-                    sys::fd::write_all_vectored(fd, &record)?;
-                } else {
-                    sys::scm::send_with_fds(fd, &record, fds)?;
-                    fds = &[];
-                }
+            let records = frame::records(parts);
+            let mut rest = &records[..];
+            if !fds.is_empty() {
+                // The descriptors go with the first record.
+                sys::scm::send_with_fds(fd, &rest[0], fds)?;
+                rest = &rest[1..];
             }
-            return Ok(());
+            return sys::fd::send_records(fd, rest);
         }
         match parts {
             [one] if fds.is_empty() => sys::fd::send_all(fd, one),
@@ -1054,11 +1081,15 @@ mod tests {
         long.resize(frame::RECORD_MAX + 4, 9);
         let mut past = vec![0, 0, 0, 2];
         past.extend_from_slice(b"abc");
-        let cases: [(&[&[u8]], &str); 4] = [
+        let mut first = 70_000u32.to_be_bytes().to_vec();
+        first.extend_from_slice(&[1; 10]);
+        let cases: [(&[&[u8]], &str); 5] = [
             (&[&long], "longer than"),
             (&[&past], "payload bytes of a 2-byte message"),
             (&[&[0xff, 0xff]], "ends inside its frame header"),
             (&[&[0, 0, 0, 5, b'a'], b"bcdef"], "longer than the rest"),
+            // A long message whose rest comes as a short record and then more.
+            (&[&first, &[2; 5], &[3; 100]], "does not cut records"),
         ];
         for (records, why) in cases {
             let (raw, mut ours) = raw_records()?;
