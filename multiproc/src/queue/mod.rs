@@ -728,14 +728,18 @@ impl<'de, T, C> serde::Deserialize<'de> for Queue<T, C> {
 #[cfg(loom)]
 impl<T, C> Serialize for Queue<T, C> {
     fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
-        Err(serde::ser::Error::custom("a queue cannot travel in a loom model"))
+        Err(serde::ser::Error::custom(
+            "a queue cannot travel in a loom model",
+        ))
     }
 }
 
 #[cfg(loom)]
 impl<'de, T, C> serde::Deserialize<'de> for Queue<T, C> {
     fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
-        Err(serde::de::Error::custom("a queue cannot travel in a loom model"))
+        Err(serde::de::Error::custom(
+            "a queue cannot travel in a loom model",
+        ))
     }
 }
 
