@@ -84,10 +84,16 @@ fn multiproc_named_small(producers: u64, n: u64) -> Result<Outcome> {
     outcome
 }
 
+/// The bytes path, as ipc-channel's `bytes_channel`: a slice in, a fresh `Vec` out; one
+/// copy each way.
 fn multiproc_big(n: u64) -> Result<Outcome> {
     let q: Queue<ByteBuf> = Queue::new()?;
-    let message = ByteBuf::from(vec![7u8; BIG]);
-    stream_big(n, || Ok(q.put(message.clone())?), || Ok(q.get()?.len()))
+    let message = vec![7u8; BIG];
+    stream_big(
+        n,
+        || Ok(q.put_bytes(&message)?),
+        || Ok(q.get_bytes()?.len()),
+    )
 }
 
 fn multiproc_round_trip(n: u64) -> Result<Outcome> {

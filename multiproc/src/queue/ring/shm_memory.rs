@@ -142,6 +142,23 @@ impl Memory {
         }
     }
 
+    /// Hands the data bytes `off..off + len` to `write`, in place, to fill as it likes.
+    ///
+    /// # Safety
+    /// As [`write_at`](Memory::write_at) for the range `off..off + len`.
+    pub(super) unsafe fn write_with<R>(
+        &self,
+        off: u64,
+        len: usize,
+        write: impl FnOnce(&mut [u8]) -> R,
+    ) -> R {
+        debug_assert!(off + len as u64 <= MAX_CAP);
+        // SAFETY: inside the mapping, plain memory valid for any byte (the pages are zeroed
+        // or were written before), and nobody else reads or writes the range while the slice
+        // lives (the caller's contract), so a unique borrow of it is sound.
+        write(unsafe { std::slice::from_raw_parts_mut(self.data.as_ptr().add(off as usize), len) })
+    }
+
     /// Hands the data bytes `off..off + len` to `read`, in place.
     ///
     /// # Safety
