@@ -93,11 +93,12 @@
 //! messages at once.
 //!
 //! Below `GROW_FREELY` (4 MiB) a full ring grows at once. Above it, and when the message
-//! would fit in half the ring, a put that finds no room first spins (`raw::park::spin`,
-//! at most ~50 us) for a consumer to make room, and grows only if none does: an active
-//! consumer keeps the ring small (cache- and page-friendly: every byte of growth is a fresh
-//! page to fault in), while a stalled or absent one costs one spin per doubling. So an
-//! unbounded put never waits for longer than one spin, and only while a consumer keeps up.
+//! would fit in half the ring, a put that finds no room first waits for a get
+//! (`grow_patience`: what a consumer needs to copy out a record of that size at 1 GB/s,
+//! at least one spin of ~50 us, 1 ms for 1 MiB), and grows only if none comes: an active
+//! consumer keeps the ring small (cache- and page-friendly: every byte of growth is a
+//! fresh page to fault in), while a stalled or absent one costs one patience per doubling.
+//! So an unbounded put waits for longer than that only while a consumer keeps up.
 //!
 //! # Waiting
 //!
@@ -359,6 +360,13 @@ impl Ring {
     }
 }
 
+/// How long a put that could only go on by growing a large ring waits for a get first
+/// (see "Growth"): what a consumer takes to copy out a record of `size` bytes at 1 GB/s,
+/// and at least one spin. A 1 MiB message waits up to 1 ms.
+fn grow_patience(size: u64) -> std::time::Duration {
+    std::time::Duration::from_nanos(size).max(park::SPIN_BUDGET)
+}
+
 /// The size of a record with a `len`-byte payload, header and padding included.
 fn record_size(len: u64) -> u64 {
     (HEADER + len + 7) & !7
@@ -568,8 +576,11 @@ impl Ring {
                 }
                 Attempt::Unfilled => return Err(PutFail::Unfilled),
                 Attempt::WouldGrow(gets_seen) => {
-                    // See "Growth": give an active consumer one spin's time to make room.
-                    may_grow = !park::spin(&c.not_full.0.seq, gets_seen, deadline);
+                    // See "Growth": give an active consumer the time it takes to make
+                    // room for this record, and grow only if no get came meanwhile.
+                    let patience = Deadline::after(grow_patience(size)).min(deadline);
+                    let got = || c.not_full.0.seq.load(Ordering::Acquire) != gets_seen;
+                    may_grow = !self.wait_for(&c.not_full.0, patience, got, &[]);
                 }
                 Attempt::Full => {
                     let room = || self.is_shutdown() || self.has_room(size);
