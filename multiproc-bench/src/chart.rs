@@ -111,6 +111,9 @@ pub(crate) fn scaling_path(path: &Path) -> std::path::PathBuf {
     path.with_file_name(format!("{stem}-scaling.svg"))
 }
 
+/// One point of the scaling chart: the row, its process count N and operations per second.
+type Point<'a> = (&'a RowResult, f64, f64);
+
 /// The process count of a scaling row (`queue_scale_4x4` and `value_scale_4` give 4).
 fn scaling_n(id: &str, prefix: &str) -> Option<f64> {
     let rest = id.strip_prefix(prefix)?;
@@ -121,7 +124,7 @@ fn scaling_n(id: &str, prefix: &str) -> Option<f64> {
 /// each scaling family present, one panel each, one line per system. Writes nothing when
 /// no scaling row was run.
 pub(crate) fn write_scaling_svg(path: &Path, meta: &Meta, rows: &[RowResult]) -> Result<()> {
-    let families: Vec<(&str, Vec<(&RowResult, f64, f64)>)> = SCALING
+    let families: Vec<(&str, Vec<Point<'_>>)> = SCALING
         .iter()
         .map(|&(prefix, title)| {
             let points = rows
