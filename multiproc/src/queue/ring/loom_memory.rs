@@ -136,6 +136,11 @@ impl Memory {
         }
     }
 
+    /// Nothing to fault in: the model's memory is on the heap.
+    pub(super) fn prefault(&self, cap: u64, write: bool) {
+        let _ = (cap, write);
+    }
+
     /// Hands `write` a zeroed buffer, then stores it word by word.
     ///
     /// # Safety

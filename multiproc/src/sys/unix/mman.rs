@@ -106,6 +106,28 @@ impl Mapping {
     pub(crate) fn len(&self) -> usize {
         self.len
     }
+
+    /// Faults in the pages of `offset..offset + len` (page aligned, inside the mapping) in
+    /// one call, for writing (`write`) or reading: [`madvise(2)`]'s `MADV_POPULATE_WRITE` /
+    /// `MADV_POPULATE_READ` (Linux 5.14). Cheaper than one page fault per page, and
+    /// changes no byte. An error (an older kernel) only means the pages fault in on touch.
+    ///
+    /// [`madvise(2)`]: https://man7.org/linux/man-pages/man2/madvise.2.html
+    pub(crate) fn populate(&self, offset: usize, len: usize, write: bool) -> io::Result<()> {
+        if !matches!(offset.checked_add(len), Some(end) if end <= self.len) {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        let advice = if write {
+            libc::MADV_POPULATE_WRITE
+        } else {
+            libc::MADV_POPULATE_READ
+        };
+        // SAFETY: the range lies inside this mapping (checked above); populating only
+        // creates page table entries for the file's pages as a touch would, it never
+        // changes their contents, so no Rust reference into the mapping is affected.
+        cvt(unsafe { libc::madvise(self.ptr.as_ptr().add(offset).cast(), len, advice) })?;
+        Ok(())
+    }
 }
 
 impl Drop for Mapping {
