@@ -171,6 +171,30 @@ mod tests {
     }
 
     #[test]
+    fn populate_changes_no_byte_and_refuses_a_range_outside_the_mapping() {
+        let fd = memfd(c"test", 4 * 4096).unwrap();
+        let a = Mapping::new(fd.as_fd(), 4 * 4096).unwrap();
+        let b = Mapping::new(fd.as_fd(), 4 * 4096).unwrap();
+        // SAFETY: the mappings are 4 pages long and live for the whole test.
+        unsafe { *a.as_ptr().add(4096 + 5) = 9 };
+        a.populate(0, 4 * 4096, true).unwrap();
+        b.populate(4096, 2 * 4096, false).unwrap();
+        // SAFETY: as above.
+        unsafe {
+            assert_eq!(*b.as_ptr().add(4096 + 5), 9);
+            assert_eq!(*b.as_ptr().add(2 * 4096), 0);
+            *b.as_ptr().add(3 * 4096) = 4;
+            assert_eq!(*a.as_ptr().add(3 * 4096), 4);
+        }
+        for (offset, len) in [(4096, 4 * 4096), (usize::MAX - 4095, 8192)] {
+            assert_eq!(
+                a.populate(offset, len, true).unwrap_err().kind(),
+                io::ErrorKind::InvalidInput
+            );
+        }
+    }
+
+    #[test]
     fn zero_length_mapping_is_refused() {
         let fd = memfd(c"test", 0).unwrap();
         assert_eq!(
