@@ -41,6 +41,9 @@ pub use self::status::ExitStatus;
 pub use crate::pid::Pid;
 pub use crate::signal::Signal;
 
+pub(crate) use self::entry::{code_at, code_offset_here, offset_in_executable};
+pub(crate) use self::method::default_method;
+
 use self::children::ChildRecord;
 use self::run_fn::Portable;
 use self::start::Outcome;
