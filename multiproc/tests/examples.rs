@@ -47,6 +47,10 @@ fn main() {
             named_queue_separate_programs,
         ),
         test("tour_runs_every_example", tour),
+        test(
+            "async_service_tokio_server_fed_by_worker_processes",
+            async_service,
+        ),
     ])
 }
 
@@ -639,6 +643,26 @@ fn tour() -> TestResult {
         );
     }
     assert!(lines.last().is_some_and(|l| l.starts_with("=== tour done")));
+    Ok(())
+}
+
+// The async example needs feature `tokio` (`required-features`); without it there is no
+// binary to run, so the test says so and passes (`.ci/run` runs it with the feature).
+fn async_service() -> TestResult {
+    if !cfg!(feature = "tokio") {
+        println!("note: async_service skipped: build with `--features tokio` to run it");
+        return Ok(());
+    }
+    assert_eq!(
+        run_example("async_service")?,
+        [
+            "client 0: worker 0 total 30",
+            "client 0: worker 2 total 204030",
+            "client 1: worker 1 total 52030",
+            "client 1: worker 3 total 456030",
+            "20 jobs from 4 workers, totals [30, 52030, 204030, 456030]",
+        ]
+    );
     Ok(())
 }
 

@@ -31,6 +31,8 @@ mod address;
 mod auth;
 mod frame;
 mod listener;
+#[cfg(feature = "tokio")]
+mod tokio;
 mod wait;
 mod with_codec;
 
@@ -283,7 +285,16 @@ impl<D: Readable> Connection<D> {
     /// # Errors
     /// As [`recv`](Self::recv), without the codec error.
     pub fn recv_bytes(&mut self) -> Result<Vec<u8>> {
-        let (len, fds) = self.next_frame(Deadline::NEVER, Error::Timeout)?;
+        self.recv_bytes_until(Deadline::NEVER, Error::Timeout)
+    }
+
+    /// Receives one message as raw bytes if it starts by `deadline`, else `not_ready`.
+    pub(crate) fn recv_bytes_until(
+        &mut self,
+        deadline: Deadline,
+        not_ready: Error,
+    ) -> Result<Vec<u8>> {
+        let (len, fds) = self.next_frame(deadline, not_ready)?;
         let mut out = Vec::new();
         self.read_payload(len, &mut out)?;
         bytes_only(fds)?;

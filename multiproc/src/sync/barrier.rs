@@ -47,7 +47,15 @@ pub struct Barrier {
     seg: Segment,
     parties: u32,
     action: Option<Action>,
-    timeout: Option<Duration>,
+    pub(super) timeout: Option<Duration>,
+}
+
+/// Where a party stands after [`Barrier::arrive`].
+pub(super) enum Arrival {
+    /// It was the last party: the round passed, and this is its index.
+    Last(u32),
+    /// It waits for round `generation` to end, as party `index`.
+    Waiting { generation: u32, index: u32 },
 }
 
 /// The payload offset of the waiting parties' tokens.
@@ -144,7 +152,14 @@ impl Barrier {
         self.wait_until(Deadline::at(deadline))
     }
 
-    fn wait_until(&self, deadline: Deadline) -> Result<u32> {
+    /// Counts this party in: the last one runs the action and lets the round pass, the
+    /// others are told which round to wait for (the first half of every wait, sync or
+    /// async).
+    ///
+    /// # Errors
+    /// [`Error::BrokenBarrier`] when the barrier is broken, or breaks now because a waiting
+    /// party died.
+    pub(super) fn arrive(&self) -> Result<Arrival> {
         let raw = self.raw();
         let state = self.locked();
         if raw.broken.load(Ordering::Relaxed) != 0 {
@@ -172,12 +187,38 @@ impl Barrier {
             raw.generation
                 .store(generation.wrapping_add(1), Ordering::Relaxed);
             self.wake_all();
-            return Ok(index);
+            return Ok(Arrival::Last(index));
         }
         self.slots()[index as usize].store(identity::process().0, Ordering::Relaxed);
         raw.waiting.store(index + 1, Ordering::Relaxed);
-        drop(state);
+        Ok(Arrival::Waiting { generation, index })
+    }
 
+    /// After a waiting party's liveness period passed without the round ending, under the
+    /// state lock: the round's outcome if it ended meanwhile, else breaks the barrier when
+    /// `timed_out` (this party's [`Error::Timeout`]) or a waiting party died.
+    pub(super) fn check_waiting(&self, generation: u32, timed_out: bool) -> Option<Result<()>> {
+        let _state = self.locked();
+        if let Some(outcome) = self.outcome(generation) {
+            return Some(outcome);
+        }
+        if timed_out {
+            self.break_locked();
+            return Some(Err(Error::Timeout));
+        }
+        if self.a_waiter_died() {
+            self.break_locked();
+            return Some(Err(Error::BrokenBarrier));
+        }
+        None
+    }
+
+    fn wait_until(&self, deadline: Deadline) -> Result<u32> {
+        let (generation, index) = match self.arrive()? {
+            Arrival::Last(index) => return Ok(index),
+            Arrival::Waiting { generation, index } => (generation, index),
+        };
+        let raw = self.raw();
         loop {
             let seq = raw.seq.load(Ordering::Acquire);
             if let Some(outcome) = self.outcome(generation) {
@@ -187,24 +228,14 @@ impl Barrier {
             if park::wait(&raw.seq, seq, check_at) == Parked::Woken {
                 continue;
             }
-            let timed_out = deadline.has_passed();
-            let _state = self.locked();
-            if let Some(outcome) = self.outcome(generation) {
+            if let Some(outcome) = self.check_waiting(generation, deadline.has_passed()) {
                 return outcome.map(|()| index);
-            }
-            if timed_out {
-                self.break_locked();
-                return Err(Error::Timeout);
-            }
-            if self.a_waiter_died() {
-                self.break_locked();
-                return Err(Error::BrokenBarrier);
             }
         }
     }
 
     /// How the round `generation` ended for its waiters, `None` while it goes on.
-    fn outcome(&self, generation: u32) -> Option<Result<()>> {
+    pub(super) fn outcome(&self, generation: u32) -> Option<Result<()>> {
         let raw = self.raw();
         if raw.generation.load(Ordering::Acquire) != generation {
             if raw.cancelled.load(Ordering::Acquire) == generation.wrapping_add(1) {
@@ -250,8 +281,16 @@ impl Barrier {
 
     fn wake_all(&self) {
         let raw = self.raw();
-        raw.seq.fetch_add(1, Ordering::Release);
+        // SeqCst: async waiters' announcement is read after this (see `mem::wake`).
+        raw.seq.fetch_add(1, Ordering::SeqCst);
         park::wake(&raw.seq, u32::MAX);
+        self.seg.wake_async_waiters();
+    }
+
+    /// The segment, whose eventfd async waiters await.
+    #[cfg(feature = "tokio")]
+    pub(super) fn segment(&self) -> &Segment {
+        &self.seg
     }
 
     /// Breaks the barrier: every current and later waiter gets [`Error::BrokenBarrier`]

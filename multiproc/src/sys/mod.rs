@@ -3,7 +3,8 @@
 //! Every backend provides, with `io::Result` and no crate-level error types:
 //! - `fd`: `socketpair`, `seqpacket_pair`, `shutdown`, `set_buffer_sizes`, `dup`,
 //!   `replace` (dup3), `read`, `read_uninit`, `read_to_spare`, `send_all`,
-//!   `write_all_vectored`, `poll_readable`.
+//!   `write_all_vectored`, `poll_readable`; with feature `tokio`, `eventfd`,
+//!   `eventfd_add`, `register_async` (a descriptor handed to tokio's reactor).
 //! - `scm`: `send_with_fds`, `recv_with_fds`, `try_recv_with_fds`
 //!   (descriptors beside the bytes on a unix socket, `SCM_RIGHTS`), `MAX_FDS`.
 //! - `futex`: `wait(word, expected, timeout)` and `wake(word, n)` on a process-shared word.

@@ -255,3 +255,37 @@ pub(crate) fn send_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// A new close-on-exec, non-blocking `eventfd(2)` with a zero count: the descriptor an
+/// async waiter of a shared object is woken through (feature `tokio`).
+#[cfg(feature = "tokio")]
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd takes two integers and returns a new fd or -1.
+    let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+    // SAFETY: eventfd returned a fresh fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Adds one to an eventfd's count, making it readable. A count at its maximum (after
+/// 2^64 - 2 writes) refuses the write with `EAGAIN`, which is ignored: the descriptor is
+/// readable anyway.
+#[cfg(feature = "tokio")]
+pub(crate) fn eventfd_add(fd: BorrowedFd<'_>) {
+    let one = 1u64.to_ne_bytes();
+    // SAFETY: `one` is 8 readable bytes, the size an eventfd write takes.
+    let _ = cvt_r(|| unsafe { libc::write(fd.as_raw_fd(), one.as_ptr().cast(), one.len()) });
+}
+
+/// Registers `fd` with the reactor of the current tokio runtime for `interest` (feature
+/// `tokio`). The caller checks that a runtime is there (tokio panics otherwise).
+#[cfg(feature = "tokio")]
+pub(crate) fn register_async(
+    fd: OwnedFd,
+    interest: tokio::io::Interest,
+) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: the `AsyncFd` owns `fd`, which stays open and the same file until the
+    // `AsyncFd` is dropped (an `OwnedFd` is closed only by its drop, and nothing else has
+    // its number to close).
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, interest) }
+        .map_err(io::Error::from)
+}
