@@ -46,6 +46,10 @@ fn main() {
             "seed_003_named_queue_producer_and_consumer_as_separate_programs",
             named_queue_separate_programs,
         ),
+        test(
+            "tokio_workers_four_run_fn_workers_from_a_threaded_runtime",
+            tokio_workers,
+        ),
         test("tour_runs_every_example", tour),
         test(
             "async_service_tokio_server_fed_by_worker_processes",
@@ -623,6 +627,26 @@ fn manager_remote_separate_programs() -> TestResult {
     Ok(())
 }
 
+/// Issue 9: a `#[tokio::main]` program (threads running, so no closure can be forked)
+/// starts 4 `run_fn` workers and exchanges 10,000 jobs and 10,000 results with them.
+fn tokio_workers() -> TestResult {
+    let lines = run_example("tokio_workers")?;
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[0], "threads in this program: more than one: true");
+    let per_worker: Vec<u64> = serde_json::from_str(
+        lines[1]
+            .strip_prefix("jobs done per worker: ")
+            .ok_or("no per-worker line")?,
+    )?;
+    assert_eq!(per_worker.len(), 4, "{per_worker:?}");
+    assert_eq!(per_worker.iter().sum::<u64>(), 10_000, "{per_worker:?}");
+    assert_eq!(
+        lines[2],
+        "4 workers, 10000 jobs sent, 10000 results back and right, 10000 done"
+    );
+    Ok(())
+}
+
 fn tour() -> TestResult {
     let lines = run_example("tour")?;
     for name in [
@@ -636,6 +660,7 @@ fn tour() -> TestResult {
         "queue_subclassed_pair",
         "manager_dict_list",
         "manager_remote",
+        "tokio_workers",
     ] {
         assert!(
             lines.contains(&format!("=== {name}")),
