@@ -91,6 +91,7 @@ fn run(options: &cli::Options) -> harness::Result<bool> {
     }
     if let Some(path) = &options.svg {
         chart::write_svg(path, &meta, &results)?;
+        chart::write_scaling_svg(&chart::scaling_path(path), &meta, &results)?;
     }
     Ok(!results.iter().any(harness::RowResult::failed))
 }

@@ -206,6 +206,38 @@ impl Segment {
         })
     }
 
+    /// Attaches to a segment of `kind` whose payload size its creator chose (an object
+    /// opened by name: an array, a barrier), with the size and alignment `layout` gives for
+    /// the payload size its header records (`None`: no such object has that size).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidData` as for [`Segment::attach`], or when `layout` refuses the size.
+    pub(crate) fn attach_sized(
+        fd: OwnedFd,
+        kind: Kind,
+        layout: impl FnOnce(usize) -> Option<(usize, usize)>,
+    ) -> io::Result<Segment> {
+        if mman::file_len(fd.as_fd())? < HEADER_SIZE {
+            return Err(invalid("shared segment is shorter than its header"));
+        }
+        let head = Mapping::new(fd.as_fd(), HEADER_SIZE)?;
+        // SAFETY: the mapping is HEADER_SIZE bytes and page aligned, so it holds an aligned
+        // `Header`, plain integers valid for any bits, written before the file got its name.
+        let header = unsafe { head.as_ptr().cast::<Header>().read() };
+        drop(head);
+        // Judge what the file is before trusting the size it records: for a file that is
+        // not a `kind` segment of this build, `attach` refuses with the reason.
+        if header.magic != MAGIC || header.version != VERSION || header.kind != kind.0 {
+            return Segment::attach(fd, kind, 0, 1);
+        }
+        let (size, align) = usize::try_from(header.payload_size)
+            .ok()
+            .and_then(layout)
+            .ok_or_else(|| invalid("shared segment's size fits no such object"))?;
+        Segment::attach(fd, kind, size, align)
+    }
+
     /// The payload size it was made with.
     pub(crate) fn payload_size(&self) -> usize {
         self.inner.payload_size
@@ -285,6 +317,18 @@ impl Segment {
     /// owning type's layout, so that is a bug in this crate, not bad input.
     pub(crate) fn ptr<T: ShmSafe>(&self, offset: usize) -> NonNull<T> {
         self.slice_ptr::<T>(offset, 1).cast()
+    }
+
+    /// Faults in the pages of payload bytes `offset..offset + len` for this process (see
+    /// `Mapping::populate`); `offset` is page aligned in the payload's terms, that is
+    /// `HEADER_SIZE + offset` is a multiple of the page size. Best effort: an error only
+    /// means the pages fault in when touched.
+    #[cfg_attr(loom, allow(dead_code))] // only the ring's shm backend prefaults
+    pub(crate) fn populate(&self, offset: usize, len: usize, write: bool) -> io::Result<()> {
+        if !matches!(offset.checked_add(len), Some(end) if end <= self.inner.payload_size) {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        self.inner.map.populate(HEADER_SIZE + offset, len, write)
     }
 
     /// A pointer to `len` consecutive `T`s at payload `offset` (see [`Segment::ptr`]).

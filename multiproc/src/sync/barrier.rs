@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::loom::Ordering;
+use crate::mem::named::Layout;
 use crate::mem::segment::{Kind, Segment};
 use crate::raw::park::{self, Parked};
 use crate::raw::{Acquired, RawBarrier, LIVENESS_PERIOD};
 use crate::sys::identity::{self, Token};
 
-const KIND: Kind = Kind(*b"BARR");
+pub(super) const KIND: Kind = Kind(*b"BARR");
 
 /// The action a barrier runs when a round is complete.
 type Action = Arc<dyn Fn() + Send + Sync>;
@@ -58,6 +59,16 @@ pub(super) enum Arrival {
     Waiting { generation: u32, index: u32 },
 }
 
+/// Refuses a barrier of no parties.
+pub(super) fn check_parties(parties: u32) -> Result<()> {
+    if parties == 0 {
+        return Err(Error::InvalidArgument(
+            "a barrier needs at least one party".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// The payload offset of the waiting parties' tokens.
 const SLOTS: usize = size_of::<RawBarrier>().next_multiple_of(8);
 
@@ -69,21 +80,46 @@ impl Barrier {
     /// [`Error::InvalidArgument`] when `parties` is 0; [`Error::Io`] when the system
     /// refuses the memory.
     pub fn new(parties: u32) -> Result<Barrier> {
-        if parties == 0 {
-            return Err(Error::InvalidArgument(
-                "a barrier needs at least one party".into(),
-            ));
+        check_parties(parties)?;
+        let layout = Barrier::layout(parties);
+        let seg = Segment::create(KIND, layout.size, layout.align)?;
+        Ok(Barrier::init_in(seg, parties))
+    }
+
+    /// The segment of a barrier of `parties` parties: its state, then one slot per party.
+    pub(super) fn layout(parties: u32) -> Layout {
+        Layout {
+            what: "barrier",
+            kind: KIND,
+            size: SLOTS + parties as usize * size_of::<AtomicU64>(),
+            align: 8,
         }
-        let size = SLOTS + parties as usize * size_of::<AtomicU64>();
-        let seg = Segment::create(KIND, size, 8)?;
-        let b = Barrier {
+    }
+
+    /// The number of parties of a barrier segment whose payload is `size` bytes, if one
+    /// can be.
+    pub(super) fn parties_for(size: usize) -> Option<u32> {
+        let slots = size.checked_sub(SLOTS)?;
+        let parties = u32::try_from(slots / size_of::<AtomicU64>()).ok()?;
+        (parties > 0 && Barrier::layout(parties).size == size).then_some(parties)
+    }
+
+    /// The barrier in `seg` (of [`Barrier::layout`]), as its creator left it.
+    pub(super) fn in_segment(seg: Segment) -> Barrier {
+        Barrier {
+            parties: Barrier::parties_for(seg.payload_size()).unwrap_or(0),
             seg,
-            parties,
             action: None,
             timeout: None,
-        };
+        }
+    }
+
+    /// A new barrier of `parties` in the fresh, zeroed `seg`, which no other process sees
+    /// yet.
+    pub(super) fn init_in(seg: Segment, parties: u32) -> Barrier {
+        let b = Barrier::in_segment(seg);
         b.raw().parties.store(parties, Ordering::Relaxed);
-        Ok(b)
+        b
     }
 
     /// Creates a barrier whose last arriving party runs `action` before anyone is released.
@@ -376,20 +412,16 @@ impl<'de> serde::Deserialize<'de> for Barrier {
         impl<'de> serde::Deserialize<'de> for Raw {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 Segment::deserialize_as(d, KIND, |size| {
-                    let parties = size.checked_sub(SLOTS)? / size_of::<AtomicU64>();
-                    (parties > 0 && u32::try_from(parties).is_ok())
-                        .then_some((SLOTS + parties * size_of::<AtomicU64>(), 8))
+                    let layout = Barrier::layout(Barrier::parties_for(size)?);
+                    Some((layout.size, layout.align))
                 })
                 .map(Raw)
             }
         }
         let (Raw(seg), timeout) = serde::Deserialize::deserialize(deserializer)?;
-        let parties = ((seg.payload_size() - SLOTS) / size_of::<AtomicU64>()) as u32;
         Ok(Barrier {
-            seg,
-            parties,
-            action: None,
             timeout,
+            ..Barrier::in_segment(seg)
         })
     }
 }

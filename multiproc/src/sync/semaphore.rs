@@ -245,6 +245,11 @@ impl BoundedSemaphore {
         })
     }
 
+    /// `sem` as a bounded semaphore, if it has a bound (`u32::MAX` is none).
+    pub(super) fn from_semaphore(sem: Semaphore) -> Option<BoundedSemaphore> {
+        (sem.state().max.load(Ordering::Relaxed) != u32::MAX).then_some(BoundedSemaphore { sem })
+    }
+
     /// The bound (the initial value).
     pub fn max_value(&self) -> u32 {
         self.sem.state().max.load(Ordering::Relaxed)
