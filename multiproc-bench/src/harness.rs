@@ -172,6 +172,12 @@ impl Scenario {
     }
 
     /// Runs this scenario with both processes on one CPU.
+    /// Adds a system to compare (after those given to `new`).
+    pub(crate) fn with(mut self, system: System) -> Self {
+        self.systems.push(system);
+        self
+    }
+
     pub(crate) fn pinned(mut self, pinned: bool) -> Self {
         self.pinned = pinned;
         self
@@ -221,6 +227,15 @@ impl Ctx {
         match &mut self.python {
             PythonState::Running(p) => p.run(request).map(Outcome::Sample),
             PythonState::Unavailable(why) => Ok(Outcome::Skipped(why.clone())),
+        }
+    }
+
+    /// The folder of the Python scripts, while the driver runs.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn python_dir(&self) -> Option<&std::path::Path> {
+        match &self.python {
+            PythonState::Running(p) => Some(p.dir()),
+            PythonState::Unavailable(_) => None,
         }
     }
 

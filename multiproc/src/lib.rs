@@ -235,6 +235,18 @@
 //!   systems can follow.
 //! - `progress` (off by default): [`Pool::map_progress`](pool::Pool), a progress bar for
 //!   long maps (`indicatif`).
+//! - `tokio` (off by default): async forms of the waiting calls, for tokio programs:
+//!   `Queue::get_async` / `put_async`, `JoinableQueue::join_async`, `lock_async` /
+//!   `acquire_async` of `Lock` and the semaphores, `Event::wait_async`,
+//!   `Barrier::wait_async`, `Connection::recv_async` / `recv_bytes_async` / `poll_async` /
+//!   `send_async`, `Listener::accept_async`, `Child::join_async`; awaiting a pool's
+//!   [`AsyncResult`], and `IMap` as a `Stream` (`next_async`). None holds
+//!   a thread while it waits, and
+//!   each is cancel-safe; a time limit is `tokio::time::timeout` around it. A process that
+//!   waits only synchronously pays one load per wake-up-able call (see
+//!   `docs/decisions.md`, "Async").
+//! - `redis` (off by default): `multiproc::redis`, a `Queue`, a `Pool` with workers on
+//!   other machines and a dict, on a Redis server (the `redis` crate).
 
 #![doc(test(attr(deny(warnings))))]
 // `unsafe` is allowed only where STYLE.md puts it: `sys/` (system calls), `mem/` (the
@@ -246,8 +258,9 @@
 #![deny(unsafe_code)]
 
 // The layers, each importing only from those earlier in this list (see docs/decisions.md,
-// "Layers"): sys; loom, deadline, pid, signal; error; mem; raw; shm and sync
-// beside each other; then fd, codec, connection, process, queue, manager.
+// "Layers"): sys; loom, deadline, pid, signal; error; reactor (feature tokio); mem; raw;
+// shm and sync beside each other; then fd, codec, connection, process, queue, manager,
+// pool, and redis (the distributed forms, on top of pool and codec).
 mod deadline;
 mod error;
 mod fd;
@@ -258,6 +271,8 @@ mod mem;
 mod pid;
 #[allow(unsafe_code)]
 mod raw;
+#[cfg(feature = "tokio")]
+mod reactor;
 mod signal;
 #[allow(unsafe_code)]
 mod sys;
@@ -272,6 +287,8 @@ pub mod manager;
 pub mod pool;
 pub mod process;
 pub mod queue;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[allow(unsafe_code)]
 pub mod shm;
 pub mod sync;

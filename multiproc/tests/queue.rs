@@ -35,6 +35,14 @@ fn main() {
         ),
         test("qu_21_grandchild_puts_reach_the_parent", qu_21_nested),
         test("qu_64_mib_message_round_trip", qu_64_mib_round_trip),
+        test(
+            "qu_bytes_put_bytes_get_bytes_get_with_cross_processes_and_mix_with_values",
+            qu_bytes_path,
+        ),
+        test(
+            "qu_12_large_value_that_encodes_differently_the_second_time_is_an_error",
+            qu_12_large_value_changing_encoding,
+        ),
         test("qu_messages_of_every_size_cross_processes", qu_sizes),
         test(
             "dd_03_sigkilled_producer_100_runs_no_hang_no_duplicate",
@@ -212,13 +220,15 @@ fn qu_08_fork_order() -> TestResult {
     for i in 0..10 {
         q.put(i)?;
     }
-    let q2 = q.clone();
-    let mut child = Process::new(move || {
+    // The children of the QU-08, QU-11, QU-21, QU 64 MiB, SQ-01 and JQ-01 tests are
+    // `run_fn` functions that get their queues as arguments, so the start-method matrix of
+    // `.ci/run` runs them under fork, forkserver and spawn.
+    fn put_10_to_19(q: Queue<u32>) {
         for i in 10..20 {
-            q2.put(i).unwrap();
+            q.put(i).unwrap();
         }
-    })
-    .start()?;
+    }
+    let mut child = Process::run_fn(put_10_to_19, q.clone()).start()?;
     child.join()?;
     let got: Vec<u32> = (0..20).map(|_| q.get()).collect::<Result<_, _>>()?;
     assert_eq!(got, (0..20).collect::<Vec<_>>());
@@ -246,32 +256,27 @@ fn qu_11_mpmc_exactly_once() -> TestResult {
     const EACH: u32 = 250_000;
     const CONSUMERS: usize = 2;
     let q: Queue<Option<(u8, u32)>> = Queue::bounded(10_000)?;
+    type Q = Queue<Option<(u8, u32)>>;
+    /// Per producer: what arrived, in the order it arrived.
+    fn consume(q: Q) -> Vec<Vec<u32>> {
+        let mut seen = vec![Vec::new(); PRODUCERS as usize];
+        while let Some((p, n)) = q.get().unwrap() {
+            seen[p as usize].push(n);
+        }
+        seen
+    }
+    fn produce((q, p): (Q, u8)) {
+        for n in 0..EACH {
+            q.put(Some((p, n))).unwrap();
+        }
+    }
     let mut consumers = Vec::new();
     for _ in 0..CONSUMERS {
-        let q = q.clone();
-        consumers.push(
-            Process::new(move || {
-                // Per producer: how many arrived, and whether they arrived in order.
-                let mut seen = vec![Vec::new(); PRODUCERS as usize];
-                while let Some((p, n)) = q.get().unwrap() {
-                    seen[p as usize].push(n);
-                }
-                seen
-            })
-            .start()?,
-        );
+        consumers.push(Process::run_fn(consume, q.clone()).start()?);
     }
     let mut producers = Vec::new();
     for p in 0..PRODUCERS {
-        let q = q.clone();
-        producers.push(
-            Process::new(move || {
-                for n in 0..EACH {
-                    q.put(Some((p, n))).unwrap();
-                }
-            })
-            .start()?,
-        );
+        producers.push(Process::run_fn(produce, (q.clone(), p)).start()?);
     }
     for mut p in producers {
         p.join()?;
@@ -327,6 +332,88 @@ fn qu_12_encode_error() -> TestResult {
     assert_eq!(q.qsize(), 1);
     assert!(matches!(q.get()?, Ok(5)));
     assert!(q.is_empty());
+    Ok(())
+}
+
+/// A large value whose encoding grows each time it is encoded: the size pass and the
+/// in-place encoding disagree.
+struct Growing(std::cell::Cell<usize>);
+
+impl serde::Serialize for Growing {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let len = self.0.get();
+        self.0.set(len + 1000);
+        s.serialize_bytes(&vec![1u8; len])
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Growing {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let bytes = <ByteBuf as serde::Deserialize>::deserialize(d)?;
+        Ok(Growing(std::cell::Cell::new(bytes.len())))
+    }
+}
+
+fn qu_12_large_value_changing_encoding() -> TestResult {
+    let q: Queue<Growing> = Queue::new()?;
+    match q.put(Growing(std::cell::Cell::new(1 << 20))) {
+        Err(PutError::Failed(_, Error::Codec(_))) => {}
+        other => panic!("expected Failed(Codec), got {:?}", other.map(|_| ())),
+    }
+    // Nothing was put, and the queue works as before; a large unencodable value fails in
+    // the size pass, before any room is taken.
+    assert!(q.is_empty());
+    let big: Queue<(ByteBuf, Result<u8, Unencodable>)> = Queue::new()?;
+    match big.put((ByteBuf::from(vec![0; 1 << 20]), Err(Unencodable))) {
+        Err(PutError::Failed(_, Error::Codec(_))) => {}
+        other => panic!("expected Failed(Codec), got {:?}", other.map(|_| ())),
+    }
+    big.put((ByteBuf::from(vec![3; 1 << 20]), Ok(1)))?;
+    let (body, tag) = big.get()?;
+    assert!(body.len() == 1 << 20 && body.iter().all(|&b| b == 3) && matches!(tag, Ok(1)));
+    assert!(big.is_empty());
+    Ok(())
+}
+
+fn qu_bytes_path() -> TestResult {
+    // Sizes that wrap around the 128 KiB initial ring and grow it.
+    let sizes = [0usize, 1, 9, 4096, 100_000, 131_072, 300_000, 1 << 20, 5];
+    let body = |i: usize, len: usize| (0..len).map(|j| (i * 7 + j) as u8).collect::<Vec<u8>>();
+    let q: Queue<u64> = Queue::new()?;
+    let q2 = q.clone();
+    let mut child = Process::new(move || {
+        for round in 0..4 {
+            for (i, &len) in sizes.iter().enumerate() {
+                q2.put_bytes(&body(round * 10 + i, len)).unwrap();
+            }
+        }
+    })
+    .start()?;
+    for round in 0..4 {
+        for (i, &len) in sizes.iter().enumerate() {
+            let want = body(round * 10 + i, len);
+            if i % 2 == 0 {
+                assert_eq!(q.get_bytes()?, want);
+            } else {
+                assert!(q.get_with(|got| got == want.as_slice())?);
+            }
+        }
+    }
+    child.join()?;
+    // Bytes and values mix: raw bytes of a valid encoding decode, a value reads as its
+    // encoding, and bytes that are no `u64` fail as a codec error (consumed).
+    q.put_bytes(&[42])?;
+    assert_eq!(q.get()?, 42);
+    q.put(300)?;
+    assert_eq!(q.get_bytes()?, vec![0xac, 0x02]);
+    q.put_bytes(&[0xff; 11])?;
+    assert!(matches!(q.get(), Err(Error::Codec(_))));
+    assert!(q.is_empty());
+    q.close();
+    assert!(matches!(q.put_bytes(b"x"), Err(Error::Closed)));
+    q.shutdown(false);
+    assert!(matches!(q.get_bytes(), Err(Error::Closed)));
+    assert!(matches!(q.get_with(|b| b.len()), Err(Error::Closed)));
     Ok(())
 }
 
@@ -416,17 +503,18 @@ fn qu_14_close_is_this_handles_no_more_puts_others_go_on() -> TestResult {
 
 fn qu_21_nested() -> TestResult {
     let q: Queue<String> = Queue::new()?;
-    let q2 = q.clone();
-    let mut child = Process::new(move || {
-        q2.put("child".into()).unwrap();
-        let q3 = q2.clone();
-        Process::new(move || q3.put("grandchild".into()).unwrap())
+    fn put_and_start_a_grandchild(q: Queue<String>) {
+        fn put_grandchild(q: Queue<String>) {
+            q.put("grandchild".into()).unwrap();
+        }
+        q.put("child".into()).unwrap();
+        Process::run_fn(put_grandchild, q)
             .start()
             .unwrap()
             .join()
             .unwrap();
-    })
-    .start()?;
+    }
+    let mut child = Process::run_fn(put_and_start_a_grandchild, q.clone()).start()?;
     child.join()?;
     assert_eq!(q.get()?, "child");
     assert_eq!(q.get()?, "grandchild");
@@ -435,17 +523,18 @@ fn qu_21_nested() -> TestResult {
 
 fn qu_64_mib_round_trip() -> TestResult {
     const LEN: usize = 64 << 20;
-    let pattern = |i: usize| (i.wrapping_mul(31) >> 3) as u8;
+    fn pattern(i: usize) -> u8 {
+        (i.wrapping_mul(31) >> 3) as u8
+    }
     let there: Queue<ByteBuf> = Queue::bounded(1)?;
     let back: Queue<ByteBuf> = Queue::bounded(1)?;
-    let (t2, b2) = (there.clone(), back.clone());
-    let mut child = Process::new(move || {
-        let m = t2.get().unwrap();
+    fn echo((there, back): (Queue<ByteBuf>, Queue<ByteBuf>)) -> bool {
+        let m = there.get().unwrap();
         let ok = m.len() == LEN && m.iter().enumerate().all(|(i, &b)| b == pattern(i));
-        b2.put(m).unwrap();
+        back.put(m).unwrap();
         ok
-    })
-    .start()?;
+    }
+    let mut child = Process::run_fn(echo, (there.clone(), back.clone())).start()?;
     let big = ByteBuf::from((0..LEN).map(pattern).collect::<Vec<u8>>());
     there.put(big)?;
     let returned = back.get()?;
@@ -641,14 +730,12 @@ fn dd_03_killed_consumer() -> TestResult {
 fn sq_01_04_simple_queue() -> TestResult {
     let q: SimpleQueue<u32> = SimpleQueue::new()?;
     assert!(q.is_empty());
-    let q2 = q.clone();
     // SQ-04: put is synchronous; once the child returns, its items are in the queue.
-    Process::new(move || {
-        q2.put(1).unwrap();
-        q2.put(2).unwrap();
-    })
-    .start()?
-    .join()?;
+    fn put_1_2(q: SimpleQueue<u32>) {
+        q.put(1).unwrap();
+        q.put(2).unwrap();
+    }
+    Process::run_fn(put_1_2, q.clone()).start()?.join()?;
     assert!(!q.is_empty());
     assert_eq!(q.get()?, 1);
     assert_eq!(q.get()?, 2);
@@ -673,19 +760,16 @@ fn jq_01_task_done() -> TestResult {
     let q: JoinableQueue<Option<u32>> = JoinableQueue::new()?;
     let done: Queue<u32> = Queue::new()?;
     let mut workers = Vec::new();
+    fn work((q, done): (JoinableQueue<Option<u32>>, Queue<u32>)) {
+        while let Some(item) = q.get().unwrap() {
+            std::thread::sleep(Duration::from_millis(20));
+            done.put(item).unwrap();
+            q.task_done().unwrap();
+        }
+        q.task_done().unwrap();
+    }
     for _ in 0..4 {
-        let (q, done) = (q.clone(), done.clone());
-        workers.push(
-            Process::new(move || {
-                while let Some(item) = q.get().unwrap() {
-                    std::thread::sleep(Duration::from_millis(20));
-                    done.put(item).unwrap();
-                    q.task_done().unwrap();
-                }
-                q.task_done().unwrap();
-            })
-            .start()?,
-        );
+        workers.push(Process::run_fn(work, (q.clone(), done.clone())).start()?);
     }
     for i in 0..10 {
         q.put(Some(i))?;

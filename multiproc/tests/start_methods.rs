@@ -354,6 +354,93 @@ fn cx_01_02_contexts_and_the_default() {
     }
 }
 
+/// CX-02: every method is listed, spawn among them, and the first (the default of a
+/// threaded process like this one) is never fork; names are Python's, both ways. The
+/// automatic choice here is that first method: a forkserver child's real parent is the
+/// server, not this process.
+#[test]
+fn cx_02_every_method_listed_the_threaded_default_first_never_fork() {
+    assert!(StartMethod::ALL.contains(&StartMethod::Spawn));
+    assert_ne!(StartMethod::ALL[0], StartMethod::Fork);
+    for m in StartMethod::ALL {
+        assert_eq!(m.to_string().parse::<StartMethod>().unwrap(), m);
+    }
+    assert_eq!(
+        StartMethod::ALL.map(|m| m.name()),
+        ["forkserver", "spawn", "fork"]
+    );
+    fn real_parent(_: ()) -> Pid {
+        Pid::from(std::os::unix::process::parent_id())
+    }
+    assert_eq!(get_start_method(), None, "no test of this file pins one");
+    let mut child = Process::run_fn(real_parent, ()).start().unwrap();
+    let real = join_promptly(&mut child).unwrap();
+    assert_eq!(StartMethod::ALL[0], StartMethod::Forkserver);
+    assert_ne!(
+        real,
+        current_process().pid(),
+        "a threaded process's run_fn child comes from the forkserver"
+    );
+}
+
+/// CX-03 differs on purpose: a lock made here, in a process that forks, reaches spawn and
+/// forkserver children as an argument and is the same lock there (Python refuses a
+/// fork-context lock in such children). The child sees the parent's hold, and the parent
+/// sees the child's.
+#[test]
+fn cx_03_a_lock_made_before_reaches_spawn_and_forkserver_children() {
+    fn held_elsewhere(lock: multiproc::Lock) -> bool {
+        matches!(lock.try_lock(), Err(multiproc::LockError::WouldBlock))
+    }
+    fn hold_until_told((lock, mut ctl): (multiproc::Lock, multiproc::Connection)) {
+        let guard = lock.lock().unwrap();
+        ctl.send(&"holding").unwrap();
+        let _: String = ctl.recv().unwrap();
+        drop(guard);
+    }
+    for m in METHODS {
+        let lock = multiproc::Lock::new().unwrap();
+        let guard = lock.lock().unwrap();
+        let mut probe = Process::run_fn(held_elsewhere, lock.clone())
+            .start_method(m)
+            .start()
+            .unwrap();
+        assert!(
+            join_promptly(&mut probe).unwrap(),
+            "{m:?}: the child saw the lock free"
+        );
+        drop(guard);
+
+        let (mut ctl, theirs) = multiproc::pipe().unwrap();
+        let mut holder = Process::run_fn(hold_until_told, (lock.clone(), theirs))
+            .start_method(m)
+            .start()
+            .unwrap();
+        assert_eq!(ctl.recv::<String>().unwrap(), "holding");
+        assert!(lock.is_locked(), "{m:?}");
+        assert_eq!(lock.owner_pid(), Some(holder.pid()), "{m:?}");
+        ctl.send(&"release").unwrap();
+        join_promptly(&mut holder).unwrap();
+        assert!(!lock.is_locked(), "{m:?}");
+    }
+}
+
+/// CX-04: a spawned child is taken over before `main`, so this test binary's `main` (the
+/// libtest harness, which starts threads and would run every test again) never runs in it:
+/// the child has one thread, and the variable that marked it is gone.
+#[test]
+fn cx_04_a_spawned_child_never_runs_main() {
+    fn inside(_: ()) -> (usize, bool) {
+        let threads = std::fs::read_dir("/proc/self/task").unwrap().count();
+        (threads, std::env::var_os("__MULTIPROC_BOOT").is_some())
+    }
+    let mut child = Process::run_fn(inside, ())
+        .start_method(StartMethod::Spawn)
+        .start()
+        .unwrap();
+    assert_eq!(join_promptly(&mut child).unwrap(), (1, false));
+}
+
 #[test]
 fn large_arguments_and_results_round_trip() {
     fn reverse(v: Vec<u8>) -> Vec<u8> {

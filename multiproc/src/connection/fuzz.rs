@@ -101,11 +101,13 @@ pub(crate) fn handshake(side: Side, bytes: &[u8]) {
     sys::fd::shutdown(theirs.as_fd(), sys::fd::Shutdown::Write).expect("shutdown");
     let deadline = Deadline::after(Duration::from_secs(5));
     let key = b"the fuzzer does not know this key";
+    // Whether the challenge offers the move to a record socket: either way, by the input.
+    let offer = bytes.first().is_some_and(|b| b & 1 == 1);
     let result = match side {
-        Side::Listener => auth::deliver_challenge(ours.as_fd(), key, deadline)
-            .and_then(|()| auth::answer_challenge(ours.as_fd(), key, deadline)),
+        Side::Listener => auth::deliver_challenge(ours.as_fd(), key, deadline, offer)
+            .and_then(|()| auth::answer_challenge(ours.as_fd(), key, deadline).map(drop)),
         Side::Client => auth::answer_challenge(ours.as_fd(), key, deadline)
-            .and_then(|()| auth::deliver_challenge(ours.as_fd(), key, deadline)),
+            .and_then(|_| auth::deliver_challenge(ours.as_fd(), key, deadline, offer)),
     };
     match result {
         Err(Error::Authentication(_)) => {}

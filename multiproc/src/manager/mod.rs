@@ -46,6 +46,7 @@ mod client;
 mod custom;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzz;
+mod mailbox;
 mod protocol;
 mod proxy;
 mod server;

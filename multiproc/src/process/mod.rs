@@ -23,6 +23,8 @@ mod signal;
 mod spawn;
 mod start;
 mod status;
+#[cfg(feature = "tokio")]
+mod tokio;
 
 use std::fmt;
 use std::sync::Arc;

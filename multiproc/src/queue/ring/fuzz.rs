@@ -115,7 +115,9 @@ fn run(ring: &Ring, op: u8, program: &mut &[u8]) {
             *program = program.get(1..).unwrap_or_default();
             match ring.put(&vec![op; len], now) {
                 Ok(()) | Err(PutFail::NotNow | PutFail::Closed | PutFail::Corrupt(_)) => {}
-                Err(PutFail::TooLong) => panic!("a {len}-byte put is not too long"),
+                Err(PutFail::TooLong | PutFail::Unfilled) => {
+                    panic!("a {len}-byte put of bytes is neither too long nor unfilled")
+                }
             }
         }
         2 | 3 => match ring.get(now, |bytes| bytes.len()) {
