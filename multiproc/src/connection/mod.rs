@@ -465,10 +465,16 @@ impl<D: Readable> Connection<D> {
                 "the connection is broken ({cause}): no message can be received from it"
             )));
         }
-        match self.framing {
-            Framing::Stream => self.next_stream_header(deadline, not_ready),
-            Framing::Records => self.next_record(deadline, not_ready),
+        let (len, fds) = match self.framing {
+            Framing::Stream => self.next_stream_header(deadline, not_ready)?,
+            Framing::Records => self.next_record(deadline, not_ready)?,
+        };
+        // Refused from the header alone, whichever framing read it (issue 15).
+        if len > self.max_message {
+            let max = self.max_message;
+            return Err(self.broken_by(Error::MessageTooLong { len, max }));
         }
+        Ok((len, fds))
     }
 
     /// [`next_frame`](Self::next_frame) on a stream: reads exactly the header.
@@ -503,10 +509,6 @@ impl<D: Readable> Connection<D> {
                     Ok(frame::decode_header(&head[at..got])?.map(|(len, _)| (len, count)))
                 });
                 match parsed {
-                    Ok(Some((len, _))) if len > self.max_message => {
-                        let max = self.max_message;
-                        return Err(self.broken_by(Error::MessageTooLong { len, max }));
-                    }
                     Ok(Some((len, count))) => return Ok((len, claim(count, fds))),
                     Ok(None) => {}
                     Err(e) => return Err(self.broken_by(e)),
