@@ -148,7 +148,6 @@ impl Member {
     }
 }
 
-
 /// The members of a run, one per slot; a slot's replacement takes its role.
 #[derive(Debug, Default)]
 pub(crate) struct Crew {

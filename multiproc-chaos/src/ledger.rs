@@ -240,3 +240,67 @@ impl Ledger {
         audit
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ledger() -> Ledger {
+        let l = Ledger::create(&format!("mpchaos-{}-unit", std::process::id())).unwrap();
+        l.unlink().unwrap();
+        l
+    }
+
+    #[test]
+    fn verify_catches_a_changed_byte_header_or_length() {
+        let m = Msg::new(3, 9, 100);
+        m.verify().unwrap();
+        let mut bad = m.clone();
+        bad.body[57] ^= 1;
+        assert!(bad.verify().is_err());
+        let mut bad = m.clone();
+        bad.seq = 10;
+        assert!(bad.verify().is_err());
+        let mut bad = m;
+        bad.body.pop();
+        assert!(bad.verify().is_err());
+        assert!(Msg::new(IDS as u32, 0, 0).verify().is_err());
+    }
+
+    #[test]
+    fn audit_passes_exactly_once_and_in_flight_messages() {
+        let l = ledger();
+        for seq in 0..5 {
+            l.sending(0, seq);
+            l.sent(0, seq);
+            assert_eq!(l.delivered(0, seq), 0);
+        }
+        l.sending(0, 5); // in flight when its producer died: delivered
+        l.delivered(0, 5);
+        l.sending(1, 0); // in flight, not delivered
+        let a = l.audit(2, 0);
+        assert!(a.failures.is_empty(), "{:?}", a.failures);
+        assert_eq!((a.checked, a.missing), (6, 0));
+    }
+
+    #[test]
+    fn audit_catches_duplicates_phantoms_and_losses() {
+        let l = ledger();
+        l.sent(0, 0);
+        l.delivered(0, 0);
+        l.delivered(0, 0);
+        assert!(l.audit(1, 0).failures[0].contains("2 times"));
+
+        let l = ledger();
+        l.delivered(0, 3);
+        assert!(l.audit(1, 0).failures[0].contains("never sent"));
+
+        let l = ledger();
+        l.sent(0, 0);
+        l.sent(0, 1);
+        let a = l.audit(1, 1);
+        assert_eq!(a.missing, 2);
+        assert!(a.failures[0].contains("never delivered"));
+        assert!(l.audit(1, 2).failures.is_empty());
+    }
+}

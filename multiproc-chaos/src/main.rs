@@ -139,12 +139,7 @@ fn chaos(opts: Options) -> Result<ExitCode, String> {
 }
 
 /// Runs one scenario in a supervisor process and brings its tally back.
-fn supervise(
-    name: &str,
-    body: scenario::Body,
-    seed: u64,
-    prefix: String,
-) -> Tally {
+fn supervise(name: &str, body: scenario::Body, seed: u64, prefix: String) -> Tally {
     let started = Process::new(move || {
         let mut run = Run::new(seed, prefix);
         if let Err(e) = body(&mut run) {

@@ -92,6 +92,8 @@ fn soak(length: Duration) -> multiproc::Result<ExitCode> {
                     let _g = l2.lock().unwrap();
                     c2.store(c2.load() + 1);
                 }
+                // Both done; then the hub checks the sum before the next round.
+                b2.wait().unwrap();
                 b2.wait().unwrap();
             })
             .daemon(true)
@@ -102,7 +104,10 @@ fn soak(length: Duration) -> multiproc::Result<ExitCode> {
         let (rq, rs) = (req_name.clone(), resp_name.clone());
         children.push(
             Process::new(move || {
-                let (req, resp) = (Queue::<Msg>::open(&rq).unwrap(), Queue::<Msg>::open(&rs).unwrap());
+                let (req, resp) = (
+                    Queue::<Msg>::open(&rq).unwrap(),
+                    Queue::<Msg>::open(&rs).unwrap(),
+                );
                 loop {
                     resp.put(req.get().unwrap()).unwrap();
                 }
@@ -113,7 +118,9 @@ fn soak(length: Duration) -> multiproc::Result<ExitCode> {
         let listener = Listener::bind(address.as_str(), Some(&key))?;
         children.push(
             Process::new(move || loop {
-                let Ok(mut conn) = listener.accept() else { continue };
+                let Ok(mut conn) = listener.accept() else {
+                    continue;
+                };
                 while let Ok(m) = conn.recv::<Msg>() {
                     if conn.send(&m).is_err() {
                         break;
@@ -171,13 +178,17 @@ fn soak(length: Duration) -> multiproc::Result<ExitCode> {
                     counter.load()
                 )));
             }
+            barrier.wait_timeout(PATIENCE)?;
             // Listener: a client comes and goes.
-            let mut conn: Connection = Client::connect_timeout(address.as_str(), Some(&key), PATIENCE)?;
+            let mut conn: Connection =
+                Client::connect_timeout(address.as_str(), Some(&key), PATIENCE)?;
             for seq in 0..10 {
                 conn.send(&Msg::new(1, seq, 100))?;
                 let m: Msg = conn.recv_timeout(PATIENCE)?;
                 if m.verify().is_err() || m.seq != seq {
-                    return Err(multiproc::Error::InvalidState("listener echo differs".into()));
+                    return Err(multiproc::Error::InvalidState(
+                        "listener echo differs".into(),
+                    ));
                 }
             }
             drop(conn);
@@ -195,12 +206,16 @@ fn soak(length: Duration) -> multiproc::Result<ExitCode> {
             }
             for k in 0..50 {
                 if dict.remove(&k)? != Some(k + round) {
-                    return Err(multiproc::Error::InvalidState("manager dict differs".into()));
+                    return Err(multiproc::Error::InvalidState(
+                        "manager dict differs".into(),
+                    ));
                 }
             }
             list.push(&round)?;
             if list.pop()? != Some(round) {
-                return Err(multiproc::Error::InvalidState("manager list differs".into()));
+                return Err(multiproc::Error::InvalidState(
+                    "manager list differs".into(),
+                ));
             }
             // One of every object, created and dropped.
             churn(&prefix)?;
@@ -239,7 +254,12 @@ fn churn(prefix: &str) -> multiproc::Result<()> {
     drop(Queue::<u64>::new()?);
     drop(JoinableQueue::<u64>::new()?);
     drop(SimpleQueue::<u64>::new()?);
-    drop((Lock::new()?, RLock::new()?, Semaphore::new(1)?, BoundedSemaphore::new(1)?));
+    drop((
+        Lock::new()?,
+        RLock::new()?,
+        Semaphore::new(1)?,
+        BoundedSemaphore::new(1)?,
+    ));
     drop((Condition::new()?, Event::new()?, Barrier::new(2)?));
     drop((Value::<u64>::new(1)?, Array::<u64>::new(16)?));
     drop(pipe()?);
@@ -251,7 +271,9 @@ fn churn(prefix: &str) -> multiproc::Result<()> {
 /// Prints the figures; `FAILURE` when memory or descriptors grew after the warm-up.
 fn report(rounds: u64, samples: &[Sample]) -> ExitCode {
     // The first fifth of the run (at least 5 samples) is warm-up.
-    let warm = (samples.len() / 5).max(5).min(samples.len().saturating_sub(2));
+    let warm = (samples.len() / 5)
+        .max(5)
+        .min(samples.len().saturating_sub(2));
     let after = &samples[warm..];
     if after.len() < 2 {
         println!("soak: too short to judge ({} samples)", samples.len());
@@ -259,9 +281,15 @@ fn report(rounds: u64, samples: &[Sample]) -> ExitCode {
     }
     let half = &after[after.len() / 2..];
     let mut flat = true;
-    let mut line = format!("soak: rounds={rounds} samples={} warmup={warm}s", samples.len());
+    let mut line = format!(
+        "soak: rounds={rounds} samples={} warmup={warm}s",
+        samples.len()
+    );
     for (what, pick) in [
-        ("hub_rss_kib", (|s: &Sample| s.hub_rss_kib) as fn(&Sample) -> u64),
+        (
+            "hub_rss_kib",
+            (|s: &Sample| s.hub_rss_kib) as fn(&Sample) -> u64,
+        ),
         ("all_rss_kib", |s: &Sample| s.all_rss_kib),
         ("fds", |s: &Sample| s.fds),
     ] {

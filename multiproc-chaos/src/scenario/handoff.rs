@@ -67,8 +67,7 @@ fn now_ms() -> u64 {
 
 fn consistent(state: &RawArray<u64>) -> bool {
     let (turn, writer) = (state.get(TURN).unwrap(), state.get(WRITER).unwrap());
-    state.get(CHECK).unwrap() == mix(turn << 8 | writer)
-        && writer == (turn + PARTIES - 1) % PARTIES
+    state.get(CHECK).unwrap() == mix(turn << 8 | writer) && writer == (turn + PARTIES - 1) % PARTIES
 }
 
 fn repair(state: &RawArray<u64>) {
@@ -93,9 +92,9 @@ fn take_turns(cond: &Condition, state: &RawArray<u64>, ledger: &Ledger, me: u64)
             panic!("participant {me}: state torn without a dead owner (two holders?)");
         }
         let waited = Instant::now();
-        let guard = match cond.wait_while_timeout(guard, WAIT, || {
-            !mine() && ledger.phase() == Phase::Chaos
-        }) {
+        let guard = match cond
+            .wait_while_timeout(guard, WAIT, || !mine() && ledger.phase() == Phase::Chaos)
+        {
             Ok(g) => g,
             Err(WaitError::OwnerDied(g)) => {
                 repair(state);

@@ -101,7 +101,12 @@ fn serve_one(mut conn: Connection, ledger: &Ledger) {
         };
         msg.verify().unwrap_or_else(|e| panic!("server: {e}"));
         let before = ledger.delivered(msg.id, msg.seq);
-        assert!(before == 0, "server: message ({}, {}) received again", msg.id, msg.seq);
+        assert!(
+            before == 0,
+            "server: message ({}, {}) received again",
+            msg.id,
+            msg.seq
+        );
         if conn.send(&(msg.id, msg.seq, msg.check)).is_err() {
             return;
         }

@@ -29,7 +29,8 @@ fn with_names(run: &mut Run, ledger: &Ledger, queue: &str) -> multiproc::Result<
     let mut ids = 0u32;
     let mut start = |run: &mut Run, slot: usize| -> multiproc::Result<Member> {
         let mut cmd = Command::new(&exe);
-        cmd.args(["peer", queue, ledger.name()]).stdin(Stdio::null());
+        cmd.args(["peer", queue, ledger.name()])
+            .stdin(Stdio::null());
         if slot < PRODUCERS {
             if ids as usize >= IDS {
                 return Err(multiproc::Error::InvalidState("out of producer ids".into()));
@@ -79,7 +80,8 @@ pub(crate) fn peer(args: &[String]) -> Result<(), String> {
         return Err("usage: peer QUEUE LEDGER [ID SEED]".into());
     };
     let ledger = Ledger::open(ledger).map_err(|e| format!("ledger {ledger}: {e}"))?;
-    let q = Queue::<Msg>::open_or_create(queue, Some(BOUND)).map_err(|e| format!("{queue}: {e}"))?;
+    let q =
+        Queue::<Msg>::open_or_create(queue, Some(BOUND)).map_err(|e| format!("{queue}: {e}"))?;
     match rest {
         [] => consume(&q, &ledger),
         [id, seed] => produce(

@@ -48,7 +48,9 @@ pub(crate) fn run(run: &mut Run) -> multiproc::Result<()> {
         }
     }
     if died > kills {
-        run.fail(format!("{died} tasks failed with WorkerDied after {kills} kills"));
+        run.fail(format!(
+            "{died} tasks failed with WorkerDied after {kills} kills"
+        ));
     }
     // The pool goes on after the kills: a last batch runs whole.
     let after = pool.map(work, 0..100u64)?;

@@ -23,9 +23,13 @@ pub(crate) fn run(run: &mut Run) -> multiproc::Result<()> {
             }
             ids += 1;
             let id = ids - 1;
-            Process::new(move || produce(&q, &ledger, id, seed)).daemon(true).start()?
+            Process::new(move || produce(&q, &ledger, id, seed))
+                .daemon(true)
+                .start()?
         } else {
-            Process::new(move || consume(&q, &ledger)).daemon(true).start()?
+            Process::new(move || consume(&q, &ledger))
+                .daemon(true)
+                .start()?
         };
         Ok(Member::Forked(child))
     };
