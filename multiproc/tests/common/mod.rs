@@ -44,7 +44,34 @@ pub(crate) fn run(tests: Vec<Test>) -> ! {
         .into_iter()
         .map(|t| libtest_mimic::Trial::test(t.name, move || guarded(t.body).map_err(Into::into)))
         .collect();
-    libtest_mimic::run(&args, trials).exit()
+    let fds = open_fds();
+    let conclusion = libtest_mimic::run(&args, trials);
+    // Issue 15: no descriptor of the test process outlives the suite.
+    let left: Vec<_> = open_fds().into_iter().filter(|fd| !fds.contains(fd)).collect();
+    if !left.is_empty() {
+        eprintln!("error: the tests left descriptors open: {left:?}");
+        std::process::exit(101);
+    }
+    conclusion.exit()
+}
+
+/// This process's open descriptors, each as `number -> target`.
+fn open_fds() -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let e = e.ok()?;
+        let target = std::fs::read_link(e.path()).ok()?;
+        Some(format!(
+            "{} -> {}",
+            e.file_name().to_string_lossy(),
+            target.display()
+        ))
+    })
+    // The directory handle that read_dir itself holds.
+    .filter(|fd| !fd.ends_with(&format!("/proc/{}/fd", std::process::id())))
+    .collect()
 }
 
 /// `MULTIPROC_START_METHOD=fork|forkserver|spawn` pins the start method of every
