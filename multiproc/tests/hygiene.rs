@@ -11,9 +11,8 @@ use std::time::Duration;
 use common::{test, unique_name, TestResult};
 use multiproc::connection::{Client, Listener};
 use multiproc::{
-    pipe, Array, Barrier, BoundedSemaphore, Condition, Error, Event, JoinableQueue, Lock,
-    Manager, Pool, Process, Queue, RLock, Semaphore, SharedMemory, SimpleQueue, StartMethod,
-    Value,
+    pipe, Array, Barrier, BoundedSemaphore, Condition, Error, Event, JoinableQueue, Lock, Manager,
+    Pool, Process, Queue, RLock, Semaphore, SharedMemory, SimpleQueue, StartMethod, Value,
 };
 
 const CYCLES: usize = 10_000;
@@ -66,10 +65,17 @@ fn usage() -> Usage {
         .filter_map(|e| {
             let e = e.ok()?;
             let target = std::fs::read_link(e.path()).ok()?;
-            Some(format!("{} -> {}", e.file_name().to_string_lossy(), target.display()))
+            Some(format!(
+                "{} -> {}",
+                e.file_name().to_string_lossy(),
+                target.display()
+            ))
         })
         .collect();
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap().lines().count();
+    let maps = std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .count();
     let rss_kib = std::fs::read_to_string("/proc/self/status")
         .unwrap()
         .lines()
@@ -92,7 +98,10 @@ fn flat(what: &str, n: usize, mut cycle: impl FnMut(usize) -> multiproc::Result<
     }
     let after = usage();
     let opened: Vec<_> = after.fds.difference(&before.fds).collect();
-    assert!(opened.is_empty(), "{what}: {n} cycles left descriptors open: {opened:?}");
+    assert!(
+        opened.is_empty(),
+        "{what}: {n} cycles left descriptors open: {opened:?}"
+    );
     assert!(
         after.maps <= before.maps + 2,
         "{what}: {n} cycles left mappings: {} -> {}",
@@ -132,8 +141,12 @@ fn anonymous_objects() -> TestResult {
         q.put(i).map_err(Error::from)?;
         q.get().map(drop)
     })?;
-    flat("Lock", CYCLES, |_| Lock::new()?.lock().map(drop).map_err(Error::from))?;
-    flat("RLock", CYCLES, |_| RLock::new()?.lock().map(drop).map_err(Error::from))?;
+    flat("Lock", CYCLES, |_| {
+        Lock::new()?.lock().map(drop).map_err(Error::from)
+    })?;
+    flat("RLock", CYCLES, |_| {
+        RLock::new()?.lock().map(drop).map_err(Error::from)
+    })?;
     flat("Semaphore", CYCLES, |_| {
         let s = Semaphore::new(1)?;
         s.acquire();
@@ -308,10 +321,20 @@ fn creator_killed() -> TestResult {
     let (q2, s2) = (qname.clone(), sname.clone());
     let mut creator = Process::new(move || -> () {
         let q = Queue::<String>::new().unwrap();
-        let (_l, _v, _a) = (Lock::new().unwrap(), Value::<u64>::new(5).unwrap(), Array::<u8>::new(4096).unwrap());
+        let (_l, _v, _a) = (
+            Lock::new().unwrap(),
+            Value::<u64>::new(5).unwrap(),
+            Array::<u8>::new(4096).unwrap(),
+        );
         q.put("kept".into()).unwrap();
-        Queue::<String>::create(&q2, None).unwrap().put("named".into()).unwrap();
-        SharedMemory::create(&s2, 4096).unwrap().write(0, b"block").unwrap();
+        Queue::<String>::create(&q2, None)
+            .unwrap()
+            .put("named".into())
+            .unwrap();
+        SharedMemory::create(&s2, 4096)
+            .unwrap()
+            .write(0, b"block")
+            .unwrap();
         far.send(&q).unwrap();
         loop {
             std::thread::sleep(Duration::from_secs(1));
@@ -323,9 +346,16 @@ fn creator_killed() -> TestResult {
     assert!(matches!(creator.join(), Err(Error::Signaled(_))));
     let after = our_shm_entries();
     let new: BTreeSet<_> = after.difference(&before).cloned().collect();
-    assert_eq!(new, BTreeSet::from([qname.clone(), sname.clone()]), "only the named ones");
+    assert_eq!(
+        new,
+        BTreeSet::from([qname.clone(), sname.clone()]),
+        "only the named ones"
+    );
     assert_eq!(q.get_timeout(PATIENCE)?, "kept");
-    assert_eq!(Queue::<String>::open(&qname)?.get_timeout(PATIENCE)?, "named");
+    assert_eq!(
+        Queue::<String>::open(&qname)?.get_timeout(PATIENCE)?,
+        "named"
+    );
     let mut buf = [0u8; 5];
     SharedMemory::open(&sname)?.read(0, &mut buf)?;
     assert_eq!(&buf, b"block");
@@ -352,13 +382,20 @@ fn no_helper_process() -> TestResult {
         multiproc::active_children().is_empty(),
         "creating objects started a process"
     );
-    assert_eq!(std::fs::read_dir("/proc/self/task")?.count(), tasks_before, "or a thread");
+    assert_eq!(
+        std::fs::read_dir("/proc/self/task")?.count(),
+        tasks_before,
+        "or a thread"
+    );
     SharedMemory::open(&name)?.unlink()?;
     Ok(())
 }
 
 fn count_entries(prefix: String) -> usize {
-    our_shm_entries().iter().filter(|n| n.starts_with(&prefix)).count()
+    our_shm_entries()
+        .iter()
+        .filter(|n| n.starts_with(&prefix))
+        .count()
 }
 
 /// DD-09 (Python: spawn re-imports the main module, which re-creates its module-level

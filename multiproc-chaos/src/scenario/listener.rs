@@ -58,7 +58,6 @@ fn with_path(run: &mut Run, ledger: &Ledger, address: &str) -> multiproc::Result
     crew.finish(run, 1..=CLIENTS);
     ledger.set_phase(Phase::StopAll);
     crew.finish(run, 0..1);
-    drop(start);
     let audit = ledger.audit(ids, 0);
     run.tally.checked += audit.checked;
     for f in audit.failures {

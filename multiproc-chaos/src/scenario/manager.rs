@@ -42,7 +42,6 @@ pub(crate) fn run(run: &mut Run) -> multiproc::Result<()> {
     crew.chaos(run, length, 5..60, |_| true, &mut start);
     ledger.set_phase(Phase::StopAll);
     crew.finish(run, 0..WRITERS);
-    drop(start);
     for ((id, seq), v) in dict.items()? {
         if v != value(id, seq) || id as usize >= IDS || seq as usize >= SEQS {
             run.fail(format!("entry ({id}, {seq}) holds {v:#x}, not its value"));

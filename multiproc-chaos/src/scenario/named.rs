@@ -51,7 +51,6 @@ fn with_names(run: &mut Run, ledger: &Ledger, queue: &str) -> multiproc::Result<
     crew.finish(run, 0..PRODUCERS);
     ledger.set_phase(Phase::StopAll);
     crew.finish(run, PRODUCERS..PRODUCERS + CONSUMERS);
-    drop(start);
     match Queue::<Msg>::open(queue) {
         Ok(q) => drain(run, &q, ledger),
         // Every producer may have died before one created it.

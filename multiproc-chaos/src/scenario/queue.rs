@@ -43,7 +43,6 @@ pub(crate) fn run(run: &mut Run) -> multiproc::Result<()> {
     crew.finish(run, 0..PRODUCERS);
     ledger.set_phase(Phase::StopAll);
     crew.finish(run, PRODUCERS..PRODUCERS + CONSUMERS);
-    drop(start);
     // Whatever the consumers left (they stop after a quiet spell) is delivered here.
     drain(run, &q, &ledger);
     let audit = ledger.audit(ids, crew.kills_of(PRODUCERS..PRODUCERS + CONSUMERS));

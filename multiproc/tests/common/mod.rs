@@ -47,7 +47,10 @@ pub(crate) fn run(tests: Vec<Test>) -> ! {
     let fds = open_fds();
     let conclusion = libtest_mimic::run(&args, trials);
     // Issue 15: no descriptor of the test process outlives the suite.
-    let left: Vec<_> = open_fds().into_iter().filter(|fd| !fds.contains(fd)).collect();
+    let left: Vec<_> = open_fds()
+        .into_iter()
+        .filter(|fd| !fds.contains(fd))
+        .collect();
     if !left.is_empty() {
         eprintln!("error: the tests left descriptors open: {left:?}");
         std::process::exit(101);
