@@ -1,6 +1,6 @@
 //! Seed 002: a process pool. `apply_async` farms 12 tasks out to `Pool(4)`; `apply` runs them
 //! one at a time; `Pool(2)` calls a callback for each value and an error callback for the
-//! task that fails; the workers fill a list in shared memory.
+//! task that fails; the workers fill a manager's list.
 //!
 //! Run: `cargo run --example pool_callbacks`. Prints, in this order of sections:
 //! - 12 lines `进程pid--> PID,参数--> I` (apply_async, any order, at most 4 pids);
@@ -12,10 +12,10 @@
 //!
 //! The seed sleeps 1 s per task in the `apply` section; this one sleeps 10 ms.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use multiproc::{Array, Error, Pool};
+use multiproc::manager::ListProxy;
+use multiproc::{Error, Manager, Pool};
 
 /// fn(i): prints who runs it, then works a little.
 fn fn_(i: i32) {
@@ -33,17 +33,10 @@ fn fn_fails(i: i32) -> Result<i32, String> {
     Ok(i)
 }
 
-/// The shared list, made before the pool so that every worker has it (a manager's list in
-/// the seed; shared memory here).
-static LIST: OnceLock<Array<i64>> = OnceLock::new();
-
-/// fn(i, li): li[i] = i + 10.
-fn fill(i: usize) -> Result<(), Error> {
-    let li = LIST
-        .get()
-        .ok_or_else(|| Error::InvalidState("no list".into()))?;
-    li.set(i, i as i64 + 10)?;
-    println!("子进程中--> {}", li.get(i).unwrap_or_default());
+/// fn(i, li): li[i] = i + 10, on the manager's list the task was given.
+fn fill((i, li): (usize, ListProxy<i64>)) -> Result<(), Error> {
+    li.set(i, &(i as i64 + 10))?;
+    println!("子进程中--> {}", li.get(i)?);
     Ok(())
 }
 
@@ -98,14 +91,15 @@ pub(crate) fn main() -> Result<(), Box<dyn std::error::Error>> {
     pool.join()?;
     drop(pool);
 
-    // The workers fill a shared list.
-    let li = LIST.get_or_init(|| Array::from_slice(&[1, 2, 3, 4]).expect("shared memory"));
+    // The workers fill a manager's list: the proxy travels with each task.
+    let manager = Manager::start()?;
+    let li = manager.list_from(&[1i64, 2, 3, 4])?;
     let pool = Pool::new(2)?;
     for i in 0..4 {
-        pool.apply_async(fill, i)?;
+        pool.apply_async(fill, (i, li.clone()))?;
     }
     pool.close();
     pool.join()?;
-    println!("主进程--> {:?}", li.to_vec());
+    println!("主进程--> {:?}", li.to_vec()?);
     Ok(())
 }

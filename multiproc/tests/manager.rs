@@ -8,7 +8,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use common::{eventually, process_running, test, unique_name, TestResult};
-use multiproc::manager::{DictProxy, ListProxy, NamespaceProxy, QueueProxy, Shared};
+use multiproc::manager::{DictProxy, ListProxy, NamespaceProxy, QueueProxy, SetProxy, Shared};
 use multiproc::{pipe, Error, Manager, Process, SharedMemory, SharedMemoryManager, Signal};
 use serde::{Deserialize, Serialize};
 
@@ -94,6 +94,16 @@ fn main() {
             "shm_12_shared_memory_manager_unlinks_at_shutdown",
             shared_memory_manager,
         ),
+        test("mg_24_set_proxy_shared_with_a_child", set_proxy),
+        test(
+            "mg_04_list_iteration_is_by_index_and_sees_writes",
+            list_iteration,
+        ),
+        test(
+            "joinable_queue_task_done_and_join_across_processes",
+            joinable_queue,
+        ),
+        test("mg_06_dict_pop_item_takes_the_last_entry", dict_pop_item),
     ])
 }
 
@@ -834,5 +844,115 @@ fn shared_memory_manager() -> TestResult {
         );
     }
     assert!(matches!(smm.shared_memory(8), Err(Error::ManagerGone(_))));
+    Ok(())
+}
+
+fn set_proxy() -> TestResult {
+    let m = Manager::start()?;
+    let s: SetProxy<i32> = m.set_from(&[3, 1, 3, 2])?;
+    assert_eq!(s.len()?, 3, "duplicates count once");
+    assert_eq!(s.to_vec()?, vec![3, 1, 2], "insertion order");
+    assert!(s.insert(&7)?);
+    assert!(!s.insert(&7)?, "a second insert finds it present");
+    assert!(s.contains(&7)?);
+    assert!(s.remove(&1)?);
+    assert!(!s.remove(&1)?, "discard of an absent item");
+    // A child adds and removes; the parent sees its view.
+    let child_s = s.clone();
+    let mut child = Process::new(move || {
+        child_s.extend(&[10, 11, 3]).unwrap();
+        child_s.remove(&2).unwrap()
+    })
+    .start()?;
+    assert!(child.join()?, "the child saw 2 in the set");
+    assert_eq!(s.to_vec()?, vec![3, 7, 10, 11]);
+    assert_eq!(s.pop()?, Some(11), "pop takes the item added last");
+    s.clear()?;
+    assert!(s.is_empty()?);
+    assert_eq!(s.pop()?, None);
+    Ok(())
+}
+
+fn list_iteration() -> TestResult {
+    let m = Manager::start()?;
+    let l: ListProxy<i32> = m.list_from(&[1, 2, 3])?;
+    let mut it = l.iter();
+    assert_eq!(it.next().transpose()?, Some(1));
+    // Another process writes ahead of the iteration: the iteration sees it.
+    let child_l = l.clone();
+    let mut child = Process::new(move || {
+        child_l.set(1, &100).unwrap();
+        child_l.push(&4).unwrap();
+    })
+    .start()?;
+    child.join()?;
+    assert_eq!(it.next().transpose()?, Some(100));
+    assert_eq!(it.next().transpose()?, Some(3));
+    assert_eq!(it.next().transpose()?, Some(4));
+    assert!(
+        it.next().is_none(),
+        "the end of the list ends the iteration"
+    );
+    assert!(it.next().is_none(), "an exhausted iterator stays exhausted");
+    let all: Vec<i32> = l.iter().collect::<Result<_, _>>()?;
+    assert_eq!(all, vec![1, 100, 3, 4]);
+    // The server gone: the iteration gives the error once, then ends.
+    let mut it = l.iter();
+    m.shutdown()?;
+    assert!(matches!(it.next(), Some(Err(Error::ManagerGone(_)))));
+    assert!(it.next().is_none());
+    Ok(())
+}
+
+fn joinable_queue() -> TestResult {
+    let m = Manager::start()?;
+    let q: QueueProxy<u32> = m.joinable_queue()?;
+    assert!(q.try_join().is_ok(), "nothing put: nothing unfinished");
+    for i in 0..20 {
+        q.put(i).map_err(Error::from)?;
+    }
+    assert!(matches!(q.try_join(), Err(Error::WouldBlock)));
+    let t = Instant::now();
+    assert!(matches!(
+        q.join_timeout(Duration::from_millis(50)),
+        Err(Error::Timeout)
+    ));
+    assert!(t.elapsed() >= Duration::from_millis(50));
+    let mut workers: Vec<_> = (0..2)
+        .map(|_| {
+            let q = q.clone();
+            Process::new(move || {
+                let mut sum = 0;
+                while let Ok(v) = q.get_timeout(Duration::from_millis(200)) {
+                    sum += v;
+                    // Slow enough that the parent's join really waits.
+                    std::thread::sleep(Duration::from_millis(5));
+                    q.task_done().unwrap();
+                }
+                sum
+            })
+            .start()
+        })
+        .collect::<Result<_, _>>()?;
+    q.join_timeout(Duration::from_secs(30))?;
+    assert!(
+        q.is_empty()?,
+        "join returned only once every item was taken"
+    );
+    let total: u32 = workers
+        .iter_mut()
+        .map(|w| w.join())
+        .sum::<Result<u32, _>>()?;
+    assert_eq!(total, (0..20).sum::<u32>());
+    assert!(matches!(q.task_done(), Err(Error::InvalidState(_))));
+    Ok(())
+}
+
+fn dict_pop_item() -> TestResult {
+    let m = Manager::start()?;
+    let d: DictProxy<String, i32> = m.dict_from([(&key("a"), &1), (&key("b"), &2)])?;
+    assert_eq!(d.pop_item()?, Some((key("b"), 2)));
+    assert_eq!(d.pop_item()?, Some((key("a"), 1)));
+    assert_eq!(d.pop_item()?, None);
     Ok(())
 }

@@ -87,12 +87,15 @@ impl<T: Shared> Served for T {
 }
 
 /// Builds a served object from its encoded init value.
-pub(crate) type Factory = fn(&[u8]) -> std::result::Result<Box<dyn Served>, Failure>;
+pub(crate) type Factory = fn(Bytes) -> Built;
+
+/// What a [`Factory`] gives.
+pub(crate) type Built = std::result::Result<Box<dyn Served>, Failure>;
 
 /// The factory of `T`.
 pub(crate) fn factory<T: Shared>() -> Factory {
     |init| {
-        let init = decode(init).map_err(|e| Failure::InvalidArgument(e.to_string()))?;
+        let init = decode(&init).map_err(|e| Failure::InvalidArgument(e.to_string()))?;
         Ok(Box::new(T::new(init).map_err(Failure::Remote)?))
     }
 }

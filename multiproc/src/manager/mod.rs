@@ -61,8 +61,9 @@ use serde::Serialize;
 pub use self::custom::{CustomProxy, Shared};
 pub use self::protocol::Number;
 pub use self::proxy::{
-    ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListProxy, LockProxy,
-    NamespaceProxy, Proxied, QueueProxy, RLockProxy, SemaphoreProxy, ValueProxy,
+    ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListIter, ListProxy,
+    LockProxy, NamespaceProxy, Proxied, QueueProxy, RLockProxy, SemaphoreProxy, SetProxy,
+    ValueProxy,
 };
 pub use self::shared_memory::SharedMemoryManager;
 
@@ -71,9 +72,9 @@ use self::custom::Factory;
 use self::protocol::{encode, Create, Request, Response};
 use self::proxy::encode_all;
 use self::server::Server;
-use crate::connection::{Address, Listener, ToAddress};
+use crate::connection::{Address, Connection, Listener, ToAddress};
 use crate::error::{Error, Result};
-use crate::process::{Child, Process};
+use crate::process::{Child, FnRef, Process};
 use std::sync::Arc;
 
 /// How long `shutdown` waits for the server to exit before killing it.
@@ -111,6 +112,25 @@ pub struct ManagerBuilder {
     address: Option<Address>,
     authkey: Option<Vec<u8>>,
     factories: HashMap<String, Factory>,
+    initializer: Option<Result<Initializer>>,
+}
+
+/// An initializer and its encoded argument, for the server process.
+type Initializer = (
+    FnRef<protocol::Bytes, std::result::Result<(), String>>,
+    protocol::Bytes,
+);
+
+/// Runs an initializer in the server: `payload` holds the function's reference and its
+/// argument (so one monomorphic entry serves every argument type).
+fn run_initializer<A: DeserializeOwned>(
+    payload: protocol::Bytes,
+) -> std::result::Result<(), String> {
+    let (f, arg): (FnRef<A, ()>, A) =
+        protocol::decode(&payload).map_err(|e| format!("cannot decode the initializer: {e}"))?;
+    let f = f.get().map_err(|e| e.to_string())?;
+    f(arg);
+    Ok(())
 }
 
 impl fmt::Debug for ManagerBuilder {
@@ -150,6 +170,23 @@ impl ManagerBuilder {
         self
     }
 
+    /// Runs `f(args)` in the server process before it serves anyone (Python's
+    /// `start(initializer, initargs)`): to set up logging, signal handling or state of your
+    /// own. `f` is a plain function, found again in the server whatever the start method.
+    ///
+    /// A panic in `f` makes [`start`](Self::start) fail with its message.
+    pub fn initializer<A: Serialize + DeserializeOwned>(mut self, f: fn(A), args: A) -> Self {
+        let prepared = (|| {
+            let payload = encode(&(FnRef::of(f)?, args))?;
+            Ok((
+                FnRef::of(run_initializer::<A> as fn(protocol::Bytes) -> _)?,
+                payload,
+            ))
+        })();
+        self.initializer = Some(prepared);
+        self
+    }
+
     /// Lets the server hold objects of the custom type `T` ([`Manager::custom`]), Python's
     /// `BaseManager.register`.
     pub fn register<T: Shared>(mut self) -> Self {
@@ -160,12 +197,12 @@ impl ManagerBuilder {
 
     /// Binds the address and starts the server process.
     ///
-    /// The server is forked, so this process must have a single thread (as for
-    /// [`Process::start`]); start the manager before your threads.
+    /// Works from any process: the server is started like a [`Process::run_fn`] child, so
+    /// it is forked while this process has one thread and comes from the forkserver (or a
+    /// spawn, as [`set_start_method`](crate::set_start_method) says) once it has more.
     ///
     /// # Errors
-    /// [`Error::Io`] when the address is taken; [`Error::InvalidState`] from a process with
-    /// several threads.
+    /// [`Error::Io`] when the address is taken or the server cannot start.
     pub fn start(self) -> Result<Manager> {
         let address = match self.address {
             Some(a) => a,
@@ -182,30 +219,122 @@ impl ManagerBuilder {
             Some(k) => k,
             None => random_bytes(32)?,
         };
-        let mut listener = Listener::bind(&address, Some(&authkey))?;
-        // A client that never finishes its handshake holds the accept loop up for at most
-        // this long.
-        listener.set_handshake_timeout(Duration::from_secs(2));
-        let address = listener.local_addr().clone();
-        let server = Server::new(self.factories);
-        let child = Process::new(move || {
-            crate::process::ignore_interrupts();
-            server.serve(listener);
-        })
-        .name("manager")
-        .daemon(true)
-        .start()
-        .map_err(|e| match e {
-            Error::InvalidState(why) => Error::InvalidState(format!(
-                "cannot start the manager's server: {why}; start the manager before any thread"
-            )),
-            other => other,
-        })?;
+        let types = self
+            .factories
+            .into_iter()
+            .map(|(name, factory)| Ok((name, FnRef::of(factory)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let initializer = self.initializer.transpose()?;
+        let (ready_tx, mut ready_rx) = crate::connection::pipe()?;
+        let args = ServerArgs {
+            address: address.to_string(),
+            authkey: authkey.clone(),
+            types,
+            initializer,
+            ready: ready_tx,
+        };
+        let mut child = Process::run_fn(run_server, args)
+            .name("manager")
+            .daemon(true)
+            .start()?;
+        // The server reports the address it bound (a TCP port 0 becomes a real port), or
+        // why it could not; end of file means it died first.
+        let bound =
+            match ready_rx.recv_timeout::<std::result::Result<String, NotStarted>>(START_LIMIT) {
+                Ok(Ok(bound)) => Address::parse(&bound),
+                Ok(Err(NotStarted::Io(why))) => Err(Error::Io(std::io::Error::other(why))),
+                Ok(Err(NotStarted::Other(why))) => Err(Error::InvalidArgument(why)),
+                Err(e) => Err(Error::Io(std::io::Error::other(format!(
+                    "the manager's server did not start: {e}"
+                )))),
+            };
+        let address = match bound {
+            Ok(address) => address,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.join();
+                return Err(e);
+            }
+        };
         Ok(Manager {
             client: Client::get(&address, &authkey),
             server: Mutex::new(Some(child)),
             owner: std::process::id(),
         })
+    }
+}
+
+/// Why a server could not start, as it reports it: binding failed, or something else (a
+/// custom type or the initializer).
+#[derive(serde::Serialize, serde::Deserialize)]
+enum NotStarted {
+    Io(String),
+    Other(String),
+}
+
+/// How long [`ManagerBuilder::start`] waits for its server to bind.
+const START_LIMIT: Duration = Duration::from_secs(30);
+
+/// What a manager's server process starts from.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ServerArgs {
+    address: String,
+    authkey: Vec<u8>,
+    /// The registered custom types and their constructors.
+    types: Vec<(String, FnRef<protocol::Bytes, custom::Built>)>,
+    initializer: Option<Initializer>,
+    /// Where the server reports the address it bound, or why it could not.
+    ready: Connection,
+}
+
+/// The server process: binds, reports, serves until shutdown.
+fn run_server(args: ServerArgs) {
+    crate::process::ignore_interrupts();
+    let ServerArgs {
+        address,
+        authkey,
+        types,
+        initializer,
+        mut ready,
+    } = args;
+    let bound = (|| -> Result<(Listener, HashMap<String, Factory>)> {
+        let factories = types
+            .into_iter()
+            .map(|(name, f)| Ok((name, f.get()?)))
+            .collect::<Result<HashMap<_, _>>>()?;
+        if let Some((run, payload)) = initializer {
+            let run = run.get()?;
+            std::panic::catch_unwind(move || run(payload))
+                .map_err(|panic| {
+                    Error::InvalidArgument(format!(
+                        "the manager's initializer panicked: {}",
+                        crate::error::panic_message(&*panic)
+                    ))
+                })?
+                .map_err(Error::InvalidArgument)?;
+        }
+        let mut listener = Listener::bind(Address::parse(&address)?, Some(&authkey))?;
+        // A client that never finishes its handshake holds the accept loop up for at most
+        // this long.
+        listener.set_handshake_timeout(Duration::from_secs(2));
+        Ok((listener, factories))
+    })();
+    match bound {
+        Ok((listener, factories)) => {
+            let reported = ready.send(&Ok::<String, NotStarted>(listener.local_addr().to_string()));
+            drop(ready);
+            if reported.is_ok() {
+                Server::new(factories).serve(listener);
+            }
+        }
+        Err(e) => {
+            let why = match e {
+                Error::Io(_) => NotStarted::Io(e.to_string()),
+                Error::InvalidArgument(why) => NotStarted::Other(why),
+                other => NotStarted::Other(other.to_string()),
+            };
+            let _ = ready.send(&Err::<String, NotStarted>(why));
+        }
     }
 }
 
@@ -224,6 +353,7 @@ impl Manager {
             address: None,
             authkey: None,
             factories: HashMap::new(),
+            initializer: None,
         }
     }
 
@@ -327,6 +457,19 @@ impl Manager {
         self.create(Create::Dict(Vec::new()))
     }
 
+    /// A new empty set (Python's `manager.set()`).
+    pub fn set<T: Serialize + DeserializeOwned>(&self) -> Result<SetProxy<T>> {
+        self.create(Create::Set(Vec::new()))
+    }
+
+    /// A new set holding `items` (Python's `manager.set(iterable)`); duplicates count once.
+    pub fn set_from<'a, T: Serialize + DeserializeOwned + 'a>(
+        &self,
+        items: impl IntoIterator<Item = &'a T>,
+    ) -> Result<SetProxy<T>> {
+        self.create(Create::Set(encode_all(items)?))
+    }
+
     /// A new dict holding `entries` (Python's `manager.dict({...})`).
     pub fn dict_from<'a, K, V>(
         &self,
@@ -377,6 +520,13 @@ impl Manager {
     /// A new unbounded queue.
     pub fn queue<T: Serialize + DeserializeOwned>(&self) -> Result<QueueProxy<T>> {
         self.create(Create::Queue(None))
+    }
+
+    /// A new unbounded queue, for `task_done`/`join` (Python's
+    /// `manager.JoinableQueue()`): the same as [`queue`](Self::queue), since every managed
+    /// queue counts its unfinished items.
+    pub fn joinable_queue<T: Serialize + DeserializeOwned>(&self) -> Result<QueueProxy<T>> {
+        self.queue()
     }
 
     /// A new queue that holds at most `max` items.

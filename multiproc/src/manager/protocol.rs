@@ -48,6 +48,7 @@ pub(crate) enum Kind {
     Barrier,
     Custom,
     SharedMemory,
+    Set,
 }
 
 /// How long a server-side wait may take.
@@ -80,6 +81,8 @@ pub(crate) enum Request {
 #[derive(Serialize, Deserialize, Debug)]
 pub(crate) enum Create {
     Dict(Vec<(Bytes, Bytes)>),
+    /// A set: a map whose values are empty.
+    Set(Vec<Bytes>),
     List(Vec<Bytes>),
     Namespace,
     Value(Bytes),
@@ -129,6 +132,8 @@ pub(crate) enum Op {
     Items,
     Update(Vec<(Bytes, Bytes)>),
     Clear,
+    /// Removes the entry inserted last (Python's `popitem`); answers it, or nothing.
+    PopLast,
     /// `value += delta` (`-=` when the flag is set), answering the old and the new value.
     Add(Bytes, NumKind, Bytes, bool),
     /// Replaces `current` (absent: `None`) with `new`; answers whether it did and the value
@@ -151,6 +156,10 @@ pub(crate) enum Op {
     Take(Wait),
     QSize,
     MaxSize,
+    /// One item taken earlier is finished (`task_done`).
+    TaskDone,
+    /// Waits until every item put has been marked finished.
+    JoinTasks(Wait),
     // Locks, semaphores, conditions.
     Acquire(Wait),
     Release,

@@ -212,6 +212,18 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
         unit(self.handle.call(Op::Clear)?)
     }
 
+    /// Removes and returns the entry inserted last (Python's `popitem`); `None` when the
+    /// dict is empty.
+    pub fn pop_item(&self) -> Result<Option<(K, V)>> {
+        match self.handle.call(Op::PopLast)? {
+            Response::Pairs(ps) => match ps.first() {
+                Some((k, v)) => Ok(Some((decode(k)?, decode(v)?))),
+                None => Ok(None),
+            },
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Inserts `value` if `key` is absent; returns the value now stored (Python's
     /// `setdefault`, Rust's `entry(key).or_insert(value)`), atomically.
     pub fn set_default(&self, key: &K, value: &V) -> Result<V> {
@@ -378,6 +390,57 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     pub fn slice(&self, range: impl RangeBounds<usize>) -> Result<Vec<T>> {
         let (start, end) = range_of(range);
         values(self.handle.call(Op::Slice(start, end))?)
+    }
+
+    /// Iterates the list by index, one round trip per item, as Python's iteration of a list
+    /// proxy does: a write made during the iteration is seen by the items not yet reached,
+    /// and the iteration ends at the list's end at that moment. For a snapshot in one round
+    /// trip, take [`to_vec`](Self::to_vec).
+    pub fn iter(&self) -> ListIter<'_, T> {
+        ListIter {
+            list: self,
+            next: 0,
+            done: false,
+        }
+    }
+}
+
+/// The iterator of [`ListProxy::iter`]: `Ok` items until the list's end, then `None`; an
+/// error (the server gone) is given once and ends the iteration.
+#[derive(Debug)]
+pub struct ListIter<'a, T> {
+    list: &'a ListProxy<T>,
+    next: u64,
+    done: bool,
+}
+
+impl<T: Serialize + DeserializeOwned> Iterator for ListIter<'_, T> {
+    type Item = Result<T>;
+
+    fn next(&mut self) -> Option<Result<T>> {
+        if self.done {
+            return None;
+        }
+        // A one-item slice is empty past the end, where `At` would be an index error.
+        let item = (self.list.handle)
+            .call(Op::Slice(self.next, self.next + 1))
+            .and_then(values::<T>);
+        match item {
+            Ok(mut one) => match one.pop() {
+                Some(v) => {
+                    self.next += 1;
+                    Some(Ok(v))
+                }
+                None => {
+                    self.done = true;
+                    None
+                }
+            },
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
     }
 }
 
@@ -551,6 +614,11 @@ impl<T: Number> ValueProxy<T> {
 
 proxy! {
     /// A FIFO queue in the manager's server: Python's `Manager().Queue(maxsize)`.
+    ///
+    /// Every managed queue is also joinable, as Python's `queue.Queue` (and so
+    /// `Manager().JoinableQueue()`) is: each item put counts as unfinished until a consumer
+    /// calls [`task_done`](Self::task_done), and [`join`](Self::join) waits for none to be
+    /// left.
     QueueProxy<T>, Queue
 }
 
@@ -648,6 +716,111 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     pub fn is_full(&self) -> Result<bool> {
         let max = count(self.handle.call(Op::MaxSize)?)?;
         Ok(max != 0 && self.qsize()? >= max)
+    }
+
+    /// Marks one item taken earlier as finished.
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] when called more times than items were put (Python's
+    /// `ValueError`).
+    pub fn task_done(&self) -> Result<()> {
+        unit(self.handle.call(Op::TaskDone)?)
+    }
+
+    /// Waits until every item put has been marked finished.
+    pub fn join(&self) -> Result<()> {
+        unit(self.handle.call(Op::JoinTasks(Wait::Forever))?)
+    }
+
+    /// Whether every item put has been marked finished, without waiting.
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`] while some are unfinished.
+    pub fn try_join(&self) -> Result<()> {
+        unit(self.handle.call(Op::JoinTasks(Wait::Try))?)
+    }
+
+    /// Waits at most `timeout` for every item put to be marked finished.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when some are still unfinished then.
+    pub fn join_timeout(&self, timeout: Duration) -> Result<()> {
+        unit(self.handle.call(Op::JoinTasks(wait_for(timeout)))?)
+    }
+
+    /// Waits until `deadline` at most for every item put to be marked finished.
+    ///
+    /// # Errors
+    /// As [`join_timeout`](Self::join_timeout).
+    pub fn join_deadline(&self, deadline: Instant) -> Result<()> {
+        unit(self.handle.call(Op::JoinTasks(wait_until(deadline)))?)
+    }
+}
+
+proxy! {
+    /// A set in the manager's server: Python's `Manager().set()`. Items are compared by
+    /// their encoding, like a managed dict's keys, and keep their insertion order.
+    ///
+    /// Set algebra (union, intersection, ...) is done on a copy:
+    /// [`to_vec`](Self::to_vec) in one round trip, then `HashSet`/`BTreeSet`.
+    SetProxy<T>, Set
+}
+
+impl<T: Serialize + DeserializeOwned> SetProxy<T> {
+    /// Adds an item; returns whether it was absent (as `HashSet::insert`).
+    pub fn insert(&self, item: &T) -> Result<bool> {
+        Ok(value::<()>(self.handle.call(Op::Insert(encode(item)?, Vec::new()))?)?.is_none())
+    }
+
+    /// Removes an item; returns whether it was present (Python's `discard`; its `remove`
+    /// is `remove(..)` with an error for `false`).
+    pub fn remove(&self, item: &T) -> Result<bool> {
+        Ok(value::<()>(self.handle.call(Op::Remove(encode(item)?))?)?.is_some())
+    }
+
+    /// Whether the item is in the set.
+    pub fn contains(&self, item: &T) -> Result<bool> {
+        boolean(self.handle.call(Op::ContainsKey(encode(item)?))?)
+    }
+
+    /// The number of items.
+    pub fn len(&self) -> Result<usize> {
+        count(self.handle.call(Op::Len)?)
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Removes and returns the item added last; `None` when the set is empty.
+    pub fn pop(&self) -> Result<Option<T>> {
+        match self.handle.call(Op::PopLast)? {
+            Response::Pairs(ps) => ps.first().map(|(k, _)| decode(k)).transpose(),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Adds every item, atomically and in one round trip (Python's `update`, `|=`).
+    pub fn extend<'a>(&self, items: impl IntoIterator<Item = &'a T>) -> Result<()>
+    where
+        T: 'a,
+    {
+        let pairs = items
+            .into_iter()
+            .map(|i| Ok((encode(i)?, Vec::new())))
+            .collect::<Result<Vec<_>>>()?;
+        unit(self.handle.call(Op::Update(pairs))?)
+    }
+
+    /// Removes every item.
+    pub fn clear(&self) -> Result<()> {
+        unit(self.handle.call(Op::Clear)?)
+    }
+
+    /// A copy of the items, in insertion order (one round trip).
+    pub fn to_vec(&self) -> Result<Vec<T>> {
+        values(self.handle.call(Op::Keys)?)
     }
 }
 

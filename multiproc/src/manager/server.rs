@@ -99,6 +99,9 @@ enum Object {
 struct QueueState {
     items: VecDeque<Bytes>,
     max: Option<usize>,
+    /// Items put and not yet marked done (`task_done`): every managed queue is joinable,
+    /// as Python's `queue.Queue` is.
+    unfinished: u64,
 }
 
 /// A counting semaphore that also serves as a lock (`bound` 1), a reentrant lock (with an
@@ -154,6 +157,12 @@ impl Object {
                 Object::Map(Mutex::new(pairs.into_iter().collect())),
                 Kind::Dict,
             ),
+            Create::Set(items) => (
+                Object::Map(Mutex::new(
+                    items.into_iter().map(|k| (k, Bytes::new())).collect(),
+                )),
+                Kind::Set,
+            ),
             Create::Namespace => (Object::Map(Mutex::default()), Kind::Namespace),
             Create::Value(v) => (
                 Object::Map(Mutex::new([(Vec::new(), v)].into_iter().collect())),
@@ -180,6 +189,7 @@ impl Object {
                 let state = QueueState {
                     items: VecDeque::new(),
                     max,
+                    unfinished: 0,
                 };
                 (
                     Object::Queue {
@@ -230,7 +240,7 @@ impl Object {
                         "no shared type named {name:?} is registered with this manager"
                     ))
                 })?;
-                (Object::Custom(Mutex::new(factory(&init)?)), Kind::Custom)
+                (Object::Custom(Mutex::new(factory(init)?)), Kind::Custom)
             }
             Create::SharedMemoryTracker => (Object::Tracker(Mutex::default()), Kind::SharedMemory),
         })
@@ -289,6 +299,7 @@ fn map_op(m: &Mutex<IndexMap<Bytes, Bytes>>, op: Op) -> Reply {
             m.clear();
             Response::Unit
         }
+        Op::PopLast => Response::Pairs(m.pop().into_iter().collect()),
         Op::Add(k, kind, delta, sub) => {
             let slot = m
                 .get_mut(&k)
@@ -384,6 +395,7 @@ fn queue_op(state: &Mutex<QueueState>, changed: &Condvar, op: Op) -> Reply {
                 q.max.map_or(true, |m| q.items.len() < m)
             })?;
             q.items.push_back(v);
+            q.unfinished += 1;
             changed.notify_all();
             Response::Unit
         }
@@ -395,6 +407,23 @@ fn queue_op(state: &Mutex<QueueState>, changed: &Condvar, op: Op) -> Reply {
         }
         Op::QSize => Response::Count(lock(state).items.len() as u64),
         Op::MaxSize => Response::Count(lock(state).max.map_or(0, |m| m as u64)),
+        Op::TaskDone => {
+            let mut q = lock(state);
+            if q.unfinished == 0 {
+                return Err(Failure::InvalidState(
+                    "task_done called more times than items were put".into(),
+                ));
+            }
+            q.unfinished -= 1;
+            if q.unfinished == 0 {
+                changed.notify_all();
+            }
+            Response::Unit
+        }
+        Op::JoinTasks(wait) => {
+            drop(wait_until(state, changed, wait, |q| q.unfinished == 0)?);
+            Response::Unit
+        }
         other => return Err(unfit(&other)),
     })
 }

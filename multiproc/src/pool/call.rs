@@ -308,11 +308,7 @@ where
         match panic::catch_unwind(AssertUnwindSafe(|| f(item))) {
             Ok(r) => values.push(r.into_outcome().map_err(Fail::Failed)?),
             Err(payload) => {
-                let message = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a panic payload that is not a string".into());
+                let message = crate::error::panic_message(&*payload);
                 return Err(Fail::Panicked {
                     message,
                     location: LAST_PANIC.with(Cell::take),

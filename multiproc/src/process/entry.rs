@@ -78,6 +78,85 @@ fn trampoline<A: DeserializeOwned, R: Serialize>(func: usize, mut ctl: Connectio
     }
 }
 
+/// The offset of the code at `addr` from the anchor.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when `addr` does not lie in the executable that holds this
+/// crate (a shared library may load at another distance in another execution).
+fn offset_in_executable(addr: usize) -> Result<usize> {
+    let anchor = anchor_address();
+    let base = sys::exec::object_base(anchor);
+    if base.is_none() || sys::exec::object_base(addr) != base {
+        return Err(Error::InvalidArgument(
+            "the function does not live in this program's executable (a shared library?); \
+             only functions of the executable can run in a spawned or forkserver child"
+                .into(),
+        ));
+    }
+    Ok(addr.wrapping_sub(anchor))
+}
+
+/// A `fn(A) -> R` that another process of this program can call: a function given *inside*
+/// a child's argument (a table of constructors, say), where [`Process::run_fn`]'s own
+/// function is given beside it.
+///
+/// It travels as its offset from the anchor and the identity of the executable file; the
+/// receiving process gets the function back only if it runs that same file.
+///
+/// [`Process::run_fn`]: super::Process::run_fn
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+pub(crate) struct FnRef<A, R> {
+    offset: usize,
+    exe: ExeId,
+    #[serde(skip)]
+    _type: std::marker::PhantomData<fn(A) -> R>,
+}
+
+impl<A, R> std::fmt::Debug for FnRef<A, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FnRef")
+            .field("offset", &self.offset)
+            .finish()
+    }
+}
+
+impl<A, R> FnRef<A, R> {
+    /// The reference of `f`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when `f` does not live in this program's executable.
+    pub(crate) fn of(f: fn(A) -> R) -> Result<FnRef<A, R>> {
+        Ok(FnRef {
+            offset: offset_in_executable(f as usize)?,
+            exe: ExeId::current()?.clone(),
+            _type: std::marker::PhantomData,
+        })
+    }
+
+    /// The function, in this process.
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] when this process runs another executable file than the one
+    /// the reference was made in.
+    pub(crate) fn get(&self) -> Result<fn(A) -> R> {
+        if ExeId::current()? != &self.exe {
+            return Err(Error::InvalidState(
+                "a function reference from another executable file (was the program rebuilt \
+                 or replaced?)"
+                    .into(),
+            ));
+        }
+        let addr = anchor_address().wrapping_add(self.offset);
+        // SAFETY: `offset` was computed by `FnRef::of` from an `fn(A) -> R` (the type
+        // parameters are part of this value's type, and no other constructor exists; the
+        // value reaches a child only over the crate's own control connection) in a process
+        // running the same executable file as this one (checked just above), so the same
+        // offset from this execution's anchor is that function here.
+        Ok(unsafe { sys::exec::function_at::<fn(A) -> R>(addr) })
+    }
+}
+
 /// A function and its trampoline, as offsets from the anchor.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub(super) struct Code {
@@ -92,23 +171,10 @@ impl Code {
     /// [`Error::InvalidArgument`] when `f` does not live in the executable that holds this
     /// crate (a shared library may load at another distance in another execution).
     pub(super) fn of<A: DeserializeOwned, R: Serialize>(f: fn(A) -> R) -> Result<Code> {
-        let anchor = anchor_address();
         let tramp = trampoline::<A, R> as Trampoline as usize;
-        let func = f as usize;
-        let base = sys::exec::object_base(anchor);
-        if base.is_none()
-            || sys::exec::object_base(func) != base
-            || sys::exec::object_base(tramp) != base
-        {
-            return Err(Error::InvalidArgument(
-                "the function does not live in this program's executable (a shared library?); \
-                 only functions of the executable can run in a spawned or forkserver child"
-                    .into(),
-            ));
-        }
         Ok(Code {
-            trampoline: tramp.wrapping_sub(anchor),
-            func: func.wrapping_sub(anchor),
+            trampoline: offset_in_executable(tramp)?,
+            func: offset_in_executable(f as usize)?,
         })
     }
 

@@ -223,11 +223,7 @@ where
     let (outcome, code) = match panic::catch_unwind(AssertUnwindSafe(|| task.run())) {
         Ok(value) => (Outcome::Returned(value), 0),
         Err(payload) => {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "Box<dyn Any> (a panic payload that is not a string)".into());
+            let message = crate::error::panic_message(&*payload);
             let location = PANIC_LOCATION
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
