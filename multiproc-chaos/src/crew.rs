@@ -162,20 +162,17 @@ impl Crew {
         self.kills.push(0);
     }
 
-    /// For `length`, at random instants (every `gap` ms), SIGKILLs a random member whose
-    /// slot `killable` allows and starts a replacement with `respawn(run, slot)`. A member
-    /// that ends by itself meanwhile is a failure (it panics with the reason) and is
-    /// replaced too.
+    /// For `length`, at random instants (every `gap` ms), SIGKILLs a random member and
+    /// starts a replacement with `respawn(run, slot)`. A member that ends by itself
+    /// meanwhile is a failure (it panics with the reason) and is replaced too.
     pub(crate) fn chaos(
         &mut self,
         run: &mut Run,
         length: Duration,
         gap: std::ops::Range<u64>,
-        killable: impl Fn(usize) -> bool,
         mut respawn: impl FnMut(&mut Run, usize) -> multiproc::Result<Member>,
     ) {
         let end = Instant::now() + length;
-        let slots: Vec<usize> = (0..self.members.len()).filter(|&s| killable(s)).collect();
         while Instant::now() < end {
             std::thread::sleep(run.millis(gap.clone()));
             for slot in 0..self.members.len() {
@@ -186,10 +183,7 @@ impl Crew {
                 }
                 self.replace(run, slot, &mut respawn);
             }
-            if slots.is_empty() {
-                continue;
-            }
-            let slot = slots[run.rng.usize(..slots.len())];
+            let slot = run.rng.usize(..self.members.len());
             match self.members[slot].kill() {
                 Ok(()) => {
                     run.tally.kills += 1;

@@ -84,7 +84,7 @@ fn options(args: &[String]) -> Result<Options, String> {
             Long("help") | Short('h') => {
                 println!(
                     "usage: multiproc-chaos [--seed S] [--budget SECS] [--scenario NAME]\n       \
-                     multiproc-chaos soak --minutes N [--seed S]"
+                     multiproc-chaos soak --minutes N"
                 );
                 std::process::exit(0);
             }

@@ -47,7 +47,7 @@ pub(crate) fn run(run: &mut Run) -> multiproc::Result<()> {
     }
     let length = run.millis(300..1500);
     state.set(STAMP, now_ms())?;
-    crew.chaos(run, length, 3..40, |_| true, start);
+    crew.chaos(run, length, 3..40, start);
     ledger.set_phase(Phase::StopAll);
     crew.finish(run, 0..PARTIES as usize);
     let turn = state.get(TURN)?;

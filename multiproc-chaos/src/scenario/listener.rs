@@ -52,7 +52,7 @@ fn with_path(run: &mut Run, ledger: &Ledger, address: &str) -> multiproc::Result
         crew.push(start(run, slot)?);
     }
     let length = run.millis(300..1500);
-    crew.chaos(run, length, 5..60, |_| true, &mut start);
+    crew.chaos(run, length, 5..60, &mut start);
     // Clients first: the server serves until they are gone.
     ledger.set_phase(Phase::StopProducers);
     crew.finish(run, 1..=CLIENTS);

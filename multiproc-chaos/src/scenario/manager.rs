@@ -1,13 +1,15 @@
 //! A manager dict with 4 writers; writers are SIGKILLed at random instants, possibly in
 //! the middle of a request. The server must go on serving the others, and the dict must
 //! hold every entry whose `insert` returned, with its value, and no entry never sent.
+//! Every other run then kills the server: the next proxy call must fail, not hang.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use multiproc::manager::DictProxy;
-use multiproc::{Error, Manager, Process};
+use multiproc::process::send_signal;
+use multiproc::{Error, Manager, Process, Signal};
 
-use crate::crew::{Crew, Member, Run};
+use crate::crew::{Crew, Member, Run, PATIENCE};
 use crate::ledger::{mix, Ledger, Phase, IDS, SEQS};
 
 const WRITERS: usize = 4;
@@ -39,7 +41,7 @@ pub(crate) fn run(run: &mut Run) -> multiproc::Result<()> {
         crew.push(start(run, slot)?);
     }
     let length = run.millis(300..1500);
-    crew.chaos(run, length, 5..60, |_| true, &mut start);
+    crew.chaos(run, length, 5..60, &mut start);
     ledger.set_phase(Phase::StopAll);
     crew.finish(run, 0..WRITERS);
     for ((id, seq), v) in dict.items()? {
@@ -56,7 +58,30 @@ pub(crate) fn run(run: &mut Run) -> multiproc::Result<()> {
     for f in audit.failures {
         run.fail(f);
     }
-    manager.shutdown()?;
+    if run.rng.bool() {
+        return manager.shutdown();
+    }
+    // The server itself killed: a proxy call fails with an error, at once, not a hang.
+    let Some(server) = manager.server_pid() else {
+        return Err(Error::InvalidState("the manager has no server pid".into()));
+    };
+    send_signal(server, Signal::KILL)?;
+    run.tally.kills += 1;
+    let dead_by = Instant::now() + PATIENCE;
+    while !gone(server.as_raw()) && Instant::now() < dead_by {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let asked = Instant::now();
+    if let Ok(n) = dict.len() {
+        run.fail(format!("a proxy call answered ({n}) after its server died"));
+    }
+    if asked.elapsed() > PATIENCE {
+        run.fail(format!(
+            "a proxy call took {:?} to see its server dead",
+            asked.elapsed()
+        ));
+    }
+    let _ = manager.shutdown();
     Ok(())
 }
 
@@ -75,4 +100,13 @@ fn write(dict: &DictProxy<(u32, u32), u64>, ledger: &Ledger, id: u32) {
     while ledger.phase() == Phase::Chaos {
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// Whether `pid` has ended (a zombie not yet reaped, or gone).
+fn gone(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+    })
 }

@@ -46,16 +46,15 @@ fn with_names(run: &mut Run, ledger: &Ledger, queue: &str) -> multiproc::Result<
     }
     let length = run.millis(300..1500);
     // Programs start slower than forks: kills come less often.
-    crew.chaos(run, length, 10..80, |_| true, &mut start);
+    crew.chaos(run, length, 10..80, &mut start);
     ledger.set_phase(Phase::StopProducers);
     crew.finish(run, 0..PRODUCERS);
     ledger.set_phase(Phase::StopAll);
     crew.finish(run, PRODUCERS..PRODUCERS + CONSUMERS);
-    match Queue::<Msg>::open(queue) {
-        Ok(q) => drain(run, &q, ledger),
-        // Every producer may have died before one created it.
-        Err(e) if ids as usize > PRODUCERS => run.fail(format!("open after the run: {e}")),
-        Err(_) => {}
+    // Every peer may have died before one created it; then nothing was sent either (the
+    // audit tells).
+    if let Ok(q) = Queue::<Msg>::open(queue) {
+        drain(run, &q, ledger);
     }
     let audit = ledger.audit(ids, crew.kills_of(PRODUCERS..PRODUCERS + CONSUMERS));
     run.tally.checked += audit.checked;

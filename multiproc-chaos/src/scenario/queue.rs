@@ -38,7 +38,7 @@ pub(crate) fn run(run: &mut Run) -> multiproc::Result<()> {
         crew.push(start(run, slot)?);
     }
     let length = run.millis(300..1500);
-    crew.chaos(run, length, 3..40, |_| true, &mut start);
+    crew.chaos(run, length, 3..40, &mut start);
     ledger.set_phase(Phase::StopProducers);
     crew.finish(run, 0..PRODUCERS);
     ledger.set_phase(Phase::StopAll);
