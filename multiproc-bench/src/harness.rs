@@ -172,6 +172,12 @@ impl Scenario {
     }
 
     /// Runs this scenario with both processes on one CPU.
+    /// Adds a system to compare (after those given to `new`).
+    pub(crate) fn with(mut self, system: System) -> Self {
+        self.systems.push(system);
+        self
+    }
+
     pub(crate) fn pinned(mut self, pinned: bool) -> Self {
         self.pinned = pinned;
         self

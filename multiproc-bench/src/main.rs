@@ -19,6 +19,7 @@ mod harness;
 mod python;
 mod report;
 mod scenario;
+mod spin;
 
 use std::process::ExitCode;
 

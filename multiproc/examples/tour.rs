@@ -48,6 +48,8 @@ mod signal_kinds;
 mod signals;
 #[path = "ticket_file_lock.rs"]
 mod ticket_file_lock;
+#[path = "tokio_workers.rs"]
+mod tokio_workers;
 
 type Example = fn() -> Result<(), Box<dyn std::error::Error>>;
 
@@ -74,6 +76,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("python_peer", python_peer::main),
         ("named_queue", named_queue::main),
         ("pool_callbacks", pool_callbacks::main),
+        // Last: its runtime's threads make this process multi-threaded, and the examples
+        // before it fork closures, which needs a single-threaded process.
+        ("tokio_workers", tokio_workers::main),
     ];
     for (name, run) in examples {
         println!("=== {name}");

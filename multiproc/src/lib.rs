@@ -235,6 +235,16 @@
 //!   systems can follow.
 //! - `progress` (off by default): [`Pool::map_progress`](pool::Pool), a progress bar for
 //!   long maps (`indicatif`).
+//! - `tokio` (off by default): async forms of the waiting calls, for tokio programs:
+//!   `Queue::get_async` / `put_async`, `JoinableQueue::join_async`, `lock_async` /
+//!   `acquire_async` of `Lock` and the semaphores, `Event::wait_async`,
+//!   `Barrier::wait_async`, `Connection::recv_async` / `recv_bytes_async` / `poll_async` /
+//!   `send_async`, `Listener::accept_async`, `Child::join_async`; awaiting a pool's
+//!   [`AsyncResult`], and `IMap` as a `Stream` (`next_async`). None holds
+//!   a thread while it waits, and
+//!   each is cancel-safe; a time limit is `tokio::time::timeout` around it. A process that
+//!   waits only synchronously pays one load per wake-up-able call (see
+//!   `docs/decisions.md`, "Async").
 
 #![doc(test(attr(deny(warnings))))]
 // `unsafe` is allowed only where STYLE.md puts it: `sys/` (system calls), `mem/` (the
@@ -246,8 +256,8 @@
 #![deny(unsafe_code)]
 
 // The layers, each importing only from those earlier in this list (see docs/decisions.md,
-// "Layers"): sys; loom, deadline, pid, signal; error; mem; raw; shm and sync
-// beside each other; then fd, codec, connection, process, queue, manager.
+// "Layers"): sys; loom, deadline, pid, signal; error; reactor (feature tokio); mem; raw;
+// shm and sync beside each other; then fd, codec, connection, process, queue, manager.
 mod deadline;
 mod error;
 mod fd;
@@ -257,6 +267,8 @@ mod mem;
 mod pid;
 #[allow(unsafe_code)]
 mod raw;
+#[cfg(feature = "tokio")]
+mod reactor;
 mod signal;
 #[allow(unsafe_code)]
 mod sys;

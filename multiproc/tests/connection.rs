@@ -107,23 +107,33 @@ fn main() {
     ])
 }
 
+// The children of the CN-01, CN-02, CN-03/04, CN-06, CN-07, CN-11, CN-21 and CN-22 tests
+// (and every test of `echo_child`) are `run_fn` functions that get their connection ends as arguments, so the
+// start-method matrix of `.ci/run` runs them under fork, forkserver and spawn.
+
+fn nothing(_: ()) {}
+
 /// How many descriptors this process has open (exact here: the harness has one thread),
-/// after the registry let go of the children that were joined and dropped.
+/// after the registry let go of the children that were joined and dropped. A `run_fn` child
+/// is started first, so a forkserver (its socket) is up before and after a test counts.
 fn open_fds() -> usize {
+    if let Ok(mut warm) = Process::run_fn(nothing, ()).start() {
+        let _ = warm.join();
+    }
     let _ = multiproc::active_children();
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
 }
 
 fn cn_21_ends_to_running_child() -> TestResult {
     let before = open_fds();
-    let (mut ctl, mut ctl_child) = pipe()?;
-    let mut child = Process::new(move || {
-        // Writes on one received end and drops it; reads the other until EOF.
-        let mut writer: Connection = ctl_child.recv().unwrap();
-        let mut reader: Connection = ctl_child.recv().unwrap();
+    let (mut ctl, ctl_child) = pipe()?;
+    /// Writes on one received end and drops it; reads the other until EOF.
+    fn write_one_read_other(mut ctl: Connection) -> Vec<u32> {
+        let mut writer: Connection = ctl.recv().unwrap();
+        let mut reader: Connection = ctl.recv().unwrap();
         writer.send(&"hello from the child").unwrap();
         drop(writer);
-        ctl_child.send(&"writer dropped").unwrap();
+        ctl.send(&"writer dropped").unwrap();
         let mut got = Vec::new();
         loop {
             match reader.recv::<u32>() {
@@ -133,8 +143,8 @@ fn cn_21_ends_to_running_child() -> TestResult {
             }
         }
         got
-    })
-    .start()?;
+    }
+    let mut child = Process::run_fn(write_one_read_other, ctl_child).start()?;
     // The child is running; only now are the pipes made.
     let (mut from_child, to_parent) = pipe()?;
     let (mut to_child, from_parent) = pipe()?;
@@ -171,13 +181,13 @@ fn cn_22_fd_transfer() -> TestResult {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
     let before = open_fds();
-    let (mut ctl, mut ctl_child) = pipe()?;
-    let mut child = Process::new(move || {
-        let fd: Fd = ctl_child.recv().unwrap();
+    let (mut ctl, ctl_child) = pipe()?;
+    fn write_to_received_file(mut ctl: Connection) {
+        let fd: Fd = ctl.recv().unwrap();
         let mut file = std::fs::File::from(fd.into_inner());
         file.write_all(b"written by the child").unwrap();
-    })
-    .start()?;
+    }
+    let mut child = Process::run_fn(write_to_received_file, ctl_child).start()?;
     let dir = std::env::temp_dir().join(format!("mp-cn22-{}", std::process::id()));
     let mut file = std::fs::OpenOptions::new()
         .read(true)
@@ -204,14 +214,14 @@ fn cn_22_fd_transfer() -> TestResult {
 }
 
 fn cn_22_missing_fd() -> TestResult {
-    let (mut a, mut b) = pipe()?;
-    let mut child = Process::new(move || {
-        // A message that holds an index but carries no descriptor (what a peer that only
-        // sends plain values would write where a handle is expected).
+    let (a, mut b) = pipe()?;
+    /// A message that holds an index but carries no descriptor (what a peer that only
+    /// sends plain values would write where a handle is expected).
+    fn send_index_without_fd(mut a: Connection) {
         a.send(&0u32).unwrap();
         a.send(&"still in step").unwrap();
-    })
-    .start()?;
+    }
+    let mut child = Process::run_fn(send_index_without_fd, a).start()?;
     let err = b.recv::<multiproc::handle::Fd>().unwrap_err();
     assert!(
         matches!(&err, Error::Codec(e) if e.to_string().contains("carries 0 descriptors")),
@@ -278,27 +288,27 @@ fn handles_over_fd_limit() -> TestResult {
 }
 
 fn echo_child() -> Result<(Connection, multiproc::Child<u32>), multiproc::Error> {
-    let (parent, mut child_end) = pipe()?;
-    let child = Process::new(move || {
+    let (parent, child_end) = pipe()?;
+    fn echo(mut end: Connection) -> u32 {
         let mut n = 0;
-        while let Ok(bytes) = child_end.recv_bytes() {
-            child_end.send_bytes(&bytes).unwrap();
+        while let Ok(bytes) = end.recv_bytes() {
+            end.send_bytes(&bytes).unwrap();
             n += 1;
         }
         n
-    })
-    .start()?;
+    }
+    let child = Process::run_fn(echo, child_end).start()?;
     Ok((parent, child))
 }
 
 fn cn_01_duplex_echo() -> TestResult {
-    let (mut a, mut b) = pipe()?;
-    let mut child = Process::new(move || {
+    let (mut a, b) = pipe()?;
+    fn echo_then_send_123(mut b: Connection) {
         let v: (i32, f64, Option<String>) = b.recv().unwrap();
         b.send(&v).unwrap();
         b.send(&vec![1u8, 2, 3]).unwrap();
-    })
-    .start()?;
+    }
+    let mut child = Process::run_fn(echo_then_send_123, b).start()?;
     a.send(&(1, 2.25, None::<String>))?;
     assert_eq!(a.recv::<(i32, f64, Option<String>)>()?, (1, 2.25, None));
     assert_eq!(a.recv::<Vec<u8>>()?, vec![1, 2, 3]);
@@ -381,11 +391,10 @@ fn cn_06_poll() -> TestResult {
         "poll(t) waits at least t"
     );
     let _ = t;
-    let mut child = Process::new(move || {
-        let mut b = b;
+    fn send_x(mut b: Connection) {
         b.send_bytes(b"x").unwrap();
-    })
-    .start()?;
+    }
+    let mut child = Process::run_fn(send_x, b).start()?;
     child.join()?;
     for _ in 0..3 {
         assert!(
@@ -404,13 +413,12 @@ fn cn_06_poll() -> TestResult {
 
 fn cn_07_poll_none() -> TestResult {
     let (a, mut b) = pipe()?;
-    let mut child = Process::new(move || {
-        let mut a = a;
+    fn send_7_late(mut a: Connection) {
         std::thread::sleep(Duration::from_millis(200));
         a.send(&7u8).unwrap();
         std::thread::sleep(Duration::from_millis(200));
-    })
-    .start()?;
+    }
+    let mut child = Process::run_fn(send_7_late, a).start()?;
     let t = Instant::now();
     assert!(b.poll(None)?);
     assert!(t.elapsed() >= Duration::from_millis(150));
@@ -472,13 +480,12 @@ fn cn_10_eof_on_exit() -> TestResult {
 
 fn cn_11_oneway() -> TestResult {
     let (mut rx, tx) = pipe_oneway()?;
-    let mut child = Process::new(move || {
-        let mut tx = tx;
+    fn send_0_1_2(mut tx: Connection<multiproc::connection::SendOnly>) {
         for i in 0..3u8 {
             tx.send(&i).unwrap();
         }
-    })
-    .start()?;
+    }
+    let mut child = Process::run_fn(send_0_1_2, tx).start()?;
     for i in 0..3u8 {
         assert_eq!(rx.recv::<u8>()?, i);
     }

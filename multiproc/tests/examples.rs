@@ -46,7 +46,15 @@ fn main() {
             "seed_003_named_queue_producer_and_consumer_as_separate_programs",
             named_queue_separate_programs,
         ),
+        test(
+            "tokio_workers_four_run_fn_workers_from_a_threaded_runtime",
+            tokio_workers,
+        ),
         test("tour_runs_every_example", tour),
+        test(
+            "async_service_tokio_server_fed_by_worker_processes",
+            async_service,
+        ),
     ])
 }
 
@@ -619,6 +627,26 @@ fn manager_remote_separate_programs() -> TestResult {
     Ok(())
 }
 
+/// Issue 9: a `#[tokio::main]` program (threads running, so no closure can be forked)
+/// starts 4 `run_fn` workers and exchanges 10,000 jobs and 10,000 results with them.
+fn tokio_workers() -> TestResult {
+    let lines = run_example("tokio_workers")?;
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[0], "threads in this program: more than one: true");
+    let per_worker: Vec<u64> = serde_json::from_str(
+        lines[1]
+            .strip_prefix("jobs done per worker: ")
+            .ok_or("no per-worker line")?,
+    )?;
+    assert_eq!(per_worker.len(), 4, "{per_worker:?}");
+    assert_eq!(per_worker.iter().sum::<u64>(), 10_000, "{per_worker:?}");
+    assert_eq!(
+        lines[2],
+        "4 workers, 10000 jobs sent, 10000 results back and right, 10000 done"
+    );
+    Ok(())
+}
+
 fn tour() -> TestResult {
     let lines = run_example("tour")?;
     for name in [
@@ -632,6 +660,7 @@ fn tour() -> TestResult {
         "queue_subclassed_pair",
         "manager_dict_list",
         "manager_remote",
+        "tokio_workers",
     ] {
         assert!(
             lines.contains(&format!("=== {name}")),
@@ -639,6 +668,26 @@ fn tour() -> TestResult {
         );
     }
     assert!(lines.last().is_some_and(|l| l.starts_with("=== tour done")));
+    Ok(())
+}
+
+// The async example needs feature `tokio` (`required-features`); without it there is no
+// binary to run, so the test says so and passes (`.ci/run` runs it with the feature).
+fn async_service() -> TestResult {
+    if !cfg!(feature = "tokio") {
+        println!("note: async_service skipped: build with `--features tokio` to run it");
+        return Ok(());
+    }
+    assert_eq!(
+        run_example("async_service")?,
+        [
+            "client 0: worker 0 total 30",
+            "client 0: worker 2 total 204030",
+            "client 1: worker 1 total 52030",
+            "client 1: worker 3 total 456030",
+            "20 jobs from 4 workers, totals [30, 52030, 204030, 456030]",
+        ]
+    );
     Ok(())
 }
 

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::{test, TestResult};
 use multiproc::{
-    Error, Event, JoinableQueue, Lock, LockError, Process, Queue, Semaphore, SimpleQueue, Value,
+    Array, Barrier, BoundedSemaphore, Condition, Error, Event, JoinableQueue, Lock, LockError,
+    Process, Queue, RLock, Semaphore, SimpleQueue, StartMethod, Value, WaitError,
 };
 
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -48,6 +49,18 @@ fn main() {
         test(
             "named_queue_survives_its_creator_sigkilled_mid_put",
             queue_creator_killed,
+        ),
+        test(
+            "named_rlock_bounded_semaphore_condition_barrier_array_in_a_spawned_program",
+            five_more_in_a_spawned_program,
+        ),
+        test(
+            "named_five_more_create_open_unlink_errors_mode_0600_and_no_leftovers",
+            five_more_create_open_unlink,
+        ),
+        test(
+            "named_condition_travels_with_its_lock_through_a_pipe",
+            named_condition_travels,
         ),
     ])
 }
@@ -367,5 +380,258 @@ fn joinable_by_name() -> TestResult {
     simple.put(99)?;
     assert_eq!(jobs.get()?, 99);
     JoinableQueue::<u32>::unlink(&name)?;
+    Ok(())
+}
+
+/// The names of [`five_more_in_a_spawned_program`]'s objects: all a spawned program gets.
+type FiveNames = (String, String, String, String, String);
+
+/// A program of its own (started by exec under `Spawn`, so it shares no memory and no
+/// handle with the test): it opens each object by name and reports what it saw.
+fn five_more_peer((r, b, c, bar, a): FiveNames) -> Result<(bool, bool, bool, u32, u64), String> {
+    let fail = |e: Error| e.to_string();
+    let rlock = RLock::open(&r).map_err(fail)?;
+    let bounded = BoundedSemaphore::open(&b).map_err(fail)?;
+    let cond = Condition::open(&c).map_err(fail)?;
+    let barrier = Barrier::open(&bar).map_err(fail)?;
+    let array = Array::<u64>::open(&a).map_err(fail)?;
+    // RL: the test holds the rlock (two levels): another process may not take it.
+    let rlock_was_held = matches!(rlock.try_lock(), Err(LockError::WouldBlock));
+    // The bound is the creator's: one release fits (the test holds the unit), a second not.
+    bounded.release().map_err(fail)?;
+    let second_release_refused = matches!(bounded.release(), Err(Error::InvalidState(_)));
+    for i in 0..array.len() {
+        array.set(i, 10 + i as u64).map_err(fail)?;
+    }
+    barrier.wait_timeout(PATIENCE).map_err(fail)?;
+    // The test sets the array's first element under the condition's lock and notifies.
+    let guard = cond.lock().map_err(|e| e.to_string())?;
+    let notified = match cond.wait_while_timeout(guard, PATIENCE, || array.get(0).ok() != Some(99))
+    {
+        Ok(g) => {
+            drop(g);
+            true
+        }
+        Err(WaitError::Timeout(_)) => false,
+        Err(e) => return Err(format!("{e:?}")),
+    };
+    // The test released the rlock before notifying.
+    let level = rlock.lock_timeout(PATIENCE).map_err(|e| e.to_string())?;
+    drop(level);
+    Ok((
+        rlock_was_held,
+        second_release_refused,
+        notified,
+        barrier.parties(),
+        array.get(array.len() - 1).map_err(fail)?,
+    ))
+}
+
+/// Issue 11, item 5: RLock, BoundedSemaphore, Condition, Barrier and Array by name, between
+/// this test and a program started by exec that knows only the names.
+fn five_more_in_a_spawned_program() -> TestResult {
+    let names: FiveNames = (
+        common::unique_name("rlock"),
+        common::unique_name("bsem"),
+        common::unique_name("cond"),
+        common::unique_name("barrier"),
+        common::unique_name("array"),
+    );
+    let _names = Names(vec![
+        names.0.clone(),
+        names.1.clone(),
+        names.2.clone(),
+        names.3.clone(),
+        names.4.clone(),
+    ]);
+    let rlock = RLock::create(&names.0)?;
+    let bounded = BoundedSemaphore::create(&names.1, 1)?;
+    let cond = Condition::create(&names.2)?;
+    let barrier = Barrier::create(&names.3, 2)?;
+    let array = Array::<u64>::create(&names.4, 4)?;
+    let outer = rlock.lock().map_err(Error::from)?;
+    let inner = rlock.lock().map_err(Error::from)?;
+    bounded.acquire_timeout(PATIENCE)?;
+    let mut peer = Process::run_fn(five_more_peer, names.clone())
+        .start_method(StartMethod::Spawn)
+        .start()?;
+    barrier.wait_timeout(PATIENCE)?;
+    // What the other program did before the barrier is seen here.
+    assert_eq!(bounded.value(), 1, "its release reached this process");
+    assert_eq!(array.to_vec(), [10, 11, 12, 13]);
+    drop(inner);
+    drop(outer);
+    {
+        let _held = cond.lock().map_err(Error::from)?;
+        array.set(0, 99)?;
+        cond.notify_all()?;
+    }
+    let (held, refused, notified, parties, last) = peer.join()??;
+    assert!(held, "the rlock held here was held there");
+    assert!(refused, "the bound was the creator's");
+    assert!(notified, "the notify reached the other program's wait");
+    assert_eq!((parties, last), (2, 13));
+    Ok(())
+}
+
+fn five_more_create_open_unlink() -> TestResult {
+    let (r, b, c, bar, a) = (
+        common::unique_name("r"),
+        common::unique_name("b"),
+        common::unique_name("c"),
+        common::unique_name("bar"),
+        common::unique_name("a"),
+    );
+    let _names = Names(vec![
+        r.clone(),
+        b.clone(),
+        c.clone(),
+        bar.clone(),
+        a.clone(),
+    ]);
+    let plain = common::unique_name("plain");
+    let _plain = Names(vec![plain.clone()]);
+    assert_eq!(io_kind(RLock::open(&r)), std::io::ErrorKind::NotFound);
+    assert_eq!(io_kind(Barrier::open(&bar)), std::io::ErrorKind::NotFound);
+    assert_eq!(
+        io_kind(Array::<u32>::open(&a)),
+        std::io::ErrorKind::NotFound
+    );
+    let rlock = RLock::create(&r)?;
+    let bounded = BoundedSemaphore::create(&b, 3)?;
+    let _cond = Condition::create(&c)?;
+    let _barrier = Barrier::create(&bar, 3)?;
+    let array = Array::<u32>::create(&a, 5)?;
+    for n in [&r, &b, &c, &bar, &a] {
+        let mode = std::fs::metadata(format!("/dev/shm/{n}"))?
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{n}");
+    }
+    assert_eq!(
+        io_kind(RLock::create(&r)),
+        std::io::ErrorKind::AlreadyExists
+    );
+    assert_eq!(
+        io_kind(Array::<u32>::create(&a, 5)),
+        std::io::ErrorKind::AlreadyExists
+    );
+    // Other kinds, other sizes, other types: refused, never misread.
+    assert_eq!(
+        io_kind(Condition::open(&r)),
+        std::io::ErrorKind::InvalidData
+    );
+    assert_eq!(io_kind(RLock::open(&c)), std::io::ErrorKind::InvalidData);
+    assert_eq!(io_kind(Lock::open(&r)), std::io::ErrorKind::InvalidData);
+    assert_eq!(io_kind(Barrier::open(&a)), std::io::ErrorKind::InvalidData);
+    assert_eq!(
+        io_kind(Barrier::open_or_create(&bar, 4)),
+        std::io::ErrorKind::InvalidData
+    );
+    assert_eq!(
+        io_kind(Array::<u32>::open_or_create(&a, 6)),
+        std::io::ErrorKind::InvalidData
+    );
+    assert_eq!(
+        io_kind(Array::<[u8; 3]>::open(&a)),
+        std::io::ErrorKind::InvalidData
+    );
+    assert_eq!(
+        io_kind(Array::<u64>::open(&bar)),
+        std::io::ErrorKind::InvalidData
+    );
+    // A semaphore made without a bound is not a bounded semaphore; a bounded one opens
+    // with its bound.
+    Semaphore::create(&plain, 1)?;
+    assert_eq!(
+        io_kind(BoundedSemaphore::open(&plain)),
+        std::io::ErrorKind::InvalidData
+    );
+    assert_eq!(BoundedSemaphore::open(&b)?.max_value(), 3);
+    assert_eq!(BoundedSemaphore::open_or_create(&b, 9)?.max_value(), 3);
+    assert!(matches!(
+        BoundedSemaphore::create(&common::unique_name("max"), u32::MAX),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        Barrier::create(&common::unique_name("zero"), 0),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert_eq!(Barrier::open(&bar)?.parties(), 3);
+    let same = Array::<u32>::open(&a)?;
+    assert_eq!(same.len(), 5);
+    array.set(4, 7)?;
+    assert_eq!(same.get(4)?, 7);
+    let other = RLock::open_or_create(&r)?;
+    let held = other.lock().map_err(Error::from)?;
+    assert!(
+        rlock.is_locked() && rlock.is_owned(),
+        "the same lock, by name"
+    );
+    drop(held);
+    for bad in ["", "a/b"] {
+        assert!(matches!(RLock::create(bad), Err(Error::InvalidArgument(_))));
+        assert!(matches!(
+            Array::<u8>::create(bad, 1),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+    RLock::unlink(&r)?;
+    BoundedSemaphore::unlink(&b)?;
+    Condition::unlink(&c)?;
+    Barrier::unlink(&bar)?;
+    Array::<u32>::unlink(&a)?;
+    Semaphore::unlink(&plain)?;
+    for n in [&r, &b, &c, &bar, &a, &plain] {
+        assert!(
+            !std::path::Path::new(&format!("/dev/shm/{n}")).exists(),
+            "{n} is gone from /dev/shm"
+        );
+    }
+    assert_eq!(io_kind(Condition::unlink(&c)), std::io::ErrorKind::NotFound);
+    // The handles outlive the names.
+    bounded.acquire_timeout(PATIENCE)?;
+    assert_eq!(same.get(4)?, 7);
+    Ok(())
+}
+
+/// A named condition is one segment holding its lock and its state: sent through a pipe
+/// to a running child, it arrives whole (the child waits on it; the lock is the same).
+fn named_condition_travels() -> TestResult {
+    let name = common::unique_name("tcond");
+    let _names = Names(vec![name.clone()]);
+    let cond = Condition::create(&name)?;
+    let flag = Value::new(0u32)?;
+    let (mut tx, rx) = multiproc::pipe()?;
+    let f2 = flag.clone();
+    let mut child = Process::new(move || -> Result<bool, String> {
+        let mut rx = rx;
+        let cond: Condition = rx.recv().map_err(|e| e.to_string())?;
+        let lock_too: RLock = rx.recv().map_err(|e| e.to_string())?;
+        let guard = cond.lock().map_err(|e| e.to_string())?;
+        // The lock that came alone is the condition's: held by this process now.
+        let same_lock = lock_too.is_owned();
+        f2.store(1);
+        let waited = cond
+            .wait_while_timeout(guard, PATIENCE, || f2.load() != 2)
+            .is_ok();
+        Ok(same_lock && waited)
+    })
+    .start()?;
+    tx.send(&cond)?;
+    tx.send(cond.get_lock())?;
+    let deadline = Instant::now() + PATIENCE;
+    while flag.load() != 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    {
+        let _held = cond.lock().map_err(Error::from)?;
+        flag.store(2);
+        cond.notify_all()?;
+    }
+    assert!(
+        child.join()??,
+        "the child waited on the same condition and lock"
+    );
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{eventually, process_running, test, TestResult};
 use multiproc::process::send_signal;
-use multiproc::{Error, Pool, Signal, Value};
+use multiproc::{Error, Pool, Signal, StartMethod, Value};
 
 fn main() {
     if std::env::var_os(LEAK_MODE).is_some() {
@@ -18,7 +18,7 @@ fn main() {
     let mut tests = vec![
         test("pl_01_pl_09_apply_and_apply_async", apply_and_apply_async),
         test(
-            "pl_02_pl_37_pl_39_map_in_input_order_every_chunk_size",
+            "pl_02_pl_04_pl_37_pl_39_map_in_input_order_every_chunk_size",
             map_in_order,
         ),
         test("pl_03_starmap_and_starmap_async", starmap),
@@ -32,7 +32,7 @@ fn main() {
         ),
         test("pl_07_pl_18_empty_inputs_give_empty_results", empty_inputs),
         test(
-            "pl_10_ar_01_get_timeout_on_a_sleeping_task",
+            "pl_10_ar_01_ar_05_get_timeout_on_a_sleeping_task",
             get_timeout_sleeping,
         ),
         test(
@@ -81,7 +81,19 @@ fn main() {
             "pl_32_the_initializer_runs_once_per_worker",
             initializer_once,
         ),
+        test(
+            "pl_36_a_worker_failing_to_start_stops_the_others",
+            failing_initializer,
+        ),
         test("pl_33_join_before_close_is_an_error", join_before_close),
+        test(
+            "pl_24_map_async_keeps_the_first_error_and_calls_back_after_every_chunk",
+            first_error_after_every_chunk,
+        ),
+        test(
+            "pl_25_arguments_and_results_are_not_retained",
+            nothing_retained,
+        ),
         test(
             "pl_34_pl_35_calls_after_close_or_terminate_are_refused",
             after_close,
@@ -107,7 +119,7 @@ fn main() {
             threaded_parent,
         ),
         test(
-            "building_a_fork_pool_from_a_threaded_process_is_refused",
+            "building_a_pool_with_fork_chosen_from_a_threaded_process_is_refused",
             threaded_build,
         ),
         test("pl_38_a_pool_inside_a_child_process_works", pool_in_child),
@@ -120,7 +132,7 @@ fn main() {
             helper_killed,
         ),
         test(
-            "pl_08_an_input_iterator_that_panics_leaves_the_pool_usable",
+            "pl_08_pl_14_pl_21_an_input_iterator_that_panics_leaves_the_pool_usable",
             panicking_input,
         ),
         test(
@@ -230,6 +242,19 @@ fn panicking_input() -> TestResult {
                 .map(|it| it.count())
         }));
         assert!(caught.is_err());
+        // PL-14: the unordered form too; every value before the panic is right.
+        let seen = Mutex::new(Vec::new());
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            for v in pool.imap_unordered(square, input_panicking_at(at)).unwrap() {
+                seen.lock().unwrap().push(v.unwrap());
+            }
+        }));
+        assert!(caught.is_err());
+        let seen = seen.into_inner().unwrap();
+        assert!(
+            seen.iter().all(|v| (0..at).any(|i| square(i) == *v)),
+            "{seen:?}"
+        );
         // The pool is still usable, and the call can be repeated.
         assert_eq!(pool.map(square, 0..10)?.len(), 10);
     }
@@ -792,6 +817,117 @@ fn initializer_once() -> TestResult {
     Ok(())
 }
 
+/// PL-36: the initializer marks its worker (`<pid>-<helper pid>`) and fails in the second
+/// worker, after a pause that lets the others start.
+fn mark_or_fail(dir: String) {
+    let me = std::process::id();
+    let parent = std::os::unix::process::parent_id();
+    std::fs::write(format!("{dir}/{me}-{parent}"), b"").expect("mark");
+    if multiproc::current_process().name() == "PoolWorker-2" {
+        std::thread::sleep(Duration::from_millis(1000));
+        panic!("the initializer fails on purpose");
+    }
+}
+
+/// PL-36 under Fork (tests/start_methods.rs has Spawn and Forkserver): `build` fails with
+/// the initializer's panic, and the workers already started and the helper are reaped.
+fn failing_initializer() -> TestResult {
+    let dir = common::TempDir::new("pl36")?;
+    let err = Pool::builder()
+        .processes(3)
+        .initializer(mark_or_fail, dir.path().to_str().unwrap().to_string())
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Panicked { message, .. } if message.contains("on purpose")),
+        "{err:?}"
+    );
+    let mut started = 0;
+    for entry in std::fs::read_dir(dir.path())? {
+        let name = entry?.file_name().into_string().unwrap();
+        let (pid, helper) = name.split_once('-').unwrap();
+        let (pid, helper): (u32, u32) = (pid.parse()?, helper.parse()?);
+        assert_ne!(helper, std::process::id());
+        assert_eq!(common::process_state(pid), None, "worker {pid} is left");
+        assert_eq!(
+            common::process_state(helper),
+            None,
+            "helper {helper} is left"
+        );
+        started += 1;
+    }
+    assert!(started >= 2, "{started} workers started");
+    Ok(())
+}
+
+/// Sleeps `|ms|` ms, then fails when `ms` is negative.
+fn fail_after(ms: i64) -> Result<i64, String> {
+    std::thread::sleep(Duration::from_millis(ms.unsigned_abs()));
+    if ms < 0 {
+        return Err(format!("failed after {}", -ms));
+    }
+    Ok(ms)
+}
+
+/// PL-24: chunks of 1 on 2 workers; the first fails at once, a later one after 150 ms, and
+/// one runs 400 ms: `on_err` runs once, with the first error received, after all of them.
+fn first_error_after_every_chunk() -> TestResult {
+    let pool = Pool::new(2)?;
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let (g, e) = (calls.clone(), calls.clone());
+    let start = Instant::now();
+    let r = pool.map_async_with(
+        fail_after,
+        vec![-1, 400, -150],
+        Some(1),
+        move |_: &Vec<i64>| g.lock().unwrap().push(("ok".to_string(), start.elapsed())),
+        move |err: &Error| e.lock().unwrap().push((err.to_string(), start.elapsed())),
+    )?;
+    match r.get_timeout(Duration::from_secs(20)) {
+        Err(Error::TaskFailed(m)) => assert_eq!(m, "failed after 1"),
+        other => panic!("{other:?}"),
+    }
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(calls[0].0.contains("failed after 1"), "{calls:?}");
+    assert!(
+        calls[0].1 >= Duration::from_millis(400),
+        "{calls:?}: before every chunk ended"
+    );
+    Ok(())
+}
+
+/// 1 MiB of text in, the same back (a `String` travels as one run of bytes).
+fn echo_mib(v: String) -> String {
+    v
+}
+
+/// PL-25: 200 round trips of 1 MiB arguments and results (200 MiB through the pool) leave
+/// the parent's memory where 20 of them left it: nothing is kept once a call completes.
+fn nothing_retained() -> TestResult {
+    let pool = Pool::new(2)?;
+    let round = |n: usize| -> TestResult {
+        for _ in 0..n {
+            let rs = (0..2)
+                .map(|i| pool.apply_async(echo_mib, i.to_string().repeat(1 << 20)))
+                .collect::<Result<Vec<_>, _>>()?;
+            for r in rs {
+                assert_eq!(r.get()?.len(), 1 << 20);
+            }
+        }
+        Ok(())
+    };
+    round(10)?;
+    let rss = rss_kib();
+    round(100)?;
+    let grown = rss_kib().saturating_sub(rss);
+    assert!(
+        grown < 16 * 1024,
+        "RSS grew by {grown} KiB over 200 MiB of round trips"
+    );
+    Ok(())
+}
+
 fn join_before_close() -> TestResult {
     let pool = Pool::new(1)?;
     assert!(matches!(pool.join(), Err(Error::InvalidState(m)) if m.contains("still running")));
@@ -995,7 +1131,11 @@ fn threaded_build() -> TestResult {
             std::thread::sleep(Duration::from_millis(5));
         }
     });
-    let err = Pool::new(1).unwrap_err();
+    let err = Pool::builder()
+        .processes(1)
+        .start_method(StartMethod::Fork)
+        .build()
+        .unwrap_err();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     thread.join().unwrap();
     match err {

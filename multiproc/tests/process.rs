@@ -128,9 +128,21 @@ fn pr_02_09_child_identity() -> TestResult {
     Ok(())
 }
 
+// The tests below whose children are `run_fn` functions run under fork, forkserver and
+// spawn in the start-method matrix of `.ci/run`; what a child needs (a connection end)
+// travels as its argument.
+
+fn sleep_ms(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+fn recv_u8(mut wait: Connection) -> u8 {
+    wait.recv().unwrap()
+}
+
 fn pr_07_08_16_lifecycle() -> TestResult {
-    let (mut go, mut wait) = pipe()?;
-    let mut child = Process::new(move || wait.recv::<u8>().unwrap()).start()?;
+    let (mut go, wait) = pipe()?;
+    let mut child = Process::run_fn(recv_u8, wait).start()?;
     assert!(child.is_alive());
     assert_eq!(child.exit_code(), None);
     assert!(active_children().iter().any(|c| c.pid() == child.pid()));
@@ -143,7 +155,7 @@ fn pr_07_08_16_lifecycle() -> TestResult {
 }
 
 fn pr_10_join_timeout() -> TestResult {
-    let mut child = Process::new(|| std::thread::sleep(Duration::from_secs(2))).start()?;
+    let mut child = Process::run_fn(sleep_ms, 2000).start()?;
     let t = Instant::now();
     assert!(
         matches!(child.join_timeout(Duration::ZERO), Err(Error::Timeout)),
@@ -172,18 +184,18 @@ fn pr_10_join_timeout() -> TestResult {
 
 /// A timeout too large for an `Instant` is forever, not an overflow panic.
 fn pr_10_join_timeout_max() -> TestResult {
-    let mut child = Process::new(|| {
-        std::thread::sleep(Duration::from_millis(200));
+    fn five_after_200_ms(_: ()) -> u8 {
+        sleep_ms(200);
         5
-    })
-    .start()?;
+    }
+    let mut child = Process::run_fn(five_after_200_ms, ()).start()?;
     assert_eq!(child.join_timeout(Duration::MAX)?, 5);
-    let mut child = Process::new(|| 6).start()?;
+    let mut child = Process::run_fn(|n: u8| n, 6).start()?;
     assert_eq!(
         child.join_deadline(Instant::now() + Duration::from_secs(30))?,
         6
     );
-    let mut child = Process::new(|| 7).start()?;
+    let mut child = Process::run_fn(|n: u8| n, 7).start()?;
     let value = loop {
         match child.try_join() {
             Err(Error::WouldBlock) => std::thread::sleep(Duration::from_millis(5)),
@@ -284,7 +296,7 @@ fn pr_15_cpu_count() -> TestResult {
     let n = cpu_count();
     assert!(n >= 1);
     assert_eq!(n, std::thread::available_parallelism()?.get());
-    let mut child = Process::new(cpu_count).start()?;
+    let mut child = Process::run_fn(|()| cpu_count(), ()).start()?;
     assert_eq!(child.join()?, n, "a child counts the same CPUs");
     Ok(())
 }
@@ -340,7 +352,7 @@ fn pr_20_many_processes() -> TestResult {
         assert_eq!(c.exit_code(), Some(0));
     }
     let mut sleepers: Vec<_> = (0..100)
-        .map(|_| Process::new(|| std::thread::sleep(Duration::from_secs(60))).start())
+        .map(|_| Process::run_fn(sleep_ms, 60_000).start())
         .collect::<Result<_, _>>()?;
     for c in &sleepers {
         c.terminate()?;
@@ -568,7 +580,7 @@ fn pr_32_join_eintr() -> TestResult {
 }
 
 fn pr_34_no_zombie() -> TestResult {
-    let child = Process::new(|| ()).start()?;
+    let child = Process::run_fn(|()| (), ()).start()?;
     let pid = child.pid();
     drop(child);
     assert!(eventually(Duration::from_secs(10), || {
@@ -579,7 +591,7 @@ fn pr_34_no_zombie() -> TestResult {
 }
 
 fn join_twice() -> TestResult {
-    let mut child = Process::new(|| 1u8).start()?;
+    let mut child = Process::run_fn(|n: u8| n, 1).start()?;
     assert_eq!(child.join()?, 1);
     assert!(matches!(child.join(), Err(Error::InvalidState(_))));
     assert_eq!(child.exit_code(), Some(0));
@@ -636,8 +648,7 @@ fn start_unchecked_with_threads() -> TestResult {
 
 fn signal_flag_in_child() -> TestResult {
     let (mut rx, tx) = pipe()?;
-    let mut child = Process::new(move || {
-        let mut tx = tx;
+    fn wait_for_usr1(mut tx: Connection) -> bool {
         let flag = SignalFlag::register(Signal::USR1).unwrap();
         tx.send(&"ready").unwrap();
         let t = Instant::now();
@@ -645,8 +656,8 @@ fn signal_flag_in_child() -> TestResult {
             std::thread::sleep(Duration::from_millis(1));
         }
         flag.take()
-    })
-    .start()?;
+    }
+    let mut child = Process::run_fn(wait_for_usr1, tx).start()?;
     assert_eq!(rx.recv::<String>()?, "ready");
     child.signal(Signal::USR1)?;
     assert!(child.join()?, "the child saw its flag raised");
@@ -654,7 +665,7 @@ fn signal_flag_in_child() -> TestResult {
 }
 
 fn unhandled_signal() -> TestResult {
-    let mut child = Process::new(|| std::thread::sleep(Duration::from_secs(60))).start()?;
+    let mut child = Process::run_fn(sleep_ms, 60_000).start()?;
     child.signal(Signal::HUP)?;
     assert!(matches!(child.join(), Err(Error::Signaled(Signal::HUP))));
     assert_eq!(child.exit_code(), Some(-1));
@@ -664,7 +675,7 @@ fn unhandled_signal() -> TestResult {
 /// postcard encodes a `serde_json::Value` but cannot decode one: the parent must say so,
 /// not report a plain exit.
 fn undecodable_value() -> TestResult {
-    let mut child = Process::new(|| serde_json::json!({"tickets": 1})).start()?;
+    let mut child = Process::run_fn(|()| serde_json::json!({"tickets": 1}), ()).start()?;
     match child.join() {
         Err(Error::Codec(msg)) => assert!(msg.to_string().contains("cannot be decoded"), "{msg}"),
         other => panic!("expected a codec error, got {other:?}"),

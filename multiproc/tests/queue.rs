@@ -212,13 +212,15 @@ fn qu_08_fork_order() -> TestResult {
     for i in 0..10 {
         q.put(i)?;
     }
-    let q2 = q.clone();
-    let mut child = Process::new(move || {
+    // The children of the QU-08, QU-11, QU-21, QU 64 MiB, SQ-01 and JQ-01 tests are
+    // `run_fn` functions that get their queues as arguments, so the start-method matrix of
+    // `.ci/run` runs them under fork, forkserver and spawn.
+    fn put_10_to_19(q: Queue<u32>) {
         for i in 10..20 {
-            q2.put(i).unwrap();
+            q.put(i).unwrap();
         }
-    })
-    .start()?;
+    }
+    let mut child = Process::run_fn(put_10_to_19, q.clone()).start()?;
     child.join()?;
     let got: Vec<u32> = (0..20).map(|_| q.get()).collect::<Result<_, _>>()?;
     assert_eq!(got, (0..20).collect::<Vec<_>>());
@@ -246,32 +248,27 @@ fn qu_11_mpmc_exactly_once() -> TestResult {
     const EACH: u32 = 250_000;
     const CONSUMERS: usize = 2;
     let q: Queue<Option<(u8, u32)>> = Queue::bounded(10_000)?;
+    type Q = Queue<Option<(u8, u32)>>;
+    /// Per producer: what arrived, in the order it arrived.
+    fn consume(q: Q) -> Vec<Vec<u32>> {
+        let mut seen = vec![Vec::new(); PRODUCERS as usize];
+        while let Some((p, n)) = q.get().unwrap() {
+            seen[p as usize].push(n);
+        }
+        seen
+    }
+    fn produce((q, p): (Q, u8)) {
+        for n in 0..EACH {
+            q.put(Some((p, n))).unwrap();
+        }
+    }
     let mut consumers = Vec::new();
     for _ in 0..CONSUMERS {
-        let q = q.clone();
-        consumers.push(
-            Process::new(move || {
-                // Per producer: how many arrived, and whether they arrived in order.
-                let mut seen = vec![Vec::new(); PRODUCERS as usize];
-                while let Some((p, n)) = q.get().unwrap() {
-                    seen[p as usize].push(n);
-                }
-                seen
-            })
-            .start()?,
-        );
+        consumers.push(Process::run_fn(consume, q.clone()).start()?);
     }
     let mut producers = Vec::new();
     for p in 0..PRODUCERS {
-        let q = q.clone();
-        producers.push(
-            Process::new(move || {
-                for n in 0..EACH {
-                    q.put(Some((p, n))).unwrap();
-                }
-            })
-            .start()?,
-        );
+        producers.push(Process::run_fn(produce, (q.clone(), p)).start()?);
     }
     for mut p in producers {
         p.join()?;
@@ -416,17 +413,18 @@ fn qu_14_close_is_this_handles_no_more_puts_others_go_on() -> TestResult {
 
 fn qu_21_nested() -> TestResult {
     let q: Queue<String> = Queue::new()?;
-    let q2 = q.clone();
-    let mut child = Process::new(move || {
-        q2.put("child".into()).unwrap();
-        let q3 = q2.clone();
-        Process::new(move || q3.put("grandchild".into()).unwrap())
+    fn put_and_start_a_grandchild(q: Queue<String>) {
+        fn put_grandchild(q: Queue<String>) {
+            q.put("grandchild".into()).unwrap();
+        }
+        q.put("child".into()).unwrap();
+        Process::run_fn(put_grandchild, q)
             .start()
             .unwrap()
             .join()
             .unwrap();
-    })
-    .start()?;
+    }
+    let mut child = Process::run_fn(put_and_start_a_grandchild, q.clone()).start()?;
     child.join()?;
     assert_eq!(q.get()?, "child");
     assert_eq!(q.get()?, "grandchild");
@@ -435,17 +433,18 @@ fn qu_21_nested() -> TestResult {
 
 fn qu_64_mib_round_trip() -> TestResult {
     const LEN: usize = 64 << 20;
-    let pattern = |i: usize| (i.wrapping_mul(31) >> 3) as u8;
+    fn pattern(i: usize) -> u8 {
+        (i.wrapping_mul(31) >> 3) as u8
+    }
     let there: Queue<ByteBuf> = Queue::bounded(1)?;
     let back: Queue<ByteBuf> = Queue::bounded(1)?;
-    let (t2, b2) = (there.clone(), back.clone());
-    let mut child = Process::new(move || {
-        let m = t2.get().unwrap();
+    fn echo((there, back): (Queue<ByteBuf>, Queue<ByteBuf>)) -> bool {
+        let m = there.get().unwrap();
         let ok = m.len() == LEN && m.iter().enumerate().all(|(i, &b)| b == pattern(i));
-        b2.put(m).unwrap();
+        back.put(m).unwrap();
         ok
-    })
-    .start()?;
+    }
+    let mut child = Process::run_fn(echo, (there.clone(), back.clone())).start()?;
     let big = ByteBuf::from((0..LEN).map(pattern).collect::<Vec<u8>>());
     there.put(big)?;
     let returned = back.get()?;
@@ -641,14 +640,12 @@ fn dd_03_killed_consumer() -> TestResult {
 fn sq_01_04_simple_queue() -> TestResult {
     let q: SimpleQueue<u32> = SimpleQueue::new()?;
     assert!(q.is_empty());
-    let q2 = q.clone();
     // SQ-04: put is synchronous; once the child returns, its items are in the queue.
-    Process::new(move || {
-        q2.put(1).unwrap();
-        q2.put(2).unwrap();
-    })
-    .start()?
-    .join()?;
+    fn put_1_2(q: SimpleQueue<u32>) {
+        q.put(1).unwrap();
+        q.put(2).unwrap();
+    }
+    Process::run_fn(put_1_2, q.clone()).start()?.join()?;
     assert!(!q.is_empty());
     assert_eq!(q.get()?, 1);
     assert_eq!(q.get()?, 2);
@@ -673,19 +670,16 @@ fn jq_01_task_done() -> TestResult {
     let q: JoinableQueue<Option<u32>> = JoinableQueue::new()?;
     let done: Queue<u32> = Queue::new()?;
     let mut workers = Vec::new();
+    fn work((q, done): (JoinableQueue<Option<u32>>, Queue<u32>)) {
+        while let Some(item) = q.get().unwrap() {
+            std::thread::sleep(Duration::from_millis(20));
+            done.put(item).unwrap();
+            q.task_done().unwrap();
+        }
+        q.task_done().unwrap();
+    }
     for _ in 0..4 {
-        let (q, done) = (q.clone(), done.clone());
-        workers.push(
-            Process::new(move || {
-                while let Some(item) = q.get().unwrap() {
-                    std::thread::sleep(Duration::from_millis(20));
-                    done.put(item).unwrap();
-                    q.task_done().unwrap();
-                }
-                q.task_done().unwrap();
-            })
-            .start()?,
-        );
+        workers.push(Process::run_fn(work, (q.clone(), done.clone())).start()?);
     }
     for i in 0..10 {
         q.put(Some(i))?;

@@ -354,6 +354,93 @@ fn cx_01_02_contexts_and_the_default() {
     }
 }
 
+/// CX-02: every method is listed, spawn among them, and the first (the default of a
+/// threaded process like this one) is never fork; names are Python's, both ways. The
+/// automatic choice here is that first method: a forkserver child's real parent is the
+/// server, not this process.
+#[test]
+fn cx_02_every_method_listed_the_threaded_default_first_never_fork() {
+    assert!(StartMethod::ALL.contains(&StartMethod::Spawn));
+    assert_ne!(StartMethod::ALL[0], StartMethod::Fork);
+    for m in StartMethod::ALL {
+        assert_eq!(m.to_string().parse::<StartMethod>().unwrap(), m);
+    }
+    assert_eq!(
+        StartMethod::ALL.map(|m| m.name()),
+        ["forkserver", "spawn", "fork"]
+    );
+    fn real_parent(_: ()) -> Pid {
+        Pid::from(std::os::unix::process::parent_id())
+    }
+    assert_eq!(get_start_method(), None, "no test of this file pins one");
+    let mut child = Process::run_fn(real_parent, ()).start().unwrap();
+    let real = join_promptly(&mut child).unwrap();
+    assert_eq!(StartMethod::ALL[0], StartMethod::Forkserver);
+    assert_ne!(
+        real,
+        current_process().pid(),
+        "a threaded process's run_fn child comes from the forkserver"
+    );
+}
+
+/// CX-03 differs on purpose: a lock made here, in a process that forks, reaches spawn and
+/// forkserver children as an argument and is the same lock there (Python refuses a
+/// fork-context lock in such children). The child sees the parent's hold, and the parent
+/// sees the child's.
+#[test]
+fn cx_03_a_lock_made_before_reaches_spawn_and_forkserver_children() {
+    fn held_elsewhere(lock: multiproc::Lock) -> bool {
+        matches!(lock.try_lock(), Err(multiproc::LockError::WouldBlock))
+    }
+    fn hold_until_told((lock, mut ctl): (multiproc::Lock, multiproc::Connection)) {
+        let guard = lock.lock().unwrap();
+        ctl.send(&"holding").unwrap();
+        let _: String = ctl.recv().unwrap();
+        drop(guard);
+    }
+    for m in METHODS {
+        let lock = multiproc::Lock::new().unwrap();
+        let guard = lock.lock().unwrap();
+        let mut probe = Process::run_fn(held_elsewhere, lock.clone())
+            .start_method(m)
+            .start()
+            .unwrap();
+        assert!(
+            join_promptly(&mut probe).unwrap(),
+            "{m:?}: the child saw the lock free"
+        );
+        drop(guard);
+
+        let (mut ctl, theirs) = multiproc::pipe().unwrap();
+        let mut holder = Process::run_fn(hold_until_told, (lock.clone(), theirs))
+            .start_method(m)
+            .start()
+            .unwrap();
+        assert_eq!(ctl.recv::<String>().unwrap(), "holding");
+        assert!(lock.is_locked(), "{m:?}");
+        assert_eq!(lock.owner_pid(), Some(holder.pid()), "{m:?}");
+        ctl.send(&"release").unwrap();
+        join_promptly(&mut holder).unwrap();
+        assert!(!lock.is_locked(), "{m:?}");
+    }
+}
+
+/// CX-04: a spawned child is taken over before `main`, so this test binary's `main` (the
+/// libtest harness, which starts threads and would run every test again) never runs in it:
+/// the child has one thread, and the variable that marked it is gone.
+#[test]
+fn cx_04_a_spawned_child_never_runs_main() {
+    fn inside(_: ()) -> (usize, bool) {
+        let threads = std::fs::read_dir("/proc/self/task").unwrap().count();
+        (threads, std::env::var_os("__MULTIPROC_BOOT").is_some())
+    }
+    let mut child = Process::run_fn(inside, ())
+        .start_method(StartMethod::Spawn)
+        .start()
+        .unwrap();
+    assert_eq!(join_promptly(&mut child).unwrap(), (1, false));
+}
+
 #[test]
 fn large_arguments_and_results_round_trip() {
     fn reverse(v: Vec<u8>) -> Vec<u8> {
@@ -747,5 +834,224 @@ fn arguments_that_cannot_travel_are_clear_errors() {
             .start()
             .unwrap_err();
         assert!(matches!(err, Error::Codec(_)), "{m:?}: {err}");
+    }
+}
+
+// ---- pools built from threaded processes (issue 10) ------------------------------------
+
+/// Writes a file named `<pid>-<ms>` in `dir` (so the test knows which worker runs which
+/// task), then sleeps `ms`, and returns the pid.
+fn mark_and_sleep((dir, ms): (String, u64)) -> u32 {
+    let me = std::process::id();
+    std::fs::write(format!("{dir}/{me}-{ms}"), b"").expect("mark");
+    std::thread::sleep(Duration::from_millis(ms));
+    me
+}
+
+/// A private directory for a test's marks, removed on drop (even when the test fails).
+struct MarkDir(std::path::PathBuf);
+
+impl MarkDir {
+    fn new(tag: &str) -> MarkDir {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("multiproc-{tag}-{}-{n}", std::process::id()));
+        std::fs::create_dir(&path).expect("mark dir");
+        MarkDir(path)
+    }
+
+    fn path(&self) -> String {
+        self.0.to_str().expect("utf-8 temp dir").to_string()
+    }
+
+    /// The marks so far: (pid, ms).
+    fn marks(&self) -> Vec<(u32, u64)> {
+        std::fs::read_dir(&self.0)
+            .expect("read marks")
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let (pid, ms) = name.split_once('-')?;
+                Some((pid.parse().ok()?, ms.parse().ok()?))
+            })
+            .collect()
+    }
+}
+
+impl Drop for MarkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn thread_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count())
+}
+
+/// Issue 10, W1, DD-01 from a threaded process: a pool of 2 built while threads run (the
+/// harness's and 8 busy ones); a worker SIGKILLed mid-task fails only that task with
+/// `WorkerDied`, the other task and later ones complete, and the replacement worker is a
+/// child of the pool's single-threaded helper, never of this threaded process.
+fn pool_from_threads_survives_a_killed_worker(method: Option<StartMethod>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads = busy_threads(stop.clone());
+    let me = std::process::id();
+    let mut builder = multiproc::Pool::builder().processes(2);
+    if let Some(m) = method {
+        builder = builder.start_method(m);
+    }
+    let pool = builder.build().expect("a pool from a threaded process");
+    let first = pool.pids();
+    let helper = parent_of(u32::from(first[0])).expect("worker's parent");
+    assert_ne!(
+        helper, me,
+        "{method:?}: a worker is a child of the threaded process"
+    );
+    assert_eq!(parent_of(u32::from(first[1])), Some(helper), "{method:?}");
+    assert_eq!(
+        thread_count(helper),
+        1,
+        "{method:?}: the helper is single-threaded"
+    );
+
+    let marks = MarkDir::new("pool-kill");
+    let long = pool
+        .apply_async(mark_and_sleep, (marks.path(), 60_000))
+        .unwrap();
+    let short = pool
+        .apply_async(mark_and_sleep, (marks.path(), 1_000))
+        .unwrap();
+    assert!(
+        eventually(PROMPTLY, || marks.marks().len() == 2),
+        "{method:?}: both tasks should be running"
+    );
+    let victim = marks.marks().into_iter().find(|m| m.1 == 60_000).unwrap().0;
+    let other = marks.marks().into_iter().find(|m| m.1 == 1_000).unwrap().0;
+    assert_ne!(victim, other);
+    send_signal(Pid::from(victim), Signal::KILL).unwrap();
+    match long.get_timeout(PROMPTLY) {
+        Err(Error::WorkerDied(m)) => {
+            assert!(
+                m.contains("signal 9") || m.contains("KILL"),
+                "{method:?}: {m}"
+            )
+        }
+        other => panic!("{method:?}: the killed worker's task gave {other:?}"),
+    }
+    assert_eq!(short.get_timeout(PROMPTLY).unwrap(), other, "{method:?}");
+    // The pool replaces the worker and stays usable.
+    assert!(
+        eventually(PROMPTLY, || !pool.pids().contains(&Pid::from(victim))
+            && pool.pids().iter().all(|p| u32::from(*p) != 0)),
+        "{method:?}: no replacement for {victim}: {:?}",
+        pool.pids()
+    );
+    let results = pool.map_chunked(double, 0..50u64, 1).unwrap();
+    assert_eq!(results, (0..50).map(|x| x * 2).collect::<Vec<_>>());
+    for pid in pool.pids() {
+        assert_eq!(
+            parent_of(u32::from(pid)),
+            Some(helper),
+            "{method:?}: worker {pid} was not forked by the helper"
+        );
+    }
+    pool.close();
+    pool.join().unwrap();
+    assert!(!running(helper), "{method:?}: the helper outlived join");
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+#[test]
+fn w1_dd_01_pool_from_a_threaded_test_replaces_a_killed_worker_under_each_method() {
+    for method in [
+        None,
+        Some(StartMethod::Forkserver),
+        Some(StartMethod::Spawn),
+    ] {
+        pool_from_threads_survives_a_killed_worker(method);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn w1_dd_01_pool_from_a_tokio_runtime_replaces_a_killed_worker() {
+    tokio::task::spawn_blocking(|| pool_from_threads_survives_a_killed_worker(None))
+        .await
+        .unwrap();
+}
+
+/// PL-36: the initializer marks its worker (`<pid>-<helper pid>`) and fails in the second
+/// worker, after a pause that lets the others start.
+fn mark_or_fail(dir: String) {
+    let me = std::process::id();
+    let parent = std::os::unix::process::parent_id();
+    std::fs::write(format!("{dir}/{me}-{parent}"), b"").expect("mark");
+    if current_process().name() == "PoolWorker-2" {
+        std::thread::sleep(Duration::from_millis(1000));
+        panic!("the initializer fails on purpose");
+    }
+}
+
+/// PL-36: a worker that fails to start while the pool is built (its initializer panics)
+/// fails `build` with that panic, and every worker already started, and the helper, are
+/// gone (stopped and reaped) when `build` returns.
+#[test]
+fn pl_36_a_worker_failing_to_start_stops_the_others_under_each_method() {
+    for method in [StartMethod::Forkserver, StartMethod::Spawn] {
+        let marks = MarkDir::new("pl36");
+        let err = multiproc::Pool::builder()
+            .processes(3)
+            .start_method(method)
+            .initializer(mark_or_fail, marks.path())
+            .build()
+            .unwrap_err();
+        match &err {
+            Error::Panicked { message, .. } => {
+                assert!(message.contains("on purpose"), "{method:?}: {message}")
+            }
+            other => panic!("{method:?}: {other:?}"),
+        }
+        // (pid, helper pid), read back from the file names.
+        let started = marks.marks();
+        assert!(started.len() >= 2, "{method:?}: {started:?}");
+        for (pid, helper) in started {
+            assert_ne!(helper as u32, std::process::id(), "{method:?}");
+            assert!(
+                stat_fields(pid).is_none(),
+                "{method:?}: worker {pid} is left"
+            );
+            assert!(
+                stat_fields(helper as u32).is_none(),
+                "{method:?}: helper {helper} is left"
+            );
+        }
+    }
+}
+
+/// A pool built on a thread that then ends keeps working from another thread under every
+/// method a threaded process may use (a parent-death signal on the helper would follow the
+/// building thread, and kill the pool with it).
+#[test]
+fn pool_outlives_the_thread_that_built_it() {
+    for method in [
+        None,
+        Some(StartMethod::Forkserver),
+        Some(StartMethod::Spawn),
+    ] {
+        let pool = std::thread::spawn(move || {
+            let mut builder = multiproc::Pool::builder().processes(1);
+            if let Some(m) = method {
+                builder = builder.start_method(m);
+            }
+            builder.build().unwrap()
+        })
+        .join()
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(pool.map(double, 0..10u64).unwrap().len(), 10, "{method:?}");
+        pool.close();
+        pool.join().unwrap();
     }
 }

@@ -124,19 +124,24 @@ fn wait_for(v: &Value<u32>, want: u32) -> TestResult {
     }
 }
 
+// The children of these tests are `run_fn` functions, so the start-method matrix of
+// `.ci/run` runs them under fork, forkserver and spawn: the lock, value, semaphore,
+// condition, event or barrier travels as the argument.
+
+/// Takes the lock, says so with step 1, holds it until step 2.
+fn hold_until_step_2((l, s): (Lock, Value<u32>)) {
+    let g = l.lock().unwrap();
+    s.store(1);
+    while s.load() != 2 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(g);
+}
+
 fn lk_03() -> TestResult {
     let lock = Lock::new()?;
-    let (step, l) = (flag()?, lock.clone());
-    let s = step.clone();
-    let mut child = Process::new(move || {
-        let g = l.lock().unwrap();
-        s.store(1);
-        while s.load() != 2 {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        drop(g);
-    })
-    .start()?;
+    let step = flag()?;
+    let mut child = Process::run_fn(hold_until_step_2, (lock.clone(), step.clone())).start()?;
     wait_for(&step, 1)?;
     assert!(lock.is_locked());
     assert_eq!(lock.owner_pid(), Some(child.pid()));
@@ -150,11 +155,12 @@ fn lk_03() -> TestResult {
 fn lk_04() -> TestResult {
     let lock = Lock::new()?;
     let _ = lock.acquire()?;
-    let l = lock.clone();
-    Process::new(move || l.release().unwrap()).start()?.join()?;
+    fn release(l: Lock) -> bool {
+        l.release().is_ok()
+    }
+    assert!(Process::run_fn(release, lock.clone()).start()?.join()?);
     assert!(!lock.is_locked());
-    let l = lock.clone();
-    let second: bool = Process::new(move || l.release().is_err()).start()?.join()?;
+    let second = !Process::run_fn(release, lock.clone()).start()?.join()?;
     assert!(second, "LK-01: releasing an unlocked lock is an error");
     Ok(())
 }
@@ -162,17 +168,17 @@ fn lk_04() -> TestResult {
 fn lk_05() -> TestResult {
     let lock = Lock::new()?;
     let _g = lock.lock().map_err(Error::from)?;
-    let l = lock.clone();
-    let waited: (bool, Duration) = Process::new(move || {
+    fn acquire_200_ms(l: Lock) -> (bool, Duration) {
         let t = Instant::now();
         let timed_out = matches!(
             l.acquire_timeout(Duration::from_millis(200)),
             Err(Error::Timeout)
         );
         (timed_out, t.elapsed())
-    })
-    .start()?
-    .join()?;
+    }
+    let waited = Process::run_fn(acquire_200_ms, lock.clone())
+        .start()?
+        .join()?;
     assert!(waited.0);
     assert!(waited.1 >= Duration::from_millis(200));
     Ok(())
@@ -337,25 +343,25 @@ fn semaphore_limits() -> TestResult {
     let sem = Semaphore::new(2)?;
     let inside = Value::new(0u32)?;
     let max_inside = Value::new(0u32)?;
+    fn enter_20_times((sem, inside, max_inside): (Semaphore, Value<u32>, Value<u32>)) {
+        for _ in 0..20 {
+            let _unit = sem.lock();
+            let now = inside.fetch_add(1) + 1;
+            let mut seen = max_inside.load();
+            while now > seen {
+                match max_inside.compare_exchange(seen, now) {
+                    Ok(_) => break,
+                    Err(actual) => seen = actual,
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+            inside.fetch_sub(1);
+        }
+    }
     let children: Vec<_> = (0..5)
         .map(|_| {
-            let (sem, inside, max_inside) = (sem.clone(), inside.clone(), max_inside.clone());
-            Process::new(move || {
-                for _ in 0..20 {
-                    let _unit = sem.lock();
-                    let now = inside.fetch_add(1) + 1;
-                    let mut seen = max_inside.load();
-                    while now > seen {
-                        match max_inside.compare_exchange(seen, now) {
-                            Ok(_) => break,
-                            Err(actual) => seen = actual,
-                        }
-                    }
-                    std::thread::sleep(Duration::from_millis(1));
-                    inside.fetch_sub(1);
-                }
-            })
-            .start()
+            let args = (sem.clone(), inside.clone(), max_inside.clone());
+            Process::run_fn(enter_20_times, args).start()
         })
         .collect::<Result<_, _>>()?;
     for mut c in children {
@@ -373,8 +379,10 @@ fn semaphore_limits() -> TestResult {
 fn sm_03() -> TestResult {
     let sem = BoundedSemaphore::new(1)?;
     sem.acquire();
-    let s = sem.clone();
-    let results: (bool, bool) = Process::new(move || (s.release().is_ok(), s.release().is_err()))
+    fn release_twice(s: BoundedSemaphore) -> (bool, bool) {
+        (s.release().is_ok(), s.release().is_err())
+    }
+    let results = Process::run_fn(release_twice, sem.clone())
         .start()?
         .join()?;
     assert_eq!(results, (true, true));
@@ -385,8 +393,7 @@ fn sm_03() -> TestResult {
 fn condition_producer_consumer() -> TestResult {
     let cond = Condition::new()?;
     let items = Value::new(0u32)?;
-    let (c, it) = (cond.clone(), items.clone());
-    let mut consumer = Process::new(move || {
+    fn take_5((c, it): (Condition, Value<u32>)) -> (u32, u32) {
         let mut taken = 0;
         let mut timeouts = 0;
         while taken < 5 {
@@ -401,8 +408,8 @@ fn condition_producer_consumer() -> TestResult {
             }
         }
         (taken, timeouts)
-    })
-    .start()?;
+    }
+    let mut consumer = Process::run_fn(take_5, (cond.clone(), items.clone())).start()?;
     for _ in 0..5 {
         std::thread::sleep(Duration::from_millis(120));
         let g = cond.lock().map_err(Error::from)?;
@@ -425,16 +432,13 @@ fn start_waiters(
     woken: &Value<u32>,
     n: usize,
 ) -> Result<Vec<multiproc::Child<()>>, Error> {
+    fn wait_once((c, w): (Condition, Value<u32>)) {
+        let g = c.lock().unwrap();
+        let _g = c.wait(g).unwrap();
+        w.fetch_add(1);
+    }
     (0..n)
-        .map(|_| {
-            let (c, w) = (cond.clone(), woken.clone());
-            Process::new(move || {
-                let g = c.lock().unwrap();
-                let _g = c.wait(g).unwrap();
-                w.fetch_add(1);
-            })
-            .start()
-        })
+        .map(|_| Process::run_fn(wait_once, (cond.clone(), woken.clone())).start())
         .collect()
 }
 
@@ -487,12 +491,11 @@ fn cd_03() -> TestResult {
 
 fn ev_03() -> TestResult {
     let ev = Event::new()?;
-    let e = ev.clone();
-    let mut child = Process::new(move || {
+    fn set_after_100_ms(e: Event) {
         std::thread::sleep(Duration::from_millis(100));
         e.set();
-    })
-    .start()?;
+    }
+    let mut child = Process::run_fn(set_after_100_ms, ev.clone()).start()?;
     let t = Instant::now();
     ev.wait_timeout(Duration::from_secs(30))?;
     assert!(t.elapsed() >= Duration::from_millis(50));
@@ -504,8 +507,10 @@ fn barrier_3() -> TestResult {
     let barrier = Barrier::new(3)?;
     let children: Vec<_> = (0..2)
         .map(|_| {
-            let b = barrier.clone();
-            Process::new(move || (0..10).map(|_| b.wait().unwrap()).collect::<Vec<u32>>()).start()
+            fn pass_10_times(b: Barrier) -> Vec<u32> {
+                (0..10).map(|_| b.wait().unwrap()).collect()
+            }
+            Process::run_fn(pass_10_times, barrier.clone()).start()
         })
         .collect::<Result<_, _>>()?;
     let mine: Vec<u32> = (0..10).map(|_| barrier.wait()).collect::<Result<_, _>>()?;

@@ -4,6 +4,7 @@ use serde_json::json;
 
 use super::{check, python, PROCSPAWN, THREADS};
 use crate::harness::{Counts, Outcome, Result, Sample, Scenario, System, Unit, MULTIPROC};
+use crate::spin::spin_1ms;
 
 /// Workers in every pool: one per core of the 2-core machines this runs on.
 const WORKERS: usize = 2;
@@ -95,16 +96,6 @@ fn multiproc_apply_async(n: u64) -> Result<Outcome> {
     })?;
     pool.terminate();
     Ok(Outcome::Sample(sample))
-}
-
-/// A CPU-bound task: spins for 1 ms.
-fn spin_1ms(x: u64) -> u64 {
-    let start = std::time::Instant::now();
-    let mut acc = x;
-    while start.elapsed() < std::time::Duration::from_millis(1) {
-        acc = std::hint::black_box(acc.wrapping_mul(6364136223846793005).wrapping_add(1));
-    }
-    acc
 }
 
 fn multiproc_cpu(n: u64) -> Result<Outcome> {

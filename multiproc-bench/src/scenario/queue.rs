@@ -7,7 +7,7 @@ use serde_json::json;
 
 use multiproc::Queue;
 
-use super::{check, hand_off, ping_pong, python, BIG, IPC_CHANNEL, THREADS};
+use super::{check, hand_off, ping_pong, python, warmup, BIG, IPC_CHANNEL, THREADS};
 use crate::child::{self, Gate};
 use crate::harness::{Counts, Outcome, Result, Sample, Scenario, System, Unit, MULTIPROC};
 
@@ -20,9 +20,25 @@ pub(super) fn scenarios() -> Vec<Scenario> {
             pinned,
             multiproc_round_trip,
         )
+        .with(System::new("multiproc (tokio task, async)", |_, n| {
+            multiproc_async_round_trip(n)
+        }))
+        .with(System::new("tokio mpsc between tasks", |_, n| {
+            tokio_mpsc_round_trip(n)
+        }))
     };
+    // A tokio task consuming what a worker process puts, beside tokio's own mpsc between
+    // two tasks of one process (the in-process ceiling).
+    let small_async = small(1)
+        .with(System::new(
+            "multiproc (tokio task consumer, async)",
+            |_, n| multiproc_async_small(n),
+        ))
+        .with(System::new("tokio mpsc between tasks", |_, n| {
+            tokio_mpsc_small(n)
+        }));
     vec![
-        small(1),
+        small_async,
         small(4),
         big(),
         round_trip(false),
@@ -108,6 +124,116 @@ fn multiproc_round_trip(n: u64) -> Result<Outcome> {
             Ok(())
         },
     )
+}
+
+/// A current-thread tokio runtime (no threads of its own, so children may still be forked).
+fn current_thread_runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// The round trip awaited by a tokio task (`put_async`, `get_async`) against the same
+/// sync echoing child as the sync row; the warm-up and the timed round trips each run in
+/// one `block_on`.
+fn multiproc_async_round_trip(n: u64) -> Result<Outcome> {
+    let (ping, pong): (Queue<u64>, Queue<u64>) = (Queue::new()?, Queue::new()?);
+    let warm = warmup(n);
+    let child = child::fork(|| {
+        for _ in 0..warm + n {
+            pong.put(ping.get()?)?;
+        }
+        Ok(())
+    })?;
+    let rt = current_thread_runtime()?;
+    let round_trips = |from: u64, count: u64| -> Result<()> {
+        rt.block_on(async {
+            for sent in from..from + count {
+                ping.put_async(sent).await?;
+                check("echoed message", pong.get_async().await?, sent)?;
+            }
+            Ok(())
+        })
+    };
+    round_trips(0, warm)?;
+    let sample = Sample::time(n, || round_trips(warm, n))?;
+    child.wait()?;
+    Ok(Outcome::Sample(sample))
+}
+
+/// The in-process ceiling: a round trip between two tokio tasks over tokio's mpsc.
+fn tokio_mpsc_round_trip(n: u64) -> Result<Outcome> {
+    let rt = current_thread_runtime()?;
+    let (ping_tx, mut ping_rx) = tokio::sync::mpsc::channel::<u64>(16);
+    let (pong_tx, mut pong_rx) = tokio::sync::mpsc::channel::<u64>(16);
+    rt.spawn(async move {
+        while let Some(v) = ping_rx.recv().await {
+            if pong_tx.send(v).await.is_err() {
+                break;
+            }
+        }
+    });
+    let sample = Sample::time(n, || {
+        rt.block_on(async {
+            for sent in 0..n {
+                ping_tx.send(sent).await.map_err(|_| "echo task gone")?;
+                let got = pong_rx.recv().await.ok_or("echo task gone")?;
+                check("echoed message", got, sent)?;
+            }
+            Ok(())
+        })
+    })?;
+    Ok(Outcome::Sample(sample))
+}
+
+/// Small messages from one worker process to a tokio task that awaits each with
+/// `get_async` (the 1:1 row's producer, sync).
+fn multiproc_async_small(n: u64) -> Result<Outcome> {
+    let q: Queue<u64> = Queue::new()?;
+    let mut gate = Gate::new()?;
+    let producer = child::fork(|| {
+        gate.wait()?;
+        (0..n).try_for_each(|i| Ok(q.put(i)?))
+    })?;
+    let rt = current_thread_runtime()?;
+    let sample = Sample::time(n, || {
+        gate.open(1)?;
+        let sum = rt.block_on(async {
+            let mut sum = 0;
+            for _ in 0..n {
+                sum += q.get_async().await?;
+            }
+            Ok::<u64, crate::harness::Error>(sum)
+        })?;
+        check("sum of received messages", sum, expected_sum(1, n))
+    })?;
+    producer.wait()?;
+    Ok(Outcome::Sample(sample))
+}
+
+/// The in-process ceiling of the async 1:1 row: one tokio task sends `n` messages to
+/// another over tokio's unbounded mpsc.
+fn tokio_mpsc_small(n: u64) -> Result<Outcome> {
+    let rt = current_thread_runtime()?;
+    let sample = Sample::time(n, || {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+        rt.block_on(async move {
+            let producer = tokio::spawn(async move {
+                for i in 0..n {
+                    if tx.send(i).is_err() {
+                        break;
+                    }
+                }
+            });
+            let mut sum = 0;
+            for _ in 0..n {
+                sum += rx.recv().await.ok_or("producer task gone")?;
+            }
+            producer.await?;
+            check("sum of received messages", sum, expected_sum(1, n))
+        })
+    })?;
+    Ok(Outcome::Sample(sample))
 }
 
 /// The sum a consumer must see from `producers` producers that each send `0..share`.

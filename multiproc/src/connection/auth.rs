@@ -10,6 +10,12 @@
 //!   answering a 20-byte legacy challenge, the bare 16-byte HMAC-MD5 of it;
 //! - verdict: `#WELCOME#` or `#FAILURE#`.
 //!
+//! On a unix socket our challenge's random bytes start with [`RECORDS_OFFER`]: the offer,
+//! to a peer of this library, to carry the connection on a record socket once the
+//! handshake is done (see `listener.rs`). Python ignores it (to Python they are challenge
+//! bytes like any others), and Python's random bytes make the offer with a chance of
+//! 2^-64.
+//!
 //! A response's length tells its form: 16 bytes is a legacy HMAC-MD5 (what 3.11 answers to
 //! any challenge, ours included), anything else must carry a `{digest}` prefix. Because
 //! the MAC covers the challenge's own `{digest}` prefix, a peer cannot talk us down to a
@@ -38,6 +44,9 @@ const MESSAGE_LENGTH: usize = 40;
 const MD5ONLY_MESSAGE_LENGTH: usize = 20;
 /// A response of exactly this length is a legacy bare HMAC-MD5.
 const MD5_DIGEST_LEN: usize = 16;
+/// The first random bytes of a challenge that offers the move to a record socket: 8 of the
+/// 40, so 32 random bytes (256 bits) remain.
+const RECORDS_OFFER: &[u8; 8] = b"mp:recs1";
 /// Handshake messages longer than this are refused before they are read.
 const MAX_MESSAGE: u64 = 256;
 /// Digest names Python may put in braces; the longest decides how far `}` is looked for.
@@ -167,11 +176,20 @@ fn verify(key: &[u8], challenge: &[u8], answer: &[u8]) -> Result<()> {
 }
 
 /// Challenges the peer and checks its answer (Python's `deliver_challenge`); the peer is
-/// told `#WELCOME#` or `#FAILURE#`. `Error::Timeout` when `deadline` passes first.
-pub(crate) fn deliver_challenge(fd: BorrowedFd<'_>, key: &[u8], deadline: Deadline) -> Result<()> {
+/// told `#WELCOME#` or `#FAILURE#`. With `offer_records`, the challenge offers the move to
+/// a record socket. `Error::Timeout` when `deadline` passes first.
+pub(crate) fn deliver_challenge(
+    fd: BorrowedFd<'_>,
+    key: &[u8],
+    deadline: Deadline,
+    offer_records: bool,
+) -> Result<()> {
     let mut random = [0u8; MESSAGE_LENGTH];
     getrandom::getrandom(&mut random)
         .map_err(|e| Error::Io(std::io::Error::other(format!("no random bytes: {e}"))))?;
+    if offer_records {
+        random[..RECORDS_OFFER.len()].copy_from_slice(RECORDS_OFFER);
+    }
     let mut challenge = b"{sha256}".to_vec();
     challenge.extend_from_slice(&random);
     send(fd, &[CHALLENGE, &challenge].concat())?;
@@ -186,9 +204,10 @@ pub(crate) fn deliver_challenge(fd: BorrowedFd<'_>, key: &[u8], deadline: Deadli
     }
 }
 
-/// Answers the peer's challenge and reads its verdict (Python's `answer_challenge`).
-/// `Error::Timeout` when `deadline` passes first.
-pub(crate) fn answer_challenge(fd: BorrowedFd<'_>, key: &[u8], deadline: Deadline) -> Result<()> {
+/// Answers the peer's challenge and reads its verdict (Python's `answer_challenge`), and
+/// says whether the challenge offered the move to a record socket. `Error::Timeout` when
+/// `deadline` passes first.
+pub(crate) fn answer_challenge(fd: BorrowedFd<'_>, key: &[u8], deadline: Deadline) -> Result<bool> {
     let message = recv(fd, deadline)?;
     let Some(challenge) = message.strip_prefix(CHALLENGE) else {
         return Err(Error::Authentication(format!(
@@ -207,7 +226,11 @@ pub(crate) fn answer_challenge(fd: BorrowedFd<'_>, key: &[u8], deadline: Deadlin
     if recv(fd, deadline)? != WELCOME {
         return Err(Error::Authentication("digest sent was rejected".into()));
     }
-    Ok(())
+    let offers = matches!(
+        digest_and_payload(challenge)?,
+        (Some(_), random) if random.starts_with(RECORDS_OFFER)
+    );
+    Ok(offers)
 }
 
 fn send(fd: BorrowedFd<'_>, message: &[u8]) -> Result<()> {
@@ -316,13 +339,17 @@ mod tests {
         let (a, b) = sys::fd::socketpair().unwrap();
         let t = std::thread::spawn(move || {
             let d = Deadline::after(std::time::Duration::from_secs(5));
-            answer_challenge(b.as_fd(), b"k", d)?;
-            deliver_challenge(b.as_fd(), b"k", d)
+            let offered = answer_challenge(b.as_fd(), b"k", d)?;
+            deliver_challenge(b.as_fd(), b"k", d, false)?;
+            Ok::<_, Error>(offered)
         });
         let d = Deadline::after(std::time::Duration::from_secs(5));
-        deliver_challenge(a.as_fd(), b"k", d).unwrap();
-        answer_challenge(a.as_fd(), b"k", d).unwrap();
-        t.join().unwrap().unwrap();
+        deliver_challenge(a.as_fd(), b"k", d, true).unwrap();
+        assert!(
+            !answer_challenge(a.as_fd(), b"k", d).unwrap(),
+            "no offer made"
+        );
+        assert!(t.join().unwrap().unwrap(), "the offer was seen");
     }
 
     #[test]

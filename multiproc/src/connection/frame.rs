@@ -9,6 +9,12 @@
 //! descriptors ride on the prefix's bytes (`SCM_RIGHTS`). A message without descriptors is
 //! framed exactly as Python frames it.
 //!
+//! On a record-preserving socket (`SOCK_SEQPACKET`, what [`pipe`](super::pipe) makes) the
+//! same bytes travel as records of at most [`RECORD_MAX`] bytes: a frame that fits is one
+//! record; a longer one is cut into records of `RECORD_MAX` bytes and a last, shorter one
+//! ([`records`]). A record never holds bytes of two frames, so a receive that takes one
+//! record never takes a byte of the next frame.
+//!
 //! Pure functions over bytes: no I/O, so they are unit-tested and fuzzed on their own.
 #![forbid(unsafe_code)]
 
@@ -25,6 +31,36 @@ pub(crate) const FDS_PREFIX: usize = 8;
 
 /// The first four bytes of a frame with descriptors.
 const FDS_MARKER: i32 = -2;
+
+/// The longest record on a record-preserving socket, and the room a receiver gives the
+/// first record of each frame. Well under the kernel's limit for one `AF_UNIX` record
+/// (the send buffer, at least 208 KiB), and within what it builds from single pages.
+pub(crate) const RECORD_MAX: usize = 64 * 1024;
+
+/// Cuts the frame `parts` (concatenated) into the records it travels as: slices of
+/// `parts`, [`RECORD_MAX`] bytes per record and the rest in the last one.
+pub(crate) fn records<'a>(parts: &[&'a [u8]]) -> Vec<Vec<&'a [u8]>> {
+    let mut out = Vec::new();
+    let mut record: Vec<&'a [u8]> = Vec::new();
+    let mut room = RECORD_MAX;
+    for &part in parts {
+        let mut part = part;
+        while !part.is_empty() {
+            let (now, later) = part.split_at(part.len().min(room));
+            record.push(now);
+            room -= now.len();
+            part = later;
+            if room == 0 {
+                out.push(std::mem::take(&mut record));
+                room = RECORD_MAX;
+            }
+        }
+    }
+    if !record.is_empty() {
+        out.push(record);
+    }
+    out
+}
 
 /// The prefix announcing `count` descriptors.
 pub(crate) fn encode_fds_prefix(count: u32) -> [u8; FDS_PREFIX] {
@@ -199,6 +235,33 @@ mod tests {
             decode_fds_prefix(&encode_fds_prefix(0)),
             Err(Error::Protocol(_))
         ));
+    }
+
+    #[test]
+    fn records_cut_at_record_max_and_keep_every_byte_in_order() {
+        let head = [1u8, 2, 3, 4];
+        for len in [
+            0,
+            1,
+            RECORD_MAX - 4,
+            RECORD_MAX - 3,
+            RECORD_MAX,
+            3 * RECORD_MAX + 7,
+        ] {
+            let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let cut = records(&[&head, &payload]);
+            let sizes: Vec<usize> = cut
+                .iter()
+                .map(|r| r.iter().map(|p| p.len()).sum())
+                .collect();
+            let total = 4 + len;
+            assert_eq!(sizes.len(), total.div_ceil(RECORD_MAX), "len {len}");
+            assert!(sizes[..sizes.len() - 1].iter().all(|&s| s == RECORD_MAX));
+            assert!(sizes.iter().all(|&s| s > 0));
+            let joined: Vec<u8> = cut.concat().concat();
+            assert_eq!(&joined[..4], &head);
+            assert_eq!(&joined[4..], &payload[..]);
+        }
     }
 
     #[test]

@@ -208,11 +208,16 @@ impl Listener {
             }
         };
         *self.last_accepted.lock().unwrap_or_else(|p| p.into_inner()) = peer;
-        let conn = Connection::from(fd);
+        let mut conn = Connection::from(fd);
         if let Some(key) = &self.authkey {
             let limit = Deadline::after(self.handshake_timeout);
-            auth::deliver_challenge(conn.as_fd(), key, limit)
+            let offer = matches!(self.socket, Socket::Unix(_));
+            let records = auth::deliver_challenge(conn.as_fd(), key, limit, offer)
                 .and_then(|()| auth::answer_challenge(conn.as_fd(), key, limit))
+                .and_then(|offered| match offer && offered {
+                    true => take_records_end(&mut conn, limit).map(Some),
+                    false => Ok(None),
+                })
                 .map_err(|e| match e {
                     Error::Timeout => Error::Authentication(format!(
                         "the client did not finish the handshake within {:?}",
@@ -225,9 +230,36 @@ impl Listener {
                     )),
                     other => other,
                 })?;
+            if let Some(records) = records {
+                conn = records;
+            }
         }
         Ok(conn)
     }
+}
+
+/// Between two peers of this library on a unix socket that both offered it, the client
+/// sends, right after the handshake, one end of a record socket pair (what [`pipe`]
+/// makes), and both sides go on over that pair: a small message then costs one receive
+/// call instead of two (see `docs/decisions.md`). Python peers never offer, and keep the
+/// stream.
+///
+/// [`pipe`]: super::pipe
+fn take_records_end(conn: &mut Connection, limit: Deadline) -> Result<Connection> {
+    let refused =
+        |why: String| Error::Authentication(format!("the move to a record socket failed: {why}"));
+    let end: Connection = conn
+        .recv_until(limit, Error::Timeout)
+        .map_err(|e| match e {
+            Error::Timeout => e,
+            other => refused(other.to_string()),
+        })?;
+    if end.framing != super::Framing::Records {
+        return Err(refused(
+            "the client sent a socket that is not a record socket".into(),
+        ));
+    }
+    Ok(end)
 }
 
 impl Socket {
@@ -446,8 +478,16 @@ fn connect_until(
     };
     let conn = Connection::from(fd);
     if let Some(key) = authkey {
-        auth::answer_challenge(conn.as_fd(), key, deadline)?;
-        auth::deliver_challenge(conn.as_fd(), key, deadline)?;
+        let offer = !matches!(address, Address::Tcp(_));
+        let offered = auth::answer_challenge(conn.as_fd(), key, deadline)?;
+        auth::deliver_challenge(conn.as_fd(), key, deadline, offer)?;
+        if offer && offered {
+            // See `take_records_end`: the listener waits for this end.
+            let (mine, theirs) = super::pipe()?;
+            let mut conn = conn;
+            conn.send(&theirs)?;
+            return Ok(mine);
+        }
     }
     Ok(conn)
 }
@@ -455,6 +495,102 @@ fn connect_until(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A unix socket path in a fresh directory of its own, removed with its file on drop.
+    struct SocketDir(PathBuf);
+
+    impl SocketDir {
+        fn new(tag: &str) -> SocketDir {
+            let dir =
+                std::env::temp_dir().join(format!("mp-listener-unit-{tag}-{}", std::process::id()));
+            fs::create_dir_all(&dir).unwrap();
+            SocketDir(dir)
+        }
+
+        fn address(&self) -> String {
+            format!("unix:{}", self.0.join("s").display())
+        }
+    }
+
+    impl Drop for SocketDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Issue 11, the Listener's speed: two peers of this library on a unix socket with a
+    /// key go on over a record socket; over TCP, or without a key, they keep the stream.
+    #[test]
+    fn rust_peers_with_a_key_on_unix_move_to_a_record_socket() -> Result<()> {
+        let dir = SocketDir::new("records");
+        for (address, key, framing) in [
+            (
+                dir.address(),
+                Some(&b"k"[..]),
+                super::super::Framing::Records,
+            ),
+            (
+                "tcp:127.0.0.1:0".to_string(),
+                Some(&b"k"[..]),
+                super::super::Framing::Stream,
+            ),
+            (
+                "unix:@mp-unit-nokey".to_string(),
+                None,
+                super::super::Framing::Stream,
+            ),
+        ] {
+            let listener = Listener::bind(address.as_str(), key)?;
+            let at = listener.local_addr().clone();
+            let client = std::thread::spawn(move || -> Result<(bool, u32)> {
+                let mut conn = Client::connect(&at, key)?;
+                conn.send(&41u32)?;
+                Ok((conn.framing == framing, conn.recv::<u32>()?))
+            });
+            let mut conn = listener.accept()?;
+            assert_eq!(conn.framing, framing, "{address}");
+            let n: u32 = conn.recv()?;
+            conn.send(&(n + 1))?;
+            assert_eq!(client.join().unwrap()?, (true, 42), "{address}");
+        }
+        Ok(())
+    }
+
+    /// A client that offers the record socket but then sends something else is refused,
+    /// like any failed handshake, and the listener serves the next client.
+    #[test]
+    fn a_client_that_offers_but_sends_no_record_end_is_refused() -> Result<()> {
+        let dir = SocketDir::new("norecords");
+        let listener = Listener::bind(dir.address().as_str(), Some(b"k"))?;
+        let Address::Unix(path) = listener.local_addr().clone() else {
+            unreachable!()
+        };
+        let liar = std::thread::spawn(move || -> Result<()> {
+            let stream = UnixStream::connect(&path)?;
+            let d = Deadline::after(Duration::from_secs(10));
+            assert!(
+                auth::answer_challenge(stream.as_fd(), b"k", d)?,
+                "the listener offers"
+            );
+            auth::deliver_challenge(stream.as_fd(), b"k", d, true)?;
+            let mut conn = Connection::from(OwnedFd::from(stream));
+            conn.send_bytes(b"not a socket")?;
+            // Hold the stream open until the listener has judged.
+            let _ = conn.poll(Some(Duration::from_secs(10)));
+            Ok(())
+        });
+        let err = listener.accept().unwrap_err();
+        assert!(
+            matches!(&err, Error::Authentication(e) if e.contains("record socket")),
+            "{err}"
+        );
+        liar.join().unwrap()?;
+        let at = listener.local_addr().clone();
+        let good = std::thread::spawn(move || Client::connect(&at, Some(b"k"))?.send(&7u8));
+        assert_eq!(listener.accept()?.recv::<u8>()?, 7);
+        good.join().unwrap()?;
+        Ok(())
+    }
 
     #[test]
     fn listener_is_send_and_sync() {

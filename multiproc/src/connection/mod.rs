@@ -18,6 +18,12 @@
 //! [`Connection::try_clone`]), taking turns under a [`Lock`](crate::Lock) as in Python:
 //! a receive takes exactly one message and never reads past it.
 //!
+//! The ends of [`pipe`] and [`pipe_oneway`] are `SOCK_SEQPACKET` sockets: a message of up
+//! to 64 KiB travels as one record, which one receive takes whole, so a small message
+//! costs one system call on each side. The bytes are Python's frames either way, but a
+//! Python process reading such an end would cut the records: give Python a
+//! [`Listener`]'s connection (a stream socket) instead.
+//!
 //! # EOF and inherited ends
 //!
 //! [`Error::Eof`] comes once every copy of the peer end is closed, in every process. Ends
@@ -31,6 +37,8 @@ mod address;
 mod auth;
 mod frame;
 mod listener;
+#[cfg(feature = "tokio")]
+mod tokio;
 mod wait;
 mod with_codec;
 
@@ -50,6 +58,7 @@ use crate::fd::{registry, wait_readable};
 use crate::handle;
 use crate::raw::park;
 use crate::sys;
+use crate::sys::fd::RecordsRead;
 
 pub use self::address::{Address, ToAddress};
 pub use self::direction::{Duplex, Readable, RecvOnly, SendOnly, Writable};
@@ -86,12 +95,40 @@ mod direction {
     impl Writable for SendOnly {}
 }
 
+/// How the frames of a connection sit on its socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// One byte stream (a stream socket, a pipe; what Python's peers use): a receive reads
+    /// the header, then exactly the payload, so it never takes a byte of the next frame.
+    Stream,
+    /// Records (`SOCK_SEQPACKET`, what [`pipe`] makes): a frame is one record, or several
+    /// for a long one (see `frame.rs`), so a receive takes a whole small frame in one call
+    /// and, as a record never spans two frames, still never a byte of the next one.
+    Records,
+}
+
+impl Framing {
+    /// What the kernel says `fd` is.
+    fn of(fd: BorrowedFd<'_>) -> Framing {
+        if sys::socket::is_seqpacket(fd) {
+            Framing::Records
+        } else {
+            Framing::Stream
+        }
+    }
+}
+
 /// Messages up to this size are copied behind their header and sent with one `send`;
 /// larger ones go out as two iovecs, without the copy.
 const SMALL_FRAME: usize = 1024;
 
 /// Scratch buffers up to this size are kept for the next message; larger ones go back.
 const KEEP_SCRATCH: usize = 64 * 1024;
+
+/// The rest of a long message on records is received this much at a time (64 records per
+/// `recvmmsg`), so a peer that announces a huge length makes us allocate at most this
+/// beyond what has arrived.
+const RECORDS_BATCH: usize = 64 * frame::RECORD_MAX;
 
 /// Socket buffer size asked of the kernel, so large messages move in fewer wake-ups.
 const SOCKET_BUF: usize = 4 * 1024 * 1024;
@@ -110,12 +147,18 @@ const GROW_STEP: usize = 8 * 1024 * 1024;
 /// Dropping a connection closes this process's copy of its descriptor.
 pub struct Connection<D = Duplex> {
     fd: OwnedFd,
+    framing: Framing,
     /// Why the framing was lost, once it was: every later receive reports it.
     broken: Option<String>,
     /// Reused for encoding `send` and decoding `recv`, so steady-state messages allocate
     /// nothing. Its capacity is never zero-filled, so a process that moves little touches
     /// (and, after `fork`, copies) few pages.
     scratch: Vec<u8>,
+    /// With [`Framing::Records`]: the first record of the frame being received, whose
+    /// payload bytes from `inbox_at` on are not consumed yet. Never holds a byte of another
+    /// frame. Empty with [`Framing::Stream`].
+    inbox: Vec<u8>,
+    inbox_at: usize,
     _dir: PhantomData<D>,
 }
 
@@ -148,8 +191,11 @@ impl<D> fmt::Debug for Connection<D> {
 /// # Errors
 /// [`Error::Io`] when the system is out of descriptors.
 pub fn pipe() -> Result<(Connection<Duplex>, Connection<Duplex>)> {
-    let (a, b) = sys::fd::socketpair()?;
-    Ok((Connection::from_fd(a), Connection::from_fd(b)))
+    let (a, b) = sys::fd::seqpacket_pair()?;
+    Ok((
+        Connection::with_framing(a, Framing::Records),
+        Connection::with_framing(b, Framing::Records),
+    ))
 }
 
 /// Creates a one-way pipe, like Python's `Pipe(duplex=False)`: the first end receives, the
@@ -180,22 +226,34 @@ pub fn pipe() -> Result<(Connection<Duplex>, Connection<Duplex>)> {
 /// # Errors
 /// [`Error::Io`] when the system is out of descriptors.
 pub fn pipe_oneway() -> Result<(Connection<RecvOnly>, Connection<SendOnly>)> {
-    let (r, w) = sys::fd::socketpair()?;
+    let (r, w) = sys::fd::seqpacket_pair()?;
     // Shut the unused directions so even a raw-fd user cannot send the wrong way.
     sys::fd::shutdown(r.as_fd(), sys::fd::Shutdown::Write)?;
     sys::fd::shutdown(w.as_fd(), sys::fd::Shutdown::Read)?;
-    Ok((Connection::from_fd(r), Connection::from_fd(w)))
+    Ok((
+        Connection::with_framing(r, Framing::Records),
+        Connection::with_framing(w, Framing::Records),
+    ))
 }
 
 impl<D> Connection<D> {
+    /// Wraps `fd`, framed as the kernel says its socket type asks.
     fn from_fd(fd: OwnedFd) -> Self {
+        let framing = Framing::of(fd.as_fd());
+        Connection::with_framing(fd, framing)
+    }
+
+    fn with_framing(fd: OwnedFd, framing: Framing) -> Self {
         // Best effort: a kernel that clamps the size still gives a working connection.
         let _ = sys::fd::set_buffer_sizes(fd.as_fd(), SOCKET_BUF);
         registry::track(fd.as_raw_fd());
         Connection {
             fd,
+            framing,
             broken: None,
             scratch: Vec::new(),
+            inbox: Vec::new(),
+            inbox_at: 0,
             _dir: PhantomData,
         }
     }
@@ -212,14 +270,19 @@ impl<D> Connection<D> {
     /// # Errors
     /// [`Error::Io`] when the system is out of descriptors.
     pub fn try_clone(&self) -> Result<Self> {
-        Ok(Connection::from_fd(sys::fd::dup(self.fd.as_fd())?))
+        Ok(Connection::with_framing(
+            sys::fd::dup(self.fd.as_fd())?,
+            self.framing,
+        ))
     }
 }
 
-// Receiving reads exactly one frame and never a byte past it: the header, then exactly the
-// payload. Several processes may read one end (taking turns under a lock, as Python
-// requires), and bytes read ahead into one process's memory would be lost to the others.
-// A small message costs two `recv`/`read` calls (header, payload); an empty one, one.
+// Receiving reads exactly one frame and never a byte past it. Several processes may read one
+// end (taking turns under a lock, as Python requires), and bytes read ahead into one
+// process's memory would be lost to the others. On a stream a receive reads the header,
+// then exactly the payload: two calls for a small message (one for an empty one). On
+// records (`pipe`) it takes the frame's first record whole, which holds a small frame
+// entirely: one call.
 impl<D: Readable> Connection<D> {
     /// Whether a message (or EOF) can be received without blocking, waiting at most
     /// `timeout` for one: `Some(Duration::ZERO)` answers at once, `None` waits forever.
@@ -283,7 +346,16 @@ impl<D: Readable> Connection<D> {
     /// # Errors
     /// As [`recv`](Self::recv), without the codec error.
     pub fn recv_bytes(&mut self) -> Result<Vec<u8>> {
-        let (len, fds) = self.next_frame(Deadline::NEVER, Error::Timeout)?;
+        self.recv_bytes_until(Deadline::NEVER, Error::Timeout)
+    }
+
+    /// Receives one message as raw bytes if it starts by `deadline`, else `not_ready`.
+    pub(crate) fn recv_bytes_until(
+        &mut self,
+        deadline: Deadline,
+        not_ready: Error,
+    ) -> Result<Vec<u8>> {
+        let (len, fds) = self.next_frame(deadline, not_ready)?;
         let mut out = Vec::new();
         self.read_payload(len, &mut out)?;
         bytes_only(fds)?;
@@ -341,6 +413,13 @@ impl<D: Readable> Connection<D> {
         not_ready: Error,
     ) -> Result<T> {
         let (len, fds) = self.next_frame(deadline, not_ready)?;
+        if self.inbox_left() as u64 == len {
+            // The whole payload came with the first record (or it is empty): decode it
+            // where it lies.
+            let value = fds.and_then(|fds| handle::decode(&self.inbox[self.inbox_at..], fds));
+            self.inbox_at = self.inbox.len();
+            return value;
+        }
         let mut payload = std::mem::take(&mut self.scratch);
         payload.clear();
         let value = self
@@ -367,14 +446,34 @@ impl<D: Readable> Connection<D> {
                 "the connection is broken ({cause}): no message can be received from it"
             )));
         }
+        match self.framing {
+            Framing::Stream => self.next_stream_header(deadline, not_ready),
+            Framing::Records => self.next_record(deadline, not_ready),
+        }
+    }
+
+    /// [`next_frame`](Self::next_frame) on a stream: reads exactly the header.
+    fn next_stream_header(
+        &mut self,
+        deadline: Deadline,
+        not_ready: Error,
+    ) -> Result<(u64, Result<Vec<OwnedFd>>)> {
         let mut head = [0u8; frame::FDS_PREFIX + frame::MAX_HEADER];
         // Never ask for more than the header: the payload's bytes are read by exact count.
         // A sender's descriptors ride on the first bytes of its frame, so they come with
         // this first read, or not at all.
-        let (mut got, fds) = match self.first_bytes(&mut head[..4], deadline)? {
+        let fd = self.fd.as_fd();
+        let first = first_bytes(fd, deadline, |wait| {
+            if wait {
+                sys::scm::recv_with_fds(fd, &mut head[..4]).map(Some)
+            } else {
+                sys::scm::try_recv_with_fds(fd, &mut head[..4])
+            }
+        })?;
+        let (mut got, fds) = match first {
             None => return Err(not_ready),
-            Some((0, _)) => return Err(Error::Eof),
-            Some(first) => first,
+            Some(r) if r.len == 0 => return Err(Error::Eof),
+            Some(r) => (r.len, r.fds),
         };
         loop {
             if got >= 4 {
@@ -416,52 +515,88 @@ impl<D: Readable> Connection<D> {
         }
     }
 
-    /// Reads the first bytes of a frame into `buf`, with the descriptors that came with
-    /// them, waiting until `deadline`: `None` when nothing arrived by then, `Some((0, _))`
-    /// at EOF.
-    fn first_bytes(
-        &self,
-        buf: &mut [u8],
+    /// [`next_frame`](Self::next_frame) on records: takes the frame's first record whole
+    /// into the inbox (a small frame is all there) and checks that it starts a frame and
+    /// holds nothing past it.
+    fn next_record(
+        &mut self,
         deadline: Deadline,
-    ) -> Result<Option<(usize, io::Result<Vec<OwnedFd>>)>> {
+        not_ready: Error,
+    ) -> Result<(u64, Result<Vec<OwnedFd>>)> {
         let fd = self.fd.as_fd();
-        loop {
-            // Data that arrives within the spin budget is taken without sleeping: a sleeping
-            // reader costs the writer a cross-CPU wake-up (tens of microseconds here).
-            let mut got = None;
-            let mut socket = true;
-            park::spin_until(
-                || match sys::scm::try_recv_with_fds(fd, buf) {
-                    Ok(Some(received)) => {
-                        got = Some((received.len, received.fds));
-                        true
-                    }
-                    Ok(None) => false,
-                    // Not a socket (a wrapped pipe), or a real error: a plain read decides.
-                    Err(_) => {
-                        socket = false;
-                        true
-                    }
-                },
-                deadline,
+        let inbox = &mut self.inbox;
+        inbox.clear();
+        inbox.reserve_exact(frame::RECORD_MAX);
+        self.inbox_at = 0;
+        let first = first_bytes(fd, deadline, |wait| {
+            sys::scm::recv_record_to_spare(fd, inbox, frame::RECORD_MAX, wait)
+        })?;
+        let received = match first {
+            None => return Err(not_ready),
+            // Records are never empty: a frame has at least its 4-byte header.
+            Some(r) if r.len == 0 => return Err(Error::Eof),
+            Some(r) => r,
+        };
+        if received.truncated {
+            let e = format!(
+                "a record longer than {} bytes arrived, which this library never sends",
+                frame::RECORD_MAX
             );
-            if got.is_some() {
-                return Ok(got);
+            return Err(self.broken_by(Error::protocol(e)));
+        }
+        let parsed = frame::decode_fds_prefix(&self.inbox).and_then(|prefix| {
+            let Some((count, at)) = prefix else {
+                return Ok(None);
+            };
+            Ok(frame::decode_header(&self.inbox[at..])?
+                .map(|(len, header_len)| (len, count, at + header_len)))
+        });
+        let (len, count, start) = match parsed {
+            Ok(Some(frame)) => frame,
+            Ok(None) => {
+                let e = format!(
+                    "a record of {} bytes ends inside its frame header",
+                    self.inbox.len()
+                );
+                return Err(self.broken_by(Error::protocol(e)));
             }
-            if !deadline.is_never() {
-                let left = deadline.remaining().unwrap_or(Duration::ZERO);
-                // A socket was just looked at; anything else must be asked.
-                let ask = !socket || !left.is_zero();
-                if !ask || !sys::fd::poll_readable(&[fd.as_raw_fd()], Some(left))?[0] {
-                    return Ok(None);
-                }
-                if socket {
-                    // Readable; look again without blocking (another reader may be faster).
-                    continue;
-                }
+            Err(e) => return Err(self.broken_by(e)),
+        };
+        let here = self.inbox.len() - start;
+        if here as u64 > len {
+            let e = format!("a record holds {here} payload bytes of a {len}-byte message");
+            return Err(self.broken_by(Error::protocol(e)));
+        }
+        self.inbox_at = start;
+        Ok((len, claim(count, received.fds)))
+    }
+
+    /// How many payload bytes of the frame being received wait in the inbox.
+    fn inbox_left(&self) -> usize {
+        self.inbox.len() - self.inbox_at
+    }
+
+    /// Takes up to `max` payload bytes from the inbox.
+    fn take_inbox(&mut self, max: usize) -> &[u8] {
+        let take = self.inbox_left().min(max);
+        let at = self.inbox_at;
+        self.inbox_at += take;
+        &self.inbox[at..at + take]
+    }
+
+    /// Reads more payload of the current frame into the spare capacity of `out`, at most
+    /// `max` bytes; `Ok(0)` at end of file. On records, the spare capacity must hold the
+    /// next record: `min(max, RECORD_MAX)` bytes at least, as the sender cuts them.
+    fn read_more(&self, out: &mut Vec<u8>, max: usize) -> Result<usize> {
+        let fd = self.fd.as_fd();
+        match self.framing {
+            Framing::Stream => Ok(sys::fd::read_to_spare(fd, out, max)?),
+            Framing::Records => {
+                let received = sys::scm::recv_record_to_spare(fd, out, max, true)?
+                    .ok_or_else(|| io::Error::from(io::ErrorKind::WouldBlock))?;
+                record_rest(&received)?;
+                Ok(received.len)
             }
-            let received = sys::scm::recv_with_fds(fd, buf)?;
-            return Ok(Some((received.len, received.fds)));
         }
     }
 
@@ -475,29 +610,62 @@ impl<D: Readable> Connection<D> {
         // allocate memory it never sends.
         out.reserve_exact(len.min(GROW_STEP));
         let end = out.len() + len;
+        out.extend_from_slice(self.take_inbox(len));
         while out.len() < end {
-            if out.len() == out.capacity() {
-                out.reserve_exact((end - out.len()).min(GROW_STEP));
-            }
             let want = end - out.len();
-            match sys::fd::read_to_spare(self.fd.as_fd(), out, want) {
+            if self.framing == Framing::Records {
+                // The rest of a long message: whole records, as many per call as fit the
+                // batch (the sender cut them at RECORD_MAX, the last one shorter).
+                let batch = want.min(RECORDS_BATCH);
+                if out.capacity() - out.len() < batch {
+                    out.reserve_exact(batch);
+                }
+                let sizes: Vec<usize> = (0..batch.div_ceil(frame::RECORD_MAX))
+                    .map(|i| (batch - i * frame::RECORD_MAX).min(frame::RECORD_MAX))
+                    .collect();
+                match sys::fd::recv_records_to_spare(self.fd.as_fd(), out, &sizes) {
+                    Ok(RecordsRead::Complete | RecordsRead::Short) => continue,
+                    Ok(RecordsRead::Eof) => {
+                        let got = out.len() - (end - len);
+                        return Err(self.broken_by(truncated(got, len)));
+                    }
+                    Ok(RecordsRead::Cut) => {
+                        return Err(self.broken_by(Error::protocol(RECORDS_NOT_OURS)));
+                    }
+                    Err(e) => return Err(self.broken_by(e.into())),
+                }
+            }
+            // Room for the next bytes.
+            if out.capacity() == out.len() {
+                out.reserve_exact(want.min(GROW_STEP));
+            }
+            match self.read_more(out, want) {
                 Ok(0) => return Err(self.broken_by(truncated(len - (end - out.len()), len))),
                 Ok(_) => {}
-                Err(e) => return Err(self.broken_by(e.into())),
+                Err(e) => return Err(self.broken_by(e)),
             }
         }
         Ok(())
     }
 
-    /// Fills `dst` with exactly its length of payload bytes.
+    /// Fills `dst`, the rest of the payload, with exactly its length of payload bytes.
     fn read_exact(&mut self, dst: &mut [u8]) -> Result<()> {
         let total = dst.len();
-        let mut got = 0;
+        let here = self.take_inbox(total);
+        let mut got = here.len();
+        dst[..got].copy_from_slice(here);
         while got < total {
-            match sys::fd::read(self.fd.as_fd(), &mut dst[got..]) {
+            let fd = self.fd.as_fd();
+            let read = match self.framing {
+                Framing::Stream => sys::fd::read(fd, &mut dst[got..]).map_err(Error::from),
+                Framing::Records => sys::scm::recv_with_fds(fd, &mut dst[got..])
+                    .map_err(Error::from)
+                    .and_then(|r| record_rest(&r).map(|()| r.len)),
+            };
+            match read {
                 Ok(0) => return Err(self.broken_by(truncated(got, total))),
                 Ok(n) => got += n,
-                Err(e) => return Err(self.broken_by(e.into())),
+                Err(e) => return Err(self.broken_by(e)),
             }
         }
         Ok(())
@@ -505,19 +673,33 @@ impl<D: Readable> Connection<D> {
 
     /// Reads and drops a payload of `len` bytes.
     fn discard(&mut self, len: u64) -> Result<()> {
+        let mut left = len
+            - self
+                .take_inbox(usize::try_from(len).unwrap_or(usize::MAX))
+                .len() as u64;
         let mut chunk = std::mem::take(&mut self.scratch);
-        chunk.resize(chunk.capacity().clamp(4096, KEEP_SCRATCH), 0);
-        let mut left = len;
         let mut result = Ok(());
         while left > 0 {
-            let take = left.min(chunk.len() as u64) as usize;
-            if let Err(e) = self.read_exact(&mut chunk[..take]) {
-                result = Err(e);
-                break;
+            chunk.clear();
+            // A record at most: on records, the next one is that long or ends the frame.
+            let want = left.min(frame::RECORD_MAX as u64) as usize;
+            chunk.reserve(want);
+            match self.read_more(&mut chunk, want) {
+                Ok(0) => {
+                    let e = truncated((len - left) as usize, len as usize);
+                    result = Err(self.broken_by(e));
+                    break;
+                }
+                Ok(n) => left -= n as u64,
+                Err(e) => {
+                    result = Err(self.broken_by(e));
+                    break;
+                }
             }
-            left -= take as u64;
         }
-        self.scratch = chunk;
+        if chunk.capacity() <= KEEP_SCRATCH {
+            self.scratch = chunk;
+        }
         result
     }
 
@@ -525,6 +707,73 @@ impl<D: Readable> Connection<D> {
     fn broken_by(&mut self, e: Error) -> Error {
         self.broken = Some(e.to_string());
         e
+    }
+}
+
+/// Waits until `deadline` for the first bytes of a frame, received by `recv` (`recv(false)`
+/// must not block, `recv(true)` may): `None` when nothing arrived by then, a length of 0
+/// at EOF.
+fn first_bytes(
+    fd: BorrowedFd<'_>,
+    deadline: Deadline,
+    mut recv: impl FnMut(bool) -> io::Result<Option<sys::scm::Received>>,
+) -> Result<Option<sys::scm::Received>> {
+    loop {
+        // Data that arrives within the spin budget is taken without sleeping: a sleeping
+        // reader costs the writer a cross-CPU wake-up (tens of microseconds here).
+        let mut got = None;
+        let mut socket = true;
+        park::spin_until(
+            || match recv(false) {
+                Ok(Some(received)) => {
+                    got = Some(received);
+                    true
+                }
+                Ok(None) => false,
+                // Not a socket (a wrapped pipe), or a real error: a blocking receive decides.
+                Err(_) => {
+                    socket = false;
+                    true
+                }
+            },
+            deadline,
+        );
+        if got.is_some() {
+            return Ok(got);
+        }
+        if !deadline.is_never() {
+            let left = deadline.remaining().unwrap_or(Duration::ZERO);
+            // A socket was just looked at; anything else must be asked.
+            let ask = !socket || !left.is_zero();
+            if !ask || !sys::fd::poll_readable(&[fd.as_raw_fd()], Some(left))?[0] {
+                return Ok(None);
+            }
+            if socket {
+                // Readable; look again without blocking (another reader may be faster).
+                continue;
+            }
+        }
+        return Ok(recv(true)?);
+    }
+}
+
+/// Why the records of a long message are refused: one longer than the rest of its message,
+/// or (received in a batch) a short one followed by more.
+const RECORDS_NOT_OURS: &str = "a record is longer than the rest of its message, or a short \
+                                one is followed by more: the sender does not cut records as \
+                                this library does";
+
+/// Checks a record that continues a frame: whole (not cut), and without descriptors (they
+/// ride on a frame's first record only; any here are closed).
+fn record_rest(received: &sys::scm::Received) -> Result<()> {
+    if received.truncated {
+        return Err(Error::protocol(RECORDS_NOT_OURS));
+    }
+    match &received.fds {
+        Ok(fds) if fds.is_empty() => Ok(()),
+        _ => Err(Error::protocol(
+            "descriptors came in the middle of a message",
+        )),
     }
 }
 
@@ -587,16 +836,12 @@ impl<D: Writable> Connection<D> {
             let header_len = frame::encode_header(len, head);
             let frame = &scratch[frame::MAX_HEADER - header_len..];
             if fds.is_empty() {
-                return Ok(sys::fd::send_all(self.fd.as_fd(), frame)?);
+                return Ok(self.send_frame(&[frame], &[])?);
             }
             // The count fits: `encode_into` refused more than `MAX_FDS`.
             let prefix = frame::encode_fds_prefix(fds.len() as u32);
             let fds: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
-            Ok(sys::scm::send_with_fds(
-                self.fd.as_fd(),
-                &[&prefix, frame],
-                &fds,
-            )?)
+            Ok(self.send_frame(&[&prefix, frame], &fds)?)
         });
         // Keep small scratch buffers for the next send; give large ones back.
         if scratch.capacity() <= KEEP_SCRATCH {
@@ -619,11 +864,33 @@ impl<D: Writable> Connection<D> {
             let total = header.len() + bytes.len();
             frame[..header.len()].copy_from_slice(header);
             frame[header.len()..total].copy_from_slice(bytes);
-            sys::fd::send_all(self.fd.as_fd(), &frame[..total])?;
+            self.send_frame(&[&frame[..total]], &[])?;
         } else {
-            sys::fd::write_all_vectored(self.fd.as_fd(), &[header, bytes])?;
+            self.send_frame(&[header, bytes], &[])?;
         }
         Ok(())
+    }
+
+    /// Sends one frame, `parts` in order, with `fds` on its first byte: on records, as one
+    /// record when it fits and cut into records when it does not (see `frame.rs`).
+    fn send_frame(&self, parts: &[&[u8]], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+        let fd = self.fd.as_fd();
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if self.framing == Framing::Records && len > frame::RECORD_MAX {
+            let records = frame::records(parts);
+            let mut rest = &records[..];
+            if !fds.is_empty() {
+                // The descriptors go with the first record.
+                sys::scm::send_with_fds(fd, &rest[0], fds)?;
+                rest = &rest[1..];
+            }
+            return sys::fd::send_records(fd, rest);
+        }
+        match parts {
+            [one] if fds.is_empty() => sys::fd::send_all(fd, one),
+            _ if fds.is_empty() => sys::fd::write_all_vectored(fd, parts),
+            _ => sys::scm::send_with_fds(fd, parts, fds),
+        }
     }
 }
 
@@ -647,7 +914,8 @@ impl<D> AsRawFd for Connection<D> {
 
 impl From<OwnedFd> for Connection<Duplex> {
     /// Wraps a connected stream socket (or any descriptor that reads and writes a byte
-    /// stream framed as Python frames it).
+    /// stream framed as Python frames it), or a `SOCK_SEQPACKET` socket whose peer frames
+    /// as [`pipe`]'s ends do (one record per message of up to 64 KiB).
     fn from(fd: OwnedFd) -> Self {
         Connection::from_fd(fd)
     }
@@ -804,6 +1072,94 @@ mod tests {
         sys::fd::write_all_vectored(raw.as_fd(), &[&[0, 0]])?;
         drop(raw);
         assert!(matches!(b.recv_bytes(), Err(Error::Protocol(_))));
+        Ok(())
+    }
+
+    /// A raw record-socket peer and our end of it.
+    fn raw_records() -> Result<(OwnedFd, Connection<Duplex>)> {
+        let (raw, ours) = sys::fd::seqpacket_pair()?;
+        let ours = Connection::<Duplex>::from(ours);
+        assert_eq!(ours.framing, Framing::Records);
+        Ok((raw, ours))
+    }
+
+    /// Records that do not frame as ours are refused, and the connection is broken: one
+    /// too long to take whole, one with bytes past its frame, one ending in its header, a
+    /// continuation longer than the rest of its message.
+    #[test]
+    fn records_that_break_the_framing_are_protocol_errors() -> Result<()> {
+        let mut long = vec![0, 1, 0, 0];
+        long.resize(frame::RECORD_MAX + 4, 9);
+        let mut past = vec![0, 0, 0, 2];
+        past.extend_from_slice(b"abc");
+        let mut first = 70_000u32.to_be_bytes().to_vec();
+        first.extend_from_slice(&[1; 10]);
+        let cases: [(&[&[u8]], &str); 5] = [
+            (&[&long], "longer than"),
+            (&[&past], "payload bytes of a 2-byte message"),
+            (&[&[0xff, 0xff]], "ends inside its frame header"),
+            (&[&[0, 0, 0, 5, b'a'], b"bcdef"], "longer than the rest"),
+            // A long message whose rest comes as a short record and then more.
+            (&[&first, &[2; 5], &[3; 100]], "does not cut records"),
+        ];
+        for (records, why) in cases {
+            let (raw, mut ours) = raw_records()?;
+            for record in records {
+                sys::fd::send_all(raw.as_fd(), record)?;
+            }
+            let err = ours.recv_bytes().unwrap_err();
+            assert!(
+                matches!(&err, Error::Protocol(e) if e.to_string().contains(why)),
+                "{why}: {err}"
+            );
+            assert!(
+                matches!(ours.try_recv::<u8>(), Err(Error::Protocol(e)) if e.to_string().contains("broken"))
+            );
+        }
+        Ok(())
+    }
+
+    /// A message cut into records by its sender arrives whole, into every receive form,
+    /// and a record socket's messages of every size keep their boundaries.
+    #[test]
+    fn long_messages_cross_a_record_socket_in_pieces() -> Result<()> {
+        let (mut a, mut b) = pipe()?;
+        let sizes = [
+            0,
+            1,
+            frame::RECORD_MAX - 4,
+            frame::RECORD_MAX - 3,
+            3 * frame::RECORD_MAX + 5,
+        ];
+        let sender = std::thread::spawn(move || -> Result<()> {
+            for (i, &n) in sizes.iter().enumerate() {
+                a.send_bytes(&vec![i as u8; n])?;
+                a.send(&serde_bytes::ByteBuf::from(vec![i as u8; n]))?;
+                a.send_bytes(&vec![i as u8; n])?;
+                a.send_bytes(&vec![i as u8; n])?;
+            }
+            Ok(())
+        });
+        for (i, &n) in sizes.iter().enumerate() {
+            assert_eq!(b.recv_bytes()?, vec![i as u8; n]);
+            assert_eq!(
+                b.recv::<serde_bytes::ByteBuf>()?.into_vec(),
+                vec![i as u8; n]
+            );
+            let mut into = vec![0u8; n];
+            assert_eq!(b.recv_bytes_into(&mut into)?, n);
+            assert!(into.iter().all(|&x| x == i as u8));
+            match b.recv_bytes_max(n.saturating_sub(1)) {
+                Err(Error::MessageTooLong { len, .. }) if n > 0 => assert_eq!(len, n as u64),
+                Ok(m) if n == 0 => assert!(m.is_empty()),
+                other => panic!("size {n}: {other:?}"),
+            }
+        }
+        sender.join().unwrap()?;
+        assert!(
+            matches!(b.try_recv::<u8>(), Err(Error::Eof)),
+            "nothing left over once the sender is gone"
+        );
         Ok(())
     }
 
@@ -1018,8 +1374,13 @@ mod tests {
             x ^= x << 17;
             x
         };
-        for _ in 0..300 {
-            let (raw, b) = sys::fd::socketpair()?;
+        for round in 0..600 {
+            // Streams, then records (each garbage write one record).
+            let (raw, b) = if round % 2 == 0 {
+                sys::fd::socketpair()?
+            } else {
+                sys::fd::seqpacket_pair()?
+            };
             let mut b = Connection::<Duplex>::from(b);
             let len = (next() % 40) as usize;
             // Mostly small lengths, so some streams hold whole frames.

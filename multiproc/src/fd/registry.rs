@@ -8,8 +8,10 @@
 //! - every `Connection` registers its descriptor in this process's registry;
 //! - after `fork`, the parent drops the closure it moved into the child with recording on,
 //!   so each connection the closure owned reports itself as *captured*;
-//! - the parent sends that list to the child before the child runs any user code; the child
-//!   then detaches every other registered descriptor (it points the number at a dead socket
+//! - the parent sends that list to the child before the child runs any user code (unless
+//!   the registry held nothing but the child's own control pair at the fork: then there is
+//!   nothing to detach, and the child does not wait for a list); the child then detaches
+//!   every other registered descriptor (it points the number at a dead socket
 //!   with `dup3`, so the number is never reused and a stray use gets `Eof` or
 //!   `BrokenPipe`, never another file).
 //!
@@ -68,9 +70,23 @@ pub(crate) fn drop_recording<T>(value: T) -> Vec<RawFd> {
     CAPTURED.with(|c| c.borrow_mut().take()).unwrap_or_default()
 }
 
-/// Held across `fork` so the child never inherits the registry locked by another thread.
-pub(crate) fn lock_for_fork() -> MutexGuard<'static, impl Sized> {
-    live()
+/// The registry, locked across `fork` so the child never inherits it locked by another
+/// thread.
+pub(crate) struct ForkLock(MutexGuard<'static, Option<HashSet<RawFd>>>);
+
+impl ForkLock {
+    /// Whether every registered descriptor is one of `fds`: then a child forked now has no
+    /// other library descriptor to detach, and needs no list from its parent.
+    pub(crate) fn holds_only(&self, fds: &[RawFd]) -> bool {
+        self.0
+            .as_ref()
+            .map_or(true, |set| set.iter().all(|fd| fds.contains(fd)))
+    }
+}
+
+/// Locks the registry for a `fork`.
+pub(crate) fn lock_for_fork() -> ForkLock {
+    ForkLock(live())
 }
 
 /// In a new child: detaches every registered descriptor not in `keep`.

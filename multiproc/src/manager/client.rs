@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::mailbox::{Mailbox, MailboxEnd, Side};
 use super::protocol::{Failure, ObjectId, Op, Request, Response};
 use crate::connection::{Address, Client as Connect, Connection};
 use crate::error::{Error, Result};
@@ -25,7 +26,7 @@ pub(crate) struct Client {
     /// Idle connections, with the fork generation of the process that made them: after
     /// `fork` a child must not use its parent's connections (their replies would
     /// interleave), so it makes its own.
-    idle: Mutex<Vec<(u64, Connection)>>,
+    idle: Mutex<Vec<(u64, Channel)>>,
     /// Set once this process shut the server down: calls fail at once.
     shut_down: AtomicBool,
 }
@@ -35,6 +36,30 @@ impl fmt::Debug for Client {
         f.debug_struct("Client")
             .field("address", &self.address)
             .finish_non_exhaustive()
+    }
+}
+
+/// One connection to the server and, for a server on this machine, the mailbox that
+/// carries its requests and responses (`mailbox.rs`).
+#[derive(Debug)]
+pub(crate) struct Channel {
+    conn: Connection,
+    mailbox: Option<MailboxEnd>,
+}
+
+impl Channel {
+    /// One round trip.
+    fn call(&mut self, request: &Request) -> Result<Response> {
+        match &mut self.mailbox {
+            Some(mb) => {
+                mb.send(&mut self.conn, request)?;
+                mb.recv(&mut self.conn)
+            }
+            None => {
+                self.conn.send(request)?;
+                self.conn.recv()
+            }
+        }
     }
 }
 
@@ -98,20 +123,44 @@ impl Client {
         Error::ManagerGone(format!("the manager at {} is gone: {why}", self.address))
     }
 
-    /// Makes a new connection (the handshake included).
-    pub(crate) fn connect(&self) -> Result<Connection> {
-        Connect::connect(&self.address, Some(&self.authkey)).map_err(|e| match e {
-            Error::Io(io) if refused(&io) => self.gone("nobody listens there any more"),
-            other => other,
-        })
+    /// Makes a new connection (the handshake included), with a mailbox when the server is
+    /// on this machine (a unix socket address).
+    pub(crate) fn connect(&self) -> Result<Channel> {
+        let mut conn =
+            Connect::connect(&self.address, Some(&self.authkey)).map_err(|e| match e {
+                Error::Io(io) if refused(&io) => self.gone("nobody listens there any more"),
+                other => other,
+            })?;
+        let mailbox = match self.address {
+            Address::Tcp(_) => None,
+            _ => {
+                let mailbox = Mailbox::create()?;
+                conn.send(&Request::Attach(mailbox.clone()))
+                    .map_err(|e| self.lost(e))?;
+                match conn.recv::<Response>().map_err(|e| self.lost(e))? {
+                    Response::Unit => Some(MailboxEnd::new(mailbox, Side::Client)),
+                    other => return Err(unexpected(other)),
+                }
+            }
+        };
+        Ok(Channel { conn, mailbox })
     }
 
-    /// Gives a connection made by [`connect`](Self::connect) to the pool.
-    pub(crate) fn give_back(&self, conn: Connection) {
+    /// Gives a channel made by [`connect`](Self::connect) to the pool.
+    pub(crate) fn give_back(&self, channel: Channel) {
         self.idle
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((fork_generation(), conn));
+            .push((fork_generation(), channel));
+    }
+
+    /// The error a call sees when its connection broke: the server is gone.
+    fn lost(&self, e: Error) -> Error {
+        match e {
+            Error::Eof => self.gone("the server closed the connection"),
+            Error::Io(io) if refused(&io) => self.gone(io),
+            other => other,
+        }
     }
 
     /// One round trip.
@@ -126,18 +175,12 @@ impl Client {
             idle.retain(|(pid, _)| *pid == me);
             idle.pop()
         };
-        let mut conn = match pooled {
-            Some((_, conn)) => conn,
+        let mut channel = match pooled {
+            Some((_, channel)) => channel,
             None => self.connect()?,
         };
-        let lost = |e: Error| match e {
-            Error::Eof => self.gone("the server closed the connection"),
-            Error::Io(io) if refused(&io) => self.gone(io),
-            other => other,
-        };
-        conn.send(request).map_err(lost)?;
-        let response = conn.recv::<Response>().map_err(lost)?;
-        self.give_back(conn);
+        let response = channel.call(request).map_err(|e| self.lost(e))?;
+        self.give_back(channel);
         Ok(response)
     }
 }

@@ -44,6 +44,7 @@
 
 mod client;
 mod custom;
+mod mailbox;
 mod protocol;
 mod proxy;
 mod server;

@@ -75,6 +75,9 @@ pub(crate) enum Request {
     Lookup(String),
     /// Stops the server after answering.
     Shutdown,
+    /// From now on, this connection's requests and responses go through this mailbox (a
+    /// client on the server's machine); answered on the socket.
+    Attach(super::mailbox::Mailbox),
 }
 
 /// What to create.

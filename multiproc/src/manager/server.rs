@@ -15,6 +15,7 @@ use std::time::Instant;
 use indexmap::IndexMap;
 
 use super::custom::{Factory, Served};
+use super::mailbox::{MailboxEnd, Side};
 use super::protocol::{add, Bytes, Create, Failure, Kind, ObjectId, Op, Request, Response, Wait};
 use crate::connection::{Connection, Listener};
 use crate::shm::SharedMemory;
@@ -665,6 +666,8 @@ impl Server {
                 .map(|&(id, kind)| Response::Object(id, kind))
                 .ok_or_else(|| bad(format!("no object is published as {name:?}"))),
             Request::Shutdown => Ok(Response::Unit),
+            // Taken by the connection's loop; here only if sent inside a mailbox.
+            Request::Attach(_) => Err(Failure::InvalidState("a mailbox is attached".into())),
         }
     }
 
@@ -716,14 +719,37 @@ impl Server {
     }
 
     fn serve_connection(&self, mut conn: Connection, stop: mpsc::Sender<()>) {
+        let mut mailbox: Option<MailboxEnd> = None;
         loop {
             // Anything that is not a well-formed request ends this connection only.
-            let Ok(request) = conn.recv::<Request>() else {
+            let request = match &mut mailbox {
+                Some(mb) => mb.recv::<Request>(&mut conn),
+                None => conn.recv::<Request>(),
+            };
+            let Ok(request) = request else {
                 return;
             };
+            if let Request::Attach(mb) = request {
+                let response = if mailbox.is_none() {
+                    // Taken before answering: the client may post its first request as
+                    // soon as it has the answer, and this end must not count it as seen.
+                    mailbox = Some(MailboxEnd::new(mb, Side::Server));
+                    Response::Unit
+                } else {
+                    Response::Failed(Failure::InvalidState("a mailbox is attached".into()))
+                };
+                if conn.send(&response).is_err() {
+                    return;
+                }
+                continue;
+            }
             let shutdown = matches!(request, Request::Shutdown);
             let response = self.handle(request).unwrap_or_else(Response::Failed);
-            if conn.send(&response).is_err() {
+            let sent = match &mut mailbox {
+                Some(mb) => mb.send(&mut conn, &response),
+                None => conn.send(&response),
+            };
+            if sent.is_err() {
                 return;
             }
             if shutdown {

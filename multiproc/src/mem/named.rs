@@ -91,6 +91,23 @@ pub(crate) fn open(name: &str, layout: Layout) -> Result<Segment> {
         .map_err(|e| named_error(e, layout.what, name))
 }
 
+/// Opens the existing object `name` of `kind`, whose size its creator chose: `layout` gives
+/// the payload size and alignment for the size the object records (`None`: no such object
+/// has that size).
+///
+/// # Errors
+/// As [`open`].
+pub(crate) fn open_sized(
+    name: &str,
+    what: &str,
+    kind: Kind,
+    layout: impl FnOnce(usize) -> Option<(usize, usize)>,
+) -> Result<Segment> {
+    let cname = os_name(name)?;
+    let fd = sys::shm::open_named(&cname).map_err(|e| named_error(e, what, name))?;
+    Segment::attach_sized(fd, kind, layout).map_err(|e| named_error(e, what, name))
+}
+
 /// Opens `name`, or creates it with `init` when it does not exist; a race with another
 /// creator is settled by the atomic publish (the loser opens the winner's object).
 ///

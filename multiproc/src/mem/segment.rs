@@ -7,7 +7,8 @@
 //! # Layout
 //!
 //! ```text
-//! offset 0    Header (64 bytes): magic, version, kind, payload size, payload alignment
+//! offset 0    Header (64 bytes): magic, version, kind, payload size, payload alignment,
+//!             the async waiters' word (see `mem::wake`), reserved
 //! offset 64   payload: the shared objects, reached by offset with `get` / `ptr`
 //! ```
 //!
@@ -25,6 +26,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::pod::{ShmSafe, ShmSync};
+use super::wake::AsyncWake;
 use crate::sys::mman::{self, Mapping};
 
 /// `b"MPROCSHM"`, first in every segment this crate makes.
@@ -51,7 +53,10 @@ struct Header {
     kind: [u8; 4],
     payload_size: u64,
     payload_align: u64,
-    reserved: [u64; 4],
+    /// Async waiters announced on the object (`mem::wake`); an atomic after creation, and
+    /// not compared by `attach` (it changes while the segment is in use).
+    async_waiters: u32,
+    reserved: [u32; 7],
 }
 
 const _: () = assert!(size_of::<Header>() == HEADER_SIZE);
@@ -65,7 +70,8 @@ impl Header {
             kind: kind.0,
             payload_size: payload_size as u64,
             payload_align: payload_align as u64,
-            reserved: [0; 4],
+            async_waiters: 0,
+            reserved: [0; 7],
         }
     }
 }
@@ -85,6 +91,8 @@ struct Inner {
     /// Kept so the segment can travel to another process (its `Serialize` impl) or be named.
     fd: OwnedFd,
     payload_size: usize,
+    /// Wakes the async waiters of the object in the segment; travels with `fd`.
+    wake: AsyncWake,
 }
 
 impl Segment {
@@ -127,6 +135,7 @@ impl Segment {
                 map,
                 fd,
                 payload_size,
+                wake: AsyncWake::new(),
             }),
         })
     }
@@ -145,6 +154,18 @@ impl Segment {
     /// or alignment differ from what is expected.
     pub(crate) fn attach(
         fd: OwnedFd,
+        kind: Kind,
+        payload_size: usize,
+        payload_align: usize,
+    ) -> io::Result<Segment> {
+        Segment::attach_waking(fd, AsyncWake::new(), kind, payload_size, payload_align)
+    }
+
+    /// [`Segment::attach`] with the async waiters' eventfd `wake` (the one that came with a
+    /// received segment).
+    fn attach_waking(
+        fd: OwnedFd,
+        wake: AsyncWake,
         kind: Kind,
         payload_size: usize,
         payload_align: usize,
@@ -180,8 +201,41 @@ impl Segment {
                 map,
                 fd,
                 payload_size,
+                wake,
             }),
         })
+    }
+
+    /// Attaches to a segment of `kind` whose payload size its creator chose (an object
+    /// opened by name: an array, a barrier), with the size and alignment `layout` gives for
+    /// the payload size its header records (`None`: no such object has that size).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidData` as for [`Segment::attach`], or when `layout` refuses the size.
+    pub(crate) fn attach_sized(
+        fd: OwnedFd,
+        kind: Kind,
+        layout: impl FnOnce(usize) -> Option<(usize, usize)>,
+    ) -> io::Result<Segment> {
+        if mman::file_len(fd.as_fd())? < HEADER_SIZE {
+            return Err(invalid("shared segment is shorter than its header"));
+        }
+        let head = Mapping::new(fd.as_fd(), HEADER_SIZE)?;
+        // SAFETY: the mapping is HEADER_SIZE bytes and page aligned, so it holds an aligned
+        // `Header`, plain integers valid for any bits, written before the file got its name.
+        let header = unsafe { head.as_ptr().cast::<Header>().read() };
+        drop(head);
+        // Judge what the file is before trusting the size it records: for a file that is
+        // not a `kind` segment of this build, `attach` refuses with the reason.
+        if header.magic != MAGIC || header.version != VERSION || header.kind != kind.0 {
+            return Segment::attach(fd, kind, 0, 1);
+        }
+        let (size, align) = usize::try_from(header.payload_size)
+            .ok()
+            .and_then(layout)
+            .ok_or_else(|| invalid("shared segment's size fits no such object"))?;
+        Segment::attach(fd, kind, size, align)
     }
 
     /// The payload size it was made with.
@@ -218,7 +272,40 @@ impl Segment {
             .map_err(|_| refuse("its size does not fit this process".into()))?;
         let (size, align) =
             layout(announced).ok_or_else(|| refuse("its size fits no such object".into()))?;
-        Segment::attach(wire.fd, kind, size, align).map_err(|e| refuse(e.to_string()))
+        let wake = AsyncWake::received(wire.wake.map(crate::handle::Fd::into_inner));
+        Segment::attach_waking(wire.fd, wake, kind, size, align).map_err(|e| refuse(e.to_string()))
+    }
+
+    /// The eventfd that wakes the async waiters of the object in this segment (a queue's
+    /// wakers use it; under loom the queue has no segment).
+    #[cfg_attr(loom, allow(dead_code))]
+    pub(crate) fn async_wake(&self) -> &AsyncWake {
+        &self.inner.wake
+    }
+
+    /// Tells the async waiters announced in the header's word, if any (see `mem::wake`):
+    /// the waker's step of a lock, semaphore or event after its state change.
+    #[inline]
+    pub(crate) fn wake_async_waiters(&self) {
+        self.inner.wake.wake(self.async_waiters());
+    }
+
+    /// The header's async waiters word: how many async tasks (of any process) wait on the
+    /// object this segment holds (see `mem::wake`).
+    pub(crate) fn async_waiters(&self) -> &std::sync::atomic::AtomicU32 {
+        let offset = std::mem::offset_of!(Header, async_waiters);
+        // SAFETY: the header is the first HEADER_SIZE bytes of the live mapping and the
+        // field is 4-aligned within it (the mapping is page aligned); after creation it is
+        // only ever accessed through this atomic, in every process (`attach` reads the
+        // header but not this field's value); an `AtomicU32` is valid for any bits.
+        unsafe {
+            &*self
+                .inner
+                .map
+                .as_ptr()
+                .add(offset)
+                .cast::<std::sync::atomic::AtomicU32>()
+        }
     }
 
     /// A pointer to the `T` at payload `offset`, for types that are read and written under a
@@ -283,20 +370,28 @@ impl Segment {
     }
 }
 
-/// What a segment writes when it travels: its memfd (a handle, see `handle.rs`) and its
-/// payload size, from which the receiver's type works out its layout (an array its length).
+/// What a segment writes when it travels: its memfd (a handle, see `handle.rs`), its
+/// payload size, from which the receiver's type works out its layout (an array its length),
+/// and the eventfd of its async waiters (see `mem::wake`; `None` from a build without
+/// feature `tokio`, so builds with and without it understand each other).
 #[derive(Serialize)]
 struct WireRef<'a> {
     #[serde(with = "crate::handle")]
     fd: BorrowedFd<'a>,
     payload_size: u64,
+    wake: Option<Borrowed<'a>>,
 }
+
+/// A borrowed descriptor sent as a handle.
+#[derive(Serialize)]
+struct Borrowed<'a>(#[serde(with = "crate::handle")] BorrowedFd<'a>);
 
 #[derive(Deserialize)]
 struct Wire {
     #[serde(with = "crate::handle")]
     fd: OwnedFd,
     payload_size: u64,
+    wake: Option<crate::handle::Fd>,
 }
 
 /// Sent through a `Connection` (or as a process argument), a segment arrives as one more
@@ -307,6 +402,7 @@ impl Serialize for Segment {
         WireRef {
             fd: self.inner.fd.as_fd(),
             payload_size: self.inner.payload_size as u64,
+            wake: self.inner.wake.fd().map(Borrowed),
         }
         .serialize(serializer)
     }

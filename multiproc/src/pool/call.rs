@@ -1,17 +1,22 @@
 //! What travels between the pool and its workers, and how a worker calls a task function
 //! it knows only by address.
 //!
-//! A task is a plain `fn(A) -> R`. Workers are forked (through the pool's helper process)
-//! from the process that built the pool, so they run the same binary image at the same
-//! addresses: the parent sends the function's address and the address of a monomorphised
-//! [`run_chunk`] that knows `A` and `R`, and the worker calls it. This is the one file of
-//! `pool/` with `unsafe`: turning those addresses back into function pointers.
+//! A task is a plain `fn(A) -> R`. The parent names it, and a monomorphised [`run_chunk`]
+//! that knows `A` and `R`, by their offsets from a fixed function of this crate (see
+//! `process/entry.rs`); the worker adds its own address of that function and calls. The
+//! workers run this same executable file: forked (through the pool's helper) from the
+//! parent, or from a helper started by exec of it (Spawn, Forkserver), where only the
+//! offsets, not the addresses, are the same; [`CodeNames`] checks that such a pool's code
+//! lies in the executable. This is the one file of `pool/` with `unsafe`: turning offsets
+//! back into function pointers.
 #![allow(unsafe_code)]
 
+use std::any::Any;
 use std::cell::Cell;
+use std::collections::HashSet;
 use std::fmt::Display;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -19,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{Binary, Codec};
 use crate::error::{Error, Result};
 use crate::pid::Pid;
+use crate::process::{code_at, code_offset_here, offset_in_executable};
 use crate::shm::RawArray;
 
 /// What a task function may return: a value, or a `Result` whose `Err` becomes the task's
@@ -57,7 +63,6 @@ impl<T: Serialize + DeserializeOwned + Send + 'static, E: Display> TaskOutput fo
 ///     Point { x: i, y: i }
 /// }
 /// # fn main() -> multiproc::Result<()> {
-/// # if std::fs::read_dir("/proc/self/task")?.count() > 1 { return Ok(()) } // doctest threads
 /// let pool = Pool::new(1)?;
 /// assert_eq!(pool.apply(diagonal, 3)?, Point { x: 3, y: 3 });
 /// # Ok(()) }
@@ -174,9 +179,9 @@ where
 #[derive(Serialize, Deserialize)]
 pub(crate) struct TaskMsg {
     pub(crate) id: u64,
-    /// Address of a `run_chunk::<A, R>`.
+    /// Offset of a `run_chunk::<A, R>` (see [`CodeNames`]).
     pub(crate) call: usize,
-    /// Address of the user's `fn(A) -> R`.
+    /// Offset of the user's `fn(A) -> R`.
     pub(crate) func: usize,
     /// The chunk's arguments, an encoded `Vec<A>`.
     #[serde(with = "serde_bytes")]
@@ -216,8 +221,13 @@ pub(crate) enum Report {
         values: Vec<u8>,
         fail: Option<Fail>,
     },
-    /// The helper started a worker in `slot`.
-    Started { slot: usize, pid: Pid },
+    /// The worker in `slot` has started and run the initializer: `init` says why the
+    /// initializer failed (the worker then exits).
+    Started {
+        slot: usize,
+        pid: Pid,
+        init: Option<Fail>,
+    },
     /// The worker in `slot` ended; `holding` is the id of the last task it took (0: none)
     /// and `how` its exit, in words.
     Exited {
@@ -245,14 +255,96 @@ where
     (call as usize, f as usize)
 }
 
+/// How a pool names code for its workers: as offsets from the process module's anchor,
+/// which name the same code in a worker forked from this process (every address kept) and
+/// in one forked from a helper started by exec of this program (only the distances kept).
+pub(crate) struct CodeNames {
+    /// Whether the workers run another execution of this file (a Spawn or Forkserver
+    /// helper): then only code of the executable, not of a shared library, may be named.
+    fresh: bool,
+    /// Addresses found in the executable so far (the check reads the loader's tables, far
+    /// slower than a task round trip).
+    checked: Mutex<HashSet<usize>>,
+}
+
+impl CodeNames {
+    pub(crate) fn new(fresh: bool) -> CodeNames {
+        CodeNames {
+            fresh,
+            checked: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The offsets to send for the addresses `(call, func)`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for code outside the executable in a fresh-execution pool.
+    pub(crate) fn name(&self, (call, func): (usize, usize)) -> Result<(usize, usize)> {
+        if self.fresh {
+            let mut checked = self.checked.lock().unwrap_or_else(|p| p.into_inner());
+            for addr in [call, func] {
+                if !checked.contains(&addr) {
+                    offset_in_executable(addr)?;
+                    checked.insert(addr);
+                }
+            }
+        }
+        Ok((code_offset_here(call), code_offset_here(func)))
+    }
+}
+
 /// Runs `msg` in this worker: the values encoded into `out`, or why not.
 pub(crate) fn run(msg: &TaskMsg, out: &mut Vec<u8>) -> std::result::Result<(), Fail> {
     // SAFETY: `msg` came from this pool's task queue, which only `Pool` writes, and `call`
-    // was made by `addresses` as a `Call` in the process that built the pool. This worker
-    // was forked from it (through the helper) with no `exec`, so the same code is at the
-    // same address.
-    let call = unsafe { std::mem::transmute::<usize, Call>(msg.call) };
-    call(msg.func, &msg.args, out)
+    // is the offset, named by `CodeNames`, of a `Call` made by `addresses` in the process
+    // that built the pool. This worker runs the same executable file (forked from that
+    // process, or from a helper that `run_fn` started only after checking the file's
+    // identity), so the offset from this execution's anchor is that function here.
+    let call = unsafe { std::mem::transmute::<usize, Call>(code_at(msg.call)) };
+    call(code_at(msg.func), &msg.args, out)
+}
+
+/// The pool's initializer, as it travels to the helper: its code (offsets, as for tasks)
+/// and its encoded argument.
+#[derive(Serialize, Deserialize, Clone)]
+pub(crate) struct Init {
+    call: usize,
+    func: usize,
+    #[serde(with = "serde_bytes")]
+    args: Vec<u8>,
+}
+
+/// The signature every `run_init::<A>` shares once its types are erased.
+type InitCall = fn(usize, &[u8]) -> std::result::Result<(), Fail>;
+
+/// The addresses of an initializer `f` and of the `run_init` that knows its argument type.
+pub(crate) fn init_addresses<A: DeserializeOwned>(f: fn(A)) -> (usize, usize) {
+    let call: InitCall = run_init::<A>;
+    (call as usize, f as usize)
+}
+
+impl Init {
+    /// `offsets` from [`CodeNames::name`] of [`init_addresses`], and the encoded argument.
+    pub(crate) fn new((call, func): (usize, usize), args: Vec<u8>) -> Init {
+        Init { call, func, args }
+    }
+
+    /// Runs the initializer in this worker; a panic is caught and is the `Fail`.
+    pub(crate) fn run(&self) -> std::result::Result<(), Fail> {
+        // SAFETY: as in `run`: `call` is the offset of an `InitCall` made by
+        // `init_addresses` in the process that built the pool, named by `CodeNames`.
+        let call = unsafe { std::mem::transmute::<usize, InitCall>(code_at(self.call)) };
+        call(code_at(self.func), &self.args)
+    }
+}
+
+/// Decodes the initializer's argument and runs it.
+fn run_init<A: DeserializeOwned>(func: usize, args: &[u8]) -> std::result::Result<(), Fail> {
+    // SAFETY: `func` was made by `init_addresses::<A>` from an `fn(A)` together with this
+    // very instance of `run_init`, and turned back into an address as in `run`.
+    let f = unsafe { std::mem::transmute::<usize, fn(A)>(func) };
+    let arg: A = Binary::decode(args).map_err(|e| Fail::Codec(e.to_string()))?;
+    panic::catch_unwind(AssertUnwindSafe(|| f(arg))).map_err(panicked)
 }
 
 /// The addresses to put in a [`TaskMsg`] for a two-argument `f` (starmap).
@@ -273,8 +365,8 @@ where
     R: TaskOutput,
 {
     // SAFETY: `func` was made by `addresses::<A, R>` from an `fn(A) -> R` together with the
-    // address of this very instance of `run_chunk` (same `A` and `R`), in the process this
-    // worker was forked from, with no `exec` since (see `run`).
+    // address of this very instance of `run_chunk` (same `A` and `R`), and turned back into
+    // an address of this execution by `run`.
     let f = unsafe { std::mem::transmute::<usize, fn(A) -> R>(func) };
     apply_all(args, f, out)
 }
@@ -307,17 +399,19 @@ where
     for item in items {
         match panic::catch_unwind(AssertUnwindSafe(|| f(item))) {
             Ok(r) => values.push(r.into_outcome().map_err(Fail::Failed)?),
-            Err(payload) => {
-                let message = crate::error::panic_message(&*payload);
-                return Err(Fail::Panicked {
-                    message,
-                    location: LAST_PANIC.with(Cell::take),
-                });
-            }
+            Err(payload) => return Err(panicked(payload)),
         }
     }
     Binary::encode(&values, out)
         .map_err(|e| Fail::Codec(format!("the result cannot be encoded: {e}")))
+}
+
+/// The `Fail` of a caught panic: its message, and where it happened.
+fn panicked(payload: Box<dyn Any + Send>) -> Fail {
+    Fail::Panicked {
+        message: crate::error::panic_message(&*payload),
+        location: LAST_PANIC.with(Cell::take),
+    }
 }
 
 thread_local! {

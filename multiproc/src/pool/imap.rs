@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -34,10 +34,28 @@ pub struct IMap<'p, V> {
     current: std::vec::IntoIter<V>,
 }
 
+/// A chunk's index and its decoded values.
+type Chunk<V> = (u64, Result<Vec<V>>);
+
 /// Chunks that came back and were not handed out yet, by chunk index.
 struct Arrived<V> {
-    chunks: Mutex<VecDeque<(u64, Result<Vec<V>>)>>,
+    chunks: Mutex<VecDeque<Chunk<V>>>,
     signal: Condvar,
+    /// The task awaiting the next chunk as a `Stream` (feature `tokio`); registered while
+    /// `chunks` is locked, so a chunk pushed after the look is not missed.
+    #[cfg(feature = "tokio")]
+    waker: Mutex<Option<std::task::Waker>>,
+}
+
+/// What waiting for a chunk ended with.
+enum Waited<'a, V> {
+    /// Look again (a chunk may have arrived).
+    Again(MutexGuard<'a, VecDeque<Chunk<V>>>),
+    /// The caller's deadline passed.
+    TimedOut,
+    /// A stream's turn ended; the waker is registered.
+    #[cfg(feature = "tokio")]
+    Pending,
 }
 
 impl<V> fmt::Debug for IMap<'_, V> {
@@ -71,6 +89,8 @@ impl<'p, V: DeserializeOwned + Send + 'static> IMap<'p, V> {
             arrived: Arc::new(Arrived {
                 chunks: Mutex::new(VecDeque::new()),
                 signal: Condvar::new(),
+                #[cfg(feature = "tokio")]
+                waker: Mutex::new(None),
             }),
             current: Vec::new().into_iter(),
         }
@@ -102,6 +122,10 @@ impl<'p, V: DeserializeOwned + Send + 'static> IMap<'p, V> {
                 let values = decode_values::<V>(bytes);
                 lock(&arrived.chunks).push_back((index, values));
                 arrived.signal.notify_all();
+                #[cfg(feature = "tokio")]
+                if let Some(waker) = lock(&arrived.waker).take() {
+                    waker.wake();
+                }
             });
             self.pool.submit_chunk(self.calls, args, sink)?;
             self.sent += 1;
@@ -111,20 +135,58 @@ impl<'p, V: DeserializeOwned + Send + 'static> IMap<'p, V> {
     }
 
     fn next_until(&mut self, deadline: Option<Instant>) -> Option<Result<V>> {
+        let next = self.next_with(|arrived, chunks| match deadline {
+            None => Waited::Again(
+                arrived
+                    .signal
+                    .wait(chunks)
+                    .unwrap_or_else(|p| p.into_inner()),
+            ),
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    return Waited::TimedOut;
+                }
+                Waited::Again(
+                    arrived
+                        .signal
+                        .wait_timeout(chunks, d - now)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0,
+                )
+            }
+        });
+        match next {
+            std::task::Poll::Ready(next) => next,
+            std::task::Poll::Pending => unreachable!("a thread's wait never says Pending"),
+        }
+    }
+
+    /// The next value, with `wait` called whenever the chunk due is not there yet (a
+    /// thread's condition-variable wait, or a stream's waker registration).
+    fn next_with(
+        &mut self,
+        mut wait: impl for<'a> FnMut(
+            &'a Arrived<V>,
+            MutexGuard<'a, VecDeque<Chunk<V>>>,
+        ) -> Waited<'a, V>,
+    ) -> std::task::Poll<Option<Result<V>>> {
+        use std::task::Poll;
         loop {
             if let Some(v) = self.current.next() {
-                return Some(Ok(v));
+                return Poll::Ready(Some(Ok(v)));
             }
             if let Err(e) = self.top_up() {
                 // The input cannot be sent (an unencodable item, a closed pool): report it
                 // once and end.
                 self.input_done = true;
-                return Some(Err(e));
+                return Poll::Ready(Some(Err(e)));
             }
             if self.in_flight == 0 {
-                return None;
+                return Poll::Ready(None);
             }
-            let mut chunks = lock(&self.arrived.chunks);
+            let arrived = self.arrived.clone();
+            let mut chunks = lock(&arrived.chunks);
             let found = loop {
                 let pos = if self.ordered {
                     chunks.iter().position(|(i, _)| *i == self.next_index)
@@ -136,35 +198,22 @@ impl<'p, V: DeserializeOwned + Send + 'static> IMap<'p, V> {
                 if let Some(pos) = pos {
                     break chunks.remove(pos);
                 }
-                match deadline {
-                    None => {
-                        chunks = self
-                            .arrived
-                            .signal
-                            .wait(chunks)
-                            .unwrap_or_else(|p| p.into_inner())
-                    }
-                    Some(d) => {
-                        let now = Instant::now();
-                        if now >= d {
-                            return Some(Err(Error::Timeout));
-                        }
-                        chunks = self
-                            .arrived
-                            .signal
-                            .wait_timeout(chunks, d - now)
-                            .unwrap_or_else(|p| p.into_inner())
-                            .0;
-                    }
-                }
+                chunks = match wait(&arrived, chunks) {
+                    Waited::Again(chunks) => chunks,
+                    Waited::TimedOut => return Poll::Ready(Some(Err(Error::Timeout))),
+                    #[cfg(feature = "tokio")]
+                    Waited::Pending => return Poll::Pending,
+                };
             };
             drop(chunks);
-            let (_, values) = found?;
+            let Some((_, values)) = found else {
+                return Poll::Ready(None);
+            };
             self.in_flight -= 1;
             self.next_index += 1;
             match values {
                 Ok(values) => self.current = values.into_iter(),
-                Err(e) => return Some(Err(e)),
+                Err(e) => return Poll::Ready(Some(Err(e))),
             }
         }
     }
@@ -175,5 +224,60 @@ impl<V: DeserializeOwned + Send + 'static> Iterator for IMap<'_, V> {
 
     fn next(&mut self) -> Option<Result<V>> {
         self.next_until(None)
+    }
+}
+
+/// The values as a `Stream` (feature `tokio`): a task awaits each without holding a thread;
+/// the pool's result thread wakes it when a chunk comes back. Items, order and the lazy
+/// sending of input are those of the iterator. [`IMap::next_async`] awaits one value
+/// without a stream library.
+// Nothing in an `IMap` points into itself (its values are owned, its state is behind
+// `Arc`s and boxes), so it may move while pinned, whatever `V` is.
+#[cfg(feature = "tokio")]
+impl<V> Unpin for IMap<'_, V> {}
+
+#[cfg(feature = "tokio")]
+impl<V: DeserializeOwned + Send + 'static> futures_core::Stream for IMap<'_, V> {
+    type Item = Result<V>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<V>>> {
+        self.get_mut().next_with(|arrived, chunks| {
+            *lock(&arrived.waker) = Some(cx.waker().clone());
+            drop(chunks);
+            Waited::Pending
+        })
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl<V: DeserializeOwned + Send + 'static> IMap<'_, V> {
+    /// The next value, awaited without holding a thread (`None` at the end): the async
+    /// [`Iterator::next`], as the `Stream` gives it. Dropped before it returns, it has
+    /// taken nothing.
+    ///
+    /// ```
+    /// # fn square(x: u64) -> u64 { x * x }
+    /// # fn main() -> multiproc::Result<()> {
+    /// let pool = multiproc::Pool::new(2)?;
+    /// let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    /// let mut squares = pool.imap(square, 0..5u64)?;
+    /// let got = rt.block_on(async {
+    ///     let mut got = Vec::new();
+    ///     while let Some(v) = squares.next_async().await {
+    ///         got.push(v?);
+    ///     }
+    ///     Ok::<_, multiproc::Error>(got)
+    /// })?;
+    /// assert_eq!(got, [0, 1, 4, 9, 16]);
+    /// # Ok(()) }
+    /// ```
+    pub async fn next_async(&mut self) -> Option<Result<V>> {
+        std::future::poll_fn(|cx| {
+            futures_core::Stream::poll_next(std::pin::Pin::new(&mut *self), cx)
+        })
+        .await
     }
 }

@@ -8,7 +8,6 @@
 //! }
 //!
 //! # fn main() -> multiproc::Result<()> {
-//! # if std::fs::read_dir("/proc/self/task")?.count() > 1 { return Ok(()) } // doctest threads
 //! let pool = Pool::new(2)?;
 //! assert_eq!(pool.map(square, 0..5)?, vec![0, 1, 4, 9, 16]);
 //! let r = pool.apply_async(square, 7)?;
@@ -22,13 +21,15 @@
 //!
 //! Tasks are plain functions, `fn(A) -> R` (a closure that captures nothing coerces to
 //! one); arguments and results travel through serde. The pool's workers run the same
-//! program image as the process that built the pool, so a function travels as its address.
+//! executable file as the process that built the pool, so a function travels as its place
+//! in that file.
 //!
-//! Building a pool forks one helper process while the caller is still single-threaded;
-//! the helper forks the workers, and replaces any worker that dies or retires
-//! ([`PoolBuilder::max_tasks_per_child`]). The caller's process never forks again, so it
-//! may start threads once the pool exists, and the pool has one of its own: the result
-//! thread, where callbacks run in completion order.
+//! Building a pool starts one single-threaded helper process: forked while the caller is
+//! single-threaded, else started by the forkserver (or as [`PoolBuilder::start_method`]
+//! says), so a pool can be built from a `#[test]`, a tokio program or any threaded
+//! program. The helper forks the workers, and replaces any worker that dies or retires
+//! ([`PoolBuilder::max_tasks_per_child`]); the caller's process never forks again. The pool
+//! has one thread of its own: the result thread, where callbacks run in completion order.
 //!
 //! Tasks go to the workers through one shared-memory queue; a worker records, in shared
 //! memory, which task it took before the task leaves the queue. When a worker dies, the
@@ -60,9 +61,9 @@ pub use self::call::TaskOutput;
 pub use self::imap::IMap;
 pub use self::result::AsyncResult;
 
-use self::call::{Marking, Report, TaskMsg};
+use self::call::{CodeNames, Init, Marking, Report, TaskMsg};
 use self::result::Slot;
-use self::worker::{Order, WorkerKit};
+use self::worker::{HelperArgs, Order, WorkerKit};
 use crate::codec::{Binary, Codec};
 use crate::connection::{pipe, Connection};
 use crate::error::{Error, Result};
@@ -113,6 +114,7 @@ struct Shared {
     pids: Mutex<Vec<Pid>>,
     /// The helper process, until `join` or `terminate` takes it to wait for it.
     helper: Mutex<Option<Child<()>>>,
+    code: CodeNames,
 }
 
 /// How often an idle result thread checks that the helper process is alive.
@@ -162,12 +164,16 @@ impl fmt::Debug for Pool {
     }
 }
 
+/// The addresses of an initializer's code, and its encoded argument (or why it would not
+/// encode, reported by `build`).
+type PendingInit = ((usize, usize), Result<Vec<u8>>);
+
 /// Settings for a [`Pool`]; [`build`](PoolBuilder::build) starts it.
 pub struct PoolBuilder {
     processes: Option<usize>,
-    initializer: Option<Arc<dyn Fn() + Send + Sync>>,
+    initializer: Option<PendingInit>,
     max_tasks: Option<usize>,
-    method: StartMethod,
+    method: Option<StartMethod>,
 }
 
 impl fmt::Debug for PoolBuilder {
@@ -189,12 +195,14 @@ impl PoolBuilder {
     }
 
     /// Runs `f(args)` once in every worker when it starts (Python's `initializer` and
-    /// `initargs`).
+    /// `initargs`); `args` travels encoded, as a task's argument does. A worker whose
+    /// initializer panics exits; while the pool is being built, that fails
+    /// [`build`](Self::build).
     pub fn initializer<A>(mut self, f: fn(A), args: A) -> Self
     where
-        A: Clone + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned,
     {
-        self.initializer = Some(Arc::new(move || f(args.clone())));
+        self.initializer = Some((call::init_addresses(f), encode(&args)));
         self
     }
 
@@ -205,22 +213,31 @@ impl PoolBuilder {
         self
     }
 
-    /// How the pool's helper process is made (default [`StartMethod::Fork`], the only one
-    /// built so far).
+    /// How the pool's helper process, which forks the workers, is made (default: as a
+    /// [`Process::run_fn`] process that chooses none, so forked while this process has one
+    /// thread and made by the forkserver once it has more). The workers are always forked
+    /// by the helper; under [`StartMethod::Spawn`] and [`StartMethod::Forkserver`] they run
+    /// a fresh execution of this program, so task functions must live in its executable,
+    /// and statics set in this process before the pool are not seen by the tasks.
     pub fn start_method(mut self, method: StartMethod) -> Self {
-        self.method = method;
+        self.method = Some(method);
         self
     }
 
-    /// Starts the helper process and the workers.
+    /// Starts the helper process and the workers, and returns once every worker has run
+    /// the initializer.
     ///
     /// # Errors
-    /// - [`Error::InvalidArgument`] for 0 processes or `max_tasks_per_child(0)`;
-    /// - [`Error::InvalidState`] when this process already has other threads (the helper is
-    ///   forked, which is sound only from a single-threaded process: build pools before
-    ///   starting threads), or for a start method not built yet;
-    /// - [`Error::Io`] when a process or the shared memory cannot be created (workers
-    ///   already started are stopped first).
+    /// - [`Error::InvalidArgument`] for 0 processes or `max_tasks_per_child(0)`, or, under
+    ///   Spawn or Forkserver, an initializer that does not live in this program's
+    ///   executable;
+    /// - [`Error::InvalidState`] for [`StartMethod::Fork`] chosen in a process that has
+    ///   other threads (and as [`Process::start`](crate::Process::start) says);
+    /// - [`Error::Codec`] when the initializer's argument cannot be encoded;
+    /// - the initializer's failure ([`Error::Panicked`], or [`Error::WorkerDied`] when a
+    ///   worker ended before it was ready), or [`Error::Io`] when a process or the shared
+    ///   memory cannot be created: the workers already started are stopped and reaped
+    ///   first (PL-36).
     pub fn build(self) -> Result<Pool> {
         let processes = self.processes.unwrap_or_else(crate::cpu_count);
         if processes == 0 {
@@ -233,27 +250,17 @@ impl PoolBuilder {
                 "max_tasks_per_child must be at least 1".into(),
             ));
         }
-        if self.method != StartMethod::Fork {
-            return Err(Error::InvalidState(format!(
-                "start method {:?} is not built yet for pools; use StartMethod::Fork from a \
-                 single-threaded process",
-                self.method
-            )));
-        }
-        let threads = sys::process::thread_count()?;
-        if threads > 1 {
-            return Err(Error::InvalidState(format!(
-                "cannot build a pool with StartMethod::Fork: this process has {threads} \
-                 threads, and the pool forks its helper process; build the pool before \
-                 starting threads (its workers can be replaced later from any thread), or use \
-                 a pool of the Forkserver or Spawn start method (still to come)"
-            )));
-        }
+        let method = self.method.unwrap_or_else(crate::process::default_method);
+        let code = CodeNames::new(method != StartMethod::Fork);
+        let initializer = match self.initializer {
+            Some((addresses, args)) => Some(Init::new(code.name(addresses)?, args?)),
+            None => None,
+        };
         let kit = WorkerKit {
             tasks: Queue::with_codec(None)?,
             results: Queue::new()?,
             marks: RawArray::new(processes)?,
-            initializer: self.initializer,
+            initializer,
             max_tasks: self.max_tasks,
         };
         let shared = Arc::new(Shared {
@@ -264,30 +271,36 @@ impl PoolBuilder {
                 next_id: 1,
                 pending: HashMap::default(),
             }),
-            pids: Mutex::new(Vec::new()),
+            pids: Mutex::new(vec![Pid::from(0); processes]),
             helper: Mutex::new(None),
+            code,
         });
         let (mut ctl, helper_ctl) = pipe()?;
-        let parent = sys::process::getpid();
-        let mut helper =
-            Process::new(move || worker::helper_main(kit, processes, helper_ctl, parent))
-                .name("PoolHelper")
-                .start()?;
-        let pids = match ctl.recv::<std::result::Result<Vec<Pid>, String>>() {
-            Ok(Ok(pids)) => pids,
-            Ok(Err(why)) => {
-                let _ = helper.join();
-                return Err(Error::Io(std::io::Error::other(format!(
-                    "a pool worker could not start: {why}"
-                ))));
-            }
-            Err(e) => {
-                let _ = helper.kill();
-                let _ = helper.join();
-                return Err(e);
-            }
+        let args = HelperArgs {
+            kit,
+            processes,
+            ctl: helper_ctl,
+            parent: sys::process::getpid(),
+            forked: method == StartMethod::Fork,
         };
-        *shared.pids.lock().unwrap_or_else(|p| p.into_inner()) = pids;
+        let mut helper = Process::run_fn(worker::helper_main, args)
+            .name("PoolHelper")
+            .start_method(method)
+            .start()?;
+        if let Err(e) = shared.await_workers(&mut ctl, &helper, processes) {
+            // PL-36: the helper stops (SIGTERM, then SIGKILL) and reaps the workers it
+            // started, then exits; it is reaped here.
+            let _ = ctl.send(&Order::Terminate);
+            if helper
+                .join_timeout(worker::TERM_GRACE + Duration::from_secs(2))
+                .is_err()
+                && helper.is_alive()
+            {
+                let _ = helper.kill();
+            }
+            let _ = helper.join();
+            return Err(e);
+        }
         track_helper(helper.pid());
         *lock(&shared.helper) = Some(helper);
         let for_thread = shared.clone();
@@ -350,6 +363,7 @@ impl Shared {
 
     /// Sends one chunk; `sink` gets its outcome on the result thread.
     fn submit(&self, call: (usize, usize), args: Vec<u8>, sink: Sink) -> Result<()> {
+        let call = self.code.name(call)?;
         let id = {
             let mut book = self.book();
             if book.state != State::Running {
@@ -398,11 +412,17 @@ impl Shared {
                         run_sink(sink, outcome);
                     }
                 }
-                Report::Started { slot, pid } => {
+                Report::Started {
+                    slot,
+                    pid,
+                    init: None,
+                } => {
                     if let Some(p) = lock(&self.pids).get_mut(slot) {
                         *p = pid;
                     }
                 }
+                // A replacement whose initializer failed exits; the helper replaces it.
+                Report::Started { .. } => {}
                 Report::Exited {
                     pid, holding, how, ..
                 } => {
@@ -420,6 +440,56 @@ impl Shared {
                 Report::Stop => break,
             }
         }
+    }
+
+    /// While the pool is built: waits until the helper has created the first workers and
+    /// every one has run the initializer; the first failure is the error.
+    fn await_workers(&self, ctl: &mut Connection, helper: &Child<()>, n: usize) -> Result<()> {
+        match ctl.recv::<std::result::Result<(), String>>()? {
+            Ok(()) => {}
+            Err(why) => {
+                return Err(Error::Io(std::io::Error::other(format!(
+                    "a pool worker could not be created: {why}"
+                ))))
+            }
+        }
+        let mut ready = 0;
+        while ready < n {
+            let report = match self.results.get_timeout(HELPER_CHECK) {
+                Err(Error::Timeout) => match helper.exit_status() {
+                    None => continue,
+                    Some(status) => {
+                        return Err(Error::WorkerDied(format!(
+                            "the pool's helper process ended ({status}) while the pool \
+                             was built"
+                        )))
+                    }
+                },
+                other => other?,
+            };
+            match report {
+                Report::Started {
+                    slot,
+                    pid,
+                    init: None,
+                } => {
+                    if let Some(p) = lock(&self.pids).get_mut(slot) {
+                        *p = pid;
+                    }
+                    ready += 1;
+                }
+                Report::Started {
+                    init: Some(fail), ..
+                } => return Err(fail.into()),
+                Report::Exited { pid, how, .. } => {
+                    return Err(Error::WorkerDied(format!(
+                        "worker {pid} {how} before it was ready"
+                    )))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// If the helper process died (killed from outside), its workers died with it and
@@ -554,7 +624,7 @@ impl Pool {
             processes: None,
             initializer: None,
             max_tasks: None,
-            method: StartMethod::Fork,
+            method: None,
         }
     }
 

@@ -36,6 +36,9 @@ pub(crate) struct Slot<T> {
 struct Inner<T> {
     state: State<T>,
     waiters: usize,
+    /// The tasks awaiting the result as a `Future` (feature `tokio`).
+    #[cfg(feature = "tokio")]
+    wakers: Vec<std::task::Waker>,
 }
 
 enum State<T> {
@@ -51,6 +54,8 @@ impl<T> Slot<T> {
             state: Mutex::new(Inner {
                 state: State::Pending,
                 waiters: 0,
+                #[cfg(feature = "tokio")]
+                wakers: Vec::new(),
             }),
             done: Condvar::new(),
         })
@@ -70,6 +75,12 @@ impl<T> Slot<T> {
             };
             if inner.waiters > 0 {
                 self.done.notify_all();
+            }
+            #[cfg(feature = "tokio")]
+            {
+                let wakers = std::mem::take(&mut inner.wakers);
+                drop(inner);
+                wakers.into_iter().for_each(std::task::Waker::wake);
             }
         }
     }
@@ -152,18 +163,7 @@ impl<T> AsyncResult<T> {
         if !done {
             return Err(Error::Timeout);
         }
-        match std::mem::replace(&mut inner.state, State::Taken) {
-            State::Value(v) => Ok(v),
-            State::Failed(e) => {
-                let again = copy_error(&e);
-                inner.state = State::Failed(e);
-                Err(again)
-            }
-            State::Taken => Err(Error::InvalidState(
-                "the value was already taken by an earlier get".into(),
-            )),
-            State::Pending => unreachable!("wait_until returned done"),
-        }
+        take(&mut inner)
     }
 
     /// Waits until the task has ended (its callbacks have run by then).
@@ -208,6 +208,55 @@ impl<T> AsyncResult<T> {
             State::Value(_) | State::Taken => Ok(true),
             State::Failed(_) => Ok(false),
         }
+    }
+}
+
+/// Hands out the outcome of an ended task: the value once, the error every time.
+fn take<T>(inner: &mut Inner<T>) -> Result<T> {
+    match std::mem::replace(&mut inner.state, State::Taken) {
+        State::Value(v) => Ok(v),
+        State::Failed(e) => {
+            let again = copy_error(&e);
+            inner.state = State::Failed(e);
+            Err(again)
+        }
+        State::Taken => Err(Error::InvalidState(
+            "the value was already taken by an earlier get".into(),
+        )),
+        State::Pending => unreachable!("the task has ended"),
+    }
+}
+
+/// Awaiting an `AsyncResult` (feature `tokio`) waits for the task without holding a thread
+/// and hands out what [`AsyncResult::get`] would: the pool's result thread wakes the
+/// awaiting task when it fills the result. The result is consumed; dropping the future
+/// first leaves the task running, and its outcome unread.
+///
+/// ```
+/// # fn double(x: u32) -> u32 { x * 2 }
+/// # fn main() -> multiproc::Result<()> {
+/// let pool = multiproc::Pool::new(2)?;
+/// let rt = tokio::runtime::Builder::new_current_thread().build()?;
+/// let doubled = rt.block_on(async { pool.apply_async(double, 21)?.await })?;
+/// assert_eq!(doubled, 42);
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "tokio")]
+impl<T> std::future::Future for AsyncResult<T> {
+    type Output = Result<T>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<T>> {
+        let mut inner = self.slot.lock();
+        if matches!(inner.state, State::Pending) {
+            if !inner.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                inner.wakers.push(cx.waker().clone());
+            }
+            return std::task::Poll::Pending;
+        }
+        std::task::Poll::Ready(take(&mut inner))
     }
 }
 

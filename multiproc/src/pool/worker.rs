@@ -1,18 +1,19 @@
 //! The pool's helper process and its workers.
 //!
 //! The parent of a pool runs a result thread, and forking a process that has threads is
-//! unsound. So the workers come from a helper forked when the pool is built, while the
-//! parent is still single-threaded: the helper forks every worker, replaces those that die
-//! or retire, and reports each start and end on the result queue. It never runs a task.
+//! unsound. So the workers come from a single-threaded helper, started when the pool is
+//! built as a `run_fn` process: forked while the parent is still single-threaded, else
+//! started by exec of this program (Spawn) or by the forkserver. The helper forks every
+//! worker and replaces those that die or retire; each worker reports its start, the helper
+//! each end, on the result queue. It never runs a task.
 #![forbid(unsafe_code)]
 
 use std::os::fd::AsRawFd;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::call::{self, Fail, Marking, Report, TaskMsg, LAST_PANIC, MARK};
+use super::call::{self, Fail, Init, Marking, Report, TaskMsg, LAST_PANIC, MARK};
 use crate::connection::Connection;
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
@@ -33,21 +34,47 @@ pub(crate) enum Order {
 pub(crate) const TERM_GRACE: Duration = Duration::from_millis(200);
 
 /// Everything a worker needs; cloned into each one by `fork`.
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct WorkerKit {
     pub(crate) tasks: Queue<TaskMsg, Marking>,
     pub(crate) results: Queue<Report>,
     pub(crate) marks: RawArray<u64>,
-    pub(crate) initializer: Option<Arc<dyn Fn() + Send + Sync>>,
+    pub(crate) initializer: Option<Init>,
     pub(crate) max_tasks: Option<usize>,
 }
 
-/// The helper's life. It first reports the pids of the first workers (or why they could not
-/// start) on `ctl`, then serves until the pool ends.
-pub(crate) fn helper_main(kit: WorkerKit, processes: usize, mut ctl: Connection, parent: i32) {
-    // The helper dies with the pool's parent, and its workers die with it.
-    if sys::process::set_parent_death_signal(Signal::KILL.as_raw()).is_err()
-        || sys::process::getppid() != parent
+/// The helper's argument (it travels encoded, with its handles, to a helper started by exec
+/// or by the forkserver).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct HelperArgs {
+    pub(crate) kit: WorkerKit,
+    pub(crate) processes: usize,
+    /// Orders from the parent; end of file once the parent is gone.
+    pub(crate) ctl: Connection,
+    /// The pool's process, and whether the helper was forked from it.
+    pub(crate) parent: i32,
+    pub(crate) forked: bool,
+}
+
+/// The helper's life. It first reports on `ctl` that the first workers exist (or why they
+/// could not be created), then serves until the pool ends.
+pub(crate) fn helper_main(args: HelperArgs) {
+    let HelperArgs {
+        kit,
+        processes,
+        mut ctl,
+        parent,
+        forked,
+    } = args;
+    // The helper dies with the pool's process (its workers die with it). A forked helper
+    // holds a copy of the parent's end of `ctl`, so it would see no end of file: it takes
+    // the parent-death signal, which is sound there because the parent was
+    // single-threaded (the signal follows the *thread* that forked). A helper made by exec
+    // or by the forkserver sees end of file on `ctl` when the pool's process is gone; a
+    // parent-death signal would kill it when the thread that built the pool ends.
+    if forked
+        && (sys::process::set_parent_death_signal(Signal::KILL.as_raw()).is_err()
+            || sys::process::getppid() != parent)
     {
         sys::process::exit_now(1);
     }
@@ -58,13 +85,13 @@ pub(crate) fn helper_main(kit: WorkerKit, processes: usize, mut ctl: Connection,
             Err(e) => {
                 // PL-36: the workers already started go, and the error reaches `build`.
                 kill_all(&mut workers);
-                let _ = ctl.send(&Err::<Vec<Pid>, String>(e.to_string()));
+                let _ = ctl.send(&Err::<(), String>(e.to_string()));
                 return;
             }
         }
     }
-    let pids: Vec<Pid> = workers.iter().flatten().map(Child::pid).collect();
-    if ctl.send(&Ok::<Vec<Pid>, String>(pids)).is_err() {
+    // Each worker reports its own pid once its initializer has run.
+    if ctl.send(&Ok::<(), String>(())).is_err() {
         kill_all(&mut workers);
         return;
     }
@@ -114,13 +141,7 @@ pub(crate) fn helper_main(kit: WorkerKit, processes: usize, mut ctl: Connection,
                 continue;
             }
             match start_worker(&kit, slot) {
-                Ok(child) => {
-                    let _ = kit.results.put(Report::Started {
-                        slot,
-                        pid: child.pid(),
-                    });
-                    *entry = Some(child);
-                }
+                Ok(child) => *entry = Some(child),
                 Err(_) => retry = Some(Duration::from_millis(100)),
             }
         }
@@ -170,8 +191,17 @@ fn worker_main(kit: WorkerKit, slot: usize, helper: i32) {
         LAST_PANIC.with(|l| l.set(info.location().map(|l| l.to_string())));
         previous_hook(info);
     }));
-    if let Some(init) = &kit.initializer {
-        init();
+    // The parent learns the new pid here, and, while it builds the pool, whether every
+    // worker could start (PL-36).
+    let init = kit.initializer.as_ref().and_then(|i| i.run().err());
+    let failed = init.is_some();
+    let started = Report::Started {
+        slot,
+        pid: Pid::from_sys(sys::process::getpid()),
+        init,
+    };
+    if kit.results.put(started).is_err() || failed {
+        return;
     }
     let mut ran = 0;
     let mut out = Vec::new();

@@ -40,6 +40,12 @@ impl ChildRecord {
         }))
     }
 
+    /// The pidfd, to duplicate for an async wait.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn pidfd_borrowed(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
     /// A child made by the forkserver of generation `server`, which reports its exit.
     pub(crate) fn served(
         pid: i32,

@@ -57,6 +57,19 @@ fn anchor_address() -> usize {
     anchor as fn() as usize
 }
 
+/// The offset of `addr` from the anchor, unchecked: valid only in this execution and in
+/// processes forked from it (which keep every address), where [`code_at`] undoes it.
+pub(crate) fn code_offset_here(addr: usize) -> usize {
+    addr.wrapping_sub(anchor_address())
+}
+
+/// The address, in this execution, of the code whose offset is `offset` (from
+/// [`offset_in_executable`] in any execution of this file, or [`code_offset_here`] in this one or
+/// a process it was forked from). Using it as a function is the caller's `unsafe`.
+pub(crate) fn code_at(offset: usize) -> usize {
+    anchor_address().wrapping_add(offset)
+}
+
 /// The erased signature every [`trampoline`] has: the function's address and the child's
 /// control connection, on which the argument comes next.
 type Trampoline = fn(usize, Connection) -> !;
@@ -83,7 +96,7 @@ fn trampoline<A: DeserializeOwned, R: Serialize>(func: usize, mut ctl: Connectio
 /// # Errors
 /// [`Error::InvalidArgument`] when `addr` does not lie in the executable that holds this
 /// crate (a shared library may load at another distance in another execution).
-fn offset_in_executable(addr: usize) -> Result<usize> {
+pub(crate) fn offset_in_executable(addr: usize) -> Result<usize> {
     let anchor = anchor_address();
     let base = sys::exec::object_base(anchor);
     if base.is_none() || sys::exec::object_base(addr) != base {
@@ -147,7 +160,7 @@ impl<A, R> FnRef<A, R> {
                     .into(),
             ));
         }
-        let addr = anchor_address().wrapping_add(self.offset);
+        let addr = code_at(self.offset);
         // SAFETY: `offset` was computed by `FnRef::of` from an `fn(A) -> R` (the type
         // parameters are part of this value's type, and no other constructor exists; the
         // value reaches a child only over the crate's own control connection) in a process
@@ -191,13 +204,11 @@ impl Code {
             ),
             Err(e) => start::refuse(ctl, format!("cannot identify the executable: {e}")),
         }
-        let anchor = anchor_address();
         // SAFETY: the offsets came from `Code::of` in a process running this same file
         // (checked just above), where the trampoline offset named a `Trampoline`; the same
         // offset from this execution's anchor names the same function here.
-        let tramp: Trampoline =
-            unsafe { sys::exec::function_at(anchor.wrapping_add(self.trampoline)) };
-        tramp(anchor.wrapping_add(self.func), ctl)
+        let tramp: Trampoline = unsafe { sys::exec::function_at(code_at(self.trampoline)) };
+        tramp(code_at(self.func), ctl)
     }
 }
 

@@ -60,6 +60,11 @@ pub(super) fn resolve(own: Option<StartMethod>, portable: bool) -> StartMethod {
     }
 }
 
+/// The method a [`Process::run_fn`] process that chooses none gets now.
+pub(crate) fn default_method() -> StartMethod {
+    resolve(None, true)
+}
+
 /// A start method to make processes with, like Python's `get_context(method)`: every
 /// process it makes uses that method, whatever the default.
 ///

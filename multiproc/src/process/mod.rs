@@ -23,6 +23,8 @@ mod signal;
 mod spawn;
 mod start;
 mod status;
+#[cfg(feature = "tokio")]
+mod tokio;
 
 use std::fmt;
 use std::sync::Arc;
@@ -40,6 +42,9 @@ pub use self::start::StartMethod;
 pub use self::status::ExitStatus;
 pub use crate::pid::Pid;
 pub use crate::signal::Signal;
+
+pub(crate) use self::entry::{code_at, code_offset_here, offset_in_executable};
+pub(crate) use self::method::default_method;
 
 use self::children::ChildRecord;
 use self::run_fn::Portable;

@@ -61,10 +61,8 @@ where
     const PORTABLE: Portable<RunFn<A, R>> = Portable {
         code: |task| Code::of(task.f),
         // The argument goes as its own message, after the task's identity; the child's
-        // trampoline, which knows `A`, receives it. Until handles land, connections carry
-        // plain serde values, so an argument cannot hold a Connection, Queue or Lock yet;
-        // once `Connection::send` passes descriptors, such arguments travel with no change
-        // here.
+        // trampoline, which knows `A`, receives it. Handles in it (a Connection, Queue,
+        // Lock ...) travel with their descriptors; the parent's copies go with `task`.
         send_args: |task, ctl| ctl.send(&task.args),
     };
 }

@@ -5,7 +5,7 @@
 #![allow(unsafe_code)]
 
 use std::io::Write;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Mutex;
 
@@ -133,26 +133,40 @@ where
         let _ = std::io::stdout().flush();
         let _ = std::io::stderr().flush();
 
-        let forked = {
-            let _registry = registry::lock_for_fork();
+        let (forked, hand_over) = {
+            let registry = registry::lock_for_fork();
+            // With no library descriptor but the control pair, the child has nothing to
+            // detach: it runs at once instead of waiting for the list of what it keeps.
+            let hand_over = !registry.holds_only(&[ctl_parent.as_raw_fd(), ctl_child.as_raw_fd()]);
             let _identity = current::lock_for_fork();
             let _children = children::lock_for_fork();
             let _server = forkserver::lock_for_fork();
-            fork()?
+            (fork()?, hand_over)
         };
         match forked {
             Forked::Child => {
                 drop(ctl_parent);
-                child_main(self.task, ctl_child, &name, daemon, parent_pid)
+                child_main(self.task, ctl_child, &name, daemon, parent_pid, hand_over)
             }
             Forked::Parent(pid) => {
                 drop(ctl_child);
                 // The parent drops the task it moved into the child: the connections it owned
                 // report themselves, and only those stay open in the child.
                 let captured = registry::drop_recording(self.task);
-                let record = ChildRecord::new(pid, name, daemon)?;
+                let record = match ChildRecord::new(pid, name, daemon) {
+                    Ok(record) => record,
+                    Err(e) => {
+                        // A child that does not wait for a hand-over already runs: stop it,
+                        // since `start` fails. It is ours and unreaped, so its pid is too.
+                        let _ = sys::signal::kill(pid, Signal::KILL.as_raw());
+                        let _ = sys::process::wait_exit(pid, true);
+                        return Err(e);
+                    }
+                };
                 children::register(record.clone());
-                ctl_parent.send(&captured)?;
+                if hand_over {
+                    ctl_parent.send(&captured)?;
+                }
                 Ok(Child::new(record, ctl_parent))
             }
         }
@@ -162,9 +176,16 @@ where
 /// Where the location of a panic in the child is kept for the parent.
 static PANIC_LOCATION: Mutex<Option<String>> = Mutex::new(None);
 
-/// The child's life: adopt the captured connections, run the task, finish its own
-/// children, report, exit.
-fn child_main<T>(task: T, mut ctl: Connection, name: &str, daemon: bool, parent_pid: i32) -> !
+/// The child's life: adopt the captured connections (when the parent hands them over),
+/// run the task, finish its own children, report, exit.
+fn child_main<T>(
+    task: T,
+    mut ctl: Connection,
+    name: &str,
+    daemon: bool,
+    parent_pid: i32,
+    hand_over: bool,
+) -> !
 where
     T: Run,
     T::Output: Serialize,
@@ -175,14 +196,16 @@ where
     children::forget_all();
     forkserver::forget_in_child();
     current::become_child(name, daemon, parent_pid);
-    let mut keep: Vec<RawFd> = match ctl.recv() {
-        Ok(keep) => keep,
-        // The parent died or failed between fork and hand-over: nothing to run for.
-        Err(_) => sys::process::exit_now(1),
-    };
-    keep.push(std::os::fd::AsRawFd::as_raw_fd(&ctl));
-    if registry::keep_only(&keep).is_err() {
-        sys::process::exit_now(1);
+    if hand_over {
+        let mut keep: Vec<RawFd> = match ctl.recv() {
+            Ok(keep) => keep,
+            // The parent died or failed between fork and hand-over: nothing to run for.
+            Err(_) => sys::process::exit_now(1),
+        };
+        keep.push(ctl.as_raw_fd());
+        if registry::keep_only(&keep).is_err() {
+            sys::process::exit_now(1);
+        }
     }
 
     run_and_report(task, ctl)

@@ -32,6 +32,8 @@ pub mod fault;
 #[cfg(not(loom))]
 mod named;
 mod ring;
+#[cfg(feature = "tokio")]
+mod tokio;
 
 use std::cell::RefCell;
 use std::fmt;
@@ -718,6 +720,26 @@ impl<'de, T, C> serde::Deserialize<'de> for Queue<T, C> {
             closed: AtomicBool::new(closed),
             _types: PhantomData,
         })
+    }
+}
+
+/// Under `--cfg loom` a queue's ring is loom's model memory, which cannot leave the
+/// process: the loom build (which runs only the models) refuses to send one.
+#[cfg(loom)]
+impl<T, C> Serialize for Queue<T, C> {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom(
+            "a queue cannot travel in a loom model",
+        ))
+    }
+}
+
+#[cfg(loom)]
+impl<'de, T, C> serde::Deserialize<'de> for Queue<T, C> {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom(
+            "a queue cannot travel in a loom model",
+        ))
     }
 }
 

@@ -136,6 +136,8 @@ use self::loom_memory as backend;
 use self::shm_memory as backend;
 use crate::deadline::Deadline;
 use crate::loom::{fence, AtomicU32, AtomicU64, Ordering};
+#[cfg(all(feature = "tokio", not(loom)))]
+use crate::mem::wake::AsyncWake;
 use crate::raw::park::{self, Parked};
 use crate::raw::LIVENESS_PERIOD;
 
@@ -216,6 +218,19 @@ struct Signal {
     seq: AtomicU32,
     /// Processes asleep (or about to sleep) on `seq`.
     waiters: AtomicU32,
+    /// Async tasks (of any process) awaiting this event on the queue's eventfd (feature
+    /// `tokio`, see `mem::wake`). In the padding of the signal's cache line, so the control
+    /// page's layout is otherwise unchanged.
+    async_waiters: AtomicU32,
+}
+
+/// Which event an async waiter awaits (see [`Ring::async_waiters`]).
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Event {
+    NotEmpty,
+    NotFull,
+    AllDone,
 }
 
 /// The fields only producers write, under `plock`.
@@ -373,6 +388,18 @@ impl Ring {
 
     fn ctl(&self) -> &Control {
         self.memory.control()
+    }
+
+    /// The queue's eventfd and the announcement word of `event`, for an async waiter.
+    #[cfg(all(feature = "tokio", not(loom)))]
+    pub(crate) fn async_waiters(&self, event: Event) -> (&AsyncWake, &AtomicU32) {
+        let c = self.ctl();
+        let signal = match event {
+            Event::NotEmpty => &c.not_empty.0,
+            Event::NotFull => &c.not_full.0,
+            Event::AllDone => &c.all_done.0,
+        };
+        (self.memory.segment().async_wake(), &signal.async_waiters)
     }
 
     /// The header word at position `pos` under capacity `cap`.
@@ -847,6 +874,11 @@ impl Ring {
         if signal.waiters.load(Ordering::Relaxed) != 0 {
             park::wake(&signal.seq, u32::MAX);
         }
+        #[cfg(not(loom))]
+        self.memory
+            .segment()
+            .async_wake()
+            .wake(&signal.async_waiters);
     }
 
     /// Waits until `ready()` or `deadline`; `false` on timeout. Follows the rule of

@@ -1,6 +1,7 @@
 //! The futex-word protocols under every lock and synchronisation object: [`RawLock`]
 //! (robust: a holder that dies is detected), [`RawRLock`], [`RawSemaphore`], [`RawEvent`],
-//! [`RawCondition`] and [`RawBarrier`], and [`park`], the one way this crate waits on a word.
+//! [`RawCondition`] and [`RawBarrier`], the two-party hand-off of a [`mailbox`], and [`park`],
+//! the one way this crate waits on a word.
 //!
 //! Each is a `#[repr(C)]` struct of atomics that lives in shared memory and is reached by
 //! reference from every process mapping it. They protect no memory themselves; the typed
@@ -8,6 +9,8 @@
 //! here is the `ShmSafe`/`ShmSync` promise each struct makes: every field is an atomic.
 
 pub(crate) mod park;
+#[cfg(feature = "tokio")]
+pub(crate) mod wake;
 
 use std::time::Duration;
 
@@ -270,7 +273,8 @@ impl RawLock {
     /// `Lock` may be released by a process other than its acquirer, as in Python.
     #[inline]
     pub(crate) fn unlock(&self) -> bool {
-        let old = self.word.swap(0, Ordering::Release);
+        // SeqCst: an async waiter's announcement is read after this (see `wake`).
+        let old = self.word.swap(0, Ordering::SeqCst);
         if old & CONTENDED != 0 {
             self.wake_one();
         }
@@ -512,6 +516,9 @@ macro_rules! shared_state {
         unsafe impl crate::mem::pod::ShmSync for $name {}
     )*};
 }
+
+// Declared after `shared_state!`, which it uses.
+pub(crate) mod mailbox;
 
 shared_state! {
     /// A semaphore and its bound (`u32::MAX` when unbounded).

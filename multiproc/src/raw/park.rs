@@ -118,11 +118,21 @@ pub(crate) fn spin(word: &AtomicU32, expected: u32, deadline: Deadline) -> bool 
 /// child's exit): calls `ready` between yields for at most [`SPIN_BUDGET`], never past
 /// `deadline`, and returns whether it said `true`. Each call of `ready` may cost a
 /// system call, so there is no plain-load phase.
-pub(crate) fn spin_until(mut ready: impl FnMut() -> bool, deadline: Deadline) -> bool {
+pub(crate) fn spin_until(ready: impl FnMut() -> bool, deadline: Deadline) -> bool {
+    spin_within(ready, SPIN_BUDGET, deadline)
+}
+
+/// [`spin_until`] with a budget of `budget` instead of [`SPIN_BUDGET`] (an async waiter's
+/// shorter spin).
+pub(crate) fn spin_within(
+    mut ready: impl FnMut() -> bool,
+    budget: Duration,
+    deadline: Deadline,
+) -> bool {
     let start = Instant::now();
     let limit = deadline
         .instant()
-        .map_or(start + SPIN_BUDGET, |d| d.min(start + SPIN_BUDGET));
+        .map_or(start + budget, |d| d.min(start + budget));
     loop {
         if ready() {
             return true;

@@ -12,6 +12,7 @@ use super::value::{lock_cells, repaired, DATA};
 use crate::deadline::Deadline;
 use crate::error::{Error, LockResult, Result};
 use crate::mem::cell;
+use crate::mem::named::{self, Layout};
 use crate::mem::pod::ShmSafe;
 use crate::mem::segment::{Kind, Segment, Shared};
 use crate::raw::{lock_result, RawLock};
@@ -88,6 +89,27 @@ pub struct ArrayGuard<'a, T: ShmSafe> {
     _not_send: PhantomData<*const ()>,
 }
 
+impl<T: ShmSafe> Array<T> {
+    /// The segment of an array of `len` elements: the lock, then the elements at `DATA`.
+    fn layout(len: usize) -> Result<Layout> {
+        Ok(Layout {
+            what: "array",
+            kind: KIND,
+            size: payload_size::<T>(DATA, len)?,
+            align: align_of::<T>().max(8),
+        })
+    }
+
+    /// The array in `seg` (of [`Array::layout`]), as its creator left it.
+    fn in_segment(seg: Segment) -> Array<T> {
+        Array {
+            len: len_for::<T>(seg.payload_size(), DATA).unwrap_or(0),
+            lock: Shared::new(seg, 0),
+            _t: PhantomData,
+        }
+    }
+}
+
 impl<T: ShmSafe + Copy> Array<T> {
     /// Creates an array of `len` zeroed elements (every `ShmSafe` type is valid zeroed).
     ///
@@ -96,12 +118,56 @@ impl<T: ShmSafe + Copy> Array<T> {
     /// [`Error::InvalidArgument`] when it would be too large; [`Error::Io`] when the system
     /// refuses the memory.
     pub fn new(len: usize) -> Result<Array<T>> {
-        let seg = Segment::create(KIND, payload_size::<T>(DATA, len)?, align_of::<T>().max(8))?;
-        Ok(Array {
-            lock: Shared::new(seg, 0),
-            len,
-            _t: PhantomData,
+        let layout = Array::<T>::layout(len)?;
+        let seg = Segment::create(KIND, layout.size, layout.align)?;
+        Ok(Array::in_segment(seg))
+    }
+
+    /// Creates the array `name` of `len` zeroed elements, for processes that are not parent
+    /// and child (see [`Lock::create`](crate::Lock::create) for how names behave). Every
+    /// process must use the same `T`: the name records the length in bytes and `T`'s
+    /// alignment, not the type.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when it would be too large; otherwise as
+    /// [`Lock::create`](crate::Lock::create).
+    pub fn create(name: &str, len: usize) -> Result<Array<T>> {
+        named::create(name, Array::<T>::layout(len)?, |seg| {
+            Ok(Array::in_segment(seg))
         })
+    }
+
+    /// Opens the array `name`, with the length it was created with.
+    ///
+    /// # Errors
+    /// As [`Lock::open`](crate::Lock::open); `InvalidData` too when its bytes are not a
+    /// whole number of `T`s, or its alignment is not `T`'s.
+    pub fn open(name: &str) -> Result<Array<T>> {
+        let seg = named::open_sized(name, "array", KIND, |size| {
+            let layout = Array::<T>::layout(len_for::<T>(size, DATA)?).ok()?;
+            Some((layout.size, layout.align))
+        })?;
+        Ok(Array::in_segment(seg))
+    }
+
+    /// Opens the array `name`, creating it with `len` zeroed elements if it does not
+    /// exist.
+    ///
+    /// # Errors
+    /// As [`Array::create`] and [`Lock::open_or_create`](crate::Lock::open_or_create);
+    /// `InvalidData` when the existing array has another length.
+    pub fn open_or_create(name: &str, len: usize) -> Result<Array<T>> {
+        named::open_or_create(name, Array::<T>::layout(len)?, Array::in_segment, |seg| {
+            Ok(Array::in_segment(seg))
+        })
+    }
+
+    /// Removes the name `name`; processes that have the array open keep using it.
+    ///
+    /// # Errors
+    /// As [`Lock::unlink`](crate::Lock::unlink).
+    pub fn unlink(name: &str) -> Result<()> {
+        named::unlink(name, "array")
     }
 
     /// Creates an array holding a copy of `items`.
@@ -475,15 +541,10 @@ impl<T: ShmSafe> serde::Serialize for Array<T> {
 impl<'de, T: ShmSafe> serde::Deserialize<'de> for Array<T> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let seg = Segment::deserialize_as(deserializer, KIND, |size| {
-            let len = len_for::<T>(size, DATA)?;
-            Some((payload_size::<T>(DATA, len).ok()?, align_of::<T>().max(8)))
+            let layout = Array::<T>::layout(len_for::<T>(size, DATA)?).ok()?;
+            Some((layout.size, layout.align))
         })?;
-        let len = len_for::<T>(seg.payload_size(), DATA).unwrap_or(0);
-        Ok(Array {
-            lock: Shared::new(seg, 0),
-            len,
-            _t: PhantomData,
-        })
+        Ok(Array::in_segment(seg))
     }
 }
 

@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::loom::Ordering;
+use crate::mem::named::Layout;
 use crate::mem::segment::{Kind, Segment};
 use crate::raw::park::{self, Parked};
 use crate::raw::{Acquired, RawBarrier, LIVENESS_PERIOD};
 use crate::sys::identity::{self, Token};
 
-const KIND: Kind = Kind(*b"BARR");
+pub(super) const KIND: Kind = Kind(*b"BARR");
 
 /// The action a barrier runs when a round is complete.
 type Action = Arc<dyn Fn() + Send + Sync>;
@@ -47,7 +48,25 @@ pub struct Barrier {
     seg: Segment,
     parties: u32,
     action: Option<Action>,
-    timeout: Option<Duration>,
+    pub(super) timeout: Option<Duration>,
+}
+
+/// Where a party stands after [`Barrier::arrive`].
+pub(super) enum Arrival {
+    /// It was the last party: the round passed, and this is its index.
+    Last(u32),
+    /// It waits for round `generation` to end, as party `index`.
+    Waiting { generation: u32, index: u32 },
+}
+
+/// Refuses a barrier of no parties.
+pub(super) fn check_parties(parties: u32) -> Result<()> {
+    if parties == 0 {
+        return Err(Error::InvalidArgument(
+            "a barrier needs at least one party".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The payload offset of the waiting parties' tokens.
@@ -61,21 +80,46 @@ impl Barrier {
     /// [`Error::InvalidArgument`] when `parties` is 0; [`Error::Io`] when the system
     /// refuses the memory.
     pub fn new(parties: u32) -> Result<Barrier> {
-        if parties == 0 {
-            return Err(Error::InvalidArgument(
-                "a barrier needs at least one party".into(),
-            ));
+        check_parties(parties)?;
+        let layout = Barrier::layout(parties);
+        let seg = Segment::create(KIND, layout.size, layout.align)?;
+        Ok(Barrier::init_in(seg, parties))
+    }
+
+    /// The segment of a barrier of `parties` parties: its state, then one slot per party.
+    pub(super) fn layout(parties: u32) -> Layout {
+        Layout {
+            what: "barrier",
+            kind: KIND,
+            size: SLOTS + parties as usize * size_of::<AtomicU64>(),
+            align: 8,
         }
-        let size = SLOTS + parties as usize * size_of::<AtomicU64>();
-        let seg = Segment::create(KIND, size, 8)?;
-        let b = Barrier {
+    }
+
+    /// The number of parties of a barrier segment whose payload is `size` bytes, if one
+    /// can be.
+    pub(super) fn parties_for(size: usize) -> Option<u32> {
+        let slots = size.checked_sub(SLOTS)?;
+        let parties = u32::try_from(slots / size_of::<AtomicU64>()).ok()?;
+        (parties > 0 && Barrier::layout(parties).size == size).then_some(parties)
+    }
+
+    /// The barrier in `seg` (of [`Barrier::layout`]), as its creator left it.
+    pub(super) fn in_segment(seg: Segment) -> Barrier {
+        Barrier {
+            parties: Barrier::parties_for(seg.payload_size()).unwrap_or(0),
             seg,
-            parties,
             action: None,
             timeout: None,
-        };
+        }
+    }
+
+    /// A new barrier of `parties` in the fresh, zeroed `seg`, which no other process sees
+    /// yet.
+    pub(super) fn init_in(seg: Segment, parties: u32) -> Barrier {
+        let b = Barrier::in_segment(seg);
         b.raw().parties.store(parties, Ordering::Relaxed);
-        Ok(b)
+        b
     }
 
     /// Creates a barrier whose last arriving party runs `action` before anyone is released.
@@ -144,7 +188,14 @@ impl Barrier {
         self.wait_until(Deadline::at(deadline))
     }
 
-    fn wait_until(&self, deadline: Deadline) -> Result<u32> {
+    /// Counts this party in: the last one runs the action and lets the round pass, the
+    /// others are told which round to wait for (the first half of every wait, sync or
+    /// async).
+    ///
+    /// # Errors
+    /// [`Error::BrokenBarrier`] when the barrier is broken, or breaks now because a waiting
+    /// party died.
+    pub(super) fn arrive(&self) -> Result<Arrival> {
         let raw = self.raw();
         let state = self.locked();
         if raw.broken.load(Ordering::Relaxed) != 0 {
@@ -172,12 +223,38 @@ impl Barrier {
             raw.generation
                 .store(generation.wrapping_add(1), Ordering::Relaxed);
             self.wake_all();
-            return Ok(index);
+            return Ok(Arrival::Last(index));
         }
         self.slots()[index as usize].store(identity::process().0, Ordering::Relaxed);
         raw.waiting.store(index + 1, Ordering::Relaxed);
-        drop(state);
+        Ok(Arrival::Waiting { generation, index })
+    }
 
+    /// After a waiting party's liveness period passed without the round ending, under the
+    /// state lock: the round's outcome if it ended meanwhile, else breaks the barrier when
+    /// `timed_out` (this party's [`Error::Timeout`]) or a waiting party died.
+    pub(super) fn check_waiting(&self, generation: u32, timed_out: bool) -> Option<Result<()>> {
+        let _state = self.locked();
+        if let Some(outcome) = self.outcome(generation) {
+            return Some(outcome);
+        }
+        if timed_out {
+            self.break_locked();
+            return Some(Err(Error::Timeout));
+        }
+        if self.a_waiter_died() {
+            self.break_locked();
+            return Some(Err(Error::BrokenBarrier));
+        }
+        None
+    }
+
+    fn wait_until(&self, deadline: Deadline) -> Result<u32> {
+        let (generation, index) = match self.arrive()? {
+            Arrival::Last(index) => return Ok(index),
+            Arrival::Waiting { generation, index } => (generation, index),
+        };
+        let raw = self.raw();
         loop {
             let seq = raw.seq.load(Ordering::Acquire);
             if let Some(outcome) = self.outcome(generation) {
@@ -187,24 +264,14 @@ impl Barrier {
             if park::wait(&raw.seq, seq, check_at) == Parked::Woken {
                 continue;
             }
-            let timed_out = deadline.has_passed();
-            let _state = self.locked();
-            if let Some(outcome) = self.outcome(generation) {
+            if let Some(outcome) = self.check_waiting(generation, deadline.has_passed()) {
                 return outcome.map(|()| index);
-            }
-            if timed_out {
-                self.break_locked();
-                return Err(Error::Timeout);
-            }
-            if self.a_waiter_died() {
-                self.break_locked();
-                return Err(Error::BrokenBarrier);
             }
         }
     }
 
     /// How the round `generation` ended for its waiters, `None` while it goes on.
-    fn outcome(&self, generation: u32) -> Option<Result<()>> {
+    pub(super) fn outcome(&self, generation: u32) -> Option<Result<()>> {
         let raw = self.raw();
         if raw.generation.load(Ordering::Acquire) != generation {
             if raw.cancelled.load(Ordering::Acquire) == generation.wrapping_add(1) {
@@ -250,8 +317,16 @@ impl Barrier {
 
     fn wake_all(&self) {
         let raw = self.raw();
-        raw.seq.fetch_add(1, Ordering::Release);
+        // SeqCst: async waiters' announcement is read after this (see `mem::wake`).
+        raw.seq.fetch_add(1, Ordering::SeqCst);
         park::wake(&raw.seq, u32::MAX);
+        self.seg.wake_async_waiters();
+    }
+
+    /// The segment, whose eventfd async waiters await.
+    #[cfg(feature = "tokio")]
+    pub(super) fn segment(&self) -> &Segment {
+        &self.seg
     }
 
     /// Breaks the barrier: every current and later waiter gets [`Error::BrokenBarrier`]
@@ -337,20 +412,16 @@ impl<'de> serde::Deserialize<'de> for Barrier {
         impl<'de> serde::Deserialize<'de> for Raw {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 Segment::deserialize_as(d, KIND, |size| {
-                    let parties = size.checked_sub(SLOTS)? / size_of::<AtomicU64>();
-                    (parties > 0 && u32::try_from(parties).is_ok())
-                        .then_some((SLOTS + parties * size_of::<AtomicU64>(), 8))
+                    let layout = Barrier::layout(Barrier::parties_for(size)?);
+                    Some((layout.size, layout.align))
                 })
                 .map(Raw)
             }
         }
         let (Raw(seg), timeout) = serde::Deserialize::deserialize(deserializer)?;
-        let parties = ((seg.payload_size() - SLOTS) / size_of::<AtomicU64>()) as u32;
         Ok(Barrier {
-            seg,
-            parties,
-            action: None,
             timeout,
+            ..Barrier::in_segment(seg)
         })
     }
 }

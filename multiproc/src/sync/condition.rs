@@ -2,17 +2,36 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use super::rlock::{RLock, RLockGuard};
+use super::rlock::{self, RLock, RLockGuard};
 use crate::deadline::Deadline;
 use crate::error::{Error, LockResult, Result, WaitError, WaitResult};
+use crate::mem::named::Layout;
 use crate::mem::segment::{Kind, Segment, Shared};
 use crate::raw::park::Parked;
-use crate::raw::{Acquired, RawCondition, Settled};
+use crate::raw::{Acquired, RawCondition, RawRLock, Settled};
 use crate::sys::identity;
 
 const KIND: Kind = Kind(*b"COND");
+
+/// Where a named condition's own state sits: a named condition is one segment (one name,
+/// made at once), its lock's, with the condition after the lock.
+const NAMED_AT: usize =
+    std::mem::size_of::<RawRLock>().next_multiple_of(std::mem::align_of::<RawCondition>());
+
+/// The segment of a named condition: an rlock's kind, so its lock travels as an `RLock`.
+pub(super) const NAMED_LAYOUT: Layout = Layout {
+    what: "condition",
+    kind: rlock::KIND,
+    size: NAMED_AT + std::mem::size_of::<RawCondition>(),
+    align: if std::mem::align_of::<RawRLock>() > std::mem::align_of::<RawCondition>() {
+        std::mem::align_of::<RawRLock>()
+    } else {
+        std::mem::align_of::<RawCondition>()
+    },
+};
 
 /// A condition variable shared by processes: Python's `multiprocessing.Condition`.
 ///
@@ -69,6 +88,20 @@ impl Condition {
             lock,
             shared: Shared::new(Segment::create_for::<RawCondition>(KIND)?, 0),
         })
+    }
+
+    /// The named condition in `segment` (of [`NAMED_LAYOUT`]): its lock first, then its
+    /// state. A zeroed segment is an unlocked lock and a condition nobody waits on.
+    pub(super) fn in_named_segment(segment: Segment) -> Condition {
+        Condition {
+            lock: RLock::in_segment(segment.clone()),
+            shared: Shared::new(segment, NAMED_AT),
+        }
+    }
+
+    /// Whether the condition lives in its lock's segment (a named condition).
+    fn in_lock_segment(&self) -> bool {
+        self.shared.segment().fd().as_raw_fd() == self.lock.segment().fd().as_raw_fd()
     }
 
     fn raw(&self) -> &RawCondition {
@@ -322,7 +355,9 @@ impl fmt::Debug for Condition {
 /// another handle on the same condition and its lock.
 impl serde::Serialize for Condition {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serde::Serialize::serialize(&(&self.lock, self.shared.segment()), serializer)
+        // A named condition's state travels with its lock's segment.
+        let own = (!self.in_lock_segment()).then(|| self.shared.segment());
+        serde::Serialize::serialize(&(&self.lock, own), serializer)
     }
 }
 
@@ -334,8 +369,16 @@ impl<'de> serde::Deserialize<'de> for Condition {
                 Shared::deserialize_as(d, KIND).map(Raw)
             }
         }
-        let (lock, Raw(shared)) = serde::Deserialize::deserialize(deserializer)?;
-        Ok(Condition { lock, shared })
+        let (lock, own): (RLock, Option<Raw>) = serde::Deserialize::deserialize(deserializer)?;
+        match own {
+            Some(Raw(shared)) => Ok(Condition { lock, shared }),
+            None if lock.segment().payload_size() == NAMED_LAYOUT.size => {
+                Ok(Condition::in_named_segment(lock.segment().clone()))
+            }
+            None => Err(<D::Error as serde::de::Error>::custom(
+                "a condition without a segment of its own must live in its lock's",
+            )),
+        }
     }
 }
 

@@ -40,7 +40,7 @@ pub(super) const LAYOUT: Layout = Layout {
 /// ```
 #[derive(Clone)]
 pub struct Event {
-    shared: Shared<RawEvent>,
+    pub(super) shared: Shared<RawEvent>,
 }
 
 impl Event {
@@ -67,6 +67,7 @@ impl Event {
     /// Sets the flag and wakes every waiter.
     pub fn set(&self) {
         self.raw().set();
+        self.shared.segment().wake_async_waiters();
     }
 
     /// Clears the flag.

@@ -68,7 +68,7 @@ pub(super) const LAYOUT: Layout = Layout {
 /// ```
 #[derive(Clone)]
 pub struct Lock {
-    shared: Shared<RawLock>,
+    pub(super) shared: Shared<RawLock>,
 }
 
 /// Holds a [`Lock`]; releases it when dropped.
@@ -193,11 +193,19 @@ impl Lock {
     /// [`Error::InvalidState`] when the lock is not locked, as Python's `ValueError`.
     #[inline]
     pub fn release(&self) -> Result<()> {
-        if self.raw().unlock() {
+        if self.unlock() {
             Ok(())
         } else {
             Err(released_too_many_times())
         }
+    }
+
+    /// Releases the raw lock and tells async waiters; whether it was locked.
+    #[inline]
+    fn unlock(&self) -> bool {
+        let was_locked = self.raw().unlock();
+        self.shared.segment().wake_async_waiters();
+        was_locked
     }
 
     /// Whether some process holds the lock now (Python's `locked()`).
@@ -218,7 +226,7 @@ pub(crate) fn released_too_many_times() -> Error {
 impl Drop for LockGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        self.lock.raw().unlock();
+        self.lock.unlock();
     }
 }
 

@@ -31,6 +31,8 @@ mod lock;
 mod named;
 mod rlock;
 mod semaphore;
+#[cfg(feature = "tokio")]
+mod tokio;
 
 pub use self::barrier::Barrier;
 pub use self::condition::Condition;

@@ -8,11 +8,19 @@ use std::time::{Duration, Instant};
 use super::lock::keep_acquired;
 use crate::deadline::Deadline;
 use crate::error::{Acquired, LockResult, Result};
+use crate::mem::named::Layout;
 use crate::mem::segment::{Kind, Segment, Shared};
 use crate::raw::{lock_result, RawRLock};
 use crate::sys::identity;
 
-const KIND: Kind = Kind(*b"RLCK");
+pub(super) const KIND: Kind = Kind(*b"RLCK");
+
+pub(super) const LAYOUT: Layout = Layout {
+    what: "rlock",
+    kind: KIND,
+    size: std::mem::size_of::<RawRLock>(),
+    align: std::mem::align_of::<RawRLock>(),
+};
 
 /// A recursive lock shared by processes: Python's `multiprocessing.RLock`.
 ///
@@ -58,6 +66,18 @@ impl RLock {
         Ok(RLock {
             shared: Shared::new(Segment::create_for::<RawRLock>(KIND)?, 0),
         })
+    }
+
+    /// The lock at the start of `segment` (an rlock's, or a named condition's).
+    pub(super) fn in_segment(segment: Segment) -> RLock {
+        RLock {
+            shared: Shared::new(segment, 0),
+        }
+    }
+
+    /// The segment the lock lives in.
+    pub(super) fn segment(&self) -> &Segment {
+        self.shared.segment()
     }
 
     pub(crate) fn raw(&self) -> &RawRLock {
@@ -205,7 +225,28 @@ impl fmt::Debug for RLockGuard<'_> {
     }
 }
 
-crate::mem::segment::travels_as_shared!(RLock, shared, KIND);
+/// Sent through a [`Connection`](crate::Connection) (or as a process argument), it arrives as
+/// another handle on the same lock (see [`handle`](crate::handle)).
+impl serde::Serialize for RLock {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(self.shared.segment(), serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RLock {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Alone in its segment, or first in a named condition's.
+        let named = super::condition::NAMED_LAYOUT;
+        let seg = Segment::deserialize_as(deserializer, KIND, |size| {
+            if size == LAYOUT.size {
+                Some((LAYOUT.size, LAYOUT.align))
+            } else {
+                (size == named.size).then_some((named.size, named.align))
+            }
+        })?;
+        Ok(RLock::in_segment(seg))
+    }
+}
 
 #[cfg(test)]
 mod tests {

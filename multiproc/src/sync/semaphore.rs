@@ -45,14 +45,14 @@ pub(super) const LAYOUT: Layout = Layout {
 /// ```
 #[derive(Clone)]
 pub struct Semaphore {
-    shared: Shared<SemaphoreState>,
+    pub(super) shared: Shared<SemaphoreState>,
 }
 
 /// Holds one unit of a [`Semaphore`] (or [`BoundedSemaphore`]); gives it back when
 /// dropped.
 #[must_use = "the unit is given back as soon as the guard is dropped"]
 pub struct SemaphoreGuard<'a> {
-    sem: &'a Semaphore,
+    pub(super) sem: &'a Semaphore,
 }
 
 impl Semaphore {
@@ -180,7 +180,9 @@ impl Semaphore {
         state
             .sem
             .release(state.max.load(Ordering::Relaxed))
-            .map_err(|_| released_too_many_times())
+            .map_err(|_| released_too_many_times())?;
+        self.shared.segment().wake_async_waiters();
+        Ok(())
     }
 
     /// The number of units now (Python's `get_value`); a snapshot.
@@ -228,7 +230,7 @@ impl fmt::Debug for SemaphoreGuard<'_> {
 /// ```
 #[derive(Clone)]
 pub struct BoundedSemaphore {
-    sem: Semaphore,
+    pub(super) sem: Semaphore,
 }
 
 impl BoundedSemaphore {
@@ -241,6 +243,11 @@ impl BoundedSemaphore {
         Ok(BoundedSemaphore {
             sem: Semaphore::with_bound(value, value)?,
         })
+    }
+
+    /// `sem` as a bounded semaphore, if it has a bound (`u32::MAX` is none).
+    pub(super) fn from_semaphore(sem: Semaphore) -> Option<BoundedSemaphore> {
+        (sem.state().max.load(Ordering::Relaxed) != u32::MAX).then_some(BoundedSemaphore { sem })
     }
 
     /// The bound (the initial value).

@@ -3,8 +3,10 @@
 //! Every backend provides, with `io::Result` and no crate-level error types:
 //! - `fd`: `socketpair`, `seqpacket_pair`, `shutdown`, `set_buffer_sizes`, `dup`,
 //!   `replace` (dup3), `read`, `read_uninit`, `read_to_spare`, `send_all`,
-//!   `write_all_vectored`, `poll_readable`.
-//! - `scm`: `send_with_fds`, `recv_with_fds`, `try_recv_with_fds`
+//!   `write_all_vectored`, `poll_readable`, `send_records` / `recv_records_to_spare`
+//!   (`sendmmsg` / `recvmmsg`); with feature `tokio`, `eventfd`, `eventfd_add`,
+//!   `register_async` (a descriptor handed to tokio's reactor).
+//! - `scm`: `send_with_fds`, `recv_with_fds`, `try_recv_with_fds`, `recv_record_to_spare`
 //!   (descriptors beside the bytes on a unix socket, `SCM_RIGHTS`), `MAX_FDS`.
 //! - `futex`: `wait(word, expected, timeout)` and `wake(word, n)` on a process-shared word.
 //! - `mman`: `memfd`, `set_len`, `file_len`, `shm_open`, `shm_unlink`, `Mapping` (unmapped
@@ -14,7 +16,7 @@
 //!   `pidfd_send_signal`, `wait_exit`, `set_parent_death_signal`, `at_exit`, `at_fork_child`,
 //!   `thread_count`, `getpid`, `getppid`, `cpu_count`, `is_gone`.
 //! - `socket`: `listen_unix_path` (a listening unix socket whose file has chosen
-//!   permissions), `lock_exclusive` (`flock`), `is_wrong_socket_type`.
+//!   permissions), `lock_exclusive` (`flock`), `is_wrong_socket_type`, `is_seqpacket`.
 //! - `exec`: `spawn_self` (exec of this program with a socket as stdin), `take_stdin`,
 //!   `ignore_sigpipe`, `object_base` (dladdr), `function_at` (an address as a function).
 //! - `identity`: who owns a lock (id and start time) and whether that owner is alive.

@@ -74,6 +74,7 @@ impl Memory {
             Line(Signal {
                 seq: AtomicU32::new(0),
                 waiters: AtomicU32::new(0),
+                async_waiters: AtomicU32::new(0),
             })
         };
         let control = Box::new(Control {

@@ -152,6 +152,153 @@ fn write_iov(fd: BorrowedFd<'_>, iov: &[libc::iovec]) -> io::Result<usize> {
     }
 }
 
+/// The most records one [`send_records`] or [`recv_records_to_spare`] call hands the kernel.
+const RECORDS_PER_CALL: usize = 64;
+
+/// Sends each of `records` (each given as its slices, in order) as one message of a
+/// record socket (`SOCK_SEQPACKET`), with one [`sendmmsg(2)`] per up to 64 records.
+/// `MSG_NOSIGNAL`: a closed peer gives `BrokenPipe`, not `SIGPIPE`.
+///
+/// [`sendmmsg(2)`]: https://man7.org/linux/man-pages/man2/sendmmsg.2.html
+pub(crate) fn send_records(fd: BorrowedFd<'_>, records: &[Vec<&[u8]>]) -> io::Result<()> {
+    let iovs: Vec<Vec<libc::iovec>> = records
+        .iter()
+        .map(|record| {
+            record
+                .iter()
+                .map(|b| libc::iovec {
+                    iov_base: b.as_ptr() as *mut libc::c_void,
+                    iov_len: b.len(),
+                })
+                .collect()
+        })
+        .collect();
+    let mut msgs: Vec<libc::mmsghdr> = iovs
+        .iter()
+        .map(|iov| {
+            // SAFETY: a zeroed mmsghdr is a valid "no address, no iovecs, no control" entry.
+            let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            m.msg_hdr.msg_iov = iov.as_ptr() as *mut libc::iovec;
+            m.msg_hdr.msg_iovlen = iov.len() as _;
+            m
+        })
+        .collect();
+    let mut sent = 0;
+    while sent < msgs.len() {
+        let batch = (msgs.len() - sent).min(RECORDS_PER_CALL);
+        // SAFETY: `msgs[sent..]` holds at least `batch` entries whose iovecs describe live,
+        // readable slices of `records`. A record socket sends each message whole or not at
+        // all, so the count returned is of whole records; EINTR means none was sent.
+        let n = cvt_r(|| unsafe {
+            libc::sendmmsg(
+                fd.as_raw_fd(),
+                msgs[sent..].as_mut_ptr(),
+                batch as libc::c_uint,
+                libc::MSG_NOSIGNAL,
+            )
+        })?;
+        sent += n as usize;
+    }
+    Ok(())
+}
+
+/// How [`recv_records_to_spare`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecordsRead {
+    /// Every record filled its room.
+    Complete,
+    /// The last record received was shorter than its room (its bytes are kept): ask again
+    /// for the rest.
+    Short,
+    /// End of file (the bytes before it are kept).
+    Eof,
+    /// A record was longer than its room (the kernel cut it), came with descriptors (the
+    /// kernel closed them), or a short record was followed by more: the records are not
+    /// cut as the caller expects.
+    Cut,
+}
+
+/// Receives `sizes.len()` records of a record socket into the spare capacity of `vec`,
+/// record `i` into the next `sizes[i]` bytes, with one [`recvmmsg(2)`] per up to 64
+/// records (waiting for each), and extends `vec` by what arrived, record by record, up to
+/// the first that did not fill its room exactly.
+///
+/// # Errors
+/// `InvalidInput` when the sizes do not fit the spare capacity; what `recvmmsg` reports.
+///
+/// [`recvmmsg(2)`]: https://man7.org/linux/man-pages/man2/recvmmsg.2.html
+pub(crate) fn recv_records_to_spare(
+    fd: BorrowedFd<'_>,
+    vec: &mut Vec<u8>,
+    sizes: &[usize],
+) -> io::Result<RecordsRead> {
+    let spare = vec.spare_capacity_mut();
+    if sizes.iter().sum::<usize>() > spare.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "records larger than the room given",
+        ));
+    }
+    let mut at = 0;
+    let mut iovs: Vec<libc::iovec> = Vec::with_capacity(sizes.len());
+    for &size in sizes {
+        iovs.push(libc::iovec {
+            iov_base: spare[at..at + size].as_mut_ptr().cast(),
+            iov_len: size,
+        });
+        at += size;
+    }
+    let mut msgs: Vec<libc::mmsghdr> = iovs
+        .iter_mut()
+        .map(|iov| {
+            // SAFETY: a zeroed mmsghdr is a valid "no address, no iovecs, no control" entry.
+            let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            m.msg_hdr.msg_iov = iov;
+            m.msg_hdr.msg_iovlen = 1;
+            m
+        })
+        .collect();
+    let mut done = 0;
+    while done < msgs.len() {
+        let batch = (msgs.len() - done).min(RECORDS_PER_CALL);
+        // SAFETY: `msgs[done..]` holds at least `batch` entries, each with one iovec over a
+        // distinct part of `vec`'s spare capacity, writable for its length; recvmmsg writes
+        // within them and fills `msg_len` and `msg_hdr.msg_flags`. No timeout is passed.
+        let n = cvt_r(|| unsafe {
+            libc::recvmmsg(
+                fd.as_raw_fd(),
+                msgs[done..].as_mut_ptr(),
+                batch as libc::c_uint,
+                0,
+                std::ptr::null_mut(),
+            )
+        })? as usize;
+        let received = &msgs[done..done + n];
+        for (i, (m, &size)) in received.iter().zip(&sizes[done..]).enumerate() {
+            let got = m.msg_len as usize;
+            if m.msg_hdr.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0 {
+                return Ok(RecordsRead::Cut);
+            }
+            if got == 0 {
+                return Ok(RecordsRead::Eof);
+            }
+            // SAFETY: recvmmsg wrote `got <= size` bytes at the start of this record's room,
+            // which starts right at `vec.len()` (the rooms are consecutive and every earlier
+            // one was filled and counted) and lies within the spare capacity checked above.
+            unsafe { vec.set_len(vec.len() + got) };
+            if got < size {
+                return Ok(match received.get(i + 1) {
+                    None => RecordsRead::Short,
+                    Some(next) if next.msg_len == 0 => RecordsRead::Eof,
+                    Some(_) => RecordsRead::Cut,
+                });
+            }
+        }
+        done += n;
+    }
+    Ok(RecordsRead::Complete)
+}
+
 /// Waits until some of `fds` are readable (or hung up), at most `timeout` (`None`: forever).
 /// Returns one flag per fd; all `false` means the timeout expired. Retries on `EINTR` with
 /// the time that is left.
@@ -254,4 +401,38 @@ pub(crate) fn send_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
         buf = &buf[n..];
     }
     Ok(())
+}
+
+/// A new close-on-exec, non-blocking `eventfd(2)` with a zero count: the descriptor an
+/// async waiter of a shared object is woken through (feature `tokio`).
+#[cfg(feature = "tokio")]
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd takes two integers and returns a new fd or -1.
+    let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+    // SAFETY: eventfd returned a fresh fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Adds one to an eventfd's count, making it readable. A count at its maximum (after
+/// 2^64 - 2 writes) refuses the write with `EAGAIN`, which is ignored: the descriptor is
+/// readable anyway.
+#[cfg(feature = "tokio")]
+pub(crate) fn eventfd_add(fd: BorrowedFd<'_>) {
+    let one = 1u64.to_ne_bytes();
+    // SAFETY: `one` is 8 readable bytes, the size an eventfd write takes.
+    let _ = cvt_r(|| unsafe { libc::write(fd.as_raw_fd(), one.as_ptr().cast(), one.len()) });
+}
+
+/// Registers `fd` with the reactor of the current tokio runtime for `interest` (feature
+/// `tokio`). The caller checks that a runtime is there (tokio panics otherwise).
+#[cfg(feature = "tokio")]
+pub(crate) fn register_async(
+    fd: OwnedFd,
+    interest: tokio::io::Interest,
+) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: the `AsyncFd` owns `fd`, which stays open and the same file until the
+    // `AsyncFd` is dropped (an `OwnedFd` is closed only by its drop, and nothing else has
+    // its number to close).
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, interest) }
+        .map_err(io::Error::from)
 }

@@ -105,9 +105,24 @@ pub(crate) fn set_parent_death_signal(sig: i32) -> io::Result<()> {
     Ok(())
 }
 
-/// How many threads this process has now: field 20 of `/proc/self/stat`, read into a
-/// stack buffer (no allocation, so a fork right after touches no fresh heap page).
+/// How many threads this process has now.
+///
+/// Asked of the link count of `/proc/self/task`, which Linux gives as 2 plus the number of
+/// threads (`proc_task_getattr`): one `statx`, about 4x cheaper than formatting and reading
+/// `/proc/self/stat`, and `start` asks on every fork. A kernel that does not count threads
+/// there (the count stays 2) is asked through `/proc/self/stat` instead.
 pub(crate) fn thread_count() -> io::Result<usize> {
+    use std::os::unix::fs::MetadataExt;
+    let links = std::fs::metadata("/proc/self/task")?.nlink();
+    match links.checked_sub(2) {
+        Some(threads) if threads >= 1 => Ok(threads as usize),
+        _ => thread_count_from_stat(),
+    }
+}
+
+/// The thread count from field 20 of `/proc/self/stat`, read into a stack buffer (no
+/// allocation, so a fork right after touches no fresh heap page).
+fn thread_count_from_stat() -> io::Result<usize> {
     use std::io::Read;
     let mut buf = [0u8; 1024];
     let n = std::fs::File::open("/proc/self/stat")?.read(&mut buf)?;
@@ -186,4 +201,27 @@ pub(crate) fn fork_single_threaded() -> io::Result<Result<Forked, usize>> {
     // SAFETY: the process has one thread (checked just above, and only this thread could
     // start another), so the child inherits no lock held by a vanished thread.
     unsafe { fork() }.map(Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The link count of `/proc/self/task` and field 20 of `/proc/self/stat` agree, with a
+    /// thread of ours running. Other tests start and end threads meanwhile, so the two are
+    /// compared between two equal readings of the first.
+    #[test]
+    fn the_task_link_count_is_the_thread_count() {
+        let (stop, parked) = std::sync::mpsc::channel::<()>();
+        let extra = std::thread::spawn(move || parked.recv());
+        let agreed = (0..1000).any(|_| {
+            let before = thread_count().unwrap();
+            let stat = thread_count_from_stat().unwrap();
+            let after = thread_count().unwrap();
+            before == after && stat == before && before >= 2
+        });
+        drop(stop);
+        let _ = extra.join();
+        assert!(agreed, "the two thread counts never agreed");
+    }
 }

@@ -5,7 +5,9 @@
 //! `sendmsg` that carried them, and hands them to the read that takes the first of those
 //! bytes (a read that reaches them stops there), never to a later one. A plain `read`
 //! reaching them makes the kernel close them, so a reader that may receive descriptors
-//! reads the first bytes of each message with [`recv_with_fds`].
+//! reads the first bytes of each message with [`recv_with_fds`]. On a `SOCK_SEQPACKET`
+//! socket each `sendmsg` is one record, and one receive takes at most one record
+//! ([`recv_record_to_spare`]), with the descriptors sent beside it.
 //!
 //! [`sendmsg(2)`]: https://man7.org/linux/man-pages/man2/sendmsg.2.html
 //! [`recvmsg(2)`]: https://man7.org/linux/man-pages/man2/recvmsg.2.html
@@ -141,6 +143,9 @@ pub(crate) struct Received {
     /// some (more than [`MAX_FDS`], or this process is out of descriptors), the error; the
     /// ones that did arrive are closed then, never leaked. The bytes are good either way.
     pub(crate) fds: io::Result<Vec<OwnedFd>>,
+    /// The message was longer than the buffer and the kernel dropped its rest
+    /// (`MSG_TRUNC`; only a record-preserving socket, `SOCK_SEQPACKET`, does that).
+    pub(crate) truncated: bool,
 }
 
 /// Reads into `buf` with [`recvmsg(2)`], taking the descriptors that ride with the bytes;
@@ -149,14 +154,16 @@ pub(crate) struct Received {
 ///
 /// [`recvmsg(2)`]: https://man7.org/linux/man-pages/man2/recvmsg.2.html
 pub(crate) fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Received> {
-    match recv_with_control(sock, buf, 0, CMSG_BUF_LEN) {
+    match recv_with_control(sock, as_uninit(buf), 0, CMSG_BUF_LEN) {
         Ok(r) => Ok(r.unwrap_or(Received {
             len: 0,
             fds: Ok(Vec::new()),
+            truncated: false,
         })),
         Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => Ok(Received {
             len: read(sock, buf)?,
             fds: Ok(Vec::new()),
+            truncated: false,
         }),
         Err(e) => Err(e),
     }
@@ -171,7 +178,43 @@ pub(crate) fn try_recv_with_fds(
     sock: BorrowedFd<'_>,
     buf: &mut [u8],
 ) -> io::Result<Option<Received>> {
-    recv_with_control(sock, buf, libc::MSG_DONTWAIT, CMSG_BUF_LEN)
+    recv_with_control(sock, as_uninit(buf), libc::MSG_DONTWAIT, CMSG_BUF_LEN)
+}
+
+/// Receives one message of a record-preserving socket (`SOCK_SEQPACKET`) into the spare
+/// capacity of `vec`, at most `max` bytes of it, and extends `vec` by what arrived; with
+/// `wait` false, `Ok(None)` when nothing is there yet. A record longer than the room is cut
+/// (the kernel drops its rest) and says so in [`Received::truncated`]. Spares the zeroing a
+/// `resize` would cost, so a reader touches only the pages its messages fill.
+///
+/// # Errors
+/// `ENOTSOCK` when `sock` is not a socket; otherwise what `recvmsg` reports.
+pub(crate) fn recv_record_to_spare(
+    sock: BorrowedFd<'_>,
+    vec: &mut Vec<u8>,
+    max: usize,
+    wait: bool,
+) -> io::Result<Option<Received>> {
+    let spare = vec.spare_capacity_mut();
+    let room = max.min(spare.len());
+    let flags = if wait { 0 } else { libc::MSG_DONTWAIT };
+    let received = recv_with_control(sock, &mut spare[..room], flags, CMSG_BUF_LEN)?;
+    if let Some(r) = &received {
+        // SAFETY: recvmsg initialised the first `r.len` bytes of the spare capacity, and
+        // `r.len <= room <= spare.len()` (a cut record reports the bytes it wrote, as
+        // MSG_TRUNC is not among the flags we pass), so the new length stays within the
+        // capacity.
+        unsafe { vec.set_len(vec.len() + r.len) };
+    }
+    Ok(received)
+}
+
+/// The `MaybeUninit` view of an initialised buffer, for the calls that also fill
+/// uninitialised memory.
+fn as_uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
+    // SAFETY: `MaybeUninit<u8>` has `u8`'s layout, and the callees only write bytes
+    // (never uninitialised ones) into the view, so `buf` stays initialised.
+    unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) }
 }
 
 /// [`recv_with_fds`] with room for `control_len <= CMSG_BUF_LEN` bytes of control data
@@ -179,7 +222,7 @@ pub(crate) fn try_recv_with_fds(
 /// `flags`, when nothing is there.
 fn recv_with_control(
     sock: BorrowedFd<'_>,
-    buf: &mut [u8],
+    buf: &mut [MaybeUninit<u8>],
     flags: libc::c_int,
     control_len: usize,
 ) -> io::Result<Option<Received>> {
@@ -217,7 +260,11 @@ fn recv_with_control(
     } else {
         Ok(fds)
     };
-    Ok(Some(Received { len: n, fds }))
+    Ok(Some(Received {
+        len: n,
+        fds,
+        truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
+    }))
 }
 
 /// The descriptors of every `SCM_RIGHTS` message in `msg`'s control data, owned. Other
@@ -414,7 +461,7 @@ mod tests {
         // SAFETY: pure arithmetic.
         let room = unsafe { libc::CMSG_SPACE(2 * size_of::<RawFd>() as u32) } as usize;
         let mut v = [0u8; 4];
-        let got = recv_with_control(b.as_fd(), &mut v, 0, room)
+        let got = recv_with_control(b.as_fd(), as_uninit(&mut v), 0, room)
             .unwrap()
             .unwrap();
         assert_eq!((got.len, &v[..1]), (1, &b"x"[..]), "the bytes are good");

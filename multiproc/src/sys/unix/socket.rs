@@ -63,6 +63,26 @@ pub(crate) fn listen_unix_path(path: &Path, mode: u32) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// Whether `fd` is a `SOCK_SEQPACKET` socket (each send one record, each receive at most
+/// one), asked of the kernel with `getsockopt(SO_TYPE)`; `false` for any other socket or
+/// a descriptor that is not a socket.
+pub(crate) fn is_seqpacket(fd: BorrowedFd<'_>) -> bool {
+    let mut kind: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `kind` and `len` are live and `len` holds `kind`'s exact size, so the kernel
+    // writes at most that many bytes.
+    let ret = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&mut kind as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    ret == 0 && kind == libc::SOCK_SEQPACKET
+}
+
 /// Takes an exclusive [`flock(2)`] on `fd` (a directory or file), waiting for it; the lock
 /// goes with the descriptor's last close.
 ///
