@@ -18,10 +18,11 @@ def lock_uncontended(n):
     return n, time.perf_counter() - start
 
 
-def _two_processes(target, args, n):
-    """Starts 2 children running target(*args, go, n) at once; returns the seconds until both end."""
+def _processes(count, target, args, n):
+    """Starts `count` children running target(*args, go, n) at once; returns the seconds
+    until all end."""
     go = CTX.Event()
-    children = [CTX.Process(target=target, args=(*args, go, n)) for _ in range(2)]
+    children = [CTX.Process(target=target, args=(*args, go, n)) for _ in range(count)]
     for child in children:
         child.start()
     try:
@@ -36,6 +37,11 @@ def _two_processes(target, args, n):
         for child in children:
             child.kill()
             child.join()
+
+
+def _two_processes(target, args, n):
+    """Starts 2 children running target(*args, go, n) at once; returns the seconds until both end."""
+    return _processes(2, target, args, n)
 
 
 def _lock_loop(lock, counter, go, n):
@@ -81,9 +87,10 @@ def _increment(value, go, n):
             value.value += 1
 
 
-def value_increment(n):
+def value_increment(n, processes=2):
+    """`processes` processes each add 1 to one Value n times under its lock."""
     value = CTX.Value("q", 0)
-    seconds = _two_processes(_increment, (value,), n)
-    if value.value != 2 * n:
-        raise RuntimeError(f"lost increments: {value.value} != {2 * n}")
-    return 2 * n, seconds
+    seconds = _processes(processes, _increment, (value,), n)
+    if value.value != processes * n:
+        raise RuntimeError(f"lost increments: {value.value} != {processes * n}")
+    return processes * n, seconds

@@ -23,6 +23,7 @@ SCENARIOS = {
     "pipe_throughput": bench_pipe.throughput,
     "queue_small": bench_queue.small,
     "queue_big": bench_queue.big,
+    "queue_scale": bench_queue.scale,
     "queue_rt": bench_queue.round_trip,
     "lock_uncontended": bench_sync.lock_uncontended,
     "lock_contended": bench_sync.lock_contended,

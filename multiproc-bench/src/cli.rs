@@ -16,7 +16,9 @@ OPTIONS:
   --runs N           runs per system (default: 3 quick, 5 full, 1 tiny)
   --filter A,B       only scenarios whose id contains A or B
   --json PATH        also write the results as JSON
-  --svg PATH         also draw a bar chart of the ratios to multiproc
+  --svg PATH         also draw a bar chart of the ratios to multiproc, and beside it
+                     (PATH-scaling.svg) throughput against the process count of the
+                     scaling rows
   -h, --help         this text
 ";
 

@@ -230,6 +230,15 @@ impl Ctx {
         }
     }
 
+    /// The folder of the Python scripts, while the driver runs.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn python_dir(&self) -> Option<&std::path::Path> {
+        match &self.python {
+            PythonState::Running(p) => Some(p.dir()),
+            PythonState::Unavailable(_) => None,
+        }
+    }
+
     /// The Python version the peer ran on, for the line under the table.
     pub(crate) fn python_version(&self) -> Option<&str> {
         self.python_version.as_deref()

@@ -30,6 +30,16 @@ fn main() -> ExitCode {
     // procspawn re-executes this binary for its children; `init` takes over in them and
     // never returns there, so it must run before anything else.
     procspawn::init();
+    // Run as a distributed pool's worker (the Redis rows start this binary so).
+    #[cfg(feature = "redis")]
+    match scenario::redis::registry().work_if_asked() {
+        Ok(true) => return ExitCode::SUCCESS,
+        Ok(false) => {}
+        Err(e) => {
+            eprintln!("multiproc-bench worker: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     if std::env::args().nth(1).as_deref() == Some(EXEC_FLOOR_MARKER) {
         return ExitCode::SUCCESS;
     }
@@ -81,6 +91,7 @@ fn run(options: &cli::Options) -> harness::Result<bool> {
     }
     if let Some(path) = &options.svg {
         chart::write_svg(path, &meta, &results)?;
+        chart::write_scaling_svg(&chart::scaling_path(path), &meta, &results)?;
     }
     Ok(!results.iter().any(harness::RowResult::failed))
 }

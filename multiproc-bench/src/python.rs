@@ -35,6 +35,8 @@ const SCRIPTS: &[(&str, &str)] = &[
         "bench_listener.py",
         include_str!("../python/bench_listener.py"),
     ),
+    ("bench_broker.py", include_str!("../python/bench_broker.py")),
+    ("broker_tasks.py", include_str!("../python/broker_tasks.py")),
 ];
 
 /// The running driver.
@@ -96,6 +98,12 @@ impl Python {
 
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The folder that holds the scripts (the Celery and RQ peers run from it).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn dir(&self) -> &std::path::Path {
+        &self.dir
     }
 
     pub(crate) fn version(&self) -> &str {

@@ -51,6 +51,11 @@ fn every_scenario_runs_once_with_tiny_counts() {
         TempFile(std::env::temp_dir().join(name))
     };
     let (json, svg) = (out("json"), out("svg"));
+    // The scaling chart lands beside the bar chart.
+    let scaling = TempFile(std::env::temp_dir().join(format!(
+        "multiproc-bench-smoke-{}-scaling.svg",
+        std::process::id()
+    )));
     let mut bench = Command::new(env!("CARGO_BIN_EXE_multiproc-bench"))
         .arg("--tiny")
         .arg("--json")
@@ -98,10 +103,18 @@ fn every_scenario_runs_once_with_tiny_counts() {
     }
     let chart = std::fs::read_to_string(&svg.0).expect("read the chart");
     assert!(chart.starts_with("<svg") && chart.contains("relative to multiproc"));
+    let chart = std::fs::read_to_string(&scaling.0).expect("read the scaling chart");
+    assert!(chart.starts_with("<svg") && chart.contains("N producers x N consumers"));
     let rows = report["rows"].as_array().expect("rows");
     let scenarios: BTreeSet<&str> = rows
         .iter()
         .map(|r| r["scenario_id"].as_str().expect("id"))
+        .collect();
+    // The scaling rows: N = 1, 2, 4, ... up to twice the CPUs.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let counts = std::iter::successors(Some(1u64), |n| Some(n * 2)).take_while(|&n| n <= 2 * cpus);
+    let scaling: Vec<String> = counts
+        .flat_map(|n| [format!("queue_scale_{n}x{n}"), format!("value_scale_{n}")])
         .collect();
     let expected = [
         "pipe_rt_8",
@@ -133,7 +146,10 @@ fn every_scenario_runs_once_with_tiny_counts() {
     ];
     assert_eq!(
         scenarios,
-        expected.into_iter().collect(),
+        expected
+            .into_iter()
+            .chain(scaling.iter().map(String::as_str))
+            .collect(),
         "scenario list changed"
     );
 

@@ -245,6 +245,8 @@
 //!   each is cancel-safe; a time limit is `tokio::time::timeout` around it. A process that
 //!   waits only synchronously pays one load per wake-up-able call (see
 //!   `docs/decisions.md`, "Async").
+//! - `redis` (off by default): `multiproc::redis`, a `Queue`, a `Pool` with workers on
+//!   other machines and a dict, on a Redis server (the `redis` crate).
 
 #![doc(test(attr(deny(warnings))))]
 // `unsafe` is allowed only where STYLE.md puts it: `sys/` (system calls), `mem/` (the
@@ -257,7 +259,8 @@
 
 // The layers, each importing only from those earlier in this list (see docs/decisions.md,
 // "Layers"): sys; loom, deadline, pid, signal; error; reactor (feature tokio); mem; raw;
-// shm and sync beside each other; then fd, codec, connection, process, queue, manager.
+// shm and sync beside each other; then fd, codec, connection, process, queue, manager,
+// pool, and redis (the distributed forms, on top of pool and codec).
 mod deadline;
 mod error;
 mod fd;
@@ -280,6 +283,8 @@ pub mod manager;
 pub mod pool;
 pub mod process;
 pub mod queue;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[allow(unsafe_code)]
 pub mod shm;
 pub mod sync;

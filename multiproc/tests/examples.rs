@@ -6,7 +6,8 @@ mod common;
 use common::{test, TestResult};
 
 fn main() {
-    common::run(vec![
+    #[allow(unused_mut)]
+    let mut tests = vec![
         test("seed_000_pipe_producer_consumer", pipe_producer_consumer),
         test("seed_000_pipe_adder_server", pipe_adder_server),
         test("seed_002_000_pipe_bytes_poll", pipe_bytes_poll),
@@ -55,7 +56,31 @@ fn main() {
             "async_service_tokio_server_fed_by_worker_processes",
             async_service,
         ),
-    ])
+    ];
+    #[cfg(feature = "redis")]
+    tests.push(test(
+        "issue16_distributed_pool_broker_two_workers_10k_tasks",
+        distributed_pool,
+    ));
+    common::run(tests)
+}
+
+/// The broker, two workers and 10,000 tasks; skipped (with a note) without redis-server.
+#[cfg(feature = "redis")]
+fn distributed_pool() -> TestResult {
+    if !multiproc::redis::Server::is_installed() {
+        println!("skipped: redis-server is not installed");
+        return Ok(());
+    }
+    assert_eq!(
+        run_example("distributed_pool")?,
+        [
+            "workers: 2",
+            "results: 10000",
+            "sum of squares: 333283335000"
+        ]
+    );
+    Ok(())
 }
 
 fn run_example(name: &str) -> Result<Vec<String>, Box<dyn std::error::Error>> {

@@ -35,6 +35,14 @@ fn main() {
         ),
         test("qu_21_grandchild_puts_reach_the_parent", qu_21_nested),
         test("qu_64_mib_message_round_trip", qu_64_mib_round_trip),
+        test(
+            "qu_bytes_put_bytes_get_bytes_get_with_cross_processes_and_mix_with_values",
+            qu_bytes_path,
+        ),
+        test(
+            "qu_12_large_value_that_encodes_differently_the_second_time_is_an_error",
+            qu_12_large_value_changing_encoding,
+        ),
         test("qu_messages_of_every_size_cross_processes", qu_sizes),
         test(
             "dd_03_sigkilled_producer_100_runs_no_hang_no_duplicate",
@@ -324,6 +332,88 @@ fn qu_12_encode_error() -> TestResult {
     assert_eq!(q.qsize(), 1);
     assert!(matches!(q.get()?, Ok(5)));
     assert!(q.is_empty());
+    Ok(())
+}
+
+/// A large value whose encoding grows each time it is encoded: the size pass and the
+/// in-place encoding disagree.
+struct Growing(std::cell::Cell<usize>);
+
+impl serde::Serialize for Growing {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let len = self.0.get();
+        self.0.set(len + 1000);
+        s.serialize_bytes(&vec![1u8; len])
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Growing {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let bytes = <ByteBuf as serde::Deserialize>::deserialize(d)?;
+        Ok(Growing(std::cell::Cell::new(bytes.len())))
+    }
+}
+
+fn qu_12_large_value_changing_encoding() -> TestResult {
+    let q: Queue<Growing> = Queue::new()?;
+    match q.put(Growing(std::cell::Cell::new(1 << 20))) {
+        Err(PutError::Failed(_, Error::Codec(_))) => {}
+        other => panic!("expected Failed(Codec), got {:?}", other.map(|_| ())),
+    }
+    // Nothing was put, and the queue works as before; a large unencodable value fails in
+    // the size pass, before any room is taken.
+    assert!(q.is_empty());
+    let big: Queue<(ByteBuf, Result<u8, Unencodable>)> = Queue::new()?;
+    match big.put((ByteBuf::from(vec![0; 1 << 20]), Err(Unencodable))) {
+        Err(PutError::Failed(_, Error::Codec(_))) => {}
+        other => panic!("expected Failed(Codec), got {:?}", other.map(|_| ())),
+    }
+    big.put((ByteBuf::from(vec![3; 1 << 20]), Ok(1)))?;
+    let (body, tag) = big.get()?;
+    assert!(body.len() == 1 << 20 && body.iter().all(|&b| b == 3) && matches!(tag, Ok(1)));
+    assert!(big.is_empty());
+    Ok(())
+}
+
+fn qu_bytes_path() -> TestResult {
+    // Sizes that wrap around the 128 KiB initial ring and grow it.
+    let sizes = [0usize, 1, 9, 4096, 100_000, 131_072, 300_000, 1 << 20, 5];
+    let body = |i: usize, len: usize| (0..len).map(|j| (i * 7 + j) as u8).collect::<Vec<u8>>();
+    let q: Queue<u64> = Queue::new()?;
+    let q2 = q.clone();
+    let mut child = Process::new(move || {
+        for round in 0..4 {
+            for (i, &len) in sizes.iter().enumerate() {
+                q2.put_bytes(&body(round * 10 + i, len)).unwrap();
+            }
+        }
+    })
+    .start()?;
+    for round in 0..4 {
+        for (i, &len) in sizes.iter().enumerate() {
+            let want = body(round * 10 + i, len);
+            if i % 2 == 0 {
+                assert_eq!(q.get_bytes()?, want);
+            } else {
+                assert!(q.get_with(|got| got == want.as_slice())?);
+            }
+        }
+    }
+    child.join()?;
+    // Bytes and values mix: raw bytes of a valid encoding decode, a value reads as its
+    // encoding, and bytes that are no `u64` fail as a codec error (consumed).
+    q.put_bytes(&[42])?;
+    assert_eq!(q.get()?, 42);
+    q.put(300)?;
+    assert_eq!(q.get_bytes()?, vec![0xac, 0x02]);
+    q.put_bytes(&[0xff; 11])?;
+    assert!(matches!(q.get(), Err(Error::Codec(_))));
+    assert!(q.is_empty());
+    q.close();
+    assert!(matches!(q.put_bytes(b"x"), Err(Error::Closed)));
+    q.shutdown(false);
+    assert!(matches!(q.get_bytes(), Err(Error::Closed)));
+    assert!(matches!(q.get_with(|b| b.len()), Err(Error::Closed)));
     Ok(())
 }
 

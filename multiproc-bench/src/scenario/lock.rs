@@ -1,6 +1,6 @@
 //! Locks and shared values: uncontended acquire+release, 2 processes contending, a
-//! hand-off ping-pong through two locks, and `Value` increments under its lock and with
-//! `fetch_add`.
+//! hand-off ping-pong through two locks, `Value` increments under its lock and with
+//! `fetch_add`, and the scaling rows: N processes incrementing one `Value` under its lock.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -9,7 +9,7 @@ use multiproc::shm::RawValue;
 use multiproc::{Event, Lock, Process, Value};
 use serde_json::json;
 
-use super::{check, hand_off, ping_pong, python, python_named};
+use super::{check, hand_off, ping_pong, python, python_named, scaling_counts};
 use crate::harness::{Counts, Outcome, Result, Sample, Scenario, System, Unit, MULTIPROC};
 
 /// The in-process ceiling for locks: there is no channel in these scenarios.
@@ -85,6 +85,27 @@ pub(super) fn scenarios() -> Vec<Scenario> {
             ],
         ),
     ]
+    .into_iter()
+    .chain(scaling_counts().into_iter().map(value_scale))
+    .collect()
+}
+
+/// `processes` processes add 1 to one `Value` under its lock at once: how a contended
+/// lock holds up as processes are added, up to the CPUs and beyond.
+fn value_scale(processes: u64) -> Scenario {
+    Scenario::new(
+        format!("value_scale_{processes}"),
+        format!("Value += 1 under its lock, N = {processes} processes x n"),
+        Unit::time("ns/op", 1e9),
+        Counts::new(100, 20_000, 100_000),
+        vec![
+            System::new(MULTIPROC, move |_, n| {
+                multiproc_value_increment_by(processes, n)
+            }),
+            python(move |n| json!({"scenario": "value_increment", "n": n, "processes": processes})),
+            System::new(STD_MUTEX, move |_, n| std_mutex_threads(processes, n)),
+        ],
+    )
 }
 
 fn multiproc_lock_uncontended(n: u64) -> Result<Outcome> {
@@ -102,16 +123,17 @@ fn multiproc_lock_uncontended(n: u64) -> Result<Outcome> {
     Ok(Outcome::Sample(sample))
 }
 
-/// Starts 2 children that each run `work` (`n` operations) once the `go` event is set, and
-/// times from `go.set()` until both are joined, as Python's `_two_processes` does; then
-/// checks that `total` reads `2n`.
-fn two_processes(
+/// Starts `count` children that each run `work` (`n` operations) once the `go` event is
+/// set, and times from `go.set()` until all are joined, as Python's `_processes` does; then
+/// checks that `total` reads `count * n`.
+fn processes(
+    count: u64,
     n: u64,
     work: impl Fn() -> Result<(), String> + Clone,
     total: impl FnOnce() -> u64,
 ) -> Result<Outcome> {
     let go = Event::new()?;
-    let children = (0..2)
+    let children = (0..count)
         .map(|_| {
             let (go, work) = (go.clone(), work.clone());
             Process::new(move || {
@@ -122,14 +144,14 @@ fn two_processes(
         })
         .collect::<Result<Vec<_>, _>>()
         .inspect_err(|_| go.set())?; // so that a child already started does not wait forever
-    let sample = Sample::time(2 * n, || {
+    let sample = Sample::time(count * n, || {
         go.set();
         for mut child in children {
             child.join()??;
         }
         Ok(())
     })?;
-    check("total of both processes", total(), 2 * n)?;
+    check("total of all processes", total(), count * n)?;
     Ok(Outcome::Sample(sample))
 }
 
@@ -139,7 +161,8 @@ fn multiproc_lock_contended(n: u64) -> Result<Outcome> {
     let lock = Lock::new()?;
     let counter = RawValue::new(0u64)?;
     let shared = counter.clone();
-    two_processes(
+    processes(
+        2,
         n,
         move || {
             for _ in 0..n {
@@ -153,24 +176,30 @@ fn multiproc_lock_contended(n: u64) -> Result<Outcome> {
 }
 
 fn multiproc_value_increment(n: u64) -> Result<Outcome> {
-    value_race(n, |value| {
+    multiproc_value_increment_by(2, n)
+}
+
+/// `count` processes each take one `Value`'s lock `n` times to add 1.
+fn multiproc_value_increment_by(count: u64, n: u64) -> Result<Outcome> {
+    value_race(count, n, |value| {
         *value.lock().map_err(|e| e.to_string())? += 1;
         Ok(())
     })
 }
 
 fn multiproc_value_fetch_add(n: u64) -> Result<Outcome> {
-    value_race(n, |value| {
+    value_race(2, n, |value| {
         value.fetch_add(1);
         Ok(())
     })
 }
 
-/// Two processes each add 1 to one `Value` `n` times with `add`.
-fn value_race(n: u64, add: fn(&Value<u64>) -> Result<(), String>) -> Result<Outcome> {
+/// `count` processes each add 1 to one `Value` `n` times with `add`.
+fn value_race(count: u64, n: u64, add: fn(&Value<u64>) -> Result<(), String>) -> Result<Outcome> {
     let value = Value::new(0u64)?;
     let shared = value.clone();
-    two_processes(
+    processes(
+        count,
         n,
         move || (0..n).try_for_each(|_| add(&shared)),
         || value.load(),
@@ -218,10 +247,15 @@ fn std_mutex_uncontended(n: u64) -> Result<Outcome> {
 /// Two threads each increment a counter under one mutex `n` times: the ceiling for both
 /// the contended lock and the `Value` scenario, which do the same work across processes.
 fn std_mutex_two_threads(n: u64) -> Result<Outcome> {
+    std_mutex_threads(2, n)
+}
+
+/// `count` threads each increment a counter under one mutex `n` times.
+fn std_mutex_threads(count: u64, n: u64) -> Result<Outcome> {
     let counter = Mutex::new(0u64);
-    let sample = Sample::time(2 * n, || {
+    let sample = Sample::time(count * n, || {
         std::thread::scope(|scope| {
-            for _ in 0..2 {
+            for _ in 0..count {
                 scope.spawn(|| {
                     for _ in 0..n {
                         if let Ok(mut count) = counter.lock() {
@@ -231,7 +265,7 @@ fn std_mutex_two_threads(n: u64) -> Result<Outcome> {
                 });
             }
         });
-        check("count", *counter.lock().map_err(|_| "poisoned")?, 2 * n)
+        check("count", *counter.lock().map_err(|_| "poisoned")?, count * n)
     })?;
     Ok(Outcome::Sample(sample))
 }

@@ -15,6 +15,8 @@ mod pipe;
 mod pool;
 mod process;
 mod queue;
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
 
 /// All scenarios, in table order.
 pub(crate) fn all() -> Vec<Scenario> {
@@ -26,10 +28,21 @@ pub(crate) fn all() -> Vec<Scenario> {
         process::scenarios(),
         manager::scenarios(),
         listener::scenarios(),
+        #[cfg(feature = "redis")]
+        redis::scenarios(),
     ]
     .into_iter()
     .flatten()
     .collect()
+}
+
+/// The process counts of the scaling rows: 1, 2, 4, ... up to the CPUs present, and one
+/// or two more doublings past them, up to twice the CPUs (oversubscribed).
+fn scaling_counts() -> Vec<u64> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    std::iter::successors(Some(1u64), |n| Some(n * 2))
+        .take_while(|&n| n <= 2 * cpus)
+        .collect()
 }
 
 /// Size of a message in the 1 MiB scenarios.

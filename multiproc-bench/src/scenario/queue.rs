@@ -1,13 +1,17 @@
-//! Queues: small messages from 1 or 4 producers to one consumer, 1 MiB messages, and a
-//! put/get ping-pong through two queues.
+//! Queues: small messages from 1 or 4 producers to one consumer, N producers to N
+//! consumers for N = 1, 2, 4, ... (the scaling rows), 1 MiB messages, and a put/get
+//! ping-pong through two queues.
 
 use ipc_channel::ipc;
 use serde_bytes::ByteBuf;
 use serde_json::json;
 
+use multiproc::shm::RawValue;
 use multiproc::Queue;
 
-use super::{check, hand_off, ping_pong, python, warmup, BIG, IPC_CHANNEL, THREADS};
+use super::{
+    check, hand_off, ping_pong, python, scaling_counts, warmup, BIG, IPC_CHANNEL, THREADS,
+};
 use crate::child::{self, Gate};
 use crate::harness::{Counts, Outcome, Result, Sample, Scenario, System, Unit, MULTIPROC};
 
@@ -37,13 +41,27 @@ pub(super) fn scenarios() -> Vec<Scenario> {
         .with(System::new("tokio mpsc between tasks", |_, n| {
             tokio_mpsc_small(n)
         }));
-    vec![
-        small_async,
-        small(4),
-        big(),
-        round_trip(false),
-        round_trip(true),
-    ]
+    let mut all = vec![small_async, small(4)];
+    all.extend(scaling_counts().into_iter().map(scale));
+    all.extend([big(), round_trip(false), round_trip(true)]);
+    all
+}
+
+/// `workers` producers and `workers` consumers of small messages at once: how throughput
+/// holds up as processes are added, up to the CPUs and beyond (see `scaling_counts`).
+fn scale(workers: u64) -> Scenario {
+    Scenario::new(
+        format!("queue_scale_{workers}x{workers}"),
+        format!("queue {workers}:{workers} small messages (N producers x N consumers)"),
+        Unit::rate("M msg/s", 1e6),
+        Counts::new(100 * workers, 50_000, 200_000),
+        vec![
+            System::new(MULTIPROC, move |_, n| multiproc_scale(workers, n)),
+            python(move |n| json!({"scenario": "queue_scale", "n": n, "workers": workers})),
+            System::new(IPC_CHANNEL, move |_, n| ipc_channel_scale(workers, n)),
+            System::new(THREADS, move |_, n| threads_scale(workers, n)),
+        ],
+    )
 }
 
 fn small(producers: u64) -> Scenario {
@@ -100,10 +118,21 @@ fn multiproc_named_small(producers: u64, n: u64) -> Result<Outcome> {
     outcome
 }
 
+/// The bytes path, as ipc-channel's `bytes_channel`: a slice in, a fresh `Vec` out; one
+/// copy each way.
+fn multiproc_scale(workers: u64, n: u64) -> Result<Outcome> {
+    let q: Queue<Option<u64>> = Queue::new()?;
+    fan_out_in(workers, n, |item| Ok(q.put(item)?), || Ok(q.get()?))
+}
+
 fn multiproc_big(n: u64) -> Result<Outcome> {
     let q: Queue<ByteBuf> = Queue::new()?;
-    let message = ByteBuf::from(vec![7u8; BIG]);
-    stream_big(n, || Ok(q.put(message.clone())?), || Ok(q.get()?.len()))
+    let message = vec![7u8; BIG];
+    stream_big(
+        n,
+        || Ok(q.put_bytes(&message)?),
+        || Ok(q.get_bytes()?.len()),
+    )
 }
 
 fn multiproc_round_trip(n: u64) -> Result<Outcome> {
@@ -239,6 +268,92 @@ fn tokio_mpsc_small(n: u64) -> Result<Outcome> {
 /// The sum a consumer must see from `producers` producers that each send `0..share`.
 fn expected_sum(producers: u64, share: u64) -> u64 {
     producers * share * share.saturating_sub(1) / 2
+}
+
+/// Every consumer child reads the one receiving socket (forked copies of its descriptor):
+/// each small message is one datagram, taken whole by one reader.
+fn ipc_channel_scale(workers: u64, n: u64) -> Result<Outcome> {
+    let (tx, rx) = ipc::channel::<Option<u64>>()?;
+    fan_out_in(workers, n, |item| Ok(tx.send(item)?), || Ok(rx.recv()?))
+}
+
+/// Forks `workers` producers that each `send` the numbers `0..n / workers` and then one
+/// `None`, and `workers` consumers that each `recv` until their first `None` (so each of
+/// them stops at exactly one of the `workers` ends, after every number of that producer)
+/// and add what they took to a shared total. Times from opening the gate until every
+/// consumer has exited, then checks the total.
+fn fan_out_in(
+    workers: u64,
+    n: u64,
+    send: impl Fn(Option<u64>) -> Result<()>,
+    recv: impl Fn() -> Result<Option<u64>>,
+) -> Result<Outcome> {
+    let share = n / workers;
+    let total = RawValue::new(0u64)?;
+    let mut gate = Gate::new()?;
+    let producers = (0..workers)
+        .map(|_| {
+            child::fork(|| {
+                gate.wait()?;
+                (0..share).try_for_each(|i| send(Some(i)))?;
+                send(None)
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let consumers = (0..workers)
+        .map(|_| {
+            child::fork(|| {
+                gate.wait()?;
+                let mut mine = 0;
+                while let Some(item) = recv()? {
+                    mine += item;
+                }
+                total.fetch_add(mine);
+                Ok(())
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let sample = Sample::time(share * workers, || {
+        gate.open(producers.len() + consumers.len())?;
+        child::wait_all(consumers)
+    })?;
+    child::wait_all(producers)?;
+    check(
+        "sum of received messages",
+        total.load(),
+        expected_sum(workers, share),
+    )?;
+    Ok(Outcome::Sample(sample))
+}
+
+fn threads_scale(workers: u64, n: u64) -> Result<Outcome> {
+    let share = n / workers;
+    let (tx, rx) = crossbeam_channel::unbounded::<u64>();
+    std::thread::scope(move |scope| {
+        let sample = Sample::time(share * workers, || {
+            for _ in 0..workers {
+                let tx = tx.clone();
+                scope.spawn(move || (0..share).try_for_each(|i| tx.send(i)));
+            }
+            drop(tx);
+            let consumers: Vec<_> = (0..workers)
+                .map(|_| {
+                    let rx = rx.clone();
+                    scope.spawn(move || rx.iter().sum::<u64>())
+                })
+                .collect();
+            let sum = consumers
+                .into_iter()
+                .map(|c| c.join().map_err(|_| "consumer panicked"))
+                .sum::<Result<u64, _>>()?;
+            check(
+                "sum of received messages",
+                sum,
+                expected_sum(workers, share),
+            )
+        })?;
+        Ok(Outcome::Sample(sample))
+    })
 }
 
 fn ipc_channel_small(producers: u64, n: u64) -> Result<Outcome> {

@@ -28,6 +28,29 @@ pub trait Codec {
     /// # Errors
     /// [`Error::Codec`] when the bytes are not a valid encoding of a `T`.
     fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T>;
+
+    /// The length of `value`'s encoding, if the codec can tell it cheaply without writing
+    /// the encoding anywhere; `None` (the default) when it cannot. A codec that returns
+    /// `Some` and implements [`encode_into`](Codec::encode_into) lets a queue encode large
+    /// values straight into shared memory instead of encoding into a buffer and copying.
+    ///
+    /// # Errors
+    /// [`Error::Codec`] when the value cannot be encoded.
+    fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<Option<usize>> {
+        let _ = value;
+        Ok(None)
+    }
+
+    /// Encodes `value` into the start of `out` and returns how many bytes it wrote, or
+    /// `None` when the encoding does not fit `out`. The default says `None` at once: the
+    /// codec can only [`encode`](Codec::encode) into a `Vec`.
+    ///
+    /// # Errors
+    /// [`Error::Codec`] when the value cannot be encoded.
+    fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut [u8]) -> Result<Option<usize>> {
+        let _ = (value, out);
+        Ok(None)
+    }
 }
 
 /// The default codec: `postcard`, a compact binary serde format.
@@ -57,6 +80,22 @@ impl Codec for Binary {
             return Err(Error::codec(bounded::DecodeError::Trailing(rest.len())));
         }
         Ok(value)
+    }
+
+    fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<Option<usize>> {
+        crate::handle::explain(|| {
+            postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())
+                .map(Some)
+                .map_err(Error::codec)
+        })
+    }
+
+    fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut [u8]) -> Result<Option<usize>> {
+        crate::handle::explain(|| match postcard::to_slice(value, out) {
+            Ok(used) => Ok(Some(used.len())),
+            Err(postcard::Error::SerializeBufferFull) => Ok(None),
+            Err(e) => Err(Error::codec(e)),
+        })
     }
 }
 

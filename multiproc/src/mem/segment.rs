@@ -319,6 +319,18 @@ impl Segment {
         self.slice_ptr::<T>(offset, 1).cast()
     }
 
+    /// Faults in the pages of payload bytes `offset..offset + len` for this process (see
+    /// `Mapping::populate`); `offset` is page aligned in the payload's terms, that is
+    /// `HEADER_SIZE + offset` is a multiple of the page size. Best effort: an error only
+    /// means the pages fault in when touched.
+    #[cfg_attr(loom, allow(dead_code))] // only the ring's shm backend prefaults
+    pub(crate) fn populate(&self, offset: usize, len: usize, write: bool) -> io::Result<()> {
+        if !matches!(offset.checked_add(len), Some(end) if end <= self.inner.payload_size) {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        self.inner.map.populate(HEADER_SIZE + offset, len, write)
+    }
+
     /// A pointer to `len` consecutive `T`s at payload `offset` (see [`Segment::ptr`]).
     ///
     /// # Panics

@@ -199,6 +199,8 @@ pub(crate) enum Fail {
     Failed(String),
     /// The arguments did not decode or the results did not encode in the worker.
     Codec(String),
+    /// The task was handed to workers too often without an answer (the Redis pool).
+    WorkerDied(String),
 }
 
 impl From<Fail> for Error {
@@ -207,6 +209,7 @@ impl From<Fail> for Error {
             Fail::Panicked { message, location } => Error::Panicked { message, location },
             Fail::Failed(message) => Error::TaskFailed(message),
             Fail::Codec(message) => Error::codec(message),
+            Fail::WorkerDied(message) => Error::WorkerDied(message),
         }
     }
 }
@@ -368,7 +371,7 @@ where
     // address of this very instance of `run_chunk` (same `A` and `R`), and turned back into
     // an address of this execution by `run`.
     let f = unsafe { std::mem::transmute::<usize, fn(A) -> R>(func) };
-    apply_all(args, f, out)
+    apply_all(args, &f, out)
 }
 
 /// Decodes a chunk of `(A, B)`s, applies `f` to each pair, encodes the values.
@@ -380,14 +383,14 @@ where
 {
     // SAFETY: as in `run_chunk`, from `pair_addresses::<A, B, R>` and an `fn(A, B) -> R`.
     let f = unsafe { std::mem::transmute::<usize, fn(A, B) -> R>(func) };
-    apply_all(args, |(a, b)| f(a, b), out)
+    apply_all(args, &|(a, b)| f(a, b), out)
 }
 
 /// The worker's side of a chunk: decode, call for each item (a panic is caught and ends the
 /// chunk, as an exception ends Python's), encode.
-fn apply_all<T, R>(
+pub(crate) fn apply_all<T, R>(
     args: &[u8],
-    f: impl Fn(T) -> R,
+    f: &impl Fn(T) -> R,
     out: &mut Vec<u8>,
 ) -> std::result::Result<(), Fail>
 where

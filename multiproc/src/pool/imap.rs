@@ -8,20 +8,23 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
-use super::{decode_values, lock, Pool, Sink};
+use super::{decode_values, lock, Sink};
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 
 /// Pulls the next chunk of input and encodes it; `None` at the end of the input.
 type NextChunk<'p> = Box<dyn FnMut() -> Option<Result<Vec<u8>>> + Send + 'p>;
 
-/// The values of a pool's `imap` or `imap_unordered`, computed lazily: input is read and
+/// Sends one encoded chunk to the pool's workers (the local pool's or the Redis pool's);
+/// the sink gets its outcome.
+pub(crate) type SubmitChunk<'p> = Box<dyn FnMut(Vec<u8>, Sink) -> Result<()> + Send + 'p>;
+
+/// The values of a pool's (local or Redis) `imap` or `imap_unordered`, computed lazily: input is read and
 /// sent only while fewer than 32 chunks per worker are in flight.
 ///
 /// Each item is a `Result`: a failing task is an `Err` item and the iteration goes on.
 pub struct IMap<'p, V> {
-    pool: &'p Pool,
-    calls: (usize, usize),
+    submit: SubmitChunk<'p>,
     next_chunk: NextChunk<'p>,
     ordered: bool,
     window: usize,
@@ -69,16 +72,14 @@ impl<V> fmt::Debug for IMap<'_, V> {
 }
 
 impl<'p, V: DeserializeOwned + Send + 'static> IMap<'p, V> {
-    pub(super) fn new(
-        pool: &'p Pool,
-        calls: (usize, usize),
+    pub(crate) fn new(
+        submit: SubmitChunk<'p>,
         next_chunk: NextChunk<'p>,
         ordered: bool,
         window: usize,
     ) -> IMap<'p, V> {
         IMap {
-            pool,
-            calls,
+            submit,
             next_chunk,
             ordered,
             window: window.max(1),
@@ -127,7 +128,7 @@ impl<'p, V: DeserializeOwned + Send + 'static> IMap<'p, V> {
                     waker.wake();
                 }
             });
-            self.pool.submit_chunk(self.calls, args, sink)?;
+            (self.submit)(args, sink)?;
             self.sent += 1;
             self.in_flight += 1;
         }

@@ -39,11 +39,11 @@
 // forbids it.
 #![deny(unsafe_code)]
 
-mod call;
-mod imap;
+pub(crate) mod call;
+pub(crate) mod imap;
 #[cfg(feature = "progress")]
 mod progress;
-mod result;
+pub(crate) mod result;
 mod worker;
 
 use std::collections::HashMap;
@@ -74,14 +74,14 @@ use crate::shm::RawArray;
 use crate::sys;
 
 /// What the result thread does with a finished chunk: its encoded values, or its error.
-type Sink = Box<dyn FnOnce(Result<Vec<u8>>) + Send>;
+pub(crate) type Sink = Box<dyn FnOnce(Result<Vec<u8>>) + Send>;
 
 /// A success callback, run on the result thread.
-type OnOk<V> = Option<Box<dyn FnOnce(&V) + Send>>;
+pub(crate) type OnOk<V> = Option<Box<dyn FnOnce(&V) + Send>>;
 /// An error callback, run on the result thread.
-type OnErr = Option<Box<dyn FnOnce(&Error) + Send>>;
+pub(crate) type OnErr = Option<Box<dyn FnOnce(&Error) + Send>>;
 /// Told how many items each finished chunk had (the progress bar).
-type Progress = Option<Arc<dyn Fn(usize) + Send + Sync>>;
+pub(crate) type Progress = Option<Arc<dyn Fn(usize) + Send + Sync>>;
 /// What a map does once every chunk has ended.
 type MapDone<V> = Box<dyn FnOnce(Result<Vec<V>>) + Send>;
 
@@ -352,7 +352,7 @@ extern "C" fn kill_helpers_at_exit() {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -521,7 +521,7 @@ impl Shared {
 }
 
 /// Runs a sink; a panicking callback must not take the result thread down with it.
-fn run_sink(sink: Sink, outcome: Result<Vec<u8>>) {
+pub(crate) fn run_sink(sink: Sink, outcome: Result<Vec<u8>>) {
     let _ = panic::catch_unwind(AssertUnwindSafe(|| sink(outcome)));
 }
 
@@ -529,7 +529,7 @@ fn not_running() -> Error {
     Error::InvalidState("pool not running".into())
 }
 
-fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     Binary::encode(value, &mut out)?;
     Ok(out)
@@ -537,12 +537,12 @@ fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
 
 /// Decodes a chunk's values: the codec error of a result the parent cannot decode is that
 /// task's error.
-fn decode_values<V: DeserializeOwned>(bytes: Result<Vec<u8>>) -> Result<Vec<V>> {
+pub(crate) fn decode_values<V: DeserializeOwned>(bytes: Result<Vec<u8>>) -> Result<Vec<V>> {
     Binary::decode::<Vec<V>>(&bytes?)
         .map_err(|e| Error::codec(format!("the task's result cannot be decoded here: {e}")))
 }
 
-fn decode_one<V: DeserializeOwned>(bytes: Result<Vec<u8>>) -> Result<V> {
+pub(crate) fn decode_one<V: DeserializeOwned>(bytes: Result<Vec<u8>>) -> Result<V> {
     let mut values = decode_values::<V>(bytes)?;
     match values.len() {
         1 => Ok(values.remove(0)),
@@ -550,7 +550,7 @@ fn decode_one<V: DeserializeOwned>(bytes: Result<Vec<u8>>) -> Result<V> {
     }
 }
 
-fn check_chunksize(chunksize: usize) -> Result<()> {
+pub(crate) fn check_chunksize(chunksize: usize) -> Result<()> {
     match chunksize {
         0 => Err(Error::InvalidArgument(
             "chunksize must be at least 1".into(),
@@ -594,9 +594,54 @@ impl<V> MapState<V> {
     }
 }
 
+/// A map's chunks sent through `submit` (the local pool's or the Redis pool's), and the
+/// result that collects their values in input order.
+pub(crate) fn map_chunks<A, V>(
+    items: &[A],
+    chunksize: usize,
+    on_ok: OnOk<Vec<V>>,
+    on_err: OnErr,
+    progress: Progress,
+    mut submit: impl FnMut(Vec<u8>, Sink) -> Result<()>,
+) -> Result<AsyncResult<Vec<V>>>
+where
+    A: Serialize,
+    V: DeserializeOwned + Send + 'static,
+{
+    let slot = Slot::new();
+    if items.is_empty() {
+        finish(&slot, Ok(Vec::new()), on_ok, on_err);
+        return Ok(AsyncResult::new(slot));
+    }
+    let count = items.len().div_ceil(chunksize);
+    let filled = slot.clone();
+    let state = Arc::new(Mutex::new(MapState::<V> {
+        parts: (0..count).map(|_| None).collect(),
+        remaining: count,
+        error: None,
+        done: Some(Box::new(move |outcome| {
+            finish(&filled, outcome, on_ok, on_err)
+        })),
+        progress,
+    }));
+    // Each chunk goes as soon as it is encoded, so the workers start while the rest is
+    // being encoded. An argument that cannot be encoded fails the call; the chunks
+    // already sent run, and their values are dropped.
+    for (index, chunk) in items.chunks(chunksize).enumerate() {
+        let args = encode(chunk)?;
+        let len = chunk.len();
+        let state = state.clone();
+        let sink: Sink = Box::new(move |bytes| {
+            lock(&state).chunk_done(index, len, decode_values::<V>(bytes));
+        });
+        submit(args, sink)?;
+    }
+    Ok(AsyncResult::new(slot))
+}
+
 /// Completes `slot` with `outcome` after running the matching callback (Python runs the
 /// callback first, so `wait` returns only after it ran).
-fn finish<V>(slot: &Slot<V>, outcome: Result<V>, on_ok: OnOk<V>, on_err: OnErr) {
+pub(crate) fn finish<V>(slot: &Slot<V>, outcome: Result<V>, on_ok: OnOk<V>, on_err: OnErr) {
     match (&outcome, on_ok, on_err) {
         (Ok(v), Some(cb), _) => {
             let _ = panic::catch_unwind(AssertUnwindSafe(|| cb(v)));
@@ -886,36 +931,10 @@ impl Pool {
         if self.shared.book().state != State::Running {
             return Err(not_running());
         }
-        let slot = Slot::new();
-        if items.is_empty() {
-            finish(&slot, Ok(Vec::new()), on_ok, on_err);
-            return Ok(AsyncResult::new(slot));
-        }
         let chunksize = chunksize.unwrap_or_else(|| self.default_chunksize(items.len()));
-        let count = items.len().div_ceil(chunksize);
-        let filled = slot.clone();
-        let state = Arc::new(Mutex::new(MapState::<V> {
-            parts: (0..count).map(|_| None).collect(),
-            remaining: count,
-            error: None,
-            done: Some(Box::new(move |outcome| {
-                finish(&filled, outcome, on_ok, on_err)
-            })),
-            progress,
-        }));
-        // Each chunk goes as soon as it is encoded, so the workers start while the rest is
-        // being encoded. An argument that cannot be encoded fails the call; the chunks
-        // already sent run, and their values are dropped.
-        for (index, chunk) in items.chunks(chunksize).enumerate() {
-            let args = encode(chunk)?;
-            let len = chunk.len();
-            let state = state.clone();
-            let sink: Sink = Box::new(move |bytes| {
-                lock(&state).chunk_done(index, len, decode_values::<V>(bytes));
-            });
-            self.shared.submit(calls, args, sink)?;
-        }
-        Ok(AsyncResult::new(slot))
+        map_chunks(&items, chunksize, on_ok, on_err, progress, |args, sink| {
+            self.shared.submit(calls, args, sink)
+        })
     }
 
     /// Python's `imap`: the values of `f` over `items`, in input order, lazily. At most
@@ -1013,9 +1032,9 @@ impl Pool {
             let chunk: Vec<A> = items.by_ref().take(chunksize).collect();
             (!chunk.is_empty()).then(|| encode(&chunk))
         });
+        let calls = call::addresses(f);
         Ok(IMap::new(
-            self,
-            call::addresses(f),
+            Box::new(move |args, sink| self.shared.submit(calls, args, sink)),
             next_chunk,
             ordered,
             IMAP_WINDOW_PER_WORKER * self.processes,
@@ -1097,10 +1116,6 @@ impl Pool {
             let _ = self.shared.results.put(Report::Stop);
             let _ = handler.join();
         }
-    }
-
-    fn submit_chunk(&self, calls: (usize, usize), args: Vec<u8>, sink: Sink) -> Result<()> {
-        self.shared.submit(calls, args, sink)
     }
 }
 

@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use self::ring::{GetFail, JoinFail, PutFail, Ring, MAX_MESSAGE};
+use self::ring::{GetFail, JoinFail, Payload, PutFail, Ring, MAX_MESSAGE};
 use crate::codec::{Binary, Codec};
 use crate::deadline::Deadline;
 use crate::error::{Error, PutError, Result};
@@ -191,7 +191,7 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Queue<T, C> {
     /// [`Error::MessageTooLong`] when the value cannot be encoded or is longer than 1 GiB
     /// encoded. The value comes back in every case.
     pub fn put(&self, value: T) -> Result<(), PutError<T>> {
-        self.put_with(value, Wait::Until(Deadline::NEVER))
+        self.put_waiting(value, Wait::Until(Deadline::NEVER))
     }
 
     /// Puts `value` only if that needs no waiting: the queue has room and no other producer
@@ -200,7 +200,7 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Queue<T, C> {
     /// # Errors
     /// [`PutError::Full`] when it would have to wait; otherwise as [`put`](Queue::put).
     pub fn try_put(&self, value: T) -> Result<(), PutError<T>> {
-        self.put_with(value, Wait::Try)
+        self.put_waiting(value, Wait::Try)
     }
 
     /// Puts `value`, waiting at most `timeout` for room (`Duration::MAX`: forever).
@@ -209,7 +209,7 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Queue<T, C> {
     /// [`PutError::Timeout`] when there was no room within `timeout`; otherwise as
     /// [`put`](Queue::put).
     pub fn put_timeout(&self, value: T, timeout: Duration) -> Result<(), PutError<T>> {
-        self.put_with(value, Wait::Until(Deadline::after(timeout)))
+        self.put_waiting(value, Wait::Until(Deadline::after(timeout)))
     }
 
     /// Puts `value`, waiting until `deadline` at the latest for room.
@@ -217,35 +217,80 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Queue<T, C> {
     /// # Errors
     /// As [`put_timeout`](Queue::put_timeout).
     pub fn put_deadline(&self, value: T, deadline: Instant) -> Result<(), PutError<T>> {
-        self.put_with(value, Wait::Until(Deadline::at(deadline)))
+        self.put_waiting(value, Wait::Until(Deadline::at(deadline)))
     }
 
-    fn put_with(&self, value: T, wait: Wait) -> Result<(), PutError<T>> {
+    fn put_waiting(&self, value: T, wait: Wait) -> Result<(), PutError<T>> {
         if self.is_closed() {
             return Err(PutError::Closed(value));
         }
-        let outcome = with_scratch(|buf| {
-            C::encode(&value, buf)?;
-            Ok(self
-                .ring
-                .put(buf, wait.deadline())
-                .map_err(|fail| (fail, buf.len())))
-        });
-        match outcome {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err((PutFail::NotNow, _))) => match wait {
+        match self.encode_and_put(&value, wait.deadline()) {
+            Ok(()) => Ok(()),
+            Err(Refused::NotNow) => match wait {
                 Wait::Try => Err(PutError::Full(value)),
                 Wait::Until(_) => Err(PutError::Timeout(value)),
             },
-            Ok(Err((PutFail::Closed, _))) => Err(PutError::Closed(value)),
-            Ok(Err((PutFail::TooLong, len))) => Err(PutError::Failed(
-                value,
-                Error::MessageTooLong {
-                    len: len as u64,
-                    max: MAX_MESSAGE as u64,
-                },
-            )),
-            Err(e) => Err(PutError::Failed(value, e)),
+            Err(Refused::Closed) => Err(PutError::Closed(value)),
+            Err(Refused::Failed(e)) => Err(PutError::Failed(value, e)),
+        }
+    }
+
+    /// Encodes `value` into the ring. A codec that can encode into a slice
+    /// ([`Codec::encode_into`]) encodes a small value into the stack and copies it; a large
+    /// one, whose length it can tell ([`Codec::encoded_len`]), straight into its record (no
+    /// buffer, no copy). Values in between, and every value of other codecs, go through
+    /// this thread's buffer, so the producers' lock is held only for a copy.
+    fn encode_and_put(&self, value: &T, deadline: Deadline) -> Result<(), Refused> {
+        /// From this encoded size on, encoding in place beats a buffer and a copy.
+        const IN_PLACE: usize = 16 << 10;
+        // Most messages are small: one pass into the stack spares them the size pass.
+        let mut small = [0u8; 256];
+        if let Some(used) = C::encode_into(value, &mut small).map_err(Refused::Failed)? {
+            let outcome = self.ring.put(&small[..used], deadline);
+            return outcome.map_err(|fail| Refused::from_ring(fail, used, None));
+        }
+        match C::encoded_len(value).map_err(Refused::Failed)? {
+            Some(len) if len >= IN_PLACE => {
+                let mut failed = None;
+                let mut fill = |dst: &mut [u8]| match C::encode_into(value, dst) {
+                    Ok(used) => used,
+                    Err(e) => {
+                        failed = Some(e);
+                        None
+                    }
+                };
+                let outcome = self
+                    .ring
+                    .put_payload(&mut Payload::Fill(len, &mut fill), deadline);
+                outcome.map_err(|fail| Refused::from_ring(fail, len, failed))
+            }
+            _ => with_scratch(|buf| {
+                C::encode(value, buf).map_err(Refused::Failed)?;
+                let outcome = self.ring.put(buf, deadline);
+                outcome.map_err(|fail| Refused::from_ring(fail, buf.len(), None))
+            }),
+        }
+    }
+
+    /// Puts `bytes` as one message, as they are, waiting as long as the queue is full. They
+    /// are copied once, into the queue. A get of a `T` decodes them with the codec `C`, so
+    /// on a queue of values they must be an encoding of a `T`; [`get_bytes`](Queue::get_bytes)
+    /// and [`get_with`](Queue::get_with) take any message as its bytes.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] after [`close`](Queue::close) on this handle or
+    /// [`shutdown`](Queue::shutdown) anywhere; [`Error::MessageTooLong`] beyond 1 GiB.
+    pub fn put_bytes(&self, bytes: &[u8]) -> Result<()> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        match self.ring.put(bytes, Deadline::NEVER) {
+            Ok(()) => Ok(()),
+            Err(fail) => Err(match Refused::from_ring(fail, bytes.len(), None) {
+                Refused::NotNow => Error::Timeout,
+                Refused::Closed => Error::Closed,
+                Refused::Failed(e) => e,
+            }),
         }
     }
 
@@ -255,7 +300,7 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Queue<T, C> {
     /// [`Error::Closed`] once the queue is shut down and drained; [`Error::Codec`] when the
     /// message does not decode as a `T` (it is consumed).
     pub fn get(&self) -> Result<T> {
-        self.get_with(Wait::Until(Deadline::NEVER))
+        self.get_waiting(Wait::Until(Deadline::NEVER))
     }
 
     /// Takes the oldest message if that needs no waiting: there is one and no other consumer
@@ -264,7 +309,7 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Queue<T, C> {
     /// # Errors
     /// [`Error::Empty`] when it would have to wait; otherwise as [`get`](Queue::get).
     pub fn try_get(&self) -> Result<T> {
-        self.get_with(Wait::Try)
+        self.get_waiting(Wait::Try)
     }
 
     /// Takes the oldest message, waiting at most `timeout` for one (`Duration::MAX`:
@@ -273,7 +318,7 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Queue<T, C> {
     /// # Errors
     /// [`Error::Timeout`] when none came within `timeout`; otherwise as [`get`](Queue::get).
     pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
-        self.get_with(Wait::Until(Deadline::after(timeout)))
+        self.get_waiting(Wait::Until(Deadline::after(timeout)))
     }
 
     /// Takes the oldest message, waiting until `deadline` at the latest.
@@ -281,19 +326,40 @@ impl<T: Serialize + DeserializeOwned, C: Codec> Queue<T, C> {
     /// # Errors
     /// As [`get_timeout`](Queue::get_timeout).
     pub fn get_deadline(&self, deadline: Instant) -> Result<T> {
-        self.get_with(Wait::Until(Deadline::at(deadline)))
+        self.get_waiting(Wait::Until(Deadline::at(deadline)))
     }
 
-    fn get_with(&self, wait: Wait) -> Result<T> {
-        match self.ring.get(wait.deadline(), C::decode::<T>) {
-            Ok(decoded) => decoded,
-            Err(GetFail::NotNow) => match wait {
-                Wait::Try => Err(Error::Empty),
-                Wait::Until(_) => Err(Error::Timeout),
-            },
-            Err(GetFail::Closed) => Err(Error::Closed),
-            Err(GetFail::Corrupt(why)) => Err(Error::protocol(why)),
-        }
+    fn get_waiting(&self, wait: Wait) -> Result<T> {
+        self.take(wait, C::decode::<T>)?
+    }
+
+    /// Takes the oldest message, waiting as long as the queue is empty, and returns its
+    /// bytes as they are (no codec): one copy, out of the queue.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] once the queue is shut down and drained.
+    pub fn get_bytes(&self) -> Result<Vec<u8>> {
+        self.ring
+            .get_split(Deadline::NEVER, |first, second| [first, second].concat())
+            .map_err(get_failure(Wait::Until(Deadline::NEVER)))
+    }
+
+    /// Takes the oldest message, waiting as long as the queue is empty, and hands its bytes
+    /// (no codec) to `read` where they lie in the queue, without copying them unless the
+    /// message wraps around the end of the ring. Other consumers wait while `read` runs:
+    /// keep it short.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] once the queue is shut down and drained.
+    pub fn get_with<R>(&self, read: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        self.take(Wait::Until(Deadline::NEVER), read)
+    }
+
+    /// Takes the oldest message by `wait`'s deadline and hands its bytes to `read`.
+    fn take<R>(&self, wait: Wait, read: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        self.ring
+            .get(wait.deadline(), read)
+            .map_err(get_failure(wait))
     }
 }
 
@@ -351,6 +417,45 @@ impl<T, C> Queue<T, C> {
     /// `true` once any process shut the queue down.
     pub fn is_shutdown(&self) -> bool {
         self.ring.is_shutdown()
+    }
+}
+
+/// The error of a get that `fail`ed, in the terms of its `wait` (the outcome rule).
+fn get_failure(wait: Wait) -> impl Fn(GetFail) -> Error {
+    move |fail| match fail {
+        GetFail::NotNow => match wait {
+            Wait::Try => Error::Empty,
+            Wait::Until(_) => Error::Timeout,
+        },
+        GetFail::Closed => Error::Closed,
+        GetFail::Corrupt(why) => Error::protocol(why),
+    }
+}
+
+/// Why a put did not happen, before it is told in the caller's terms.
+enum Refused {
+    /// No room by the deadline (or the producers' lock was busy for a try).
+    NotNow,
+    /// Closed handle or shut-down queue.
+    Closed,
+    /// The value did not encode or is too long.
+    Failed(Error),
+}
+
+impl Refused {
+    /// The ring's refusal of a `len`-byte message whose fill failed with `failed`, if it did.
+    fn from_ring(fail: PutFail, len: usize, failed: Option<Error>) -> Refused {
+        match fail {
+            PutFail::NotNow => Refused::NotNow,
+            PutFail::Closed => Refused::Closed,
+            PutFail::TooLong => Refused::Failed(Error::MessageTooLong {
+                len: len as u64,
+                max: MAX_MESSAGE as u64,
+            }),
+            PutFail::Unfilled => Refused::Failed(failed.unwrap_or_else(|| {
+                Error::codec("the value's encoding did not fit the size it announced")
+            })),
+        }
     }
 }
 

@@ -93,11 +93,17 @@
 //! messages at once.
 //!
 //! Below `GROW_FREELY` (4 MiB) a full ring grows at once. Above it, and when the message
-//! would fit in half the ring, a put that finds no room first spins (`raw::park::spin`,
-//! at most ~50 us) for a consumer to make room, and grows only if none does: an active
-//! consumer keeps the ring small (cache- and page-friendly: every byte of growth is a fresh
-//! page to fault in), while a stalled or absent one costs one spin per doubling. So an
-//! unbounded put never waits for longer than one spin, and only while a consumer keeps up.
+//! would fit in half the ring, a put that finds no room first waits for a get
+//! (`grow_patience`: what a consumer needs to copy out a record of that size at 1 GB/s,
+//! at least one spin of ~50 us, 1 ms for 1 MiB), and grows only if none comes: an active
+//! consumer keeps the ring small (cache- and page-friendly: every byte of growth is a
+//! fresh page to fault in), while a stalled or absent one costs one patience per doubling.
+//! So an unbounded put waits for longer than that only while a consumer keeps up.
+//!
+//! Each process faults in the pages of the first 16 MiB of the data area in one call as
+//! the ring grows into them (`Memory::prefault`), rather than one page fault per page on
+//! first touch: a fresh queue carrying 1 MiB messages touches a 4 MiB ring, 1,024 pages,
+//! in each process.
 //!
 //! # Waiting
 //!
@@ -135,7 +141,7 @@ use self::loom_memory as backend;
 #[cfg(not(loom))]
 use self::shm_memory as backend;
 use crate::deadline::Deadline;
-use crate::loom::{fence, AtomicU32, AtomicU64, Ordering};
+use crate::loom::{AtomicU32, AtomicU64, Ordering};
 #[cfg(all(feature = "tokio", not(loom)))]
 use crate::mem::wake::AsyncWake;
 use crate::raw::park::{self, Parked};
@@ -171,6 +177,28 @@ pub(crate) enum PutFail {
     Closed,
     /// The message is longer than [`MAX_MESSAGE`].
     TooLong,
+    /// The payload's `fill` gave up (an encoding error, which it keeps); nothing was put.
+    Unfilled,
+}
+
+/// What a put writes into its record.
+pub(crate) enum Payload<'a> {
+    /// These bytes, copied in.
+    Bytes(&'a [u8]),
+    /// At most `len` bytes, written by `fill` straight into the record: it gets a slice of
+    /// exactly `len` bytes and says how many it used, or `None` to give the put up. It runs
+    /// with the producers' lock held, and only once.
+    Fill(usize, &'a mut dyn FnMut(&mut [u8]) -> Option<usize>),
+}
+
+impl Payload<'_> {
+    /// The most bytes the payload may take.
+    fn len(&self) -> usize {
+        match self {
+            Payload::Bytes(bytes) => bytes.len(),
+            Payload::Fill(len, _) => *len,
+        }
+    }
 }
 
 /// What one locked put attempt did.
@@ -181,8 +209,12 @@ enum Attempt {
     /// No room: the bound is reached, the ring is as large as it may get, or the
     /// consumers' lock could not be taken to grow it by the deadline.
     Full,
-    /// No room without growing a ring that is already large; not allowed this time.
-    WouldGrow,
+    /// No room without growing a ring that is already large; not allowed this time. Holds
+    /// `not_full.seq` as read before the look at `head` that found no room, so a get after
+    /// that look changes it.
+    WouldGrow(u32),
+    /// The payload's `fill` gave up; nothing was committed.
+    Unfilled,
 }
 
 /// Why a get returned no message.
@@ -348,6 +380,13 @@ impl Ring {
     }
 }
 
+/// How long a put that could only go on by growing a large ring waits for a get first
+/// (see "Growth"): what a consumer takes to copy out a record of `size` bytes at 1 GB/s,
+/// and at least one spin. A 1 MiB message waits up to 1 ms.
+fn grow_patience(size: u64) -> std::time::Duration {
+    std::time::Duration::from_nanos(size).max(park::SPIN_BUDGET)
+}
+
 /// The size of a record with a `len`-byte payload, header and padding included.
 fn record_size(len: u64) -> u64 {
     (HEADER + len + 7) & !7
@@ -459,7 +498,7 @@ impl Ring {
             return;
         };
         let mut discarded = 0;
-        while let Ok(Some(())) = self.get_locked(&mut Some(|_: &[u8]| ())) {
+        while let Ok(Some(())) = self.get_locked(&mut Some(|_: &[u8], _: &[u8]| ())) {
             discarded += 1;
         }
         if discarded > 0 {
@@ -536,10 +575,19 @@ impl Ring {
 
     /// Puts one encoded message, waiting for room until `deadline`.
     pub(crate) fn put(&self, msg: &[u8], deadline: Deadline) -> Result<(), PutFail> {
-        if msg.len() > MAX_MESSAGE {
+        self.put_payload(&mut Payload::Bytes(msg), deadline)
+    }
+
+    /// Puts one message that `payload` writes, waiting for room until `deadline`.
+    pub(crate) fn put_payload(
+        &self,
+        payload: &mut Payload<'_>,
+        deadline: Deadline,
+    ) -> Result<(), PutFail> {
+        if payload.len() > MAX_MESSAGE {
             return Err(PutFail::TooLong);
         }
-        let size = record_size(msg.len() as u64);
+        let size = record_size(payload.len() as u64);
         let c = self.ctl();
         // A call that may not wait grows at once rather than giving a consumer time.
         let mut may_grow = deadline.has_passed();
@@ -547,22 +595,24 @@ impl Ring {
             if self.is_shutdown() {
                 return Err(PutFail::Closed);
             }
-            let (attempt, gets_seen) = {
+            let attempt = {
                 let _guard = self
                     .lock(&c.plock.0, deadline, Ring::repair_producers)
                     .ok_or(PutFail::NotNow)?;
-                // Read before looking for room, so a get after the look changes it.
-                let gets_seen = c.not_full.0.seq.load(Ordering::Acquire);
-                (self.put_locked(msg, size, may_grow, deadline), gets_seen)
+                self.put_locked(payload, size, may_grow, deadline)
             };
             match attempt {
                 Attempt::Put => {
                     self.notify(&c.not_empty.0);
                     return Ok(());
                 }
-                Attempt::WouldGrow => {
-                    // See "Growth": give an active consumer one spin's time to make room.
-                    may_grow = !park::spin(&c.not_full.0.seq, gets_seen, deadline);
+                Attempt::Unfilled => return Err(PutFail::Unfilled),
+                Attempt::WouldGrow(gets_seen) => {
+                    // See "Growth": give an active consumer the time it takes to make
+                    // room for this record, and grow only if no get came meanwhile.
+                    let patience = Deadline::after(grow_patience(size)).min(deadline);
+                    let got = || c.not_full.0.seq.load(Ordering::Acquire) != gets_seen;
+                    may_grow = !self.wait_for(&c.not_full.0, patience, got, &[]);
                 }
                 Attempt::Full => {
                     let room = || self.is_shutdown() || self.has_room(size);
@@ -593,8 +643,15 @@ impl Ring {
     }
 
     /// The producer's steps 1-5 under `plock`, growing the ring if it must and `may_grow`
-    /// (or the ring is still small).
-    fn put_locked(&self, msg: &[u8], size: u64, may_grow: bool, deadline: Deadline) -> Attempt {
+    /// (or the ring is still small). `size` is the record size of `payload.len()`: room is
+    /// claimed for that, and the record takes what the payload used.
+    fn put_locked(
+        &self,
+        payload: &mut Payload<'_>,
+        size: u64,
+        may_grow: bool,
+        deadline: Deadline,
+    ) -> Attempt {
         let c = self.ctl();
         let p = &c.producer.0;
         let bound = self.bound();
@@ -614,6 +671,8 @@ impl Ring {
         let mut cap = c.cap.0.load(Ordering::Relaxed);
         let mut head = p.head_cache.load(Ordering::Relaxed);
         if tail + need - head > cap {
+            // Only a put that finds no room reads the line every get writes.
+            let gets_seen = c.not_full.0.seq.load(Ordering::Acquire);
             head = c.consumer.0.head.load(Ordering::Acquire);
             p.head_cache.store(head, Ordering::Relaxed);
             if tail + need - head > cap {
@@ -621,7 +680,7 @@ impl Ring {
                     return Attempt::Full;
                 }
                 if !may_grow && cap >= GROW_FREELY && need <= cap / 2 {
-                    return Attempt::WouldGrow;
+                    return Attempt::WouldGrow(gets_seen);
                 }
                 match self.grow(tail, need, deadline) {
                     Some(grown) => cap = grown,
@@ -629,24 +688,39 @@ impl Ring {
                 }
             }
         }
+        self.memory.prefault(cap, true);
         // Steps 2-4.
         // SAFETY: we hold `plock` and `[tail, tail + size + 8)` is free space
         // (`tail + need - head <= cap` with a `head` loaded with Acquire, or just grown):
         // the payload, `len` and `idx` are ours to write, and the `state` words at `tail`
         // and `tail + size` are only accessed atomically. Nobody reads the record before
-        // the Release store of the commit.
-        unsafe {
+        // the Release store of the commit. A record shorter than claimed (a `fill` that
+        // used less) ends earlier, still inside the claimed free space.
+        let size = unsafe {
             // Step 2: payload, then the other header words.
-            self.write_wrapping(cap, tail + HEADER, msg);
+            let len = match payload {
+                Payload::Bytes(msg) => {
+                    self.write_wrapping(cap, tail + HEADER, msg);
+                    msg.len()
+                }
+                Payload::Fill(len, fill) => {
+                    match self.fill_wrapping(cap, tail + HEADER, *len, &mut **fill) {
+                        Some(used) => used,
+                        None => return Attempt::Unfilled,
+                    }
+                }
+            };
+            let size = record_size(len as u64);
             self.word(cap, tail + 8)
-                .store(msg.len() as u64, Ordering::Relaxed);
+                .store(len as u64, Ordering::Relaxed);
             self.word(cap, tail + 16).store(idx, Ordering::Relaxed);
             // Step 3: the next record's state word reads "not committed".
             self.word(cap, tail + size).store(0, Ordering::Relaxed);
             // Step 4: the commit.
             self.word(cap, tail)
                 .store(tail | COMMITTED, Ordering::Release);
-        }
+            size
+        };
         fault_point!(ProducerAfterCommit);
         // Step 5 (order matters for the repair: `tail_idx` before `tail`).
         p.tail_idx.store(idx + 1, Ordering::Release);
@@ -672,8 +746,35 @@ impl Ring {
         }
     }
 
-    /// Hands the `len` bytes at position `pos` to `read`: in place when contiguous, else
-    /// from a copy.
+    /// Lets `fill` write at most `len` bytes at position `pos` onwards, wrapping at `cap`: in
+    /// place when they do not wrap, else through a buffer. Returns what `fill` returned
+    /// (the bytes it used, at most `len`; `None` gives the put up).
+    ///
+    /// # Safety
+    /// As [`write_wrapping`](Ring::write_wrapping) for `[pos, pos + len)`.
+    unsafe fn fill_wrapping(
+        &self,
+        cap: u64,
+        pos: u64,
+        len: usize,
+        fill: &mut dyn FnMut(&mut [u8]) -> Option<usize>,
+    ) -> Option<usize> {
+        let off = pos & (cap - 1);
+        let used = if (cap - off) as usize >= len {
+            // SAFETY: the range lies below `cap` and is the caller's free space.
+            unsafe { self.memory.write_with(off, len, fill) }
+        } else {
+            let mut buf = vec![0; len];
+            let used = fill(&mut buf).filter(|&used| used <= len)?;
+            // SAFETY: the caller's free space, as above.
+            unsafe { self.write_wrapping(cap, pos, &buf[..used]) };
+            Some(used)
+        };
+        used.filter(|&used| used <= len)
+    }
+
+    /// Hands the `len` bytes at position `pos` to `read` in place, as the piece up to the end
+    /// of the ring and the piece wrapped to its start (empty unless the bytes wrap).
     ///
     /// # Safety
     /// The bytes belong to a committed record the caller owns for reading: it holds `clock`
@@ -683,21 +784,15 @@ impl Ring {
         cap: u64,
         pos: u64,
         len: usize,
-        read: impl FnOnce(&[u8]) -> R,
+        read: impl FnOnce(&[u8], &[u8]) -> R,
     ) -> R {
         let off = pos & (cap - 1);
         let first = ((cap - off) as usize).min(len);
         // SAFETY: both pieces lie below `cap`, in the record the caller owns.
         unsafe {
-            if first == len {
-                return self.memory.read_at(off, len, read);
-            }
-            let mut joined = Vec::with_capacity(len);
-            self.memory
-                .read_at(off, first, |b| joined.extend_from_slice(b));
-            self.memory
-                .read_at(0, len - first, |b| joined.extend_from_slice(b));
-            read(&joined)
+            self.memory.read_at(off, first, |a| {
+                self.memory.read_at(0, len - first, |b| read(a, b))
+            })
         }
     }
 
@@ -722,6 +817,7 @@ impl Ring {
         if new_cap > max_cap {
             return None;
         }
+        self.memory.prefault(new_cap, true);
         let mut pos = head;
         while pos < tail {
             let old = pos & (cap - 1);
@@ -741,11 +837,28 @@ impl Ring {
         Some(new_cap)
     }
 
-    /// Takes the oldest message by `deadline` and hands its bytes to `read`.
+    /// Takes the oldest message by `deadline` and hands its bytes to `read`, in place unless
+    /// the record wraps around the end of the ring.
     pub(crate) fn get<R>(
         &self,
         deadline: Deadline,
         read: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, GetFail> {
+        self.get_split(deadline, |first, second| {
+            if second.is_empty() {
+                read(first)
+            } else {
+                read(&[first, second].concat())
+            }
+        })
+    }
+
+    /// Takes the oldest message by `deadline` and hands its bytes to `read` in place, as
+    /// two pieces: the second is empty unless the record wraps around the end of the ring.
+    pub(crate) fn get_split<R>(
+        &self,
+        deadline: Deadline,
+        read: impl FnOnce(&[u8], &[u8]) -> R,
     ) -> Result<R, GetFail> {
         let c = self.ctl();
         let mut read = Some(read);
@@ -776,11 +889,12 @@ impl Ring {
     /// The consumer's steps 1-4 under `clock`; `Ok(None)` when nothing is committed.
     fn get_locked<R>(
         &self,
-        read: &mut Option<impl FnOnce(&[u8]) -> R>,
+        read: &mut Option<impl FnOnce(&[u8], &[u8]) -> R>,
     ) -> Result<Option<R>, GetFail> {
         let c = self.ctl();
         let s = &c.consumer.0;
         let cap = c.cap.0.load(Ordering::Acquire);
+        self.memory.prefault(cap, false);
         let head = s.head.load(Ordering::Relaxed);
         // SAFETY: we hold `clock`; `state(head)` is only accessed atomically.
         if unsafe { self.word(cap, head).load(Ordering::Acquire) } != head | COMMITTED {
@@ -866,12 +980,15 @@ impl Ring {
     }
 
     /// Announces one event of `signal`'s kind: bumps `seq` (spinners see it) and wakes the
-    /// sleepers, if there are any. The fence pairs with the one in `wait_for`: either the
-    /// sleeper's re-check sees our change, or we see its count.
+    /// sleepers, if there are any. The `SeqCst` bump and load pair with the `SeqCst` count
+    /// and load in `wait_for`: either the sleeper's load of `seq` sees our bump (and so,
+    /// through it, our change), or our load sees its count. Both are one total order
+    /// already, so no fence is needed beyond `announce_fence` (which is one only under loom):
+    /// a `fence(SeqCst)` here was an `mfence` on every put and every get.
     fn notify(&self, signal: &Signal) {
-        signal.seq.fetch_add(1, Ordering::Release);
-        fence(Ordering::SeqCst);
-        if signal.waiters.load(Ordering::Relaxed) != 0 {
+        signal.seq.fetch_add(1, Ordering::SeqCst);
+        park::announce_fence();
+        if signal.waiters.load(Ordering::SeqCst) != 0 {
             park::wake(&signal.seq, u32::MAX);
         }
         #[cfg(not(loom))]
@@ -909,7 +1026,7 @@ impl Ring {
                 continue;
             }
             signal.waiters.fetch_add(1, Ordering::SeqCst);
-            fence(Ordering::SeqCst);
+            park::announce_fence();
             let seen = signal.seq.load(Ordering::SeqCst);
             let nap = if watch.is_empty() {
                 Deadline::NEVER

@@ -137,6 +137,28 @@ impl Memory {
         }
     }
 
+    /// Nothing to fault in: the model's memory is on the heap.
+    pub(super) fn prefault(&self, cap: u64, write: bool) {
+        let _ = (cap, write);
+    }
+
+    /// Hands `write` a zeroed buffer, then stores it word by word.
+    ///
+    /// # Safety
+    /// As the shm backend's `write_with`.
+    pub(super) unsafe fn write_with<R>(
+        &self,
+        off: u64,
+        len: usize,
+        write: impl FnOnce(&mut [u8]) -> R,
+    ) -> R {
+        let mut buf = vec![0; len];
+        let out = write(&mut buf);
+        // SAFETY: the same contract, passed on.
+        unsafe { self.write_at(off, &buf) };
+        out
+    }
+
     /// Copies the bytes out word by word, then hands them to `read`.
     ///
     /// # Safety

@@ -122,3 +122,30 @@ fn loom_close_drains_then_closes() {
         closer.join().unwrap();
     });
 }
+
+/// A put that encodes in place (`Payload::Fill`) writes only the room it claimed, before
+/// its commit, exactly as a copy does; a fill that uses less than it claimed ends the
+/// record early, and a fill that gives up commits nothing. The consumer sees the filled
+/// message once and intact, and nothing of the abandoned one.
+#[test]
+fn loom_in_place_fill_against_a_consumer() {
+    loom::model(|| {
+        let ring = Arc::new(Ring::create(0).unwrap());
+        let r = Arc::clone(&ring);
+        let producer = thread::spawn(move || {
+            let mut give_up = |_: &mut [u8]| None;
+            let abandoned = r.put_payload(&mut Payload::Fill(12, &mut give_up), Deadline::NEVER);
+            assert_eq!(abandoned, Err(PutFail::Unfilled));
+            let want = message(0, 1);
+            let mut fill = |dst: &mut [u8]| {
+                dst[..want.len()].copy_from_slice(&want);
+                Some(want.len())
+            };
+            r.put_payload(&mut Payload::Fill(20, &mut fill), Deadline::NEVER)
+                .unwrap();
+        });
+        assert_eq!(take(&ring), message(0, 1));
+        producer.join().unwrap();
+        assert_eq!(ring.len(), 0);
+    });
+}

@@ -6,7 +6,7 @@ use std::io;
 use std::ptr::NonNull;
 
 use super::Control;
-use crate::loom::AtomicU64;
+use crate::loom::{AtomicU64, Ordering};
 use crate::mem::named::Layout;
 use crate::mem::segment::{Kind, Segment, HEADER_SIZE};
 use crate::sys::identity::Token;
@@ -20,6 +20,9 @@ pub(super) const INITIAL_CAP: u64 = 128 << 10;
 /// Below this capacity a full ring grows at once; above, a put first gives consumers a
 /// moment to make room (see "Growth" in the ring's docs).
 pub(super) const GROW_FREELY: u64 = 4 << 20;
+
+/// The part of the data area that `Memory::prefault` faults in ahead of use.
+const PREFAULT_UP_TO: u64 = 4 * GROW_FREELY;
 
 /// Where the data area starts in the segment's payload: the rest of the first page, so the
 /// data area is page-aligned (and 8-aligned, as the header words need).
@@ -59,6 +62,12 @@ pub(super) fn is_alive(token: Token) -> bool {
 pub(super) struct Memory {
     segment: Segment,
     data: NonNull<u8>,
+    /// How much of the data area this mapping has faulted in for reading, and for writing
+    /// (`prefault`). Process-local: a forked child inherits the figures but not the page
+    /// tables of a shared mapping, so it faults in the pages below them one by one, as
+    /// before; above them it prefaults as the ring grows.
+    readable: AtomicU64,
+    writable: AtomicU64,
 }
 
 impl Memory {
@@ -76,7 +85,7 @@ impl Memory {
         let data = segment
             .slice_ptr::<u8>(DATA_OFFSET, MAX_CAP as usize)
             .cast::<u8>();
-        Memory { segment, data }
+        Memory::mapped(segment, data)
     }
 
     /// Receives the memory of a ring sent as its segment (see `Ring`'s `Serialize`).
@@ -92,7 +101,46 @@ impl Memory {
         let data = segment
             .slice_ptr::<u8>(DATA_OFFSET, MAX_CAP as usize)
             .cast::<u8>();
-        Ok(Memory { segment, data })
+        Ok(Memory::mapped(segment, data))
+    }
+
+    fn mapped(segment: Segment, data: NonNull<u8>) -> Memory {
+        Memory {
+            segment,
+            data,
+            readable: AtomicU64::new(0),
+            writable: AtomicU64::new(0),
+        }
+    }
+
+    /// Faults in the data bytes below `cap` (at most the first 16 MiB) for this process in
+    /// one call per growth, for
+    /// writing (`write`: a producer or grower) or reading (a consumer), instead of one page
+    /// fault per 4 KiB page as the ring is first used: a fresh 4 MiB ring is 1,024 faults
+    /// in each process. After that, one relaxed load per call. Best effort (a kernel older
+    /// than 5.14 faults the pages in on touch, as before).
+    pub(super) fn prefault(&self, cap: u64, write: bool) {
+        // A larger ring holds a backlog; its pages are faulted in as they are used, so
+        // that a ring grown for a backlog never costs more memory than the backlog.
+        let cap = cap.min(PREFAULT_UP_TO);
+        let done = if write {
+            &self.writable
+        } else {
+            &self.readable
+        };
+        let from = done.load(Ordering::Relaxed);
+        if cap <= from {
+            return;
+        }
+        // `from` and `cap` are multiples of the page size (powers of two from
+        // `INITIAL_CAP`), and the data area starts on a page.
+        let _ = self
+            .segment
+            .populate(DATA_OFFSET + from as usize, (cap - from) as usize, write);
+        done.fetch_max(cap, Ordering::Relaxed);
+        if write {
+            self.readable.fetch_max(cap, Ordering::Relaxed);
+        }
     }
 
     /// The segment, to send.
@@ -140,6 +188,23 @@ impl Memory {
                 src.len(),
             );
         }
+    }
+
+    /// Hands the data bytes `off..off + len` to `write`, in place, to fill as it likes.
+    ///
+    /// # Safety
+    /// As [`write_at`](Memory::write_at) for the range `off..off + len`.
+    pub(super) unsafe fn write_with<R>(
+        &self,
+        off: u64,
+        len: usize,
+        write: impl FnOnce(&mut [u8]) -> R,
+    ) -> R {
+        debug_assert!(off + len as u64 <= MAX_CAP);
+        // SAFETY: inside the mapping, plain memory valid for any byte (the pages are zeroed
+        // or were written before), and nobody else reads or writes the range while the slice
+        // lives (the caller's contract), so a unique borrow of it is sound.
+        write(unsafe { std::slice::from_raw_parts_mut(self.data.as_ptr().add(off as usize), len) })
     }
 
     /// Hands the data bytes `off..off + len` to `read`, in place.

@@ -117,7 +117,7 @@ fn commit_without_step_5(ring: &Ring, msg: &[u8]) {
     let idx = p.tail_idx.load(Ordering::Relaxed);
     let size = record_size(msg.len() as u64);
     assert_eq!(
-        ring.put_locked(msg, size, true, Deadline::NEVER),
+        ring.put_locked(&mut Payload::Bytes(msg), size, true, Deadline::NEVER),
         Attempt::Put
     );
     p.tail.store(tail, Ordering::Relaxed);

@@ -106,6 +106,29 @@ impl Mapping {
     pub(crate) fn len(&self) -> usize {
         self.len
     }
+
+    /// Faults in the pages of `offset..offset + len` (page aligned, inside the mapping) in
+    /// one call, for writing (`write`) or reading: [`madvise(2)`]'s `MADV_POPULATE_WRITE` /
+    /// `MADV_POPULATE_READ` (Linux 5.14). Cheaper than one page fault per page, and
+    /// changes no byte. An error (an older kernel) only means the pages fault in on touch.
+    ///
+    /// [`madvise(2)`]: https://man7.org/linux/man-pages/man2/madvise.2.html
+    #[cfg_attr(loom, allow(dead_code))] // only the ring's shm backend prefaults
+    pub(crate) fn populate(&self, offset: usize, len: usize, write: bool) -> io::Result<()> {
+        if !matches!(offset.checked_add(len), Some(end) if end <= self.len) {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        let advice = if write {
+            libc::MADV_POPULATE_WRITE
+        } else {
+            libc::MADV_POPULATE_READ
+        };
+        // SAFETY: the range lies inside this mapping (checked above); populating only
+        // creates page table entries for the file's pages as a touch would, it never
+        // changes their contents, so no Rust reference into the mapping is affected.
+        cvt(unsafe { libc::madvise(self.ptr.as_ptr().add(offset).cast(), len, advice) })?;
+        Ok(())
+    }
 }
 
 impl Drop for Mapping {
@@ -145,6 +168,30 @@ mod tests {
             assert_eq!(*a.as_ptr().add(100), 0);
             *a.as_ptr().add(100) = 7;
             assert_eq!(*b.as_ptr().add(100), 7);
+        }
+    }
+
+    #[test]
+    fn populate_changes_no_byte_and_refuses_a_range_outside_the_mapping() {
+        let fd = memfd(c"test", 4 * 4096).unwrap();
+        let a = Mapping::new(fd.as_fd(), 4 * 4096).unwrap();
+        let b = Mapping::new(fd.as_fd(), 4 * 4096).unwrap();
+        // SAFETY: the mappings are 4 pages long and live for the whole test.
+        unsafe { *a.as_ptr().add(4096 + 5) = 9 };
+        a.populate(0, 4 * 4096, true).unwrap();
+        b.populate(4096, 2 * 4096, false).unwrap();
+        // SAFETY: as above.
+        unsafe {
+            assert_eq!(*b.as_ptr().add(4096 + 5), 9);
+            assert_eq!(*b.as_ptr().add(2 * 4096), 0);
+            *b.as_ptr().add(3 * 4096) = 4;
+            assert_eq!(*a.as_ptr().add(3 * 4096), 4);
+        }
+        for (offset, len) in [(4096, 4 * 4096), (usize::MAX - 4095, 8192)] {
+            assert_eq!(
+                a.populate(offset, len, true).unwrap_err().kind(),
+                io::ErrorKind::InvalidInput
+            );
         }
     }
 
