@@ -21,6 +21,10 @@ fn main() {
         ),
         test("cn_02_w8_sizes_0_1_16mib_64mib_round_trip", cn_02_sizes),
         test(
+            "w8_a_message_past_2_gib_crosses_a_pipe_between_processes",
+            w8_past_2_gib,
+        ),
+        test(
             "cn_03_04_recv_into_and_buffer_too_short_across_processes",
             cn_03_04_into,
         ),
@@ -324,6 +328,33 @@ fn cn_02_sizes() -> TestResult {
     }
     drop(conn);
     assert_eq!(child.join()?, sizes.len() as u32);
+    Ok(())
+}
+
+/// W8: Python's 32-bit length header capped messages at 2 GiB. A message of 2 GiB + 16 MiB
+/// (the long header: -1, then 8 bytes) goes from a child to its parent whole; every MiB
+/// carries its index, so a lost or repeated block shows.
+fn w8_past_2_gib() -> TestResult {
+    const MIB: usize = 1 << 20;
+    const SIZE: usize = (2 << 30) + 16 * MIB;
+    let (mut near, mut far) = pipe()?;
+    let mut child = Process::new(move || {
+        let mut m = vec![0u8; SIZE];
+        for (i, block) in m.chunks_mut(MIB).enumerate() {
+            block[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        }
+        m[SIZE - 1] = 0xee;
+        far.send_bytes(&m).unwrap();
+    })
+    .start()?;
+    // Explicitly above any default cap on announced lengths.
+    let m = near.recv_bytes_max(3 << 30)?;
+    child.join()?;
+    assert_eq!(m.len(), SIZE);
+    for (i, block) in m.chunks(MIB).enumerate() {
+        assert_eq!(block[..8], (i as u64).to_le_bytes(), "block {i}");
+    }
+    assert_eq!(m[SIZE - 1], 0xee);
     Ok(())
 }
 

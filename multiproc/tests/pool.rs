@@ -770,19 +770,35 @@ fn max_tasks_per_child() -> TestResult {
     Ok(())
 }
 
-static INIT_COUNT: std::sync::OnceLock<Value<u32>> = std::sync::OnceLock::new();
+/// The workers' counter: a static, as the initializer is a plain `fn`. Emptied when the
+/// test ends, so its memory descriptor does not outlive the test (the harness checks).
+static INIT_COUNT: std::sync::Mutex<Option<Value<u32>>> = std::sync::Mutex::new(None);
+
+fn init_counter() -> Value<u32> {
+    let slot = INIT_COUNT.lock().unwrap_or_else(|p| p.into_inner());
+    slot.clone().expect("the test set the counter")
+}
+
+struct EmptyInitCount;
+
+impl Drop for EmptyInitCount {
+    fn drop(&mut self) {
+        INIT_COUNT.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+}
 
 fn count_start(add: u32) {
-    INIT_COUNT.get().unwrap().fetch_add(add);
+    init_counter().fetch_add(add);
 }
 
 fn init_count(_: u32) -> u32 {
-    INIT_COUNT.get().unwrap().load()
+    init_counter().load()
 }
 
 fn initializer_once() -> TestResult {
-    let counter = INIT_COUNT.get_or_init(|| Value::new(0).unwrap());
-    counter.store(0);
+    let counter = Value::new(0)?;
+    *INIT_COUNT.lock().unwrap() = Some(counter.clone());
+    let _empty = EmptyInitCount;
     let pool = Pool::builder()
         .processes(1)
         .initializer(count_start, 1)

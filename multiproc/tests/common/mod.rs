@@ -44,7 +44,63 @@ pub(crate) fn run(tests: Vec<Test>) -> ! {
         .into_iter()
         .map(|t| libtest_mimic::Trial::test(t.name, move || guarded(t.body).map_err(Into::into)))
         .collect();
-    libtest_mimic::run(&args, trials).exit()
+    let fds = open_fds();
+    let conclusion = libtest_mimic::run(&args, trials);
+    // Issue 15: no descriptor of the test process outlives the suite. A server child that
+    // lives as long as this process (the forkserver) keeps one socket to it, by design; the
+    // harness killed every other child, so each live child left stands for one socket.
+    let servers = live_children();
+    let left: Vec<_> = open_fds()
+        .into_iter()
+        .filter(|fd| !fds.contains(fd))
+        .collect();
+    let sockets = left.iter().filter(|fd| fd.contains("socket:")).count();
+    let left: Vec<_> = if sockets == left.len() && sockets <= servers {
+        Vec::new()
+    } else {
+        left
+    };
+    if !left.is_empty() {
+        eprintln!("error: the tests left descriptors open: {left:?}");
+        std::process::exit(101);
+    }
+    conclusion.exit()
+}
+
+/// How many processes whose parent is this one are alive (not zombies).
+fn live_children() -> usize {
+    let me = std::process::id().to_string();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    procs
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+        .filter(|stat| {
+            // After the command name: state, then the parent's pid.
+            let mut rest = stat.rsplit(')').next().unwrap_or("").split_whitespace();
+            let state = rest.next().unwrap_or("Z");
+            rest.next() == Some(me.as_str()) && state != "Z" && state != "X"
+        })
+        .count()
+}
+
+/// This process's open descriptors, each as `number -> target`.
+fn open_fds() -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| {
+        let e = e.ok()?;
+        let target = std::fs::read_link(e.path()).ok()?;
+        Some(format!(
+            "{} -> {}",
+            e.file_name().to_string_lossy(),
+            target.display()
+        ))
+    })
+    // The directory handle that read_dir itself holds.
+    .filter(|fd| !fd.ends_with(&format!("/proc/{}/fd", std::process::id())))
+    .collect()
 }
 
 /// `MULTIPROC_START_METHOD=fork|forkserver|spawn` pins the start method of every
