@@ -34,7 +34,7 @@ mod named;
 mod ring;
 
 /// The ring's fuzzing entry point (feature `fuzzing`), for `crate::fuzzing`.
-#[cfg(feature = "fuzzing")]
+#[cfg(all(feature = "fuzzing", not(loom)))]
 pub(crate) fn ring_fuzz(bytes: &[u8]) {
     ring::fuzz::repair(bytes);
 }
