@@ -347,7 +347,8 @@ fn w8_past_2_gib() -> TestResult {
         far.send_bytes(&m).unwrap();
     })
     .start()?;
-    // Explicitly above any default cap on announced lengths.
+    // Past the default 1 GiB cap on announced lengths: the receiver raises it on purpose.
+    near.set_max_message(3 << 30);
     let m = near.recv_bytes_max(3 << 30)?;
     child.join()?;
     assert_eq!(m.len(), SIZE);
