@@ -245,8 +245,12 @@ impl Ledger {
 mod tests {
     use super::*;
 
+    /// A fresh ledger per call: the tests run on several threads of one process, so the
+    /// name carries a counter besides the pid.
     fn ledger() -> Ledger {
-        let l = Ledger::create(&format!("mpchaos-{}-unit", std::process::id())).unwrap();
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let l = Ledger::create(&format!("mpchaos-{}-unit-{n}", std::process::id())).unwrap();
         l.unlink().unwrap();
         l
     }
