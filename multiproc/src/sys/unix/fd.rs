@@ -202,6 +202,31 @@ pub(crate) fn send_records(fd: BorrowedFd<'_>, records: &[Vec<&[u8]>]) -> io::Re
     Ok(())
 }
 
+/// Whether an empty receive on `fd` really was the end of the stream: asks once more,
+/// peeking without waiting. A record socket can report end of file while a record is
+/// queued: Linux's datagram receive looks at the queue, finds it empty, and then finds the
+/// peer closed, and a record the peer queued before closing, between those two looks, is
+/// missed (the stream receive makes both looks under one lock; the datagram one does not).
+/// Once the close has been seen, every record sent before it is queued, so a second look
+/// finds it: `false` here means "a record is there, receive again".
+pub(crate) fn end_of_file_confirmed(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    let mut byte = 0u8;
+    // SAFETY: `byte` is one writable byte; MSG_PEEK leaves the record queued.
+    match cvt_r(|| unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    }) {
+        Ok(n) => Ok(n == 0),
+        // Nothing queued after all (another reader took it): the end it was.
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
 /// How [`recv_records_to_spare`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RecordsRead {
@@ -274,13 +299,22 @@ pub(crate) fn recv_records_to_spare(
             )
         })? as usize;
         let received = &msgs[done..done + n];
+        let mut counted = 0;
         for (i, (m, &size)) in received.iter().zip(&sizes[done..]).enumerate() {
             let got = m.msg_len as usize;
             if m.msg_hdr.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0 {
                 return Ok(RecordsRead::Cut);
             }
             if got == 0 {
-                return Ok(RecordsRead::Eof);
+                // Records before it are counted; the end is checked by the next call, which
+                // starts with this one.
+                if i > 0 {
+                    return Ok(RecordsRead::Short);
+                }
+                if end_of_file_confirmed(fd)? {
+                    return Ok(RecordsRead::Eof);
+                }
+                break;
             }
             // SAFETY: recvmmsg wrote `got <= size` bytes at the start of this record's room,
             // which starts right at `vec.len()` (the rooms are consecutive and every earlier
@@ -288,13 +322,15 @@ pub(crate) fn recv_records_to_spare(
             unsafe { vec.set_len(vec.len() + got) };
             if got < size {
                 return Ok(match received.get(i + 1) {
+                    // A short record then an empty one: the end, confirmed by the next call.
                     None => RecordsRead::Short,
-                    Some(next) if next.msg_len == 0 => RecordsRead::Eof,
+                    Some(next) if next.msg_len == 0 => RecordsRead::Short,
                     Some(_) => RecordsRead::Cut,
                 });
             }
+            counted += 1;
         }
-        done += n;
+        done += counted;
     }
     Ok(RecordsRead::Complete)
 }
