@@ -357,15 +357,17 @@ fn value_array_short_waits_find_dead_holder() -> TestResult {
         "array lock_timeout",
         "array try_lock",
     ] {
-        let (v2, a2) = (v.clone(), a.clone());
-        let on_value = form.starts_with("value");
-        let mut child = common::dead_holder(move || {
+        /// Takes the value's lock (or the array's) and forgets the guard.
+        fn hold(((v, a, on_value), holding): ((Value<u64>, Array<u8>, bool), common::Holding)) {
             if on_value {
-                std::mem::forget(v2.lock().unwrap());
+                std::mem::forget(v.lock().unwrap());
             } else {
-                std::mem::forget(a2.lock().unwrap());
+                std::mem::forget(a.lock().unwrap());
             }
-        })?;
+            holding.keep();
+        }
+        let on_value = form.starts_with("value");
+        let mut child = common::dead_holder(hold, (v.clone(), a.clone(), on_value))?;
         let t = Instant::now();
         let died = match form {
             "value lock_timeout" => v

@@ -105,7 +105,8 @@ fn open_fds() -> Vec<String> {
 
 /// `MULTIPROC_START_METHOD=fork|forkserver|spawn` pins the start method of every
 /// `Process::run_fn` child of the suite (CI runs the suites under each); closures are always
-/// forked, so the tests that capture state stay on fork.
+/// forked, so the few tests whose children stay closures (see "Test matrix" in
+/// docs/decisions.md) run under fork only.
 fn start_method_from_env() {
     if let Ok(name) = std::env::var("MULTIPROC_START_METHOD") {
         let method = name
@@ -256,33 +257,51 @@ pub(crate) fn is_stopped(pid: impl Into<u32>) -> bool {
     matches!(process_state(pid), Some('T' | 't'))
 }
 
-/// Starts a child that runs `hold` (taking a lock and forgetting its guard, say), and
-/// returns once `hold` has returned; the child then sleeps until it is killed.
-pub(crate) fn start_holder(
-    hold: impl FnOnce() + Send + 'static,
-) -> Result<multiproc::Child<()>, Box<dyn std::error::Error>> {
-    let step = multiproc::shm::RawValue::new(0u32)?;
-    let s = step.clone();
-    let child = multiproc::Process::new(move || {
-        hold();
-        s.store(1);
+/// What a holder child (see [`start_holder`]) gets besides its handles.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct Holding(multiproc::shm::RawValue<u32>);
+
+impl Holding {
+    /// Tells the parent that what the child holds is taken, then sleeps until the child is
+    /// killed.
+    pub(crate) fn keep(self) {
+        self.0.store(1);
         std::thread::sleep(Duration::from_secs(600));
-    })
-    .start()?;
+    }
+}
+
+/// Starts a child that runs `hold` on `args` and returns once it has taken what it holds:
+/// `hold` takes it (a lock whose guard it forgets, say), then calls [`Holding::keep`]. The
+/// child is a `run_fn` child, so the owner-death tests run under every start method; the
+/// handles to hold travel in `args`.
+pub(crate) fn start_holder<A>(
+    hold: fn((A, Holding)),
+    args: A,
+) -> Result<multiproc::Child<()>, Box<dyn std::error::Error>>
+where
+    A: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let step = multiproc::shm::RawValue::new(0u32)?;
+    let child = multiproc::Process::run_fn(hold, (args, Holding(step.clone()))).start()?;
     if !eventually(Duration::from_secs(10), || step.load() == 1) {
         return Err("the child never finished taking what it holds".into());
     }
     Ok(child)
 }
 
-/// [`start_holder`], then SIGKILLs the child and waits until it is dead (a zombie).
-pub(crate) fn dead_holder(
-    hold: impl FnOnce() + Send + 'static,
-) -> Result<multiproc::Child<()>, Box<dyn std::error::Error>> {
-    let child = start_holder(hold)?;
+/// [`start_holder`], then SIGKILLs the child and waits until it is dead: a zombie until
+/// joined if it was forked, gone if the forkserver made it (the server reaps its children).
+pub(crate) fn dead_holder<A>(
+    hold: fn((A, Holding)),
+    args: A,
+) -> Result<multiproc::Child<()>, Box<dyn std::error::Error>>
+where
+    A: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let child = start_holder(hold, args)?;
     child.kill()?;
     let pid = child.pid();
-    if !eventually(Duration::from_secs(10), || is_zombie(pid)) {
+    if !eventually(Duration::from_secs(10), || !process_running(pid)) {
         return Err("the holder did not die".into());
     }
     Ok(child)
