@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{test, TestResult};
 use multiproc::process::send_signal;
-use multiproc::{pipe, pipe_oneway, Connection, Error, Lock, Process, Signal};
+use multiproc::{pipe, pipe_oneway, Connection, Error, Lock, Pid, Process, Signal};
 
 fn main() {
     common::run(vec![
@@ -107,9 +107,9 @@ fn main() {
     ])
 }
 
-// The children of the CN-01, CN-02, CN-03/04, CN-06, CN-07, CN-11, CN-21 and CN-22 tests
-// (and every test of `echo_child`) are `run_fn` functions that get their connection ends as arguments, so the
-// start-method matrix of `.ci/run` runs them under fork, forkserver and spawn.
+// Every child here is a `run_fn` function that gets its connection ends (and lock) as its
+// argument, so the start-method matrix of `.ci/run` runs each test under fork, forkserver
+// and spawn.
 
 fn nothing(_: ()) {}
 
@@ -237,8 +237,8 @@ fn handles_over_fd_limit() -> TestResult {
     use std::os::fd::AsRawFd;
 
     let before = open_fds();
-    let (mut ctl, mut ctl_child) = pipe()?;
-    let mut child = Process::new(move || {
+    let (mut ctl, ctl_child) = pipe()?;
+    fn limit_fds_then_take_ten(mut ctl_child: Connection) -> String {
         // Leave room for two more descriptors only (the limit caps descriptor numbers, and
         // a new one takes the lowest free number); ten arrive: the kernel installs what fits
         // and reports the rest lost.
@@ -264,8 +264,8 @@ fn handles_over_fd_limit() -> TestResult {
             Err(Error::Protocol(e)) => format!("{e} / {after_error}"),
             other => format!("unexpected: {other:?}"),
         }
-    })
-    .start()?;
+    }
+    let mut child = Process::run_fn(limit_fds_then_take_ten, ctl_child).start()?;
     assert_eq!(ctl.recv::<String>()?, "limited");
     let (probe_end, mut probe) = pipe()?;
     let ten: Vec<Fd> = (0..10)
@@ -337,16 +337,16 @@ fn cn_02_sizes() -> TestResult {
 fn w8_past_2_gib() -> TestResult {
     const MIB: usize = 1 << 20;
     const SIZE: usize = (2 << 30) + 16 * MIB;
-    let (mut near, mut far) = pipe()?;
-    let mut child = Process::new(move || {
+    let (mut near, far) = pipe()?;
+    fn send_numbered_blocks(mut far: Connection) {
         let mut m = vec![0u8; SIZE];
         for (i, block) in m.chunks_mut(MIB).enumerate() {
             block[..8].copy_from_slice(&(i as u64).to_le_bytes());
         }
         m[SIZE - 1] = 0xee;
         far.send_bytes(&m).unwrap();
-    })
-    .start()?;
+    }
+    let mut child = Process::run_fn(send_numbered_blocks, far).start()?;
     // Past the default 1 GiB cap on announced lengths: the receiver raises it on purpose.
     near.set_max_message(3 << 30);
     let m = near.recv_bytes_max(3 << 30)?;
@@ -433,9 +433,10 @@ fn cn_07_poll_none() -> TestResult {
 fn cn_09_poll_in_child() -> TestResult {
     let (mut a, mut b) = pipe()?;
     a.send_bytes(b"whole message")?;
-    let poller = b.try_clone()?;
-    let mut child =
-        Process::new(move || poller.poll(Some(Duration::from_secs(5))).unwrap()).start()?;
+    fn poll_5_s(poller: Connection) -> bool {
+        poller.poll(Some(Duration::from_secs(5))).unwrap()
+    }
+    let mut child = Process::run_fn(poll_5_s, b.try_clone()?).start()?;
     assert!(child.join()?, "the child saw the message");
     assert!(b.poll(Some(Duration::ZERO))?, "and left it there");
     assert_eq!(b.recv_bytes()?, b"whole message");
@@ -446,12 +447,11 @@ fn cn_09_poll_in_child() -> TestResult {
 fn cn_10_eof_every_copy() -> TestResult {
     let (mut a, b) = pipe()?;
     let b_copy = b.try_clone()?;
-    let (mut release, mut hold) = pipe()?;
-    let mut holder = Process::new(move || {
-        let _keep = b_copy;
+    let (mut release, hold) = pipe()?;
+    fn keep_until_released((_keep, mut hold): (Connection, Connection)) {
         let _ = hold.recv::<u8>();
-    })
-    .start()?;
+    }
+    let mut holder = Process::run_fn(keep_until_released, (b_copy, hold)).start()?;
     drop(b);
     assert!(
         !a.poll(Some(Duration::from_millis(100)))?,
@@ -466,13 +466,12 @@ fn cn_10_eof_every_copy() -> TestResult {
 
 fn cn_10_eof_on_exit() -> TestResult {
     let (mut rx, tx) = pipe()?;
-    let mut child = Process::new(move || -> () {
-        let mut tx = tx;
+    fn send_and_exit(mut tx: Connection) {
         tx.send(&"last words").unwrap();
         std::mem::forget(tx); // exit without closing: the kernel closes it
         std::process::exit(0)
-    })
-    .start()?;
+    }
+    let mut child = Process::run_fn(send_and_exit, tx).start()?;
     assert_eq!(rx.recv::<String>()?, "last words");
     assert!(matches!(rx.recv::<String>(), Err(Error::Eof)));
     assert!(matches!(child.join(), Err(Error::Exited(0))));
@@ -515,15 +514,14 @@ fn cn_14_max() -> TestResult {
 /// Seed 000: the consumer must see EOF although nobody closes inherited copies by hand.
 fn cn_18_seed_pitfall() -> TestResult {
     let (mut left, right) = pipe()?;
-    let mut consumer = Process::new(move || {
-        let mut right = right;
+    fn take_until_eof(mut right: Connection) -> Vec<i32> {
         let mut got = Vec::new();
         while let Ok(i) = right.recv::<i32>() {
             got.push(i);
         }
         got
-    })
-    .start()?;
+    }
+    let mut consumer = Process::run_fn(take_until_eof, right).start()?;
     for i in 1..=5 {
         left.send(&i)?;
     }
@@ -547,13 +545,11 @@ fn cn_18_seed_pitfall() -> TestResult {
 /// keeps working with its own.
 fn cn_18_close_after_start() -> TestResult {
     let (mut parent, child_end) = pipe()?;
-    let copy = child_end.try_clone()?;
-    let mut child = Process::new(move || {
-        let mut end = copy;
+    fn double(mut end: Connection) {
         let n: i32 = end.recv().unwrap();
         end.send(&(n * 2)).unwrap();
-    })
-    .start()?;
+    }
+    let mut child = Process::run_fn(double, child_end.try_clone()?).start()?;
     child_end.close();
     parent.send(&21)?;
     assert_eq!(parent.recv::<i32>()?, 42);
@@ -564,7 +560,10 @@ fn cn_18_close_after_start() -> TestResult {
 
 fn cn_19_broken_pipe() -> TestResult {
     let (mut a, b) = pipe()?;
-    let mut child = Process::new(move || drop(b)).start()?;
+    fn close(b: Connection) {
+        drop(b);
+    }
+    let mut child = Process::run_fn(close, b).start()?;
     child.join()?;
     match a.send_bytes(&vec![0u8; 1 << 20]) {
         Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe),
@@ -610,8 +609,7 @@ fn cn_23_eintr() -> TestResult {
 fn cn_23_body() -> TestResult {
     let parent = multiproc::current_process().pid();
     let (mut conn, child_end) = pipe()?;
-    let mut child = Process::new(move || {
-        let mut end = child_end;
+    fn nag_the_parent((mut end, parent): (Connection, Pid)) -> usize {
         let nag = |n: u32| {
             for _ in 0..n {
                 std::thread::sleep(Duration::from_millis(50));
@@ -628,8 +626,8 @@ fn cn_23_body() -> TestResult {
         let _: () = end.recv().unwrap();
         nag(3);
         end.recv_bytes().unwrap().len()
-    })
-    .start()?;
+    }
+    let mut child = Process::run_fn(nag_the_parent, (child_end, parent)).start()?;
     let t = Instant::now();
     assert_eq!(conn.recv::<String>()?, "after the signals");
     assert!(t.elapsed() >= Duration::from_millis(100));
@@ -667,33 +665,30 @@ fn two_readers_one_end() -> TestResult {
     let (mut tx, rx) = pipe()?;
     let lock = Lock::new()?;
     let mut readers = Vec::new();
-    for _ in 0..2 {
-        let mut end = rx.try_clone()?;
-        let lock = lock.clone();
-        readers.push(
-            Process::new(move || -> Result<Vec<u32>, String> {
-                let mut seen = Vec::new();
-                loop {
-                    let message = {
-                        let _held = lock.lock().map_err(|e| e.to_string())?;
-                        end.recv_bytes()
-                    };
-                    match message {
-                        Ok(m) if m.len() >= 4 => {
-                            let i = u32::from_le_bytes(m[..4].try_into().unwrap());
-                            if m != numbered_frame(i) {
-                                return Err(format!("frame {i} arrived corrupted"));
-                            }
-                            seen.push(i);
-                        }
-                        Ok(m) => return Err(format!("a frame of {} bytes", m.len())),
-                        Err(Error::Eof) => return Ok(seen),
-                        Err(e) => return Err(e.to_string()),
+    /// Receives under the lock until EOF; returns the frame numbers in arrival order.
+    fn read_under_lock((mut end, lock): (Connection, Lock)) -> Result<Vec<u32>, String> {
+        let mut seen = Vec::new();
+        loop {
+            let message = {
+                let _held = lock.lock().map_err(|e| e.to_string())?;
+                end.recv_bytes()
+            };
+            match message {
+                Ok(m) if m.len() >= 4 => {
+                    let i = u32::from_le_bytes(m[..4].try_into().unwrap());
+                    if m != numbered_frame(i) {
+                        return Err(format!("frame {i} arrived corrupted"));
                     }
+                    seen.push(i);
                 }
-            })
-            .start()?,
-        );
+                Ok(m) => return Err(format!("a frame of {} bytes", m.len())),
+                Err(Error::Eof) => return Ok(seen),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+    for _ in 0..2 {
+        readers.push(Process::run_fn(read_under_lock, (rx.try_clone()?, lock.clone())).start()?);
     }
     drop(rx);
     for i in 0..N {
@@ -725,13 +720,12 @@ enum Tree {
 /// receiver; the connection goes on after both.
 fn codec_errors_across_processes() -> TestResult {
     let (mut rx, tx) = pipe()?;
-    let mut child = Process::new(move || {
-        let mut tx = tx;
+    fn send_misfits(mut tx: Connection) {
         tx.send(&vec![300u16, 2, 3]).unwrap();
         tx.send_bytes(&vec![1u8; 1 << 20]).unwrap();
         tx.send(&7u8).unwrap();
-    })
-    .start()?;
+    }
+    let mut child = Process::run_fn(send_misfits, tx).start()?;
     match rx.recv::<(u8, u8)>() {
         Err(Error::Codec(e)) => assert!(e.to_string().contains("left after"), "{e}"),
         other => panic!("expected a codec error, got {other:?}"),
@@ -750,16 +744,15 @@ fn codec_errors_across_processes() -> TestResult {
 fn framing_error_breaks() -> TestResult {
     let (mut rx, tx) = pipe()?;
     let (go_rx, go_tx) = pipe()?;
-    let mut child = Process::new(move || {
-        let mut go = go_rx;
+    fn write_a_negative_length((tx, mut go): (Connection, Connection)) {
         let raw = UnixStream::from(tx.as_fd().try_clone_to_owned().unwrap());
         // -3: negative and not a marker (-1 announces a long header, -2 a message with
         // descriptors).
         (&raw).write_all(&[0xff, 0xff, 0xff, 0xfd]).unwrap();
         (&raw).write_all(&[0, 0, 0, 2, b'o', b'k']).unwrap();
         let _ = go.recv::<()>();
-    })
-    .start()?;
+    }
+    let mut child = Process::run_fn(write_a_negative_length, (tx, go_rx)).start()?;
     let mut go_tx = go_tx;
     match rx.recv_bytes() {
         Err(Error::Protocol(e)) => assert!(e.to_string().contains("negative frame length")),
@@ -806,13 +799,12 @@ fn recv_outcomes() -> TestResult {
         Err(Error::Timeout)
     ));
     assert!(t.elapsed() >= Duration::from_millis(100));
-    let mut child = Process::new(move || {
-        let mut tx = tx;
+    fn send_1_2_late(mut tx: Connection) {
         std::thread::sleep(Duration::from_millis(100));
         tx.send(&1u8).unwrap();
         tx.send(&2u8).unwrap();
-    })
-    .start()?;
+    }
+    let mut child = Process::run_fn(send_1_2_late, tx).start()?;
     assert!(
         rx.poll(Some(Duration::MAX))?,
         "Duration::MAX waits, never panics"
@@ -830,13 +822,13 @@ fn recv_outcomes() -> TestResult {
 
 fn peer_dies_mid_message() -> TestResult {
     let (mut rx, tx) = pipe()?;
-    let mut child = Process::new(move || -> () {
+    fn die_mid_message(tx: Connection) {
         let raw = UnixStream::from(tx.as_fd().try_clone_to_owned().unwrap());
         (&raw).write_all(&[0, 0, 3, 232]).unwrap(); // announces 1000 bytes
         (&raw).write_all(&[7; 10]).unwrap(); // sends 10, then dies
         std::process::exit(0)
-    })
-    .start()?;
+    }
+    let mut child = Process::run_fn(die_mid_message, tx).start()?;
     match rx.recv_bytes() {
         Err(Error::Protocol(msg)) => assert!(msg.to_string().contains("10 of 1000"), "{msg}"),
         other => panic!("expected a protocol error, got {other:?}"),
@@ -848,13 +840,12 @@ fn peer_dies_mid_message() -> TestResult {
 fn peer_killed_mid_send() -> TestResult {
     let (mut rx, tx) = pipe()?;
     let (mut ready_rx, ready_tx) = pipe()?;
-    let mut child = Process::new(move || {
-        let (mut tx, mut ready) = (tx, ready_tx);
+    fn send_64_mib((mut tx, mut ready): (Connection, Connection)) {
         ready.send(&()).unwrap();
         tx.send_bytes(&vec![1u8; 64 << 20]).unwrap();
         std::thread::sleep(Duration::from_secs(60));
-    })
-    .start()?;
+    }
+    let mut child = Process::run_fn(send_64_mib, (tx, ready_tx)).start()?;
     ready_rx.recv::<()>()?;
     // Take part of the message, then kill the sender while it is blocked mid-write.
     let mut head = [0u8; 4];
