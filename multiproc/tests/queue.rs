@@ -10,6 +10,9 @@ use multiproc::queue::fault::{self, Point};
 use multiproc::{Child, Error, JoinableQueue, Process, PutError, Queue, Signal, SimpleQueue};
 use serde_bytes::ByteBuf;
 
+// Every child here is a `run_fn` function that gets its queues as its argument, so the
+// start-method matrix of `.ci/run` runs each test under fork, forkserver and spawn.
+
 fn main() {
     common::run(vec![
         test("qu_01_04_22_new_bounded_and_full", qu_01_04_22_bounded),
@@ -167,12 +170,11 @@ fn qu_02_03_07_put_forms() -> TestResult {
     assert!(Instant::now() >= deadline);
     assert!(t.elapsed() >= timeout, "timed put returned early");
     // A blocking put waits until a consumer in another process makes room.
-    let q2 = q.clone();
-    let mut child = Process::new(move || {
+    fn get_late(q: Queue<String>) -> String {
         std::thread::sleep(Duration::from_millis(50));
-        q2.get().unwrap()
-    })
-    .start()?;
+        q.get().unwrap()
+    }
+    let mut child = Process::run_fn(get_late, q.clone()).start()?;
     q.put("d".into())?;
     assert_eq!(child.join()?, "a");
     Ok(())
@@ -204,12 +206,11 @@ fn qu_05_06_07_get_forms() -> TestResult {
     q.put_timeout(9, Duration::MAX)?;
     assert_eq!(q.try_get()?, 9);
     // A blocking get waits for a producer in another process.
-    let q2 = q.clone();
-    let mut child = Process::new(move || {
+    fn put_42_late(q: Queue<u32>) {
         std::thread::sleep(Duration::from_millis(50));
-        q2.put(42).unwrap();
-    })
-    .start()?;
+        q.put(42).unwrap();
+    }
+    let mut child = Process::run_fn(put_42_late, q.clone()).start()?;
     assert_eq!(q.get()?, 42);
     child.join()?;
     Ok(())
@@ -220,9 +221,6 @@ fn qu_08_fork_order() -> TestResult {
     for i in 0..10 {
         q.put(i)?;
     }
-    // The children of the QU-08, QU-11, QU-21, QU 64 MiB, SQ-01 and JQ-01 tests are
-    // `run_fn` functions that get their queues as arguments, so the start-method matrix of
-    // `.ci/run` runs them under fork, forkserver and spawn.
     fn put_10_to_19(q: Queue<u32>) {
         for i in 10..20 {
             q.put(i).unwrap();
@@ -241,8 +239,10 @@ fn qu_09_qsize() -> TestResult {
     assert_eq!(q.qsize(), 0);
     q.put(1)?;
     assert_eq!(q.qsize(), 1);
-    let q2 = q.clone();
-    Process::new(move || q2.put(2).unwrap()).start()?.join()?;
+    fn put_2(q: Queue<u8>) {
+        q.put(2).unwrap();
+    }
+    Process::run_fn(put_2, q.clone()).start()?.join()?;
     assert_eq!(q.qsize(), 2);
     q.get()?;
     assert_eq!(q.qsize(), 1);
@@ -378,17 +378,18 @@ fn qu_12_large_value_changing_encoding() -> TestResult {
 fn qu_bytes_path() -> TestResult {
     // Sizes that wrap around the 128 KiB initial ring and grow it.
     let sizes = [0usize, 1, 9, 4096, 100_000, 131_072, 300_000, 1 << 20, 5];
-    let body = |i: usize, len: usize| (0..len).map(|j| (i * 7 + j) as u8).collect::<Vec<u8>>();
-    let q: Queue<u64> = Queue::new()?;
-    let q2 = q.clone();
-    let mut child = Process::new(move || {
+    fn body(i: usize, len: usize) -> Vec<u8> {
+        (0..len).map(|j| (i * 7 + j) as u8).collect()
+    }
+    fn put_4_rounds((q, sizes): (Queue<u64>, [usize; 9])) {
         for round in 0..4 {
             for (i, &len) in sizes.iter().enumerate() {
-                q2.put_bytes(&body(round * 10 + i, len)).unwrap();
+                q.put_bytes(&body(round * 10 + i, len)).unwrap();
             }
         }
-    })
-    .start()?;
+    }
+    let q: Queue<u64> = Queue::new()?;
+    let mut child = Process::run_fn(put_4_rounds, (q.clone(), sizes)).start()?;
     for round in 0..4 {
         for (i, &len) in sizes.iter().enumerate() {
             let want = body(round * 10 + i, len);
@@ -425,12 +426,13 @@ fn qu_16_shutdown() -> TestResult {
 
     // A get blocked in another process wakes up with Closed.
     let q: Queue<u8> = Queue::new()?;
-    let q2 = q.clone();
-    let mut child = Process::new(move || match q2.get() {
-        Err(Error::Closed) => "closed".to_string(),
-        other => format!("{other:?}"),
-    })
-    .start()?;
+    fn get_closed(q: Queue<u8>) -> String {
+        match q.get() {
+            Err(Error::Closed) => "closed".to_string(),
+            other => format!("{other:?}"),
+        }
+    }
+    let mut child = Process::run_fn(get_closed, q.clone()).start()?;
     std::thread::sleep(Duration::from_millis(100));
     q.shutdown(false);
     assert_eq!(child.join()?, "closed");
@@ -439,8 +441,12 @@ fn qu_16_shutdown() -> TestResult {
     let q: Queue<u8> = Queue::new()?;
     q.put(1)?;
     q.put(2)?;
-    let q2 = q.clone();
-    Process::new(move || q2.shutdown(false)).start()?.join()?;
+    fn shut_down((q, immediate): (Queue<u8>, bool)) {
+        q.shutdown(immediate);
+    }
+    Process::run_fn(shut_down, (q.clone(), false))
+        .start()?
+        .join()?;
     assert!(q.is_shutdown());
     assert!(matches!(q.put(3), Err(PutError::Closed(3))));
     assert!(matches!(q.try_put(3), Err(PutError::Closed(3))));
@@ -457,8 +463,9 @@ fn qu_16_shutdown() -> TestResult {
     // Immediate: gets fail at once although messages are left.
     let q: Queue<u8> = Queue::new()?;
     q.put(1)?;
-    let q2 = q.clone();
-    Process::new(move || q2.shutdown(true)).start()?.join()?;
+    Process::run_fn(shut_down, (q.clone(), true))
+        .start()?
+        .join()?;
     assert!(matches!(q.get(), Err(Error::Closed)));
     assert!(q.is_empty(), "an immediate shutdown discards what is left");
     Ok(())
@@ -469,18 +476,15 @@ fn qu_16_shutdown() -> TestResult {
 /// the review).
 fn qu_14_close_is_this_handles_no_more_puts_others_go_on() -> TestResult {
     let q: Queue<u32> = Queue::new()?;
+    fn put_then_close((q, p): (Queue<u32>, u32)) {
+        q.put(p).unwrap();
+        q.close();
+        assert!(matches!(q.put(99), Err(PutError::Closed(99))));
+        assert!(q.is_closed() && !q.is_shutdown());
+    }
     let mut producers = Vec::new();
     for p in 0..3u32 {
-        let q = q.clone();
-        producers.push(
-            Process::new(move || {
-                q.put(p).unwrap();
-                q.close();
-                assert!(matches!(q.put(99), Err(PutError::Closed(99))));
-                assert!(q.is_closed() && !q.is_shutdown());
-            })
-            .start()?,
-        );
+        producers.push(Process::run_fn(put_then_close, (q.clone(), p)).start()?);
     }
     for mut p in producers {
         p.join()?;
@@ -569,18 +573,16 @@ fn qu_sizes() -> TestResult {
         3,
     ];
     let q: Queue<(u64, ByteBuf)> = Queue::new()?;
-    let q2 = q.clone();
-    let sizes2 = sizes.clone();
-    let mut child = Process::new(move || {
+    fn put_5_rounds((q, sizes): (Queue<(u64, ByteBuf)>, Vec<u64>)) {
         for round in 0..5u64 {
-            for (i, &len) in sizes2.iter().enumerate() {
+            for (i, &len) in sizes.iter().enumerate() {
                 let seq = round * 100 + i as u64;
                 let body = (0..len).map(|j| (seq + j) as u8).collect::<Vec<u8>>();
-                q2.put((seq, ByteBuf::from(body))).unwrap();
+                q.put((seq, ByteBuf::from(body))).unwrap();
             }
         }
-    })
-    .start()?;
+    }
+    let mut child = Process::run_fn(put_5_rounds, (q.clone(), sizes.clone())).start()?;
     for round in 0..5u64 {
         for (i, &len) in sizes.iter().enumerate() {
             let (seq, body) = q.get()?;
@@ -600,19 +602,22 @@ fn qu_sizes() -> TestResult {
 /// enough for random kills to land inside them.
 const BIG_PAYLOAD: u64 = 256 << 10;
 
+/// The queue of the random kill tests: run, sequence number, payload.
+type KillQueue = Queue<(u32, u64, ByteBuf)>;
+
 fn dd_03_killed_producer() -> TestResult {
     let mut rng = Rng::new();
     // One queue for all runs: whatever a killed producer leaves must not hurt the next.
-    let q: Queue<(u32, u64, ByteBuf)> = Queue::bounded(64)?;
+    let q: KillQueue = Queue::bounded(64)?;
+    /// Puts this run's messages until it is killed.
+    fn produce((q, run): (KillQueue, u32)) {
+        for seq in 0.. {
+            q.put((run, seq, payload(seq, BIG_PAYLOAD))).unwrap();
+        }
+    }
     let mut takeovers = 0;
     for run in 0..100u32 {
-        let q2 = q.clone();
-        let child = Process::new(move || {
-            for seq in 0.. {
-                q2.put((run, seq, payload(seq, BIG_PAYLOAD))).unwrap();
-            }
-        })
-        .start()?;
+        let child = Process::run_fn(produce, (q.clone(), run)).start()?;
         let kill_at = Instant::now() + Duration::from_micros(rng.below(3_000));
         let mut next = 0u64;
         let check = |next: &mut u64, (r, seq, body): (u32, u64, ByteBuf)| {
@@ -665,21 +670,21 @@ fn dd_03_killed_producer() -> TestResult {
 fn dd_03_killed_consumer() -> TestResult {
     const N: u64 = 300;
     let mut rng = Rng::new();
-    let q: Queue<(u32, u64, ByteBuf)> = Queue::new()?;
+    let q: KillQueue = Queue::new()?;
     let acks: Queue<u64> = Queue::new()?;
+    /// Takes this run's messages and acknowledges each, until it is killed.
+    fn consume((q, acks, run): (KillQueue, Queue<u64>, u32)) {
+        while let Ok((r, seq, body)) = q.get() {
+            assert!(r == run && body == payload(seq, BIG_PAYLOAD));
+            acks.put(seq).unwrap();
+        }
+    }
     let mut takeovers = 0;
     for run in 0..100u32 {
         for seq in 0..N {
             q.put((run, seq, payload(seq, BIG_PAYLOAD)))?;
         }
-        let (q2, acks2) = (q.clone(), acks.clone());
-        let child = Process::new(move || {
-            while let Ok((r, seq, body)) = q2.get() {
-                assert!(r == run && body == payload(seq, BIG_PAYLOAD));
-                acks2.put(seq).unwrap();
-            }
-        })
-        .start()?;
+        let child = Process::run_fn(consume, (q.clone(), acks.clone(), run)).start()?;
         std::thread::sleep(Duration::from_micros(rng.below(3_000)));
         child.kill()?;
         let mut child = child;
@@ -801,13 +806,13 @@ fn jq_02_05_accounting() -> TestResult {
         q.join_timeout(Duration::from_millis(50)),
         Err(Error::Timeout)
     ));
-    let q2 = q.clone();
-    Process::new(move || {
-        q2.get().unwrap();
-        q2.task_done().unwrap();
-    })
-    .start()?
-    .join()?;
+    fn get_and_mark_done(q: JoinableQueue<u8>) {
+        q.get().unwrap();
+        q.task_done().unwrap();
+    }
+    Process::run_fn(get_and_mark_done, q.clone())
+        .start()?
+        .join()?;
     q.join()?;
     // JQ-05: Queue behaviour applies (bounded, Full, Empty, close).
     q.put(1)?;
@@ -819,6 +824,26 @@ fn jq_02_05_accounting() -> TestResult {
     q.close();
     assert!(matches!(q.put(3), Err(PutError::Closed(3))));
     Ok(())
+}
+
+// The children of the fault-point tests: each arms its point in itself, then works on the
+// queue it got.
+
+/// A consumer asleep in `get_timeout(3 s)`.
+fn get_within_3_s(q: Queue<u32>) -> Option<u32> {
+    q.get_timeout(Duration::from_secs(3)).ok()
+}
+
+/// A consumer that dies between its two stores.
+fn die_getting(q: Queue<u32>) -> Option<u32> {
+    fault::kill_at(Point::ConsumerBetweenStores);
+    q.get().ok()
+}
+
+/// A producer that dies after committing `v`, before counting it.
+fn die_putting((q, v): (Queue<u32>, u32)) {
+    fault::kill_at(Point::ProducerAfterCommit);
+    q.put(v).unwrap();
 }
 
 /// Waits (at most 10 s) until `child` has ended, then reaps it and returns how.
@@ -838,20 +863,18 @@ fn dd_03_consumer_killed_between_stores() -> TestResult {
     for round in 0..8u32 {
         let q: Queue<u32> = Queue::new()?;
         // A consumer asleep in the kernel before anything happens.
-        let q2 = q.clone();
-        let sleeper = Process::new(move || q2.get_timeout(Duration::from_secs(3)).ok()).start()?;
+        let sleeper = Process::run_fn(get_within_3_s, q.clone()).start()?;
         // The victim polls without sleeping, so it usually takes the message before the
         // sleeper is even awake, and dies between the stores.
-        let q2 = q.clone();
-        let victim = Process::new(move || {
+        fn die_polling(q: Queue<u32>) -> u32 {
             fault::kill_at(Point::ConsumerBetweenStores);
             loop {
-                if let Ok(v) = q2.try_get() {
+                if let Ok(v) = q.try_get() {
                     return v;
                 }
             }
-        })
-        .start()?;
+        }
+        let victim = Process::run_fn(die_polling, q.clone()).start()?;
         std::thread::sleep(Duration::from_millis(100));
         let t = Instant::now();
         q.put(round)?;
@@ -884,12 +907,7 @@ fn dd_03_consumer_killed_between_stores() -> TestResult {
     // slept until its deadline).
     let q: Queue<u32> = Queue::new()?;
     q.put(7)?;
-    let q2 = q.clone();
-    let victim = Process::new(move || {
-        fault::kill_at(Point::ConsumerBetweenStores);
-        q2.get().ok()
-    })
-    .start()?;
+    let victim = Process::run_fn(die_getting, q.clone()).start()?;
     assert!(matches!(reap(victim), Err(Error::Signaled(_))));
     assert_eq!(
         q.qsize(),
@@ -908,15 +926,9 @@ fn dd_03_consumer_killed_between_stores() -> TestResult {
 /// consumer asleep in `get_timeout(3 s)` must still get the message.
 fn dd_03_producer_killed_after_commit() -> TestResult {
     let q: Queue<u32> = Queue::new()?;
-    let q2 = q.clone();
-    let sleeper = Process::new(move || q2.get_timeout(Duration::from_secs(3)).ok()).start()?;
+    let sleeper = Process::run_fn(get_within_3_s, q.clone()).start()?;
     std::thread::sleep(Duration::from_millis(100));
-    let q2 = q.clone();
-    let victim = Process::new(move || {
-        fault::kill_at(Point::ProducerAfterCommit);
-        q2.put(7).unwrap();
-    })
-    .start()?;
+    let victim = Process::run_fn(die_putting, (q.clone(), 7)).start()?;
     let t = Instant::now();
     assert!(matches!(reap(victim), Err(Error::Signaled(_))));
     let got = reap(sleeper)?;
@@ -934,19 +946,26 @@ fn dd_03_producer_killed_after_commit() -> TestResult {
     Ok(())
 }
 
-/// Runs `f` in a child and returns how long it took there; fails if it takes longer than
-/// `limit` (the child is then killed), so a call that blocks fails the test instead of
-/// hanging it.
-fn time_in_child(
+/// Runs `f` and returns how long it took, with what it returned: the body of the children
+/// of [`time_in_child`].
+fn time_it(f: impl FnOnce() -> String) -> (Duration, String) {
+    let t = Instant::now();
+    let out = f();
+    (t.elapsed(), out)
+}
+
+/// Runs `f(args)` in a child (`f` times its call with [`time_it`]) and returns how long the
+/// call took there; fails if the child takes longer than `limit` (it is then killed), so a
+/// call that blocks fails the test instead of hanging it.
+fn time_in_child<A>(
     limit: Duration,
-    f: impl FnOnce() -> String + Send + 'static,
-) -> Result<(Duration, String), Box<dyn std::error::Error>> {
-    let child = Process::new(move || {
-        let t = Instant::now();
-        let out = f();
-        (t.elapsed(), out)
-    })
-    .start()?;
+    f: fn(A) -> (Duration, String),
+    args: A,
+) -> Result<(Duration, String), Box<dyn std::error::Error>>
+where
+    A: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let child = Process::run_fn(f, args).start()?;
     if !common::eventually(limit, || !child.is_alive()) {
         child.kill()?;
         let _ = reap(child);
@@ -963,19 +982,18 @@ fn qu_06_try_forms_never_block_on_a_stopped_holder() -> TestResult {
     let q: Queue<u32> = Queue::new()?;
     q.put(1)?;
     q.put(2)?;
-    let q2 = q.clone();
-    let stopped = Process::new(move || {
+    fn stop_getting(q: Queue<u32>) -> u32 {
         fault::stop_at(Point::ConsumerBetweenStores);
-        q2.get().unwrap()
-    })
-    .start()?;
+        q.get().unwrap()
+    }
+    let stopped = Process::run_fn(stop_getting, q.clone()).start()?;
     assert!(common::eventually(Duration::from_secs(10), || {
         common::is_stopped(stopped.pid())
     }));
-    let q2 = q.clone();
-    let timed = time_in_child(Duration::from_secs(5), move || {
-        format!("{:?}", q2.try_get().map_err(|e| e.to_string()))
-    });
+    fn time_try_get(q: Queue<u32>) -> (Duration, String) {
+        time_it(|| format!("{:?}", q.try_get().map_err(|e| e.to_string())))
+    }
+    let timed = time_in_child(Duration::from_secs(5), time_try_get, q.clone());
     let (took, out) = match timed {
         Ok(done) => done,
         Err(e) => {
@@ -995,20 +1013,21 @@ fn qu_06_try_forms_never_block_on_a_stopped_holder() -> TestResult {
 
     // A producer stopped inside the producers' lock.
     let q: Queue<u32> = Queue::new()?;
-    let q2 = q.clone();
-    let stopped = Process::new(move || {
+    fn stop_putting(q: Queue<u32>) {
         fault::stop_at(Point::ProducerAfterCommit);
-        q2.put(1).unwrap();
-    })
-    .start()?;
+        q.put(1).unwrap();
+    }
+    let stopped = Process::run_fn(stop_putting, q.clone()).start()?;
     assert!(common::eventually(Duration::from_secs(10), || {
         common::is_stopped(stopped.pid())
     }));
-    let q2 = q.clone();
-    let timed = time_in_child(Duration::from_secs(5), move || match q2.try_put(2) {
-        Err(PutError::Full(2)) => "Full(2)".to_string(),
-        other => format!("{:?}", other),
-    });
+    fn time_try_put(q: Queue<u32>) -> (Duration, String) {
+        time_it(|| match q.try_put(2) {
+            Err(PutError::Full(2)) => "Full(2)".to_string(),
+            other => format!("{:?}", other),
+        })
+    }
+    let timed = time_in_child(Duration::from_secs(5), time_try_put, q.clone());
     let (took, out) = match timed {
         Ok(done) => done,
         Err(e) => {
@@ -1036,12 +1055,7 @@ fn dd_03_short_timed_get_after_dead_consumer() -> TestResult {
     for i in 0..3 {
         q.put(i)?;
     }
-    let q2 = q.clone();
-    let victim = Process::new(move || {
-        fault::kill_at(Point::ConsumerBetweenStores);
-        q2.get().ok()
-    })
-    .start()?;
+    let victim = Process::run_fn(die_getting, q.clone()).start()?;
     assert!(matches!(reap(victim), Err(Error::Signaled(_))));
     let t = Instant::now();
     let first = q.get_timeout(Duration::from_millis(50));
@@ -1064,12 +1078,7 @@ fn dd_03_short_timed_get_after_dead_consumer() -> TestResult {
 /// message is delivered once.
 fn dd_03_short_timed_put_after_dead_producer() -> TestResult {
     let q: Queue<u32> = Queue::new()?;
-    let q2 = q.clone();
-    let victim = Process::new(move || {
-        fault::kill_at(Point::ProducerAfterCommit);
-        q2.put(1).unwrap();
-    })
-    .start()?;
+    let victim = Process::run_fn(die_putting, (q.clone(), 1)).start()?;
     assert!(matches!(reap(victim), Err(Error::Signaled(_))));
     let t = Instant::now();
     let put = q.put_timeout(2, Duration::from_millis(50));
@@ -1104,12 +1113,13 @@ fn jq_join_forms_and_shutdown() -> TestResult {
     // One message taken and never marked done; a joiner in another process would wait
     // forever.
     assert_eq!(q.get()?, 1);
-    let q2 = q.clone();
-    let joiner = Process::new(move || match q2.join() {
-        Err(Error::Closed) => "released".to_string(),
-        other => format!("{other:?}"),
-    })
-    .start()?;
+    fn join_until_released(q: JoinableQueue<u8>) -> String {
+        match q.join() {
+            Err(Error::Closed) => "released".to_string(),
+            other => format!("{other:?}"),
+        }
+    }
+    let joiner = Process::run_fn(join_until_released, q.clone()).start()?;
     std::thread::sleep(Duration::from_millis(100));
     assert!(joiner.is_alive());
     q.shutdown(true);
