@@ -29,6 +29,9 @@ shared_state! {
         pub(crate) response: Turn,
         /// The length of the message last posted (its meaning is the owner's).
         pub(crate) len: AtomicU64,
+        /// The CPU the client ran on when it last posted, plus one (0: not known), so the
+        /// server can tell when the two share a CPU (see `manager/mailbox.rs`).
+        pub(crate) client_cpu: AtomicU32,
     }
 }
 

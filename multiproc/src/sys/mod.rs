@@ -14,7 +14,8 @@
 //!   `O_TMPFILE` filled in, then linked under its name).
 //! - `process`: `fork`, `fork_single_threaded`, `exit_now`, `pidfd_open`,
 //!   `pidfd_send_signal`, `wait_exit`, `set_parent_death_signal`, `at_exit`, `at_fork_child`,
-//!   `thread_count`, `getpid`, `getppid`, `cpu_count`, `is_gone`.
+//!   `thread_count`, `getpid`, `getppid`, `cpu_count`, `current_cpu`, `move_off_cpu`,
+//!   `is_gone`.
 //! - `socket`: `listen_unix_path` (a listening unix socket whose file has chosen
 //!   permissions), `lock_exclusive` (`flock`), `is_wrong_socket_type`, `is_seqpacket`.
 //! - `exec`: `spawn_self` (exec of this program with a socket as stdin), `take_stdin`,

@@ -158,6 +158,45 @@ pub(crate) fn cpu_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// The CPU the calling thread runs on now (a hint: it may be moved at once), or `None`
+/// where the kernel does not say.
+pub(crate) fn current_cpu() -> Option<u32> {
+    // SAFETY: sched_getcpu takes no arguments and only reads the thread's state.
+    u32::try_from(unsafe { libc::sched_getcpu() }).ok()
+}
+
+/// Moves the calling thread off `cpu` when its affinity allows another CPU, then gives it
+/// its affinity back, so the scheduler stays free to place it anywhere later. Returns
+/// whether there was somewhere else to go.
+pub(crate) fn move_off_cpu(cpu: u32) -> io::Result<bool> {
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: all-zero bytes are a valid empty `cpu_set_t` (a plain bit array).
+    let mut mask: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `mask` is a writable `cpu_set_t` of `size` bytes; pid 0 is this thread.
+    cvt(unsafe { libc::sched_getaffinity(0, size, &mut mask) })?;
+    let cpu = cpu as usize;
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Ok(false);
+    }
+    // SAFETY: `mask` is a valid `cpu_set_t` and `cpu` is below CPU_SETSIZE.
+    let allowed_here = unsafe { libc::CPU_ISSET(cpu, &mask) };
+    // SAFETY: `mask` is a valid `cpu_set_t`.
+    let allowed = unsafe { libc::CPU_COUNT(&mask) };
+    if !allowed_here || allowed < 2 {
+        return Ok(false);
+    }
+    let mut elsewhere = mask;
+    // SAFETY: `elsewhere` is a valid `cpu_set_t` and `cpu` is below CPU_SETSIZE.
+    unsafe { libc::CPU_CLR(cpu, &mut elsewhere) };
+    // A mask without the current CPU migrates the thread before the call returns.
+    // SAFETY: `elsewhere` is a valid `cpu_set_t` of `size` bytes; pid 0 is this thread.
+    cvt(unsafe { libc::sched_setaffinity(0, size, &elsewhere) })?;
+    // Restoring the caller's choice does not move the thread back.
+    // SAFETY: `mask` is a valid `cpu_set_t` of `size` bytes; pid 0 is this thread.
+    cvt(unsafe { libc::sched_setaffinity(0, size, &mask) })?;
+    Ok(true)
+}
+
 /// Whether `e` says the process no longer exists (`ESRCH`).
 pub(crate) fn is_gone(e: &io::Error) -> bool {
     e.raw_os_error() == Some(libc::ESRCH)
@@ -206,6 +245,47 @@ pub(crate) fn fork_single_threaded() -> io::Result<Result<Forked, usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Moving off a CPU lands the thread elsewhere and leaves its affinity as it was; a
+    /// thread allowed one CPU stays.
+    #[test]
+    fn move_off_cpu_moves_this_thread_and_restores_its_affinity() {
+        std::thread::spawn(|| {
+            let size = std::mem::size_of::<libc::cpu_set_t>();
+            // The allowed CPUs, as a list (`cpu_set_t` has no `==`).
+            let affinity = || {
+                // SAFETY: all-zero bytes are a valid empty `cpu_set_t`.
+                let mut m: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+                // SAFETY: `m` is a writable `cpu_set_t` of `size` bytes; pid 0 is this thread.
+                assert_eq!(unsafe { libc::sched_getaffinity(0, size, &mut m) }, 0);
+                (0..libc::CPU_SETSIZE as usize)
+                    // SAFETY: `cpu` is below CPU_SETSIZE and `m` a valid `cpu_set_t`.
+                    .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &m) })
+                    .collect::<Vec<_>>()
+            };
+            let before = affinity();
+            let here = current_cpu().unwrap();
+            if cpu_count() < 2 {
+                assert!(!move_off_cpu(here).unwrap());
+                return;
+            }
+            assert!(move_off_cpu(here).unwrap());
+            assert_ne!(current_cpu(), Some(here), "still on CPU {here}");
+            assert!(affinity() == before, "the affinity was not restored");
+            // Allowed only where it is now: nowhere else to go.
+            let now = current_cpu().unwrap();
+            // SAFETY: all-zero bytes are a valid empty `cpu_set_t`.
+            let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+            // SAFETY: `now` is a CPU number the kernel gave, below CPU_SETSIZE.
+            unsafe { libc::CPU_SET(now as usize, &mut one) };
+            // SAFETY: `one` is a valid `cpu_set_t` of `size` bytes; pid 0 is this thread.
+            assert_eq!(unsafe { libc::sched_setaffinity(0, size, &one) }, 0);
+            assert!(!move_off_cpu(now).unwrap());
+            assert_eq!(current_cpu(), Some(now));
+        })
+        .join()
+        .unwrap();
+    }
 
     /// The link count of `/proc/self/task` and field 20 of `/proc/self/stat` agree, with a
     /// thread of ours running. Other tests start and end threads meanwhile, so the two are
