@@ -164,6 +164,9 @@ pub struct Connection<D = Duplex> {
     /// frame. Empty with [`Framing::Stream`].
     inbox: Vec<u8>,
     inbox_at: usize,
+    /// Set by a send, taken by the next receive: an answer to what was just sent cannot be
+    /// there yet, so that receive lets the peer run before its first look.
+    answer_pending: bool,
     _dir: PhantomData<D>,
 }
 
@@ -260,6 +263,7 @@ impl<D> Connection<D> {
             scratch: Vec::new(),
             inbox: Vec::new(),
             inbox_at: 0,
+            answer_pending: false,
             _dir: PhantomData,
         }
     }
@@ -488,13 +492,18 @@ impl<D: Readable> Connection<D> {
         // A sender's descriptors ride on the first bytes of its frame, so they come with
         // this first read, or not at all.
         let fd = self.fd.as_fd();
-        let first = first_bytes(fd, deadline, |wait| {
-            if wait {
-                sys::scm::recv_with_fds(fd, &mut head[..4]).map(Some)
-            } else {
-                sys::scm::try_recv_with_fds(fd, &mut head[..4])
-            }
-        })?;
+        let first = first_bytes(
+            fd,
+            deadline,
+            std::mem::take(&mut self.answer_pending),
+            |wait| {
+                if wait {
+                    sys::scm::recv_with_fds(fd, &mut head[..4]).map(Some)
+                } else {
+                    sys::scm::try_recv_with_fds(fd, &mut head[..4])
+                }
+            },
+        )?;
         let (mut got, fds) = match first {
             None => return Err(not_ready),
             Some(r) if r.len == 0 => return Err(Error::Eof),
@@ -553,9 +562,12 @@ impl<D: Readable> Connection<D> {
         inbox.clear();
         inbox.reserve_exact(frame::RECORD_MAX);
         self.inbox_at = 0;
-        let first = first_bytes(fd, deadline, |wait| {
-            sys::scm::recv_record_to_spare(fd, inbox, frame::RECORD_MAX, wait)
-        })?;
+        let first = first_bytes(
+            fd,
+            deadline,
+            std::mem::take(&mut self.answer_pending),
+            |wait| sys::scm::recv_record_to_spare(fd, inbox, frame::RECORD_MAX, wait),
+        )?;
         let received = match first {
             None => return Err(not_ready),
             // Records are never empty: a frame has at least its 4-byte header.
@@ -741,8 +753,14 @@ impl<D: Readable> Connection<D> {
 fn first_bytes(
     fd: BorrowedFd<'_>,
     deadline: Deadline,
+    answer_pending: bool,
     mut recv: impl FnMut(bool) -> io::Result<Option<sys::scm::Received>>,
 ) -> Result<Option<sys::scm::Received>> {
+    // The peer needs the CPU to answer, and on a shared CPU a look now only fails: yield
+    // first (it returns at once when no one else waits for this CPU).
+    if answer_pending && !deadline.has_passed() {
+        std::thread::yield_now();
+    }
     loop {
         // Data that arrives within the spin budget is taken without sleeping: a sleeping
         // reader costs the writer a cross-CPU wake-up (tens of microseconds here).
@@ -898,7 +916,8 @@ impl<D: Writable> Connection<D> {
 
     /// Sends one frame, `parts` in order, with `fds` on its first byte: on records, as one
     /// record when it fits and cut into records when it does not (see `frame.rs`).
-    fn send_frame(&self, parts: &[&[u8]], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    fn send_frame(&mut self, parts: &[&[u8]], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+        self.answer_pending = true;
         let fd = self.fd.as_fd();
         let len: usize = parts.iter().map(|p| p.len()).sum();
         if self.framing == Framing::Records && len > frame::RECORD_MAX {
