@@ -546,7 +546,7 @@ fn barrier_broken_by_kill() -> TestResult {
     if !common::eventually(Duration::from_secs(10), || barrier.n_waiting() == 1) {
         return Err("the victim never reached the barrier".into());
     }
-    kill_dead(&mut victim)?;
+    common::kill_dead(&victim)?;
     fn wait_is_err(b: Barrier) -> bool {
         b.wait().is_err()
     }
@@ -600,7 +600,7 @@ fn br_10() -> TestResult {
 fn lock_short_waits_find_dead_holder() -> TestResult {
     let lock = Lock::new()?;
     let mut holder = common::start_holder(hold_lock, lock.clone())?;
-    kill_dead(&mut holder)?;
+    common::kill_dead(&holder)?;
     // Forked, still a zombie (not joined): as dead as a reaped holder (what a forkserver
     // child is by now).
     let t = Instant::now();
@@ -615,7 +615,7 @@ fn lock_short_waits_find_dead_holder() -> TestResult {
     // A try, and a guard-less acquire, find the next dead holder at once.
     for form in ["try_lock", "try_acquire", "acquire_timeout"] {
         let mut holder = common::start_holder(hold_lock, lock.clone())?;
-        kill_dead(&mut holder)?;
+        common::kill_dead(&holder)?;
         let t = Instant::now();
         let died = match form {
             "try_lock" => lock.try_lock().is_err_and(|e| e.is_owner_died()),
@@ -642,7 +642,7 @@ fn rlock_short_waits_find_dead_holder() -> TestResult {
     let rlock = RLock::new()?;
     for form in ["lock_timeout", "try_lock", "try_acquire"] {
         let mut holder = common::start_holder(hold_rlock, (rlock.clone(), 1))?;
-        kill_dead(&mut holder)?;
+        common::kill_dead(&holder)?;
         let t = Instant::now();
         let died = match form {
             "lock_timeout" => rlock
@@ -892,17 +892,4 @@ fn br_action_processes() -> TestResult {
     }
     assert_eq!(rounds.load(), 5);
     Ok(())
-}
-
-/// SIGKILLs `child` and waits until it is dead: `kill` only sends the signal. A forked
-/// child is then a zombie until joined; a forkserver child is reaped by the server, so it is
-/// gone.
-fn kill_dead<R>(child: &mut multiproc::Child<R>) -> TestResult {
-    child.kill()?;
-    let pid = child.pid();
-    if common::eventually(Duration::from_secs(10), || !common::process_running(pid)) {
-        Ok(())
-    } else {
-        Err(format!("child {pid} did not die").into())
-    }
 }

@@ -289,8 +289,7 @@ where
     Ok(child)
 }
 
-/// [`start_holder`], then SIGKILLs the child and waits until it is dead: a zombie until
-/// joined if it was forked, gone if the forkserver made it (the server reaps its children).
+/// [`start_holder`], then [`kill_dead`].
 pub(crate) fn dead_holder<A>(
     hold: fn((A, Holding)),
     args: A,
@@ -299,12 +298,21 @@ where
     A: serde::Serialize + serde::de::DeserializeOwned,
 {
     let child = start_holder(hold, args)?;
+    kill_dead(&child)?;
+    Ok(child)
+}
+
+/// SIGKILLs `child` and waits until it is dead (`kill` only sends the signal): a zombie
+/// until joined if it was forked, gone if the forkserver made it (the server reaps its
+/// children).
+pub(crate) fn kill_dead<R>(child: &multiproc::Child<R>) -> Result<(), Box<dyn std::error::Error>> {
     child.kill()?;
     let pid = child.pid();
-    if !eventually(Duration::from_secs(10), || !process_running(pid)) {
-        return Err("the holder did not die".into());
+    if eventually(Duration::from_secs(10), || !process_running(pid)) {
+        Ok(())
+    } else {
+        Err(format!("child {pid} did not die").into())
     }
-    Ok(child)
 }
 
 /// Runs the built example `target/<profile>/examples/<name>` with `args`, as a user would,
