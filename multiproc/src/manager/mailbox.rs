@@ -25,8 +25,6 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use crate::sys;
 use std::time::Duration;
 
 use serde::de::{DeserializeOwned, Error as _};
@@ -39,6 +37,7 @@ use crate::error::{Error, Result};
 use crate::mem::segment::{Kind, Segment};
 use crate::raw::mailbox::{RawMailbox, Turn};
 use crate::raw::LIVENESS_PERIOD;
+use crate::sys;
 
 const KIND: Kind = Kind(*b"MBOX");
 

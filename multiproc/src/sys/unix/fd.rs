@@ -321,11 +321,12 @@ pub(crate) fn recv_records_to_spare(
             // one was filled and counted) and lies within the spare capacity checked above.
             unsafe { vec.set_len(vec.len() + got) };
             if got < size {
+                // A short record followed by more is not how the sender cuts; followed by
+                // nothing, or by an empty one (the end, confirmed by the next call), it is
+                // the last of what arrived.
                 return Ok(match received.get(i + 1) {
-                    // A short record then an empty one: the end, confirmed by the next call.
-                    None => RecordsRead::Short,
-                    Some(next) if next.msg_len == 0 => RecordsRead::Short,
-                    Some(_) => RecordsRead::Cut,
+                    Some(next) if next.msg_len != 0 => RecordsRead::Cut,
+                    _ => RecordsRead::Short,
                 });
             }
             counted += 1;
